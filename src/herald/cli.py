@@ -1,0 +1,208 @@
+"""The ``herald`` command line (contract §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from herald.core.config import Settings, load_settings, redacted
+from herald.core.errors import ConfigurationError, HeraldError
+
+app = typer.Typer(
+    name="herald",
+    help="Herald: a self-hosted email newsletter service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage admin users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on.", min=0, max=65535)]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        settings = settings.with_overrides(**changes)
+    from herald.core.telemetry import configure_logging
+
+    configure_logging(settings)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except HeraldError as exc:
+        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def up(host: HostOption = None, port: PortOption = None) -> None:
+    """Development all-in-one: embedded Postgres, migrations, web + worker in one process."""
+    settings = _settings(host=host, port=port)
+    from herald import runtime
+
+    def ready(url: str) -> None:
+        out.print(f"\n[bold green]Herald is running at {url}[/bold green]", highlight=False)
+        if not settings.is_production:
+            out.print(
+                f"Development outbox (emails Herald sends): {url}/dev/outbox", highlight=False
+            )
+        out.print("Stop with Ctrl+C.\n")
+
+    _run(runtime.run(settings, web=True, worker=True, on_ready=ready))
+
+
+@app.command()
+def serve(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[int, typer.Option(help="Web processes.", min=1, max=64)] = 1,
+) -> None:
+    """Web only (no delivery worker)."""
+    settings = _settings(host=host, port=port)
+    from herald import runtime
+
+    if workers == 1:
+        _run(runtime.run(settings, web=True, worker=False))
+        return
+    from herald.web import multiprocess
+
+    try:
+        multiprocess.serve(settings, workers)
+    except HeraldError as exc:
+        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Concurrent claim loops in this process.", min=1, max=64)
+    ] = None,
+) -> None:
+    """Delivery worker only; run as many as you like, on as many machines."""
+    settings = _settings()
+    from herald import runtime
+
+    _run(runtime.run(settings, web=False, worker=True, concurrency=concurrency))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply all migrations and exit (idempotent; safe to run concurrently)."""
+    settings = _settings()
+    from herald.core import migrate as migrations
+    from herald.runtime import database_dsn
+
+    async def apply() -> None:
+        async with database_dsn(settings) as dsn:
+            await migrations.upgrade_async(dsn)
+
+    _run(apply())
+    out.print(f"database is at revision {migrations.head_revision()}")
+
+
+@app.command()
+def outbox(
+    to: Annotated[str | None, typer.Option(help="Only messages to this address.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many messages.", min=1)] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the messages held by the outbox provider, oldest first."""
+    settings = _settings()
+    from herald.core.db import connect
+    from herald.email.outbox import StoredMessage, list_messages
+    from herald.runtime import database_dsn
+
+    async def fetch() -> list[StoredMessage]:
+        async with database_dsn(settings) as dsn:
+            conn = await connect(dsn, settings.db, "herald-cli")
+            try:
+                return await list_messages(conn, recipient=to, limit=limit)
+            finally:
+                await conn.close()
+
+    messages = _run(fetch())
+    for message in messages:
+        if as_json:
+            record = {
+                "id": message.id,
+                "created_at": message.created_at.isoformat(),
+                "from": message.sender,
+                "to": message.recipient,
+                "subject": message.subject,
+                "text": message.text_body,
+                "html": message.html_body,
+                "headers": message.headers,
+            }
+            sys.stdout.write(json.dumps(record) + "\n")
+            continue
+        sys.stdout.write(
+            f"=== message {message.id} · {message.created_at:%Y-%m-%d %H:%M:%S} UTC\n"
+            f"From: {message.sender}\nTo: {message.recipient}\nSubject: {message.subject}\n"
+            + "".join(f"{name}: {value}\n" for name, value in message.headers)
+            + f"\n{message.text_body.rstrip()}\n\n"
+        )
+    if not messages and not as_json:
+        err.print("the outbox is empty")
+
+
+@app.command("config")
+def show_config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective configuration, secrets redacted."""
+    data = redacted(_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    for key, value in _flatten(data):
+        sys.stdout.write(f"{key}={'' if value is None else value}\n")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "HERALD_") -> list[tuple[str, Any]]:
+    lines: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key.upper()}"
+        if isinstance(value, dict):
+            lines.extend(_flatten(value, name + "__"))
+        else:
+            lines.append((name, value))
+    return lines
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Create an admin user (arrives with admin accounts; not available yet)."""
+    del username, password_stdin
+    err.print("herald: admin accounts are not available in this version yet")
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,295 @@
+"""Herald's configuration: environment variables, validated once at start-up.
+
+Names follow the contract: prefix ``HERALD_``, ``__`` between nesting levels
+(``HERALD_EMAIL__SMTP__HOST``). ``DATABASE_URL`` is accepted as an alias of
+``HERALD_DATABASE_URL``. Development gets safe defaults; production refuses to
+start with a missing or placeholder secret key, base URL or sender.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from herald.core.errors import ConfigurationError
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "secret-key", "dev", "development", "xxx"}
+)
+PLACEHOLDER_HOSTS = frozenset(
+    {"example.com", "example.org", "example.net", "your-domain.com", "yourdomain.com", "changeme"}
+)
+PLACEHOLDER_HOST_SUFFIXES = (".example", ".example.com", ".example.org", ".invalid")
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_PORT = 8000
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ProviderName(StrEnum):
+    OUTBOX = "outbox"
+    POSTMARK = "postmark"
+    SMTP = "smtp"
+
+
+class SmtpTls(StrEnum):
+    """How the SMTP connection is secured.
+
+    ``auto``: implicit TLS on port 465, otherwise STARTTLS when the server offers it.
+    ``tls``: implicit TLS.  ``starttls``: STARTTLS, required.  ``none``: plain text.
+    """
+
+    AUTO = "auto"
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class _Section(BaseModel):
+    model_config = {"extra": "forbid", "frozen": True}
+
+
+class PostmarkSettings(_Section):
+    base_url: str = "https://api.postmarkapp.com"
+    server_token: SecretStr | None = None
+    max_connections: int = Field(default=64, ge=1, le=1024)
+
+
+class SmtpSettings(_Section):
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: SmtpTls = SmtpTls.AUTO
+    pool_size: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _boolish_tls(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return SmtpTls.TLS if value else SmtpTls.NONE
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in {"true", "1", "yes", "on"}:
+                return SmtpTls.TLS
+            if lowered in {"false", "0", "no", "off"}:
+                return SmtpTls.NONE
+            return lowered
+        return value
+
+
+class EmailSettings(_Section):
+    provider: ProviderName = ProviderName.OUTBOX
+    sender: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    postmark: PostmarkSettings = PostmarkSettings()
+    smtp: SmtpSettings = SmtpSettings()
+
+
+class DatabaseSettings(_Section):
+    pool_min_size: int = Field(default=2, ge=0, le=100)
+    pool_max_size: int = Field(default=10, ge=1, le=200)
+    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    acquire_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    statement_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DatabaseSettings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+        return self
+
+
+class EmbeddedSettings(_Section):
+    # Postgres refuses to run as root; when Herald runs as root it runs the
+    # embedded server as this existing unprivileged user.
+    run_as_user: str = "postgres"
+
+
+class SubscriptionSettings(_Section):
+    token_ttl_hours: float = Field(default=24 * 7, gt=0, le=24 * 365)
+    # Protects third parties from being flooded by repeated sign-ups of their address.
+    max_confirmations_per_day: int = Field(default=5, ge=1, le=1000)
+
+
+class DeliverySettings(_Section):
+    batch_size: int = Field(default=100, ge=1, le=5000)
+    concurrency: int = Field(default=1, ge=1, le=64)
+    lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    poll_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    drain_seconds: float = Field(default=20.0, gt=0, le=600)
+    send_concurrency: int = Field(default=32, ge=1, le=1024)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one Herald process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HERALD_DATABASE_URL", "DATABASE_URL")
+    )
+    data_dir: Path = Path(".herald")
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    base_url: str | None = None
+    secret_key: SecretStr | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    email: EmailSettings = EmailSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    subscriptions: SubscriptionSettings = SubscriptionSettings()
+    delivery: DeliverySettings = DeliverySettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("HERALD_BASE_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def public_base_url(self) -> str:
+        return self.base_url or f"http://127.0.0.1:{self.port or DEFAULT_PORT}"
+
+    @property
+    def sender(self) -> str:
+        return self.email.sender or "newsletter@localhost"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some top-level fields replaced (used by CLI flags)."""
+        return self.model_copy(update=changes)
+
+
+def _production_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(
+            f"HERALD_SECRET_KEY must be set to a random value of at least "
+            f"{MIN_SECRET_KEY_LENGTH} characters (try: python -c "
+            f"'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if settings.base_url is None:
+        problems.append("HERALD_BASE_URL must be set to the public URL of this Herald")
+    else:
+        host = (urlsplit(settings.base_url).hostname or "").lower()
+        if host in PLACEHOLDER_HOSTS or host.endswith(PLACEHOLDER_HOST_SUFFIXES):
+            problems.append(
+                f"HERALD_BASE_URL {settings.base_url!r} is a placeholder, not a real URL"
+            )
+    if settings.email.provider is not ProviderName.OUTBOX and not settings.email.sender:
+        problems.append("HERALD_EMAIL__SENDER must be set (the From address of every email)")
+    if (
+        settings.email.provider is ProviderName.POSTMARK
+        and not settings.email.postmark.server_token
+    ):
+        problems.append(
+            "HERALD_EMAIL__POSTMARK__SERVER_TOKEN is required for the postmark provider"
+        )
+    if settings.email.provider is ProviderName.SMTP and not settings.email.smtp.host:
+        problems.append("HERALD_EMAIL__SMTP__HOST is required for the smtp provider")
+    return problems
+
+
+def _configuration_problems(settings: Settings) -> list[str]:
+    problems = _production_problems(settings) if settings.is_production else []
+    if settings.email.provider is ProviderName.SMTP and not settings.email.smtp.host:
+        problems.append("HERALD_EMAIL__SMTP__HOST is required for the smtp provider")
+    if settings.email.provider is ProviderName.POSTMARK and not settings.email.postmark.base_url:
+        problems.append("HERALD_EMAIL__POSTMARK__BASE_URL must not be empty")
+    return sorted(set(problems))
+
+
+def _development_secret_key(data_dir: Path) -> SecretStr:
+    """Generate the development secret once and keep it in the data dir (mode 0600)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return SecretStr(path.read_text().strip())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read, complete and validate the configuration; raise ConfigurationError on problems."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
+    problems = _configuration_problems(settings)
+    if problems:
+        raise ConfigurationError("refusing to start:\n  " + "\n  ".join(problems))
+    if settings.secret_key is None:
+        settings = settings.with_overrides(secret_key=_development_secret_key(settings.data_dir))
+    return settings
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by ``'**********'``."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "**********"
+        if isinstance(value, BaseModel):
+            return {name: walk(getattr(value, name)) for name in type(value).model_fields}
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    data: dict[str, Any] = walk(settings)
+    data["base_url"] = settings.public_base_url
+    data["sender"] = settings.sender
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    data["database_url"] = _redact_url(url) if url else "(embedded Postgres)"
+    return data
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+    return parts._replace(netloc=netloc).geturl()

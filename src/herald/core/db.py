@@ -1,0 +1,141 @@
+"""The asyncpg pool and the one place database failures become ``Unavailable``.
+
+Every request-path use of the database goes through :class:`Database`, which
+bounds how long anything may wait: connecting, acquiring a pooled connection and
+running a statement. A dead or unreachable database therefore turns into a fast
+503 (via ``Unavailable``) instead of a hanging request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from herald.core import sql
+from herald.core.config import DatabaseSettings
+from herald.core.errors import Unavailable
+
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+QUERIES = sql.load("herald.core")
+
+# Failures that mean "the database cannot serve right now", not "this query is wrong".
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,  # includes "connection was closed in the middle of operation"
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, timeouts
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+)
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE_ERRORS)
+
+
+def server_settings(settings: DatabaseSettings, application_name: str) -> dict[str, str]:
+    return {
+        "application_name": application_name,
+        "statement_timeout": str(int(settings.statement_timeout_seconds * 1000)),
+        "idle_in_transaction_session_timeout": "60000",
+        "timezone": "UTC",
+    }
+
+
+async def connect(
+    dsn: str, settings: DatabaseSettings, application_name: str = "herald"
+) -> asyncpg.Connection[asyncpg.Record]:
+    """One connection outside the pool (LISTEN, migrations, admin tasks)."""
+    try:
+        return await asyncpg.connect(
+            dsn,
+            timeout=settings.connect_timeout_seconds,
+            command_timeout=settings.statement_timeout_seconds + 5,
+            server_settings=server_settings(settings, application_name),
+        )
+    except _UNAVAILABLE_ERRORS as exc:
+        raise Unavailable(f"cannot connect to the database: {exc}") from exc
+
+
+class Database:
+    """A bounded asyncpg pool. Use ``connection()`` / ``transaction()``, never the raw pool."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], settings: DatabaseSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    @classmethod
+    async def open(
+        cls, dsn: str, settings: DatabaseSettings, application_name: str = "herald"
+    ) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_max_size,
+                timeout=settings.connect_timeout_seconds,
+                command_timeout=settings.statement_timeout_seconds + 5,
+                max_inactive_connection_lifetime=300.0,
+                server_settings=server_settings(settings, application_name),
+            )
+        except _UNAVAILABLE_ERRORS as exc:
+            raise Unavailable(f"cannot connect to the database: {exc}") from exc
+        return cls(pool, settings)
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except TimeoutError:
+            self._pool.terminate()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        try:
+            async with self._pool.acquire(timeout=self._settings.acquire_timeout_seconds) as conn:
+                yield conn
+        except _UNAVAILABLE_ERRORS as exc:
+            raise Unavailable("the database is unavailable, please retry shortly") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when the database answers ``SELECT 1`` within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout), self.connection() as conn:
+                return bool(await conn.fetchval(QUERIES["ping"]))
+        except (Unavailable, TimeoutError):
+            return False
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        """For tests and benchmarks that need pool statistics."""
+        return self._pool
+
+    def stats(self) -> dict[str, Any]:
+        return {"size": self._pool.get_size(), "idle": self._pool.get_idle_size()}
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (database names cannot be bind parameters)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(admin_dsn: str, name: str, settings: DatabaseSettings) -> None:
+    """Create database ``name`` unless it exists (used for the embedded server)."""
+    conn = await connect(admin_dsn, settings, "herald-setup")
+    try:
+        if not await conn.fetchval(QUERIES["database_exists"], name):
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await conn.close()

@@ -1,0 +1,104 @@
+"""Structured logging: JSON lines in production, readable lines in development.
+
+Everything, including uvicorn's and Alembic's stdlib logging, goes through one
+structlog pipeline, so every line carries the request id bound for the current
+request and no line carries a secret: values under sensitive keys are redacted
+before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from herald.core.config import Settings
+
+REDACTED = "**********"
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "new_password_check",
+        "current_password",
+        "secret",
+        "secret_key",
+        "token",
+        "subscription_token",
+        "server_token",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "api_key",
+        "database_url",
+        "dsn",
+        "csrf_token",
+    }
+)
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key.lower() in SENSITIVE_KEYS and event_dict[key] is not None:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def _renderer(settings: Settings) -> Any:
+    use_json = settings.log_format == "json" or (
+        settings.log_format == "auto" and settings.is_production
+    )
+    if use_json:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _renderer(settings),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Herald writes its own access log (with the route template and request id).
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error", "alembic"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,122 @@
+"""Pure delivery rules: what a claimed row is, and what to do after a send attempt."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from herald.email.message import (
+    Accepted,
+    EmailMessage,
+    PermanentFailure,
+    SendResult,
+    TransientFailure,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    kind: str
+    recipient: str
+    subscriber_id: UUID | None
+    message: dict[str, Any] | None
+    attempts: int  # including the attempt this claim is for
+    max_attempts: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> ClaimedDelivery:
+        raw = row["message"]
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            recipient=row["recipient"],
+            subscriber_id=row["subscriber_id"],
+            message=json.loads(raw) if raw is not None else None,
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+        )
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Delay before the next attempt after ``attempt`` failed (1-based).
+
+    Exponential (base, 2·base, 4·base, … capped) with "equal jitter": a uniform
+    draw in [delay/2, delay], so retries of a provider outage spread out instead
+    of arriving in lockstep. A provider's own ``Retry-After`` wins when given.
+    """
+    draw = (rng or random).uniform
+    if retry_after is not None and retry_after > 0:
+        return min(cap, retry_after) * draw(1.0, 1.1)
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return draw(delay / 2, delay)
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """What a processed batch turns into: three fenced UPDATEs."""
+
+    sent: list[tuple[int, str | None]] = field(default_factory=list)
+    retry: list[tuple[int, float, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.retry) + len(self.failed)
+
+
+def decide(
+    deliveries: Sequence[ClaimedDelivery],
+    results: Sequence[SendResult],
+    *,
+    retry_base: float,
+    retry_cap: float,
+    rng: random.Random | None = None,
+) -> Outcomes:
+    """Map each send result to sent / retry later / failed."""
+    if len(deliveries) != len(results):
+        raise ValueError("one result per delivery is required")
+    outcomes = Outcomes()
+    for delivery, result in zip(deliveries, results, strict=True):
+        if isinstance(result, Accepted):
+            outcomes.sent.append((delivery.id, result.message_id))
+        elif isinstance(result, PermanentFailure):
+            outcomes.failed.append((delivery.id, _clip(result.error)))
+        elif isinstance(result, TransientFailure):
+            if delivery.attempts >= delivery.max_attempts:
+                error = f"gave up after {delivery.attempts} attempts: {result.error}"
+                outcomes.failed.append((delivery.id, _clip(error)))
+            else:
+                delay = backoff_seconds(
+                    delivery.attempts,
+                    base=retry_base,
+                    cap=retry_cap,
+                    retry_after=result.retry_after,
+                    rng=rng,
+                )
+                outcomes.retry.append((delivery.id, delay, _clip(result.error)))
+    return outcomes
+
+
+def render_stored(delivery: ClaimedDelivery) -> EmailMessage | PermanentFailure:
+    """Kinds whose message was rendered at enqueue time (confirmations, tests)."""
+    if delivery.message is None:
+        return PermanentFailure(f"delivery {delivery.id} of kind {delivery.kind!r} has no message")
+    try:
+        return EmailMessage.from_json(delivery.message)
+    except (KeyError, TypeError) as exc:
+        return PermanentFailure(f"stored message is malformed: {exc!r}")
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

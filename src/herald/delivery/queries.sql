@@ -1,0 +1,85 @@
+-- The delivery queue. A row is claimable when its status is 'queued' or
+-- 'sending' and available_at has passed; for a 'sending' row available_at is
+-- the lease expiry, so rows held by a crashed worker come back by themselves.
+-- Every write of a worker is fenced by the lease token it got when claiming.
+
+-- name: enqueue
+INSERT INTO deliveries (kind, recipient, subscriber_id, message, max_attempts)
+VALUES ($1::text, $2::text, $3::uuid, $4::jsonb, $5::integer)
+RETURNING id
+
+-- name: claim
+WITH due AS (
+    SELECT id
+    FROM deliveries
+    WHERE status IN ('queued', 'sending') AND available_at <= now()
+    ORDER BY available_at
+    LIMIT $1::integer
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries AS d
+SET status = 'sending',
+    attempts = d.attempts + 1,
+    available_at = now() + make_interval(secs => $2::float8),
+    lease_token = $3::uuid,
+    leased_by = $4::text,
+    updated_at = now()
+FROM due
+WHERE d.id = due.id
+RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.message::text AS message,
+          d.attempts, d.max_attempts
+
+-- name: mark_sent
+UPDATE deliveries AS d
+SET status = 'sent',
+    provider_message_id = r.message_id,
+    sent_at = now(),
+    updated_at = now(),
+    last_error = NULL,
+    lease_token = NULL
+FROM unnest($1::bigint[], $2::text[]) AS r(id, message_id)
+WHERE d.id = r.id AND d.lease_token = $3::uuid AND d.status = 'sending'
+
+-- name: schedule_retry
+UPDATE deliveries AS d
+SET status = 'queued',
+    available_at = now() + make_interval(secs => r.delay),
+    last_error = r.error,
+    lease_token = NULL,
+    leased_by = NULL,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::float8[], $3::text[]) AS r(id, delay, error)
+WHERE d.id = r.id AND d.lease_token = $4::uuid AND d.status = 'sending'
+
+-- name: mark_failed
+UPDATE deliveries AS d
+SET status = 'failed',
+    last_error = r.error,
+    lease_token = NULL,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+WHERE d.id = r.id AND d.lease_token = $3::uuid AND d.status = 'sending'
+
+-- name: release
+-- Give rows back untouched (shutdown): the attempt did not happen.
+WITH released AS (
+    UPDATE deliveries
+    SET status = 'queued',
+        attempts = greatest(attempts - 1, 0),
+        available_at = now(),
+        lease_token = NULL,
+        leased_by = NULL,
+        updated_at = now()
+    WHERE id = ANY($1::bigint[]) AND lease_token = $2::uuid AND status = 'sending'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM released) AS released, pg_notify('herald_deliveries', '') AS notified
+
+-- name: status_counts
+SELECT status, count(*)::bigint AS n FROM deliveries GROUP BY status
+
+-- name: get_delivery
+SELECT id, kind, recipient, subscriber_id, status, attempts, max_attempts, available_at,
+       last_error, provider_message_id, created_at, sent_at
+FROM deliveries
+WHERE id = $1::bigint

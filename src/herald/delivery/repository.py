@@ -1,0 +1,70 @@
+"""The only door to the ``deliveries`` table. One statement per queue primitive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from uuid import UUID
+
+from herald.core import sql
+from herald.core.db import Connection
+from herald.delivery.domain import ClaimedDelivery, Outcomes
+from herald.email.message import EmailMessage
+
+Q = sql.load("herald.delivery")
+
+
+async def enqueue(
+    conn: Connection,
+    *,
+    kind: str,
+    message: EmailMessage,
+    max_attempts: int,
+    subscriber_id: UUID | None = None,
+) -> int:
+    """Queue one rendered message. Call inside the transaction of the change that causes it."""
+    delivery_id: int = await conn.fetchval(
+        Q["enqueue"],
+        kind,
+        message.recipient,
+        subscriber_id,
+        json.dumps(message.to_json()),
+        max_attempts,
+    )
+    return delivery_id
+
+
+async def claim(
+    conn: Connection, *, limit: int, lease_seconds: float, lease_token: UUID, worker: str
+) -> list[ClaimedDelivery]:
+    rows = await conn.fetch(Q["claim"], limit, lease_seconds, lease_token, worker)
+    return [ClaimedDelivery.from_row(row) for row in rows]
+
+
+async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> None:
+    """Write a batch's results in one transaction (fenced by the lease token)."""
+    async with conn.transaction():
+        if outcomes.sent:
+            ids, message_ids = zip(*outcomes.sent, strict=True)
+            await conn.execute(Q["mark_sent"], list(ids), list(message_ids), lease_token)
+        if outcomes.retry:
+            ids, delays, errors = zip(*outcomes.retry, strict=True)
+            await conn.execute(
+                Q["schedule_retry"], list(ids), list(delays), list(errors), lease_token
+            )
+        if outcomes.failed:
+            ids, errors = zip(*outcomes.failed, strict=True)
+            await conn.execute(Q["mark_failed"], list(ids), list(errors), lease_token)
+
+
+async def release(conn: Connection, ids: Sequence[int], lease_token: UUID) -> int:
+    """Hand rows back to the queue without counting an attempt (graceful shutdown)."""
+    if not ids:
+        return 0
+    row = await conn.fetchrow(Q["release"], list(ids), lease_token)
+    return int(row["released"]) if row else 0
+
+
+async def status_counts(conn: Connection) -> dict[str, int]:
+    rows = await conn.fetch(Q["status_counts"])
+    return {row["status"]: int(row["n"]) for row in rows}

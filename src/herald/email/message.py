@@ -1,0 +1,81 @@
+"""What an email provider is given and what it answers. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    """One fully rendered email to one recipient."""
+
+    sender: str
+    recipient: str
+    subject: str
+    html_body: str
+    text_body: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "subject": self.subject,
+            "html_body": self.html_body,
+            "text_body": self.text_body,
+            "headers": [list(pair) for pair in self.headers],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmailMessage:
+        return cls(
+            sender=data["sender"],
+            recipient=data["recipient"],
+            subject=data["subject"],
+            html_body=data["html_body"],
+            text_body=data["text_body"],
+            headers=tuple((str(name), str(value)) for name, value in data.get("headers", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider took the message; ``message_id`` is its id for it, when it gives one."""
+
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransientFailure:
+    """Worth retrying later: 5xx, 429, timeouts, connection errors, SMTP 4xx.
+
+    ``retry_after`` (seconds) is the provider's own hint, e.g. from ``Retry-After``.
+    """
+
+    error: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PermanentFailure:
+    """Retrying cannot help: other 4xx, SMTP 5xx, a rejected address."""
+
+    error: str
+
+
+SendResult = Accepted | TransientFailure | PermanentFailure
+
+
+class EmailProvider(Protocol):
+    """Sends rendered messages. Never raises for a delivery problem: it returns one
+    result per message, in order, classifying each failure as transient or permanent."""
+
+    name: str
+    # How many messages one ``send_batch`` call should carry at most.
+    max_batch_size: int
+
+    async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,205 @@
+"""Process lifecycles: what ``herald up``, ``serve`` and ``worker`` run.
+
+One shape for all three: resolve the database (starting the embedded Postgres
+when no URL is configured), apply pending migrations, open one pool, run the
+web server and/or the delivery worker until SIGTERM/SIGINT, then drain:
+readiness turns 503, the web server finishes in-flight requests, the worker
+stops claiming and finishes or releases its batch, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from herald.core.config import Settings
+from herald.core.db import Database, ensure_database
+from herald.core.embedded_pg import EmbeddedPostgres
+from herald.core.errors import HeraldError
+from herald.core.telemetry import get_logger
+
+log = get_logger("herald.runtime")
+
+
+@asynccontextmanager
+async def database_dsn(settings: Settings) -> AsyncIterator[str]:
+    """The configured database URL, or an embedded Postgres kept up for the block."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.data_dir, run_as_user=settings.embedded.run_as_user)
+    dsn = await asyncio.to_thread(embedded.start)
+    try:
+        await ensure_database(embedded.dsn("postgres"), embedded.database, settings.db)
+        log.debug("embedded postgres ready", data_dir=str(embedded.pgdata))
+        yield dsn
+    finally:
+        stopped = await asyncio.to_thread(embedded.stop)
+        log.debug("embedded postgres released", stopped=stopped)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: Herald owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Stopper:
+    """Sets ``event`` on SIGTERM/SIGINT; a second signal forces an immediate exit."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.trigger, sig)
+
+    def trigger(self, sig: int | None = None) -> None:
+        if self.event.is_set() and sig == signal.SIGINT:
+            raise SystemExit(130)
+        if not self.event.is_set():
+            log.info("shutting down", signal=signal.Signals(sig).name if sig else None)
+        self.event.set()
+        for callback in self.callbacks:
+            callback()
+
+
+def _bound_port(server: uvicorn.Server) -> int | None:
+    for srv in getattr(server, "servers", []):
+        for sock in srv.sockets:
+            port: int = sock.getsockname()[1]
+            return port
+    return None
+
+
+async def run(
+    settings: Settings,
+    *,
+    web: bool,
+    worker: bool,
+    concurrency: int | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run web and/or worker in this process until a signal, then drain and return."""
+    stopper = Stopper()
+    stopper.install()
+    from herald.core import migrate
+
+    async with database_dsn(settings) as dsn:
+        await migrate.upgrade_async(dsn)
+        pool_name = "herald-" + "+".join(n for n, on in (("web", web), ("worker", worker)) if on)
+        db = await Database.open(dsn, settings.db, pool_name)
+        try:
+            await _run_parts(
+                settings,
+                db,
+                dsn,
+                stopper,
+                web=web,
+                worker=worker,
+                concurrency=concurrency,
+                on_ready=on_ready,
+            )
+        finally:
+            await db.close()
+
+
+async def _run_parts(
+    settings: Settings,
+    db: Database,
+    dsn: str,
+    stopper: Stopper,
+    *,
+    web: bool,
+    worker: bool,
+    concurrency: int | None,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    from herald.delivery.worker import DeliveryWorker
+    from herald.email.factory import build_provider
+    from herald.web.app import create_app
+
+    tasks: list[asyncio.Task[None]] = []
+    provider = None
+    if worker:
+        delivery = settings.delivery
+        if concurrency:
+            delivery = delivery.model_copy(update={"concurrency": concurrency})
+        provider = build_provider(settings, db)
+        runner = DeliveryWorker(db, provider, delivery, dsn=dsn, db_settings=settings.db)
+        tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
+    server: _Server | None = None
+    if web:
+        app = create_app(settings, db=db)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
+        )
+        server = _Server(config)
+
+        def begin_web_shutdown() -> None:
+            state = getattr(app.state, "herald", None)
+            if state is not None:
+                state.draining = True
+            assert server is not None
+            server.should_exit = True
+
+        stopper.callbacks.append(begin_web_shutdown)
+        tasks.append(asyncio.create_task(_serve(server, stopper), name="web"))
+    if on_ready is not None:
+        tasks.append(asyncio.create_task(_announce(server, settings, on_ready), name="announce"))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                stopper.trigger()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        if provider is not None:
+            await provider.aclose()
+
+
+async def _serve(server: _Server, stopper: Stopper) -> None:
+    try:
+        await server.serve()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        raise HeraldError(
+            f"the web server could not start on {server.config.host}:{server.config.port} "
+            "(is the port in use?)"
+        ) from exc
+    if not stopper.event.is_set():
+        stopper.trigger()
+
+
+async def _announce(
+    server: _Server | None, settings: Settings, on_ready: Callable[[str], None]
+) -> None:
+    if server is not None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.02)
+        port = _bound_port(server) or settings.port
+        on_ready(f"http://{settings.host}:{port}")
+    else:
+        on_ready("")

@@ -1,0 +1,98 @@
+"""The only door to ``subscriptions`` and ``subscription_tokens``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from herald.core import sql
+from herald.core.db import Connection
+from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
+
+Q = sql.load("herald.subscriptions")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: uuid.UUID
+    email: str
+    name: str
+    status: SubscriptionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLookup:
+    subscriber_id: uuid.UUID
+    expired: bool
+    status: SubscriptionStatus
+
+
+async def lock_by_email(conn: Connection, email: str) -> Subscription | None:
+    row = await conn.fetchrow(Q["find_by_email_for_update"], email)
+    if row is None:
+        return None
+    return Subscription(row["id"], row["email"], row["name"], SubscriptionStatus(row["status"]))
+
+
+async def insert_pending(conn: Connection, new: NewSubscriber) -> uuid.UUID | None:
+    """Insert a pending subscription; None when the address exists (a concurrent insert won)."""
+    inserted: uuid.UUID | None = await conn.fetchval(
+        Q["insert_pending"], uuid.uuid4(), new.email.value, new.name.value
+    )
+    return inserted
+
+
+async def set_pending(conn: Connection, subscriber_id: uuid.UUID, name: str) -> None:
+    await conn.execute(Q["set_pending"], subscriber_id, name)
+
+
+async def insert_token(
+    conn: Connection, token_hash: bytes, subscriber_id: uuid.UUID, ttl_seconds: float
+) -> None:
+    await conn.execute(Q["insert_token"], token_hash, subscriber_id, ttl_seconds)
+
+
+async def confirmations_since(conn: Connection, subscriber_id: uuid.UUID, seconds: float) -> int:
+    count: int = await conn.fetchval(Q["confirmations_since"], subscriber_id, seconds)
+    return count
+
+
+async def lock_token(conn: Connection, token_hash: bytes) -> TokenLookup | None:
+    row = await conn.fetchrow(Q["find_token_for_update"], token_hash)
+    if row is None:
+        return None
+    return TokenLookup(row["subscriber_id"], row["expired"], SubscriptionStatus(row["status"]))
+
+
+async def confirm(conn: Connection, subscriber_id: uuid.UUID) -> None:
+    await conn.execute(Q["confirm"], subscriber_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    id: uuid.UUID
+    email: str
+    name: str
+    status: SubscriptionStatus
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+async def get_by_email(conn: Connection, email: str) -> SubscriptionView | None:
+    row = await conn.fetchrow(Q["get_by_email"], email)
+    if row is None:
+        return None
+    return SubscriptionView(
+        row["id"],
+        row["email"],
+        row["name"],
+        SubscriptionStatus(row["status"]),
+        row["created_at"],
+        row["confirmed_at"],
+    )
+
+
+async def delete_expired_tokens(conn: Connection, older_than_seconds: float) -> int:
+    status = await conn.execute(Q["delete_expired_tokens"], older_than_seconds)
+    return int(status.split()[-1])

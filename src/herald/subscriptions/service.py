@@ -1,0 +1,112 @@
+"""Subscribe and confirm: the use cases behind the public routes.
+
+Every state change and the email it causes commit together (transactional
+outbox): the confirmation email is a row in ``deliveries`` written in the same
+transaction as the subscription and its token. A crash can lose neither one
+without the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from herald.core.config import Settings
+from herald.core.db import Connection, Database
+from herald.core.errors import Unauthorized
+from herald.core.telemetry import get_logger
+from herald.delivery import repository as deliveries
+from herald.subscriptions import repository
+from herald.subscriptions.domain import (
+    NewSubscriber,
+    SubscriptionStatus,
+    hash_token,
+    is_well_formed_token,
+    new_confirmation_token,
+)
+from herald.subscriptions.emails import confirmation_email
+
+log = get_logger("herald.subscriptions")
+
+CONFIRMATION_KIND = "confirmation"
+DAY_SECONDS = 24 * 3600.0
+
+
+class SubscribeOutcome(StrEnum):
+    CONFIRMATION_SENT = "confirmation_sent"
+    ALREADY_CONFIRMED = "already_confirmed"
+    # Pending, but enough confirmation emails went to this address today.
+    CONFIRMATION_THROTTLED = "confirmation_throttled"
+
+
+class ConfirmOutcome(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already_confirmed"
+
+
+@dataclass(frozen=True)
+class SubscriptionService:
+    db: Database
+    settings: Settings
+
+    async def subscribe(self, new: NewSubscriber) -> SubscribeOutcome:
+        async with self.db.transaction() as conn:
+            existing = await repository.lock_by_email(conn, new.email.value)
+            if existing is None:
+                inserted = await repository.insert_pending(conn, new)
+                if inserted is not None:
+                    await self._send_confirmation(conn, inserted, new)
+                    log.info("subscription created", subscriber_id=str(inserted))
+                    return SubscribeOutcome.CONFIRMATION_SENT
+                # A concurrent request inserted the same address first: lock its row.
+                existing = await repository.lock_by_email(conn, new.email.value)
+                if existing is None:  # pragma: no cover - deleted in between
+                    raise RuntimeError("subscription vanished during sign-up")
+            if existing.status is SubscriptionStatus.CONFIRMED:
+                return SubscribeOutcome.ALREADY_CONFIRMED
+            await repository.set_pending(conn, existing.id, new.name.value)
+            sent_today = await repository.confirmations_since(conn, existing.id, DAY_SECONDS)
+            if sent_today >= self.settings.subscriptions.max_confirmations_per_day:
+                log.warning("confirmation throttled", subscriber_id=str(existing.id))
+                return SubscribeOutcome.CONFIRMATION_THROTTLED
+            await self._send_confirmation(conn, existing.id, new)
+            return SubscribeOutcome.CONFIRMATION_SENT
+
+    async def _send_confirmation(
+        self, conn: Connection, subscriber_id: uuid.UUID, new: NewSubscriber
+    ) -> None:
+        token = new_confirmation_token()
+        ttl_hours = self.settings.subscriptions.token_ttl_hours
+        await repository.insert_token(conn, hash_token(token), subscriber_id, ttl_hours * 3600)
+        message = confirmation_email(
+            new,
+            token=token,
+            base_url=self.settings.public_base_url,
+            sender=self.settings.sender,
+            ttl_hours=ttl_hours,
+        )
+        await deliveries.enqueue(
+            conn,
+            kind=CONFIRMATION_KIND,
+            message=message,
+            max_attempts=self.settings.delivery.max_attempts,
+            subscriber_id=subscriber_id,
+        )
+
+    async def confirm(self, token: str) -> ConfirmOutcome:
+        if not is_well_formed_token(token):
+            raise Unauthorized("this confirmation link is unknown or has expired")
+        async with self.db.transaction() as conn:
+            found = await repository.lock_token(conn, hash_token(token))
+            if found is None or found.status is SubscriptionStatus.UNSUBSCRIBED:
+                raise Unauthorized("this confirmation link is unknown or has expired")
+            if found.status is SubscriptionStatus.CONFIRMED:
+                return ConfirmOutcome.ALREADY_CONFIRMED
+            if found.expired:
+                raise Unauthorized(
+                    "this confirmation link has expired: subscribe again to get a new one"
+                )
+            await repository.confirm(conn, found.subscriber_id)
+        log.info("subscription confirmed", subscriber_id=str(found.subscriber_id))
+        return ConfirmOutcome.CONFIRMED

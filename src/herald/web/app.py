@@ -1,0 +1,56 @@
+"""Build the ASGI application. Feature routers are mounted here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from herald import __version__
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.subscriptions import routes as subscriptions
+from herald.web import dev, errors, health
+from herald.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from herald.web.state import AppState
+
+
+def create_app(
+    settings: Settings, *, dsn: str | None = None, db: Database | None = None
+) -> FastAPI:
+    """An app that opens its own pool from ``dsn`` at startup, or uses a given ``db``."""
+    if (dsn is None) == (db is None):
+        raise ValueError("give exactly one of dsn or db")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = db is None
+        database = (
+            db if db is not None else await Database.open(str(dsn), settings.db, "herald-web")
+        )
+        app.state.herald = AppState(settings=settings, db=database)
+        try:
+            yield
+        finally:
+            app.state.herald.draining = True
+            if own:
+                await database.close()
+
+    app = FastAPI(
+        title="Herald",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+        openapi_url=None if settings.is_production else "/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(subscriptions.router)
+    if not settings.is_production:
+        app.include_router(dev.router)
+    # Added last = outermost: the request id covers even a 413 rejection.
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app

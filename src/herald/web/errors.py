@@ -1,0 +1,116 @@
+"""The one place where errors become HTTP responses.
+
+Domain code raises ``HeraldError`` subclasses; this module decides status
+codes, headers and the body format (JSON, HTML or text, as the client asked).
+Anything unexpected is logged with its traceback and answered with a 500 that
+carries the request id (so an operator can find the log line), never details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from herald.core import errors
+from herald.core.telemetry import get_logger
+from herald.core.templating import render
+from herald.web.negotiate import Format, preferred_format
+
+log = get_logger("herald.web")
+
+_STATUS: list[tuple[type[errors.HeraldError], int, str]] = [
+    (errors.ValidationError, 400, "invalid_request"),
+    (errors.Unauthorized, 401, "unauthorized"),
+    (errors.NotFound, 404, "not_found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.PayloadTooLarge, 413, "payload_too_large"),
+    (errors.UnsupportedMediaType, 415, "unsupported_media_type"),
+    (errors.RateLimited, 429, "rate_limited"),
+    (errors.Unavailable, 503, "unavailable"),
+]
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authorised",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    fmt = preferred_format(request)
+    if fmt is Format.JSON:
+        body: dict[str, Any] = {"error": code, "message": message, **(extra or {})}
+        return JSONResponse(body, status_code=status, headers=headers)
+    if fmt is Format.HTML:
+        page = render(
+            "error.html", title=_TITLES.get(status, "Error"), message=message, status=status
+        )
+        return HTMLResponse(page, status_code=status, headers=headers)
+    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+
+
+def _classify(exc: errors.HeraldError) -> tuple[int, str]:
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal_error"
+
+
+async def handle_herald_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.HeraldError)
+    status, code = _classify(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.RateLimited | errors.Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.ValidationError) and exc.field:
+        extra["field"] = exc.field
+    if status >= 500:
+        log.warning("request failed", status=status, error=exc.message)
+    return error_response(request, status, code, exc.message, headers=headers, extra=extra)
+
+
+async def handle_request_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part not in {"body", "query"}]
+        field = ".".join(location) or "request"
+        kind = error.get("type", "")
+        problems.append(f"{field} is missing" if kind == "missing" else f"{field}: {error['msg']}")
+    return error_response(request, 400, "invalid_request", "; ".join(problems) or "invalid request")
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "_")
+    return error_response(request, exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.HeraldError, handle_herald_error)
+    app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)

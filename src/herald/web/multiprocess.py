@@ -1,0 +1,59 @@
+"""``herald serve --workers N``: N web processes under uvicorn's supervisor.
+
+The parent resolves the database once (starting the embedded Postgres if no
+URL is configured) and migrates; each child builds its app from the
+environment, with the resolved URL handed down in ``HERALD_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import uvicorn
+from fastapi import FastAPI
+
+from herald.core import migrate
+from herald.core.config import Settings, load_settings
+from herald.core.db import ensure_database
+from herald.core.embedded_pg import EmbeddedPostgres
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for child processes."""
+    from herald.core.telemetry import configure_logging
+    from herald.web.app import create_app
+
+    settings = load_settings()
+    configure_logging(settings)
+    assert settings.database_url is not None, "the parent passes HERALD_DATABASE_URL"
+    return create_app(settings, dsn=settings.database_url.get_secret_value())
+
+
+def serve(settings: Settings, workers: int) -> None:
+    embedded: EmbeddedPostgres | None = None
+    if settings.database_url is not None:
+        dsn = settings.database_url.get_secret_value()
+    else:
+        embedded = EmbeddedPostgres(settings.data_dir, run_as_user=settings.embedded.run_as_user)
+        dsn = embedded.start()
+        asyncio.run(ensure_database(embedded.dsn("postgres"), embedded.database, settings.db))
+    try:
+        asyncio.run(migrate.upgrade_async(dsn))
+        os.environ["HERALD_DATABASE_URL"] = dsn
+        os.environ["HERALD_PORT"] = str(settings.port)
+        os.environ["HERALD_HOST"] = settings.host
+        uvicorn.run(
+            "herald.web.multiprocess:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,27 @@
+"""What every request handler may reach: settings, the database, the draining flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from herald.core.config import Settings
+from herald.core.db import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    draining: bool = False
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.herald
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
