@@ -115,12 +115,14 @@ def migrate() -> None:
     from herald.core import migrate as migrations
     from herald.runtime import database_dsn
 
-    async def apply() -> None:
+    async def apply() -> tuple[bool, set[str]]:
         async with database_dsn(settings) as dsn:
-            await migrations.upgrade_async(dsn)
+            ran = await migrations.upgrade_async(dsn)
+            return ran, await migrations.database_revisions(dsn)
 
-    _run(apply())
-    out.print(f"database is at revision {migrations.head_revision()}")
+    ran, revisions = _run(apply())
+    state = "migrated to" if ran else "already at"
+    out.print(f"database {state} revision {', '.join(sorted(revisions))}")
 
 
 @app.command()

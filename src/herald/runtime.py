@@ -125,13 +125,12 @@ async def _run_parts(
     concurrency: int | None,
     on_ready: Callable[[str], None] | None,
 ) -> None:
-    from herald.delivery.worker import DeliveryWorker
-    from herald.email.factory import build_provider
-    from herald.web.app import create_app
-
     tasks: list[asyncio.Task[None]] = []
     provider = None
     if worker:
+        from herald.delivery.worker import DeliveryWorker
+        from herald.email.factory import build_provider
+
         delivery = settings.delivery
         if concurrency:
             delivery = delivery.model_copy(update={"concurrency": concurrency})
@@ -140,6 +139,8 @@ async def _run_parts(
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
     server: _Server | None = None
     if web:
+        from herald.web.app import create_app
+
         app = create_app(settings, db=db)
         config = uvicorn.Config(
             app,

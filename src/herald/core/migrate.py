@@ -1,20 +1,68 @@
-"""Apply Alembic migrations programmatically (``herald migrate``, ``herald up``, tests)."""
+"""Apply Alembic migrations programmatically (``herald migrate``, ``herald up``, tests).
+
+Every process start checks the schema; importing Alembic (and SQLAlchemy) costs
+about two seconds on a small machine, so the common case — the database is
+already at head — is answered with one query and a look at the migration files,
+and Alembic is only loaded when there is something to do.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+import asyncpg
+
+from herald.core import sql
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+QUERIES = sql.load("herald.core")
 
 # Arbitrary, fixed: every Herald process serialises migrations on this advisory lock.
 MIGRATION_LOCK_KEY = 7_204_183_551
 
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", re.MULTILINE)
+
+
+def versions_dir() -> Path:
+    return Path(str(resources.files("herald.migrations"))) / "versions"
+
+
+def script_heads() -> set[str]:
+    """Head revisions read straight from the migration files (no Alembic import)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions_dir().glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = _REVISION.search(text)
+        down = _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            raise RuntimeError(f"{path.name}: cannot read revision/down_revision")
+        revisions.add(revision.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    return revisions - parents
+
+
+async def database_revisions(dsn: str) -> set[str]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        if not await conn.fetchval(QUERIES["schema_versioned"]):
+            return set()
+        return {row[0] for row in await conn.fetch(QUERIES["schema_revisions"])}
+    finally:
+        await conn.close()
+
 
 def alembic_config(dsn: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(str(resources.files("herald.migrations")))))
     cfg.attributes["dsn"] = dsn
@@ -22,6 +70,8 @@ def alembic_config(dsn: str) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(""))
     head = script.get_current_head()
     if head is None:
@@ -31,13 +81,21 @@ def head_revision() -> str:
 
 def upgrade(dsn: str, revision: str = "head") -> None:
     """Bring the database at ``dsn`` to ``revision``. Idempotent and safe to run concurrently."""
+    from alembic import command
+
     command.upgrade(alembic_config(dsn), revision)
 
 
 def downgrade(dsn: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(dsn), revision)
 
 
-async def upgrade_async(dsn: str, revision: str = "head") -> None:
+async def upgrade_async(dsn: str, revision: str = "head") -> bool:
+    """Upgrade unless already at head; True when Alembic had to run."""
+    if revision == "head" and await database_revisions(dsn) == script_heads():
+        return False
     # Alembic is synchronous and env.py runs its own event loop: give it a thread.
     await asyncio.to_thread(upgrade, dsn, revision)
+    return True

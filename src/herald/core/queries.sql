@@ -5,3 +5,9 @@ SELECT 1
 
 -- name: database_exists
 SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)
+
+-- name: schema_versioned
+SELECT to_regclass('alembic_version') IS NOT NULL
+
+-- name: schema_revisions
+SELECT version_num FROM alembic_version

@@ -55,7 +55,9 @@ def _renderer(settings: Settings) -> Any:
     )
     if use_json:
         return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    return structlog.dev.ConsoleRenderer(
+        colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+    )
 
 
 def configure_logging(settings: Settings) -> None:

@@ -1,0 +1,241 @@
+"""Delivery through an SMTP relay, for operators who do not use an HTTP email API.
+
+Opening an SMTP session (TCP, greeting, EHLO, STARTTLS, AUTH) costs several round trips,
+so connections are pooled and reused across messages and batches; a connection that
+errored, timed out or was dropped by the server is discarded and a fresh one opened on
+demand. Replies are classified by their first digit (4xx transient, 5xx permanent),
+transport trouble is always transient, and nothing is raised for a delivery problem.
+
+MIME is rendered here rather than by aiosmtplib's ``send_message`` because its policy
+wraps header lines at 78 characters, and the stdlib folder turns a long unbreakable
+ASCII value such as ``List-Unsubscribe: <https://…>`` into RFC 2047 encoded words,
+which breaks the one-click unsubscribe (RFC 8058) that mailbox providers look for there.
+See ``render_mime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import re
+import socket
+from collections.abc import Sequence
+from email.message import EmailMessage as MimeMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from time import monotonic
+
+import aiosmtplib
+
+from herald.core.config import EmailSettings, SmtpTls
+from herald.core.errors import ConfigurationError
+from herald.email.message import (
+    Accepted,
+    EmailMessage,
+    PermanentFailure,
+    SendResult,
+    TransientFailure,
+)
+
+# Bodies are built 7-bit clean (quoted-printable/base64 when needed) so the message is
+# valid on relays without 8BITMIME, and lines stay short whatever the body holds.
+_BUILD_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# Headers are only wrapped beyond RFC 5322's hard limit of 998 characters per line: any
+# ASCII header that can legally be on one line is written exactly as given.
+_WIRE_POLICY = _BUILD_POLICY.clone(max_line_length=998)
+_WIRE_POLICY_UTF8 = _WIRE_POLICY.clone(utf8=True)
+# A pooled connection idle for longer than this is probed with NOOP before reuse:
+# relays drop idle sessions, and a message must not fail just because one did.
+_IDLE_PROBE_SECONDS = 30.0
+# RFC 5322 field names: printable ASCII except the colon. The stdlib checks values only.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+
+
+def new_message_id(sender: str) -> str:
+    """A ``<…@domain>`` Message-ID in the sender's domain (never ``getfqdn``: it may block)."""
+    _, at, domain = parseaddr(sender)[1].rpartition("@")
+    if not at or not domain or not domain.isascii():
+        domain = "herald.localhost"
+    return make_msgid(domain=domain)
+
+
+def render_mime(message: EmailMessage, *, message_id: str, utf8: bool = False) -> bytes:
+    """The message as it goes over the wire: multipart/alternative, text then HTML.
+
+    ``utf8`` is for SMTPUTF8 sessions (non-ASCII addresses), where headers may carry
+    raw UTF-8. Raises ``ValueError`` for headers that cannot be represented (a line
+    break in a value), which the caller reports as a permanent failure.
+    """
+    mime = MimeMessage(policy=_BUILD_POLICY)
+    mime["From"] = message.sender
+    mime["To"] = message.recipient
+    mime["Subject"] = message.subject
+    mime["Date"] = formatdate(usegmt=True)
+    mime["Message-ID"] = message_id
+    for name, value in message.headers:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        # Headers allowed once (Reply-To, Subject, ...) replace ours rather than raise.
+        if _BUILD_POLICY.header_max_count(name) is not None:
+            del mime[name]
+        mime[name] = value
+    mime.set_content(message.text_body)
+    mime.add_alternative(message.html_body, subtype="html")
+    for part in mime.iter_parts():
+        del part["MIME-Version"]  # add_alternative copies it into the part; it belongs on top
+    return mime.as_bytes(policy=_WIRE_POLICY_UTF8 if utf8 else _WIRE_POLICY)
+
+
+def _tls_flags(mode: SmtpTls, port: int) -> tuple[bool, bool | None]:
+    """``(use_tls, start_tls)`` in aiosmtplib's terms; ``start_tls=None`` is "if offered"."""
+    if mode is SmtpTls.TLS or (mode is SmtpTls.AUTO and port == 465):
+        return True, False
+    if mode is SmtpTls.STARTTLS:
+        return False, True
+    if mode is SmtpTls.NONE:
+        return False, False
+    return False, None
+
+
+def _classify_reply(code: int, text: str) -> SendResult:
+    error = f"SMTP {code}: {text}"
+    if 500 <= code < 600:
+        return PermanentFailure(error)
+    # 4xx, and anything that is not a proper reply code: retrying is the safe reading.
+    return TransientFailure(error)
+
+
+def _classify_exception(exc: Exception, *, utf8: bool) -> tuple[SendResult, bool]:
+    """The result for a failed transaction, and whether its session may be reused."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # aiosmtplib has already reset the envelope; the session is fine.
+        refusal = exc.recipients[0]
+        return _classify_reply(refusal.code, f"{refusal.message} (RCPT TO)"), True
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # 421: the server is closing this session.
+        return _classify_reply(exc.code, exc.message), exc.code != 421
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # Without SMTPUTF8 a non-ASCII address cannot go through this relay at all.
+        failure = PermanentFailure if utf8 else TransientFailure
+        return failure(f"SMTP: {exc.message}"), True
+    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+        # Timeouts, refused or dropped connections, TLS trouble: the session's state is
+        # unknown, so it is not reused.
+        return TransientFailure(f"SMTP {type(exc).__name__}: {exc}"), False
+    # ValueError: an address with characters an SMTP command line cannot carry.
+    return PermanentFailure(f"SMTP: invalid address: {exc}"), True
+
+
+class SmtpProvider:
+    """``EmailProvider`` over SMTP: each message its own transaction, sent concurrently
+    over at most ``pool_size`` connections."""
+
+    name = "smtp"
+    max_batch_size = 100
+
+    def __init__(self, settings: EmailSettings) -> None:
+        smtp = settings.smtp
+        if not smtp.host:
+            raise ConfigurationError("HERALD_EMAIL__SMTP__HOST is required for the smtp provider")
+        self._host = smtp.host
+        self._port = smtp.port
+        self._username = smtp.username
+        self._password = smtp.password.get_secret_value() if smtp.password else None
+        self._timeout = settings.timeout_seconds
+        self._use_tls, self._start_tls = _tls_flags(smtp.tls, smtp.port)
+        self._slots = asyncio.Semaphore(smtp.pool_size)
+        # Idle connections with when each was last used; only slot holders touch it.
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._local_hostname: str | None = None
+        self._closing = False
+
+    async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+        outcomes = await asyncio.gather(
+            *(self._send_one(message) for message in messages), return_exceptions=True
+        )
+        # _send_one handles every delivery error it knows; anything else is a bug, but
+        # the contract is one result per message, never an exception.
+        return [
+            TransientFailure(f"unexpected error: {outcome!r}")
+            if isinstance(outcome, BaseException)
+            else outcome
+            for outcome in outcomes
+        ]
+
+    async def aclose(self) -> None:
+        """Quit idle connections; ones still sending are closed when they come back."""
+        self._closing = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._quit(client) for client, _ in idle))
+
+    async def _send_one(self, message: EmailMessage) -> SendResult:
+        message_id = new_message_id(message.sender)
+        utf8 = not (message.sender + message.recipient).isascii()
+        try:
+            raw = render_mime(message, message_id=message_id, utf8=utf8)
+        except (ValueError, TypeError) as exc:
+            return PermanentFailure(f"cannot render the message: {exc}")
+        options = ["SMTPUTF8"] if utf8 else None
+        async with self._slots:
+            client: aiosmtplib.SMTP | None = None
+            reusable = False
+            try:
+                client = await self._checkout()
+                await client.sendmail(
+                    message.sender, [message.recipient], raw, mail_options=options
+                )
+            except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+                result, reusable = _classify_exception(exc, utf8=utf8)
+                return result
+            else:
+                reusable = True
+                return Accepted(message_id)
+            finally:
+                if client is not None:
+                    self._checkin(client, reusable=reusable)
+
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        now = monotonic()
+        while self._idle:
+            client, last_used = self._idle.pop()
+            if not client.is_connected:
+                client.close()
+                continue
+            if now - last_used > _IDLE_PROBE_SECONDS:
+                try:
+                    await client.noop()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+                    continue
+            return client
+        return await self._connect()
+
+    def _checkin(self, client: aiosmtplib.SMTP, *, reusable: bool) -> None:
+        if reusable and client.is_connected and not self._closing:
+            self._idle.append((client, monotonic()))
+        else:
+            client.close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._local_hostname is None:
+            # Once per provider: the EHLO name; the lookup can be slow, so off the loop.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            local_hostname=self._local_hostname,
+            timeout=self._timeout,
+            use_tls=self._use_tls,
+            start_tls=self._start_tls,
+        )
+        await client.connect()
+        return client
+
+    async def _quit(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+        finally:
+            client.close()

@@ -1,0 +1,88 @@
+"""A real ``herald worker`` process: killed mid-batch, and asked to stop mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from tests.support.postmark_sink import PostmarkSink
+from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.queue import enqueue_many, rows, statuses, wait_until
+
+
+def worker_env(database_url: str, sink: PostmarkSink, **delivery: str) -> dict[str, str]:
+    env = herald_env(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_EMAIL__PROVIDER="postmark",
+        HERALD_EMAIL__POSTMARK__BASE_URL=sink.base_url,
+        HERALD_EMAIL__POSTMARK__SERVER_TOKEN="t",
+        HERALD_EMAIL__TIMEOUT_SECONDS="30",
+        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.1",
+        HERALD_DELIVERY__RETRY_BASE_SECONDS="0.1",
+    )
+    env.update({f"HERALD_DELIVERY__{k.upper()}": v for k, v in delivery.items()})
+    return env
+
+
+async def all_leased(db: Database, count: int) -> bool:
+    return (await statuses(db))["sending"] == count
+
+
+async def test_rows_of_a_killed_worker_are_delivered_by_another_after_the_lease(
+    database_url: str, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    await enqueue_many(db, 20)
+    async with PostmarkSink(token="t") as sink:
+        sink.hanging = True  # the first worker's batch never gets an answer
+        env = worker_env(database_url, sink, lease_seconds="3", batch_size="20")
+        async with herald_process("worker", env=env, log_path=tmp_path / "a.log") as first:
+            await wait_until(lambda: all_leased(db, 20), timeout=30)
+            first.send_signal(signal.SIGKILL)
+            assert await wait_exit(first, 10) == -signal.SIGKILL
+        assert (await statuses(db))["sending"] == 20, "the killed worker's rows stay leased"
+        sink.hanging = False
+        async with herald_process("worker", env=env, log_path=tmp_path / "b.log") as second:
+
+            async def delivered() -> bool:
+                return (await statuses(db))["sent"] == 20
+
+            await wait_until(delivered, timeout=30)
+            second.send_signal(signal.SIGTERM)
+            assert await wait_exit(second, 15) == 0
+    assert {r["attempts"] for r in await rows(db)} == {2}
+    recipients = {m["To"] for m in sink.messages}
+    assert recipients == {f"user{i}@example.com" for i in range(20)}
+
+
+async def test_sigterm_lets_the_batch_in_hand_finish_then_exits_0(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    await enqueue_many(db, 10)
+    async with PostmarkSink(token="t", delay_ms=1500) as sink:
+        env = worker_env(database_url, sink, drain_seconds="10", batch_size="10")
+        async with herald_process("worker", env=env, log_path=tmp_path / "w.log") as worker:
+            await wait_until(lambda: all_leased(db, 10), timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            assert await wait_exit(worker, 20) == 0
+    assert (await statuses(db)) == {"sent": 10}
+
+
+async def test_sigterm_releases_a_batch_that_cannot_finish_within_the_drain_budget(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    await enqueue_many(db, 10)
+    async with PostmarkSink(token="t") as sink:
+        sink.hanging = True
+        env = worker_env(database_url, sink, drain_seconds="0.5", batch_size="10")
+        async with herald_process("worker", env=env, log_path=tmp_path / "w.log") as worker:
+            await wait_until(lambda: all_leased(db, 10), timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            assert await wait_exit(worker, 20) == 0
+        after = await rows(db)
+        assert {r["status"] for r in after} == {"queued"}
+        assert {r["attempts"] for r in after} == {0}, "a released attempt is not counted"
+        assert {r["leased_by"] for r in after} == {None}
+        await asyncio.sleep(0)

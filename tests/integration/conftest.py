@@ -1,0 +1,18 @@
+"""Integration tier: real Postgres, one database per test (see tests/support/database.py)."""
+
+import pytest
+
+from tests.support.database import (  # noqa: F401 - fixtures
+    client,
+    database_url,
+    db,
+    pg_admin_dsn,
+    settings,
+    template_dsn,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
