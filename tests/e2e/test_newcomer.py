@@ -1,0 +1,92 @@
+"""The newcomer's first minute, with real processes: ``herald up`` on an embedded
+Postgres, subscribe from the home page, find the email with ``herald outbox``,
+follow its link, stop with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from herald.core.embedded_pg import EmbeddedPostgres
+from tests.support.database import free_port, public_tmpdir
+from tests.support.processes import HERALD, herald_env, herald_process, wait_exit
+
+LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
+
+
+async def wait_ready(base_url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get("/health/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{base_url} never became ready")
+
+
+async def outbox(env: dict[str, str], recipient: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *HERALD,
+        "outbox",
+        "--to",
+        recipient,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+async def test_newcomer_flow_with_herald_up(tmp_path: Path) -> None:
+    data_dir = public_tmpdir("herald-e2e-")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = herald_env(HERALD_DATA_DIR=str(data_dir), HERALD_PORT=str(port))
+    log_path = tmp_path / "up.log"
+    async with herald_process("up", env=env, log_path=log_path) as up:
+        await wait_ready(base_url)
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            home = await client.get("/")
+            assert home.status_code == 200
+            assert 'action="/subscriptions"' in home.text
+
+            subscribed = await client.post(
+                "/subscriptions", data={"name": "New Comer", "email": "newcomer@example.com"}
+            )
+            assert subscribed.status_code == 200
+
+            printed = ""
+            for _ in range(50):
+                printed = await outbox(env, "newcomer@example.com")
+                if LINK.search(printed):
+                    break
+                await asyncio.sleep(0.1)
+            assert "To: newcomer@example.com" in printed
+            assert "Subject: Please confirm your subscription" in printed
+            link = LINK.search(printed)
+            assert link, printed
+            assert link.group(0).startswith(base_url)
+
+            page = await client.get("/dev/outbox")
+            assert "newcomer@example.com" in page.text
+
+            confirmed = await client.get(link.group(0))
+            assert confirmed.status_code == 200
+            assert "subscription confirmed" in confirmed.text
+
+        up.send_signal(signal.SIGTERM)
+        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    log = log_path.read_text()
+    assert f"Herald is running at {base_url}" in log
+    assert '"level": "error"' not in log, log
+    assert not EmbeddedPostgres(data_dir).is_running(), "herald up stops its embedded Postgres"

@@ -1,0 +1,110 @@
+"""The embedded Postgres: start, share, adopt orphans, never run as root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from herald.core.embedded_pg import EmbeddedPostgres
+from herald.core.errors import EmbeddedPostgresError
+from tests.support.database import public_tmpdir
+
+
+def postmaster_pid(server: EmbeddedPostgres) -> int:
+    return int((server.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+async def answers(dsn: str) -> bool:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        return bool(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return public_tmpdir("herald-embedded-test-")
+
+
+async def test_start_serves_a_database_and_stop_stops_it(data_dir: Path) -> None:
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    dsn = server.start()
+    try:
+        assert await answers(dsn)
+        assert server.is_running()
+    finally:
+        assert server.stop() is True
+    assert not server.is_running()
+
+
+async def test_the_server_is_stopped_by_its_last_user_only(data_dir: Path) -> None:
+    first = EmbeddedPostgres(data_dir, database="postgres")
+    second = EmbeddedPostgres(data_dir, database="postgres")
+    first.start()
+    pid = postmaster_pid(first)
+    second.start()
+    assert postmaster_pid(second) == pid, "the second user adopts the running server"
+    assert first.stop() is False
+    assert second.is_running()
+    assert await answers(second.dsn())
+    assert second.stop() is True
+    assert not second.is_running()
+
+
+async def test_an_orphaned_server_is_adopted_then_stopped(data_dir: Path) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from herald.core.embedded_pg import EmbeddedPostgres\n"
+        "EmbeddedPostgres(Path(sys.argv[1]), database='postgres').start()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script, str(data_dir)], check=False, timeout=60
+    )
+    assert result.returncode == -9
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    assert server.is_running(), "the killed owner left its server running"
+    orphan = postmaster_pid(server)
+    server.start()
+    assert postmaster_pid(server) == orphan
+    assert await answers(server.dsn())
+    assert server.stop() is True
+    assert not server.is_running()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")
+def test_as_root_the_server_runs_as_the_unprivileged_user(data_dir: Path) -> None:
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    server.start()
+    try:
+        status = Path(f"/proc/{postmaster_pid(server)}/status").read_text()
+        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+        assert pwd.getpwuid(uid).pw_name == "postgres"
+        assert server.pgdata.stat().st_uid == uid
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")
+def test_as_root_an_unreachable_data_dir_is_a_clear_error() -> None:
+    private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
+    server = EmbeddedPostgres(private / "data", database="postgres")
+    with pytest.raises(EmbeddedPostgresError, match="cannot reach"):
+        server.start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")
+def test_as_root_a_missing_run_as_user_is_a_clear_error(data_dir: Path) -> None:
+    server = EmbeddedPostgres(data_dir, database="postgres", run_as_user="no-such-user-xyz")
+    with pytest.raises(EmbeddedPostgresError, match="does not exist"):
+        server.start()
