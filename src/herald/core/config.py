@@ -13,7 +13,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     delivery: DeliverySettings = DeliverySettings()
 
+    @field_validator("secret_key", "database_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # Compose files often pass `HERALD_SECRET_KEY=`: empty means "not set".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _valid_base_url(cls, value: str | None) -> str | None:
@@ -288,8 +296,13 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def _redact_url(url: str) -> str:
+    """Hide a password in the user-info part and in a ``password=`` query parameter."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+        parts = parts._replace(netloc=netloc)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        hidden = [(k, "**********" if k.lower() == "password" else v) for k, v in pairs]
+        parts = parts._replace(query=urlencode(hidden, safe="/"))
+    return parts.geturl()

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 _MARKER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_MARKER_LIKE = re.compile(r"^--\s*name\s*:.*$", re.MULTILINE)
 
 
 class Queries(Mapping[str, str]):
@@ -39,6 +40,9 @@ class Queries(Mapping[str, str]):
 def parse(text: str, source: str = "<string>") -> Queries:
     statements: dict[str, str] = {}
     matches = list(_MARKER.finditer(text))
+    if len(matches) != len(_MARKER_LIKE.findall(text)):
+        bad = [m.group(0) for m in _MARKER_LIKE.finditer(text) if not _MARKER.fullmatch(m.group(0))]
+        raise ValueError(f"{source}: malformed query marker(s) {bad}: use '-- name: snake_case'")
     preamble = text[: matches[0].start()] if matches else text
     if _strip_comments(preamble).strip():
         raise ValueError(f"{source}: SQL before the first '-- name:' marker")
@@ -67,4 +71,4 @@ def load(package: str, filename: str = "queries.sql") -> Queries:
 def all_query_files() -> list[Path]:
     """Every named-query file in the Herald package (used by the prepare-everything test)."""
     root = Path(str(resources.files("herald")))
-    return sorted(p for p in root.rglob("*.sql") if "migrations" not in p.parts)
+    return sorted(p for p in root.rglob("*.sql") if "migrations" not in p.relative_to(root).parts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -40,12 +40,33 @@ SENSITIVE_KEYS = frozenset(
 )
 
 
+def _redact(value: Any, depth: int = 0) -> Any:
+    if depth > 4:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: (
+                REDACTED
+                if isinstance(k, str) and k.lower() in SENSITIVE_KEYS and v is not None
+                else _redact(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v, depth + 1) for v in value)
+    return value
+
+
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """Hide values under sensitive keys, also inside nested dicts (e.g. headers)."""
     for key in list(event_dict):
-        if key.lower() in SENSITIVE_KEYS and event_dict[key] is not None:
+        value = event_dict[key]
+        if key.lower() in SENSITIVE_KEYS and value is not None:
             event_dict[key] = REDACTED
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _redact(value)
     return event_dict
 
 

@@ -58,7 +58,7 @@ def backoff_seconds(
     """
     draw = (rng or random).uniform
     if retry_after is not None and retry_after > 0:
-        return min(cap, retry_after) * draw(1.0, 1.1)
+        return min(cap, retry_after * draw(1.0, 1.1))
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     return draw(delay / 2, delay)
 
@@ -114,7 +114,7 @@ def render_stored(delivery: ClaimedDelivery) -> EmailMessage | PermanentFailure:
         return PermanentFailure(f"delivery {delivery.id} of kind {delivery.kind!r} has no message")
     try:
         return EmailMessage.from_json(delivery.message)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         return PermanentFailure(f"stored message is malformed: {exc!r}")
 
 

@@ -20,6 +20,11 @@ from herald.core.errors import ValidationError
 
 MAX_NAME_GRAPHEMES = 256
 FORBIDDEN_NAME_CHARACTERS = frozenset('/()"<>\\{}')
+# Direction overrides/isolates and zero-width spaces: used to make a name display as
+# something else. (Zero-width *joiners* stay allowed: emoji sequences need them.)
+BIDI_CONTROLS = frozenset(
+    "\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 32
 _TOKEN_SHAPE = regex.compile(r"[A-Za-z0-9]{25,128}")
@@ -54,7 +59,7 @@ class SubscriberName:
         if forbidden:
             shown = " ".join(forbidden)
             raise ValidationError(f"name must not contain any of: {shown}", field="name")
-        if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in name):
+        if any(unicodedata.category(ch) in {"Cc", "Cs"} or ch in BIDI_CONTROLS for ch in name):
             raise ValidationError("name must not contain control characters", field="name")
         return cls(name)
 
