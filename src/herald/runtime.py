@@ -137,6 +137,9 @@ async def _run_parts(
         provider = build_provider(settings, db)
         runner = DeliveryWorker(db, provider, delivery, dsn=dsn, db_settings=settings.db)
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
+        from herald import housekeeping
+
+        tasks.append(asyncio.create_task(housekeeping.run(db, stopper.event), name="housekeeping"))
     server: _Server | None = None
     if web:
         from herald.web.app import create_app

@@ -276,3 +276,20 @@ async def test_subscription_and_its_email_commit_together(
     response = await subscribe(client, name="Ann", email="ann@example.com")
     assert response.status_code == 500
     assert await status_of(db, "ann@example.com") is None
+
+
+async def test_housekeeping_deletes_long_expired_tokens_only(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    from herald import housekeeping
+
+    await subscribe(client, name="Ann", email="ann@example.com")
+    await subscribe(client, name="Bob", email="bob@example.com")
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE subscription_tokens SET expires_at = now() - interval '31 days'"
+            " WHERE subscriber_id = (SELECT id FROM subscriptions WHERE email = 'ann@example.com')"
+        )
+    assert await housekeeping.run_once(db) == {"expired_tokens_deleted": 1}
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM subscription_tokens") == 1
