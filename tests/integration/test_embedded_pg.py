@@ -108,3 +108,21 @@ def test_as_root_a_missing_run_as_user_is_a_clear_error(data_dir: Path) -> None:
     server = EmbeddedPostgres(data_dir, database="postgres", run_as_user="no-such-user-xyz")
     with pytest.raises(EmbeddedPostgresError, match="does not exist"):
         server.start()
+
+
+SYSTEM_PG = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+
+
+@pytest.mark.skipif(not SYSTEM_PG, reason="no system Postgres installed here")
+async def test_system_binaries_can_serve_instead_of_the_wheel(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = SYSTEM_PG[-1].parent
+    monkeypatch.setenv("HERALD_PG_BIN_DIR", str(bin_dir))
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    dsn = server.start()
+    try:
+        assert server.binaries().bin_dir == bin_dir
+        assert await answers(dsn)
+    finally:
+        server.stop()
