@@ -176,10 +176,17 @@ class SmtpProvider:
             return PermanentFailure(f"cannot render the message: {exc}")
         options = ["SMTPUTF8"] if utf8 else None
         async with self._slots:
-            client: aiosmtplib.SMTP | None = None
-            reusable = False
             try:
                 client = await self._checkout()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # Connecting, TLS or login failed: a problem of the relay or of our
+                # credentials, not of this message, so it is worth retrying later.
+                return TransientFailure(
+                    f"cannot open an SMTP session with {self._host}:{self._port}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+            reusable = False
+            try:
                 await client.sendmail(
                     message.sender, [message.recipient], raw, mail_options=options
                 )
@@ -190,8 +197,7 @@ class SmtpProvider:
                 reusable = True
                 return Accepted(message_id)
             finally:
-                if client is not None:
-                    self._checkin(client, reusable=reusable)
+                self._checkin(client, reusable=reusable)
 
     async def _checkout(self) -> aiosmtplib.SMTP:
         now = monotonic()
