@@ -121,9 +121,11 @@ def test_as_root_unreachable_binaries_are_copied_where_the_server_user_can_run_t
 ) -> None:
     postgres_user = pwd.getpwnam("postgres")
     private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
-    install = private / "pginstall99"
+    install = private / "site-packages" / "somepgwheel" / "pginstall99"
     (install / "bin").mkdir(parents=True)
     (install / "lib").mkdir()
+    (private / "site-packages" / "somepgwheel.libs").mkdir()
+    (private / "site-packages" / "somepgwheel.libs" / "libpq-x.so").write_text("lib")
     binary = install / "bin" / "postgres"
     binary.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 99.0'\n")
     binary.chmod(0o755)
@@ -137,6 +139,8 @@ def test_as_root_unreachable_binaries_are_copied_where_the_server_user_can_run_t
         [str(copied / "postgres")], user="postgres", capture_output=True, text=True, check=True
     )
     assert "99.0" in result.stdout
+    # The wheel's RPATH ($ORIGIN/../../../<package>.libs) still resolves in the copy.
+    assert (copied / ".." / ".." / ".." / "somepgwheel.libs" / "libpq-x.so").exists()
     assert pg_binaries.private_copy(install / "bin") == copied, "copied once, then reused"
 
 

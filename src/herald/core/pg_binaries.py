@@ -84,20 +84,36 @@ def user_can_enter(user: pwd.struct_passwd, path: Path) -> bool:
 
 
 def private_copy(bin_dir: Path) -> Path:
-    """Copy a wheel's Postgres install (bin, lib, share) where the server user can run it."""
+    """Copy a wheel's Postgres install where the server user can run it.
+
+    The wheel's binaries find their shared libraries through an RPATH relative to
+    themselves (``$ORIGIN/../../../<package>.libs``), so the copy keeps the
+    layout: ``<copy>/<package>/<install>/bin`` beside ``<copy>/<package>.libs``.
+    """
     install = bin_dir.parent
+    package = install.parent
+    site = package.parent
     digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
     target = ROOT_FALLBACK_DIR / f"{install.name}-{digest}"
-    if not (target / "bin" / "postgres").exists():
-        ROOT_FALLBACK_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-        staging = target.with_name(target.name + f".tmp{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install, staging, symlinks=True, ignore=shutil.ignore_patterns("include"))
-        for root, dirs, _files in os.walk(staging):
-            for name in dirs:
-                (Path(root) / name).chmod(0o755)
-        staging.chmod(0o755)
-        with contextlib.suppress(OSError):  # another process may have won the race
-            staging.rename(target)
-        shutil.rmtree(staging, ignore_errors=True)
-    return target / "bin"
+    copied_bin = target / package.name / install.name / "bin"
+    if (copied_bin / "postgres").exists():
+        return copied_bin
+    ROOT_FALLBACK_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    staging = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(
+        install,
+        staging / package.name / install.name,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("include"),
+    )
+    for libs in site.glob(f"{package.name}*.libs"):
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for root, dirs, _files in os.walk(staging):
+        for name in dirs:
+            (Path(root) / name).chmod(0o755)
+    staging.chmod(0o755)
+    with contextlib.suppress(OSError):  # another process may have won the race
+        staging.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return copied_bin
