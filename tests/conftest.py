@@ -13,3 +13,9 @@ structlog.configure(
         ),
     ]
 )
+
+
+def pytest_sessionfinish() -> None:
+    from tests.support.tmp import remove_all
+
+    remove_all()

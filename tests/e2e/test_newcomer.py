@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from herald.core.embedded_pg import EmbeddedPostgres
-from tests.support.database import free_port, public_tmpdir
+from tests.support.database import free_port
 from tests.support.processes import HERALD, herald_env, herald_process, wait_exit
+from tests.support.tmp import public_tmpdir
 
 LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 

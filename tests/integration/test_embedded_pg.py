@@ -7,7 +7,6 @@ import os
 import pwd
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +15,7 @@ import pytest
 from herald.core import embedded_pg, pg_binaries
 from herald.core.embedded_pg import EmbeddedPostgres
 from herald.core.errors import EmbeddedPostgresError
-from tests.support.database import public_tmpdir
+from tests.support.tmp import private_tmpdir, public_tmpdir
 
 
 def postmaster_pid(server: EmbeddedPostgres) -> int:
@@ -100,7 +99,7 @@ def test_as_root_the_server_runs_as_the_unprivileged_user(data_dir: Path) -> Non
 async def test_as_root_an_unreachable_data_dir_moves_the_cluster_to_var_lib_herald(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
+    private = private_tmpdir("herald-private-")  # 0700, root's
     fallback = public_tmpdir("herald-fallback-")
     monkeypatch.setattr(embedded_pg, "ROOT_FALLBACK_DIR", fallback)
     server = EmbeddedPostgres(private / "data", database="postgres")
@@ -120,7 +119,7 @@ def test_as_root_unreachable_binaries_are_copied_where_the_server_user_can_run_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     postgres_user = pwd.getpwnam("postgres")
-    private = Path(tempfile.mkdtemp(prefix="herald-private-"))  # 0700, root's
+    private = private_tmpdir("herald-private-")  # 0700, root's
     install = private / "site-packages" / "somepgwheel" / "pginstall99"
     (install / "bin").mkdir(parents=True)
     (install / "lib").mkdir()

@@ -27,6 +27,7 @@ from herald.core import migrate
 from herald.core.config import Settings
 from herald.core.db import Database, quote_ident
 from herald.core.embedded_pg import EmbeddedPostgres
+from tests.support.tmp import public_tmpdir
 
 TEST_PG_SETTINGS = {
     "fsync": "off",
@@ -34,13 +35,6 @@ TEST_PG_SETTINGS = {
     "full_page_writes": "off",
     "max_connections": "300",
 }
-
-
-def public_tmpdir(prefix: str) -> Path:
-    """A temp dir the unprivileged Postgres user can reach (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
 
 
 def free_port() -> int:
