@@ -22,8 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-users_app = typer.Typer(help="Manage admin users.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
+
 
 out = Console()
 err = Console(stderr=True)
@@ -31,6 +30,11 @@ T = TypeVar("T")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on.", min=0, max=65535)]
+
+
+def cli_settings(**overrides: Any) -> Settings:
+    """Load and validate settings (exit 2 with a message if invalid); configure logging."""
+    return _settings(**overrides)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -194,15 +198,14 @@ def _flatten(data: dict[str, Any], prefix: str = "HERALD_") -> list[tuple[str, A
     return lines
 
 
-@users_app.command("create")
-def users_create(
-    username: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-) -> None:
-    """Create an admin user (arrives with admin accounts; not available yet)."""
-    del username, password_stdin
-    err.print("herald: admin accounts are not available in this version yet")
-    raise typer.Exit(2)
+def _register_subcommands() -> None:
+    from herald.auth.cli import apikeys_app, users_app
+
+    app.add_typer(users_app, name="users")
+    app.add_typer(apikeys_app, name="apikeys")
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from herald.auth import repository as auth
+from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
@@ -14,20 +16,34 @@ log = get_logger("herald.housekeeping")
 
 # Expired confirmation tokens are kept this long, so a late click says "expired".
 TOKEN_GRACE_SECONDS = 30 * 24 * 3600.0
+# Failed logins matter for throttling within minutes; a day is kept for inspection.
+FAILURES_KEPT_SECONDS = 24 * 3600.0
 
 
-async def run_once(db: Database) -> dict[str, int]:
+async def run_once(db: Database, settings: Settings) -> dict[str, int]:
     async with db.connection() as conn:
-        tokens = await subscriptions.delete_expired_tokens(conn, TOKEN_GRACE_SECONDS)
-    if tokens:
-        log.info("housekeeping", expired_tokens_deleted=tokens)
-    return {"expired_tokens_deleted": tokens}
+        done = {
+            "expired_tokens_deleted": await subscriptions.delete_expired_tokens(
+                conn, TOKEN_GRACE_SECONDS
+            ),
+            "expired_sessions_deleted": await auth.delete_expired_sessions(
+                conn, settings.auth.session_idle_minutes * 60
+            ),
+            "old_login_failures_deleted": await auth.delete_old_failures(
+                conn, FAILURES_KEPT_SECONDS
+            ),
+        }
+    if any(done.values()):
+        log.info("housekeeping", **done)
+    return done
 
 
-async def run(db: Database, stop: asyncio.Event, interval: float = 3600.0) -> None:
+async def run(
+    db: Database, settings: Settings, stop: asyncio.Event, interval: float = 3600.0
+) -> None:
     while not stop.is_set():
         try:
-            await run_once(db)
+            await run_once(db, settings)
         except Unavailable as exc:
             log.warning("housekeeping skipped: database unavailable", error=exc.message)
         with contextlib.suppress(TimeoutError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -25,6 +25,21 @@ from herald.core.errors import HeraldError
 from herald.core.telemetry import get_logger
 
 log = get_logger("herald.runtime")
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, purpose: str = "herald-cli") -> AsyncIterator[Database]:
+    """A migrated database with a small pool, for one-shot commands."""
+    from herald.core import migrate
+
+    async with database_dsn(settings) as dsn:
+        await migrate.upgrade_async(dsn)
+        small = settings.db.model_copy(update={"pool_min_size": 1, "pool_max_size": 2})
+        db = await Database.open(dsn, small, purpose)
+        try:
+            yield db
+        finally:
+            await db.close()
 
 
 @asynccontextmanager
@@ -89,8 +104,13 @@ async def run(
     worker: bool,
     concurrency: int | None = None,
     on_ready: Callable[[str], None] | None = None,
+    on_database: Callable[[Database], Awaitable[None]] | None = None,
 ) -> None:
-    """Run web and/or worker in this process until a signal, then drain and return."""
+    """Run web and/or worker in this process until a signal, then drain and return.
+
+    ``on_database`` runs once the schema is current, before serving (``up`` uses it
+    to create the first admin).
+    """
     stopper = Stopper()
     stopper.install()
     from herald.core import migrate
@@ -100,6 +120,8 @@ async def run(
         pool_name = "herald-" + "+".join(n for n, on in (("web", web), ("worker", worker)) if on)
         db = await Database.open(dsn, settings.db, pool_name)
         try:
+            if on_database is not None:
+                await on_database(db)
             await _run_parts(
                 settings,
                 db,
@@ -139,7 +161,9 @@ async def _run_parts(
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
         from herald import housekeeping
 
-        tasks.append(asyncio.create_task(housekeeping.run(db, stopper.event), name="housekeeping"))
+        tasks.append(
+            asyncio.create_task(housekeeping.run(db, settings, stopper.event), name="housekeeping")
+        )
     server: _Server | None = None
     if web:
         from herald.web.app import create_app

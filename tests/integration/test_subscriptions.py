@@ -11,6 +11,7 @@ import pytest
 from herald.core.db import Database
 from herald.delivery import repository as deliveries
 from herald.email.message import EmailMessage
+from tests.support.database import make_settings
 
 LINK = re.compile(r"https?://[^\s\"<>]+/subscriptions/confirm\?subscription_token=([A-Za-z0-9]+)")
 
@@ -290,6 +291,8 @@ async def test_housekeeping_deletes_long_expired_tokens_only(
             "UPDATE subscription_tokens SET expires_at = now() - interval '31 days'"
             " WHERE subscriber_id = (SELECT id FROM subscriptions WHERE email = 'ann@example.com')"
         )
-    assert await housekeeping.run_once(db) == {"expired_tokens_deleted": 1}
+    settings = make_settings("postgresql://unused")
+    done = await housekeeping.run_once(db, settings)
+    assert done["expired_tokens_deleted"] == 1
     async with db.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM subscription_tokens") == 1

@@ -122,6 +122,16 @@ class SubscriptionSettings(_Section):
     max_confirmations_per_day: int = Field(default=5, ge=1, le=1000)
 
 
+class AuthSettings(_Section):
+    session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    session_absolute_hours: float = Field(default=12, gt=0, le=24 * 30)
+    login_max_failures: int = Field(default=10, ge=1, le=1000)
+    login_window_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    jwt_ttl_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    # Concurrent argon2 computations per process (each takes 19 MiB and a core).
+    hashing_threads: int = Field(default=2, ge=1, le=32)
+
+
 class DeliverySettings(_Section):
     batch_size: int = Field(default=100, ge=1, le=5000)
     concurrency: int = Field(default=1, ge=1, le=64)
@@ -161,6 +171,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = DatabaseSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
+    auth: AuthSettings = AuthSettings()
     delivery: DeliverySettings = DeliverySettings()
 
     @field_validator("secret_key", "database_url", mode="before")

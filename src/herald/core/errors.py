@@ -37,7 +37,22 @@ class NotFound(HeraldError):
 
 
 class Unauthorized(HeraldError):
-    """Credentials or a token that do not prove anything (unknown, expired, revoked)."""
+    """Credentials or a token that do not prove anything (unknown, expired, revoked).
+
+    ``challenge`` names the authentication scheme to announce (``WWW-Authenticate``).
+    """
+
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class LoginRequired(HeraldError):
+    """An anonymous visitor asked for a page that needs a logged-in admin."""
+
+
+class Forbidden(HeraldError):
+    """Known, but not allowed: a forged form post, a read-only key on a write route."""
 
 
 class Conflict(HeraldError):

@@ -6,7 +6,7 @@ from functools import cache
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
-TEMPLATE_PACKAGES = ("herald.web", "herald.subscriptions")
+TEMPLATE_PACKAGES = ("herald.web", "herald.subscriptions", "herald.auth", "herald.admin")
 
 
 @cache

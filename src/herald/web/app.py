@@ -6,13 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from herald import __version__
+from herald.admin import routes as admin
+from herald.api import routes as api
+from herald.auth import routes as auth
+from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.subscriptions import routes as subscriptions
 from herald.web import dev, errors, health
 from herald.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from herald.web.security import SecurityHeadersMiddleware
 from herald.web.state import AppState
 
 
@@ -29,11 +35,13 @@ def create_app(
         database = (
             db if db is not None else await Database.open(str(dsn), settings.db, "herald-web")
         )
-        app.state.herald = AppState(settings=settings, db=database)
+        passwords = Passwords(threads=settings.auth.hashing_threads)
+        app.state.herald = AppState(settings=settings, db=database, passwords=passwords)
         try:
             yield
         finally:
             app.state.herald.draining = True
+            passwords.close()
             if own:
                 await database.close()
 
@@ -48,9 +56,14 @@ def create_app(
     errors.install(app)
     app.include_router(health.router)
     app.include_router(subscriptions.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
+    app.include_router(api.router)
     if not settings.is_production:
         app.include_router(dev.router)
+    app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
     # Added last = outermost: the request id covers even a 413 rejection.
+    app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -14,18 +14,27 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 
 from herald.core import errors
 from herald.core.telemetry import get_logger
 from herald.core.templating import render
+from herald.web.cookies import SESSION_COOKIE
 from herald.web.negotiate import Format, preferred_format
 
 log = get_logger("herald.web")
 
+
 _STATUS: list[tuple[type[errors.HeraldError], int, str]] = [
     (errors.ValidationError, 400, "invalid_request"),
     (errors.Unauthorized, 401, "unauthorized"),
+    (errors.Forbidden, 403, "forbidden"),
     (errors.NotFound, 404, "not_found"),
     (errors.Conflict, 409, "conflict"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
@@ -80,9 +89,16 @@ def _classify(exc: errors.HeraldError) -> tuple[int, str]:
 
 async def handle_herald_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.HeraldError)
+    if isinstance(exc, errors.LoginRequired):
+        response = RedirectResponse("/login", status_code=303)
+        if request.cookies.get(SESSION_COOKIE):
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
     status, code = _classify(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
+    if isinstance(exc, errors.Unauthorized) and exc.challenge:
+        headers["WWW-Authenticate"] = exc.challenge
     if isinstance(exc, errors.RateLimited | errors.Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.ValidationError) and exc.field:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import Request
 
+from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
 
@@ -16,6 +17,7 @@ from herald.core.db import Database
 class AppState:
     settings: Settings
     db: Database
+    passwords: Passwords = field(default_factory=Passwords)
     draining: bool = False
 
 

@@ -1,0 +1,92 @@
+"""The admin area. Every route here requires a session (anonymous → 303 /login)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from herald.auth.domain import Scope
+from herald.auth.service import PasswordChangeRejected
+from herald.auth.web import CurrentSession, auth_service, require_session
+from herald.core.errors import NotFound, ValidationError
+from herald.web import csrf, flash
+from herald.web.forms import read_form
+from herald.web.pages import page
+from herald.web.state import State
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
+
+PASSWORD_CHANGED = "Your password has been changed."  # noqa: S105 - a message, not a secret
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard(request: Request, session: CurrentSession) -> Response:
+    return page(request, "admin/dashboard.html", username=session.username)
+
+
+@router.get("/password", response_class=HTMLResponse)
+async def password_form(request: Request) -> Response:
+    return page(request, "admin/password.html")
+
+
+@router.post("/password")
+async def change_password(request: Request, state: State, session: CurrentSession) -> Response:
+    form = await read_form(request)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    try:
+        await auth_service(state).change_password(
+            session,
+            current=form.get("current_password", ""),
+            new=form.get("new_password", ""),
+            check=form.get("new_password_check", ""),
+        )
+    except PasswordChangeRejected as exc:
+        return flash.redirect("/admin/password", state.settings, exc.message, "error")
+    return flash.redirect("/admin/password", state.settings, PASSWORD_CHANGED)
+
+
+@router.get("/api-keys", response_class=HTMLResponse)
+async def api_keys(request: Request, state: State, session: CurrentSession) -> Response:
+    keys = await auth_service(state).list_api_keys(session.user_id)
+    return page(request, "admin/api_keys.html", keys=keys, scopes=[s.value for s in Scope])
+
+
+@router.post("/api-keys")
+async def create_api_key(request: Request, state: State, session: CurrentSession) -> Response:
+    form = await read_form(request)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    try:
+        scope = Scope(form.get("scope", "read"))
+        key_id, key = await auth_service(state).create_api_key(
+            session.user_id, form.get("name", ""), scope
+        )
+    except ValueError:
+        return flash.redirect("/admin/api-keys", state.settings, "Unknown scope.", "error")
+    except ValidationError as exc:
+        return flash.redirect("/admin/api-keys", state.settings, exc.message, "error")
+    # Shown once, on this response only: never stored, never put in a cookie.
+    keys = await auth_service(state).list_api_keys(session.user_id)
+    return page(
+        request,
+        "admin/api_keys.html",
+        keys=keys,
+        scopes=[s.value for s in Scope],
+        new_key=key,
+        new_key_id=key_id,
+    )
+
+
+@router.post("/api-keys/{key_id}/revoke")
+async def revoke_api_key(
+    request: Request, state: State, session: CurrentSession, key_id: uuid.UUID
+) -> Response:
+    form = await read_form(request)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    try:
+        await auth_service(state).revoke_api_key(key_id, session.user_id)
+    except NotFound:
+        return flash.redirect("/admin/api-keys", state.settings, "No such active API key.", "error")
+    return flash.redirect("/admin/api-keys", state.settings, "The API key has been revoked.")

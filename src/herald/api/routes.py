@@ -1,0 +1,85 @@
+"""The JSON API under /api/v1: authentication, identity and API keys so far."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from herald.auth.domain import Scope
+from herald.auth.routes import client_ip
+from herald.auth.service import BEARER, AuthenticationFailed
+from herald.auth.web import Reader, Writer, auth_service
+from herald.core.errors import Unauthorized, ValidationError
+from herald.web.forms import read_form
+from herald.web.state import State
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+@router.post("/auth/token")
+async def token(request: Request, state: State) -> Response:
+    """OAuth2 password grant: form fields ``username``, ``password`` (``grant_type=password``)."""
+    form = await read_form(request)
+    if form.get("grant_type", "password") != "password":
+        raise ValidationError("grant_type must be 'password'", field="grant_type")
+    service = auth_service(state)
+    try:
+        user = await service.authenticate(
+            form.get("username", ""), form.get("password", ""), client_ip(request)
+        )
+    except AuthenticationFailed:
+        raise Unauthorized("Authentication failed", challenge=BEARER) from None
+    issued = service.issue_token(user)
+    return JSONResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/me")
+async def me(who: Reader) -> dict[str, Any]:
+    return {"id": str(who.user_id), "username": who.username, "scope": who.scope, "via": who.via}
+
+
+class NewApiKey(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scope: Scope = Scope.READ
+
+
+def _key_json(key: Any) -> dict[str, Any]:
+    return {
+        "id": str(key.id),
+        "name": key.name,
+        "prefix": key.prefix,
+        "scope": key.scope,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked": key.revoked_at is not None,
+    }
+
+
+@router.get("/api-keys")
+async def list_api_keys(who: Reader, state: State) -> dict[str, Any]:
+    keys = await auth_service(state).list_api_keys(who.user_id)
+    return {"api_keys": [_key_json(k) for k in keys]}
+
+
+@router.post("/api-keys", status_code=201)
+async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str, Any]:
+    key_id, key = await auth_service(state).create_api_key(who.user_id, body.name, body.scope)
+    return {"id": str(key_id), "key": key, "scope": body.scope}
+
+
+@router.delete("/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: uuid.UUID, who: Writer, state: State) -> Response:
+    await auth_service(state).revoke_api_key(key_id, who.user_id)
+    return Response(status_code=204)

@@ -1,0 +1,87 @@
+"""Rules of admin accounts and credentials. No framework, no database."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import regex
+
+from herald.core.errors import ValidationError
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 128
+API_KEY_PREFIX = "hrld_"
+_USERNAME = regex.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: Scope) -> bool:
+        return self is Scope.WRITE or needed is Scope.READ
+
+
+@dataclass(frozen=True, slots=True)
+class Username:
+    value: str
+
+    @classmethod
+    def parse(cls, raw: str) -> Username:
+        name = raw.strip()
+        if not _USERNAME.fullmatch(name):
+            raise ValidationError(
+                "a username is 1-64 characters: letters, digits and . _ @ - "
+                "(starting with a letter or digit)",
+                field="username",
+            )
+        return cls(name)
+
+
+class PasswordPolicyError(ValidationError):
+    """A new password that breaks the policy (NIST SP 800-63B: length, not reused)."""
+
+
+def check_new_password(new: str, *, current: str | None = None) -> None:
+    """Length 12-128 (counted in characters), and different from the current one."""
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise PasswordPolicyError(
+            f"The new password is too short: use at least {MIN_PASSWORD_LENGTH} characters.",
+            field="new_password",
+        )
+    if len(new) > MAX_PASSWORD_LENGTH:
+        raise PasswordPolicyError(
+            f"The new password is too long: use at most {MAX_PASSWORD_LENGTH} characters.",
+            field="new_password",
+        )
+    if current is not None and hmac.compare_digest(new.encode(), current.encode()):
+        raise PasswordPolicyError(
+            "The new password must be different from the current one.", field="new_password"
+        )
+
+
+def generate_password() -> str:
+    """A random password for a new account (24 URL-safe characters, ~144 bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def new_session_token() -> str:
+    """256 random bits for the session cookie."""
+    return secrets.token_urlsafe(32)
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
+def digest(secret: str) -> bytes:
+    """What is stored instead of a session token or API key."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()

@@ -1,0 +1,100 @@
+-- Admin users, sessions, login throttling, API keys.
+
+-- name: insert_user
+INSERT INTO users (id, username, password_hash)
+VALUES ($1::uuid, $2::text, $3::text)
+ON CONFLICT ((lower(username))) DO NOTHING
+RETURNING id
+
+-- name: find_user_by_username
+SELECT id, username, password_hash, password_changed_at
+FROM users
+WHERE lower(username) = lower($1::text)
+
+-- name: find_user_by_id
+SELECT id, username, password_hash, password_changed_at
+FROM users
+WHERE id = $1::uuid
+
+-- name: count_users
+SELECT count(*) FROM users
+
+-- name: set_password_hash
+-- Rehash on login: same password, new parameters; sessions are not touched.
+UPDATE users SET password_hash = $2::text WHERE id = $1::uuid
+
+-- name: change_password
+UPDATE users
+SET password_hash = $2::text, password_changed_at = clock_timestamp()
+WHERE id = $1::uuid
+
+-- name: insert_session
+INSERT INTO sessions (token_hash, user_id, expires_at, user_agent, ip)
+VALUES ($1::bytea, $2::uuid, now() + make_interval(secs => $3::float8), $4::text, $5::text)
+
+-- name: find_session
+-- A session is alive while both its absolute expiry and its idle limit lie ahead.
+SELECT s.token_hash, s.user_id, u.username, s.last_seen_at, s.created_at
+FROM sessions AS s
+JOIN users AS u ON u.id = s.user_id
+WHERE s.token_hash = $1::bytea
+  AND s.expires_at > now()
+  AND s.last_seen_at > now() - make_interval(secs => $2::float8)
+
+-- name: touch_session
+UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1::bytea
+
+-- name: delete_session
+DELETE FROM sessions WHERE token_hash = $1::bytea
+
+-- name: delete_other_sessions
+DELETE FROM sessions WHERE user_id = $1::uuid AND token_hash <> $2::bytea
+
+-- name: delete_all_sessions
+DELETE FROM sessions WHERE user_id = $1::uuid
+
+-- name: delete_expired_sessions
+DELETE FROM sessions
+WHERE expires_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8)
+
+-- name: recent_failures
+-- Failures in the window for the username and for the IP, and when the oldest of
+-- each leaves the window.
+SELECT scope, count(*)::integer AS failures, min(failed_at) AS oldest
+FROM login_failures
+WHERE ((scope = 'username' AND key = $1::text) OR (scope = 'ip' AND key = $2::text))
+  AND failed_at > now() - make_interval(secs => $3::float8)
+GROUP BY scope
+
+-- name: record_failure
+INSERT INTO login_failures (scope, key)
+VALUES ('username', $1::text), ('ip', $2::text)
+
+-- name: delete_old_failures
+DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1::float8)
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scope)
+VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::bytea, $6::text)
+
+-- name: find_api_key
+SELECT k.id, k.user_id, u.username, k.scope, u.password_changed_at
+FROM api_keys AS k
+JOIN users AS u ON u.id = k.user_id
+WHERE k.key_hash = $1::bytea AND k.revoked_at IS NULL
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = now()
+WHERE id = $1::uuid AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+
+-- name: list_api_keys
+SELECT k.id, k.name, k.prefix, k.scope, k.created_at, k.last_used_at, k.revoked_at, u.username
+FROM api_keys AS k
+JOIN users AS u ON u.id = k.user_id
+WHERE ($1::uuid IS NULL OR k.user_id = $1::uuid)
+ORDER BY k.created_at DESC
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now()
+WHERE id = $1::uuid AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2::uuid)
+RETURNING id

@@ -1,0 +1,202 @@
+"""The only door to ``users``, ``sessions``, ``login_failures`` and ``api_keys``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from herald.auth.domain import Scope
+from herald.core import sql
+from herald.core.db import Connection
+
+Q = sql.load("herald.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: uuid.UUID
+    username: str
+    password_hash: str
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    token_hash: bytes
+    user_id: uuid.UUID
+    username: str
+    last_seen_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyView:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    username: str
+
+
+def _user(row: Any) -> UserRecord | None:
+    if row is None:
+        return None
+    return UserRecord(row["id"], row["username"], row["password_hash"], row["password_changed_at"])
+
+
+async def insert_user(conn: Connection, username: str, password_hash: str) -> uuid.UUID | None:
+    inserted: uuid.UUID | None = await conn.fetchval(
+        Q["insert_user"], uuid.uuid4(), username, password_hash
+    )
+    return inserted
+
+
+async def find_user_by_username(conn: Connection, username: str) -> UserRecord | None:
+    return _user(await conn.fetchrow(Q["find_user_by_username"], username))
+
+
+async def find_user_by_id(conn: Connection, user_id: uuid.UUID) -> UserRecord | None:
+    return _user(await conn.fetchrow(Q["find_user_by_id"], user_id))
+
+
+async def count_users(conn: Connection) -> int:
+    count: int = await conn.fetchval(Q["count_users"])
+    return count
+
+
+async def set_password_hash(conn: Connection, user_id: uuid.UUID, password_hash: str) -> None:
+    await conn.execute(Q["set_password_hash"], user_id, password_hash)
+
+
+async def change_password(conn: Connection, user_id: uuid.UUID, password_hash: str) -> None:
+    await conn.execute(Q["change_password"], user_id, password_hash)
+
+
+async def insert_session(
+    conn: Connection,
+    token_hash: bytes,
+    user_id: uuid.UUID,
+    *,
+    lifetime_seconds: float,
+    user_agent: str | None,
+    ip: str | None,
+) -> None:
+    await conn.execute(Q["insert_session"], token_hash, user_id, lifetime_seconds, user_agent, ip)
+
+
+async def find_session(
+    conn: Connection, token_hash: bytes, idle_seconds: float
+) -> SessionRecord | None:
+    row = await conn.fetchrow(Q["find_session"], token_hash, idle_seconds)
+    if row is None:
+        return None
+    return SessionRecord(
+        row["token_hash"], row["user_id"], row["username"], row["last_seen_at"], row["created_at"]
+    )
+
+
+async def touch_session(conn: Connection, token_hash: bytes) -> None:
+    await conn.execute(Q["touch_session"], token_hash)
+
+
+async def delete_session(conn: Connection, token_hash: bytes) -> None:
+    await conn.execute(Q["delete_session"], token_hash)
+
+
+async def delete_other_sessions(conn: Connection, user_id: uuid.UUID, keep: bytes) -> None:
+    await conn.execute(Q["delete_other_sessions"], user_id, keep)
+
+
+async def delete_all_sessions(conn: Connection, user_id: uuid.UUID) -> None:
+    await conn.execute(Q["delete_all_sessions"], user_id)
+
+
+async def delete_expired_sessions(conn: Connection, idle_seconds: float) -> int:
+    status = await conn.execute(Q["delete_expired_sessions"], idle_seconds)
+    return int(status.split()[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    username: int
+    ip: int
+    oldest: datetime | None
+
+
+async def recent_failures(
+    conn: Connection, username_key: str, ip: str, window_seconds: float
+) -> Failures:
+    rows = await conn.fetch(Q["recent_failures"], username_key, ip, window_seconds)
+    counts = {row["scope"]: (row["failures"], row["oldest"]) for row in rows}
+    by_user = counts.get("username", (0, None))
+    by_ip = counts.get("ip", (0, None))
+    oldest = [t for t in (by_user[1], by_ip[1]) if t is not None]
+    return Failures(by_user[0], by_ip[0], min(oldest) if oldest else None)
+
+
+async def record_failure(conn: Connection, username_key: str, ip: str) -> None:
+    await conn.execute(Q["record_failure"], username_key, ip)
+
+
+async def delete_old_failures(conn: Connection, older_than_seconds: float) -> int:
+    status = await conn.execute(Q["delete_old_failures"], older_than_seconds)
+    return int(status.split()[-1])
+
+
+async def insert_api_key(
+    conn: Connection,
+    *,
+    user_id: uuid.UUID,
+    name: str,
+    prefix: str,
+    key_hash: bytes,
+    scope: Scope,
+) -> uuid.UUID:
+    key_id = uuid.uuid4()
+    await conn.execute(Q["insert_api_key"], key_id, user_id, name, prefix, key_hash, scope.value)
+    return key_id
+
+
+async def find_api_key(conn: Connection, key_hash: bytes) -> ApiKeyRecord | None:
+    row = await conn.fetchrow(Q["find_api_key"], key_hash)
+    if row is None:
+        return None
+    return ApiKeyRecord(row["id"], row["user_id"], row["username"], Scope(row["scope"]))
+
+
+async def touch_api_key(conn: Connection, key_id: uuid.UUID) -> None:
+    await conn.execute(Q["touch_api_key"], key_id)
+
+
+async def list_api_keys(conn: Connection, user_id: uuid.UUID | None) -> list[ApiKeyView]:
+    rows = await conn.fetch(Q["list_api_keys"], user_id)
+    return [
+        ApiKeyView(
+            r["id"],
+            r["name"],
+            r["prefix"],
+            Scope(r["scope"]),
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+            r["username"],
+        )
+        for r in rows
+    ]
+
+
+async def revoke_api_key(conn: Connection, key_id: uuid.UUID, user_id: uuid.UUID | None) -> bool:
+    return await conn.fetchval(Q["revoke_api_key"], key_id, user_id) is not None

@@ -1,0 +1,271 @@
+"""Admin authentication use cases: users, sessions, throttled logins, API credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from herald.auth import repository
+from herald.auth.domain import (
+    API_KEY_PREFIX,
+    Scope,
+    Username,
+    check_new_password,
+    digest,
+    generate_password,
+    looks_like_api_key,
+    new_api_key,
+    new_session_token,
+)
+from herald.auth.passwords import Passwords
+from herald.auth.repository import SessionRecord, UserRecord
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.core.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationError
+from herald.core.telemetry import get_logger
+
+log = get_logger("herald.auth")
+
+JWT_AUDIENCE = "herald-api"
+JWT_ISSUER = "herald"
+TOUCH_EVERY_SECONDS = 60.0
+BEARER = "Bearer"
+
+
+class AuthenticationFailed(Unauthorized):
+    """Unknown user or wrong password: deliberately indistinguishable."""
+
+    def __init__(self) -> None:
+        super().__init__("Authentication failed")
+
+
+class PasswordChangeRejected(ValidationError):
+    """A password change that did not happen; the message is shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting, and with which rights."""
+
+    user_id: uuid.UUID
+    username: str
+    scope: Scope
+    via: str  # "session", "api_key" or "jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AuthService:
+    db: Database
+    settings: Settings
+    passwords: Passwords
+
+    # -- users ----------------------------------------------------------------
+
+    async def create_user(self, username: str, password: str) -> uuid.UUID:
+        name = Username.parse(username)
+        check_new_password(password)
+        password_hash = await self.passwords.hash(password)
+        async with self.db.connection() as conn:
+            user_id = await repository.insert_user(conn, name.value, password_hash)
+        if user_id is None:
+            raise Conflict(f"a user named {name.value!r} already exists")
+        log.info("user created", username=name.value)
+        return user_id
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Operator reset (CLI): new password, every session of the user ends."""
+        check_new_password(password)
+        password_hash = await self.passwords.hash(password)
+        async with self.db.transaction() as conn:
+            user = await repository.find_user_by_username(conn, username)
+            if user is None:
+                raise NotFound(f"no user named {username!r}")
+            await repository.change_password(conn, user.id, password_hash)
+            await repository.delete_all_sessions(conn, user.id)
+        log.info("password reset", username=user.username)
+
+    async def ensure_first_admin(self, username: str = "admin") -> str | None:
+        """Create ``admin`` with a random password when there is no user at all."""
+        async with self.db.connection() as conn:
+            if await repository.count_users(conn) > 0:
+                return None
+        password = generate_password()
+        try:
+            await self.create_user(username, password)
+        except Conflict:
+            return None  # another process created it first
+        return password
+
+    # -- logging in -------------------------------------------------------------
+
+    async def authenticate(self, username: str, password: str, ip: str) -> UserRecord:
+        auth = self.settings.auth
+        window = auth.login_window_minutes * 60
+        key = username.strip().lower()[:256]
+        async with self.db.connection() as conn:
+            failures = await repository.recent_failures(conn, key, ip, window)
+        if max(failures.username, failures.ip) >= auth.login_max_failures:
+            oldest = failures.oldest or datetime.now(UTC)
+            wait = (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
+            log.warning("login throttled", username_failures=failures.username, ip=ip)
+            raise RateLimited(
+                "Too many failed login attempts: please wait before trying again.",
+                retry_after=max(1, int(wait) + 1),
+            )
+        async with self.db.connection() as conn:
+            user = await repository.find_user_by_username(conn, key)
+        verification = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not verification.ok:
+            async with self.db.connection() as conn:
+                await repository.record_failure(conn, key, ip)
+            log.info("login failed", ip=ip)
+            raise AuthenticationFailed
+        if verification.needs_rehash:
+            new_hash = await self.passwords.hash(password)
+            async with self.db.connection() as conn:
+                await repository.set_password_hash(conn, user.id, new_hash)
+            log.info("password rehashed with current parameters", username=user.username)
+        return user
+
+    async def start_session(
+        self, user: UserRecord, *, user_agent: str | None, ip: str | None
+    ) -> str:
+        token = new_session_token()
+        async with self.db.connection() as conn:
+            await repository.insert_session(
+                conn,
+                digest(token),
+                user.id,
+                lifetime_seconds=self.settings.auth.session_absolute_hours * 3600,
+                user_agent=(user_agent or "")[:512] or None,
+                ip=ip,
+            )
+        log.info("session started", username=user.username)
+        return token
+
+    async def resolve_session(self, token: str) -> SessionRecord | None:
+        idle = self.settings.auth.session_idle_minutes * 60
+        async with self.db.connection() as conn:
+            session = await repository.find_session(conn, digest(token), idle)
+            if session is None:
+                return None
+            age = (datetime.now(UTC) - session.last_seen_at).total_seconds()
+            if age > TOUCH_EVERY_SECONDS:
+                await repository.touch_session(conn, session.token_hash)
+        return session
+
+    async def end_session(self, token: str) -> None:
+        async with self.db.connection() as conn:
+            await repository.delete_session(conn, digest(token))
+
+    async def change_password(
+        self, session: SessionRecord, *, current: str, new: str, check: str
+    ) -> None:
+        if not hmac.compare_digest(new.encode(), check.encode()):
+            raise PasswordChangeRejected(
+                "You entered two different new passwords - the field values must match."
+            )
+        async with self.db.connection() as conn:
+            user = await repository.find_user_by_id(conn, session.user_id)
+        if user is None or not (await self.passwords.verify(user.password_hash, current)).ok:
+            raise PasswordChangeRejected("The current password is incorrect.")
+        try:
+            check_new_password(new, current=current)
+        except ValidationError as exc:
+            raise PasswordChangeRejected(exc.message) from None
+        password_hash = await self.passwords.hash(new)
+        async with self.db.transaction() as conn:
+            await repository.change_password(conn, user.id, password_hash)
+            await repository.delete_other_sessions(conn, user.id, session.token_hash)
+        log.info("password changed; other sessions ended", username=user.username)
+
+    # -- API credentials ------------------------------------------------------------
+
+    async def create_api_key(
+        self, user_id: uuid.UUID, name: str, scope: Scope
+    ) -> tuple[uuid.UUID, str]:
+        label = name.strip()
+        if not label or len(label) > 100:
+            raise ValidationError("an API key needs a name of 1-100 characters", field="name")
+        key = new_api_key()
+        async with self.db.connection() as conn:
+            key_id = await repository.insert_api_key(
+                conn,
+                user_id=user_id,
+                name=label,
+                prefix=key[: len(API_KEY_PREFIX) + 6],
+                key_hash=digest(key),
+                scope=scope,
+            )
+        log.info("api key created", key_id=str(key_id), scope=scope.value)
+        return key_id, key
+
+    async def revoke_api_key(self, key_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
+        async with self.db.connection() as conn:
+            if not await repository.revoke_api_key(conn, key_id, user_id):
+                raise NotFound("no such active API key")
+        log.info("api key revoked", key_id=str(key_id))
+
+    async def list_api_keys(self, user_id: uuid.UUID | None) -> list[repository.ApiKeyView]:
+        async with self.db.connection() as conn:
+            return await repository.list_api_keys(conn, user_id)
+
+    def _jwt_key(self) -> bytes:
+        secret = self.settings.secret_key.get_secret_value() if self.settings.secret_key else ""
+        return hmac.new(secret.encode(), b"herald-jwt-v1", hashlib.sha256).digest()
+
+    def issue_token(self, user: UserRecord) -> IssuedToken:
+        ttl = int(self.settings.auth.jwt_ttl_minutes * 60)
+        now = int(time.time())
+        claims = {
+            "sub": str(user.id),
+            "name": user.username,
+            "scope": Scope.WRITE.value,
+            "iat": now,
+            "exp": now + ttl,
+            "iss": JWT_ISSUER,
+            "aud": JWT_AUDIENCE,
+        }
+        return IssuedToken(jwt.encode(claims, self._jwt_key(), algorithm="HS256"), ttl)
+
+    async def resolve_bearer(self, token: str) -> Principal:
+        """An API key or a JWT → the acting user; 401 for anything else."""
+        if looks_like_api_key(token):
+            async with self.db.connection() as conn:
+                key = await repository.find_api_key(conn, digest(token))
+                if key is None:
+                    raise Unauthorized("invalid or revoked API key")
+                await repository.touch_api_key(conn, key.id)
+            return Principal(key.user_id, key.username, key.scope, "api_key")
+        try:
+            claims = jwt.decode(
+                token,
+                self._jwt_key(),
+                algorithms=["HS256"],
+                audience=JWT_AUDIENCE,
+                issuer=JWT_ISSUER,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+            user_id = uuid.UUID(str(claims["sub"]))
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the access token has expired") from None
+        except (jwt.InvalidTokenError, ValueError):
+            raise Unauthorized("invalid access token") from None
+        async with self.db.connection() as conn:
+            user = await repository.find_user_by_id(conn, user_id)
+        # A password change revokes every token issued before it.
+        if user is None or claims["iat"] < int(user.password_changed_at.timestamp()):
+            raise Unauthorized("the access token is no longer valid")
+        return Principal(user.id, user.username, Scope(claims.get("scope", "read")), "jwt")

@@ -1,0 +1,65 @@
+"""Request-level authentication: the session cookie for pages, bearer tokens for the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from herald.auth.domain import Scope
+from herald.auth.repository import SessionRecord
+from herald.auth.service import BEARER, AuthService, Principal
+from herald.core.errors import Forbidden, LoginRequired, Unauthorized
+from herald.web.cookies import SESSION_COOKIE
+from herald.web.state import AppState, State
+
+
+def auth_service(state: AppState) -> AuthService:
+    return AuthService(state.db, state.settings, state.passwords)
+
+
+async def optional_session(request: Request, state: State) -> SessionRecord | None:
+    """The visitor's live session, if any; also kept on ``request.state.session``."""
+    if hasattr(request.state, "session"):
+        cached: SessionRecord | None = request.state.session
+        return cached
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await auth_service(state).resolve_session(token) if token else None
+    request.state.session = session
+    return session
+
+
+async def require_session(
+    session: Annotated[SessionRecord | None, Depends(optional_session)],
+) -> SessionRecord:
+    """Every /admin route: anonymous visitors go to /login before any other check."""
+    if session is None:
+        raise LoginRequired("log in first")
+    return session
+
+
+CurrentSession = Annotated[SessionRecord, Depends(require_session)]
+
+
+async def principal(request: Request, state: State) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send an API key or access token as 'Authorization: Bearer …'", challenge=BEARER
+        )
+    try:
+        return await auth_service(state).resolve_bearer(token.strip())
+    except Unauthorized as exc:
+        raise Unauthorized(exc.message, challenge=f'{BEARER} error="invalid_token"') from None
+
+
+async def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.scope.allows(Scope.WRITE):
+        raise Forbidden("this API key is read-only; this route needs the write scope")
+    return who
+
+
+Reader = Annotated[Principal, Depends(principal)]
+Writer = Annotated[Principal, Depends(writer)]
