@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from herald.core.config import Settings, load_settings, redacted
+from herald.core.db import Database
 from herald.core.errors import ConfigurationError, HeraldError
 
 app = typer.Typer(
@@ -24,8 +25,8 @@ app = typer.Typer(
 )
 
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
@@ -66,15 +67,39 @@ def up(host: HostOption = None, port: PortOption = None) -> None:
     settings = _settings(host=host, port=port)
     from herald import runtime
 
+    first_admin: list[str] = []
+
+    async def create_first_admin(db: Database) -> None:
+        from herald.auth.passwords import Passwords
+        from herald.auth.service import AuthService
+
+        passwords = Passwords(threads=1)
+        try:
+            password = await AuthService(db, settings, passwords).ensure_first_admin()
+        finally:
+            passwords.close()
+        if password is not None:
+            first_admin.append(password)
+
     def ready(url: str) -> None:
         out.print(f"\n[bold green]Herald is running at {url}[/bold green]", highlight=False)
+        if first_admin:
+            out.print(
+                f"Admin login: admin / {first_admin[0]} at {url}/login"
+                " (shown only this once; change it at /admin/password)",
+                highlight=False,
+            )
+        else:
+            out.print(f"Admin login at {url}/login", highlight=False)
         if not settings.is_production:
             out.print(
                 f"Development outbox (emails Herald sends): {url}/dev/outbox", highlight=False
             )
         out.print("Stop with Ctrl+C.\n")
 
-    _run(runtime.run(settings, web=True, worker=True, on_ready=ready))
+    _run(
+        runtime.run(settings, web=True, worker=True, on_ready=ready, on_database=create_first_admin)
+    )
 
 
 @app.command()

@@ -17,6 +17,8 @@ from tests.support.database import free_port
 from tests.support.processes import HERALD, herald_env, herald_process, wait_exit
 from tests.support.tmp import public_tmpdir
 
+ADMIN_LOGIN = re.compile(r"Admin login: admin / (\S+) at ")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 
 
@@ -85,9 +87,27 @@ async def test_newcomer_flow_with_herald_up(tmp_path: Path) -> None:
             assert confirmed.status_code == 200
             assert "subscription confirmed" in confirmed.text
 
+            # The first run printed the admin login exactly once: it works.
+            printed_login = ADMIN_LOGIN.search(log_path.read_text())
+            assert printed_login, log_path.read_text()
+            form = await client.get("/login")
+            token = CSRF.search(form.text)
+            assert token
+            logged_in = await client.post(
+                "/login",
+                data={
+                    "username": "admin",
+                    "password": printed_login.group(1),
+                    "csrf_token": token.group(1),
+                },
+            )
+            assert logged_in.headers["location"] == "/admin/dashboard"
+            assert "Welcome admin" in (await client.get("/admin/dashboard")).text
+
         up.send_signal(signal.SIGTERM)
         assert await wait_exit(up, 60) == 0, log_path.read_text()
     log = log_path.read_text()
     assert f"Herald is running at {base_url}" in log
     assert '"level": "error"' not in log, log
     assert not EmbeddedPostgres(data_dir).is_running(), "herald up stops its embedded Postgres"
+    assert len(ADMIN_LOGIN.findall(log)) == 1

@@ -407,3 +407,37 @@ async def test_passwords_never_reach_the_logs(
     assert events, "something was logged"
     for secret in (PASSWORD, new, "a wrong guess 987"):
         assert secret not in text
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_at_login(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    weak = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
+    try:
+        await AuthService(db, settings, weak).create_user("old", PASSWORD)
+    finally:
+        weak.close()
+    async with db.connection() as conn:
+        before = await conn.fetchval("SELECT password_hash FROM users")
+    assert "m=8192,t=1" in before
+    assert (await login(client, "old")).headers["location"] == "/admin/dashboard"
+    async with db.connection() as conn:
+        after = await conn.fetchval("SELECT password_hash FROM users")
+    assert "m=19456,t=2,p=1" in after
+
+
+async def test_a_login_flood_does_not_starve_other_requests(
+    client: httpx.AsyncClient, admin: str
+) -> None:
+    import asyncio
+    import time
+
+    token = await csrf_token(client, "/login")
+    form = {"username": "admin", "password": "wrong password", "csrf_token": token}
+    flood = [asyncio.create_task(client.post("/login", data=form)) for _ in range(12)]
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    assert (await client.get("/health/live")).status_code == 200
+    latency = time.monotonic() - started
+    await asyncio.gather(*flood)
+    assert latency < 1.0, f"/health/live took {latency:.2f} s during a login flood"
