@@ -12,6 +12,7 @@ from herald.core.errors import UnsupportedMediaType, ValidationError
 from herald.core.templating import render
 from herald.subscriptions.domain import NewSubscriber
 from herald.subscriptions.service import SubscriptionService
+from herald.web.forms import FORM_TYPES, read_form
 from herald.web.negotiate import Format, preferred_format
 from herald.web.state import State
 
@@ -25,7 +26,6 @@ SUBSCRIBED_MESSAGE = (
 )
 CONFIRMED_MESSAGE = "subscription confirmed"
 
-_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", ""}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -43,9 +43,8 @@ async def _fields(request: Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ValidationError('the JSON body must be an object like {"name": …, "email": …}')
         return data
-    if media_type in _FORM_TYPES:
-        form = await request.form(max_files=0, max_fields=100)
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+    if media_type in FORM_TYPES:
+        return await read_form(request)
     raise UnsupportedMediaType(
         f"unsupported content type {media_type!r}: send a form "
         "(application/x-www-form-urlencoded) or JSON"
