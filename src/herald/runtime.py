@@ -159,6 +159,7 @@ async def _run_parts(
         provider = build_provider(settings, db)
         runner = DeliveryWorker(db, provider, delivery, dsn=dsn, db_settings=settings.db)
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
+    if web or worker:
         from herald import housekeeping
 
         tasks.append(
@@ -176,6 +177,8 @@ async def _run_parts(
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
         )
         server = _Server(config)

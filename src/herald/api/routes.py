@@ -14,7 +14,7 @@ from herald.auth.domain import Scope
 from herald.auth.routes import client_ip
 from herald.auth.service import BEARER, AuthenticationFailed
 from herald.auth.web import Reader, Writer, auth_service
-from herald.core.errors import Unauthorized, ValidationError
+from herald.core.errors import Forbidden, Unauthorized, ValidationError
 from herald.web.forms import read_form
 from herald.web.state import State
 
@@ -75,6 +75,11 @@ async def list_api_keys(who: Reader, state: State) -> dict[str, Any]:
 
 @router.post("/api-keys", status_code=201)
 async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str, Any]:
+    if who.via == "api_key":
+        # Otherwise a leaked key could mint permanent successors and outlive its revocation.
+        raise Forbidden(
+            "API keys cannot create API keys: use an access token from /api/v1/auth/token"
+        )
     key_id, key = await auth_service(state).create_api_key(who.user_id, body.name, body.scope)
     return {"id": str(key_id), "key": key, "scope": body.scope}
 

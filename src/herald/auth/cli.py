@@ -36,7 +36,11 @@ def _settings() -> Settings:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.read()
-        return password[:-1] if password.endswith("\n") else password
+        # Drop one trailing line ending (echo, here-strings, Windows editors), nothing else.
+        for ending in ("\r\n", "\n"):
+            if password.endswith(ending):
+                return password[: -len(ending)]
+        return password
     entered: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return entered
 

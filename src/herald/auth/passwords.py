@@ -79,5 +79,9 @@ class Passwords:
         assert isinstance(result, Verification)
         return result
 
+    async def warm_up(self) -> None:
+        """Compute the dummy hash now, so the first unknown-user login is not slower."""
+        await self._run(lambda: self._dummy_hash)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

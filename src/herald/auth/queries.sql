@@ -58,17 +58,28 @@ DELETE FROM sessions
 WHERE expires_at <= now() OR last_seen_at <= now() - make_interval(secs => $1::float8)
 
 -- name: recent_failures
--- Failures in the window for the username and for the IP, and when the oldest of
--- each leaves the window.
-SELECT scope, count(*)::integer AS failures, min(failed_at) AS oldest
+-- Failures in the window for the username and for the IP. "pivot" is the $4-th
+-- most recent one: once it leaves the window, fewer than $4 remain.
+SELECT scope,
+       count(*)::integer AS failures,
+       (array_agg(failed_at ORDER BY failed_at DESC))[$4::integer] AS pivot
 FROM login_failures
 WHERE ((scope = 'username' AND key = $1::text) OR (scope = 'ip' AND key = $2::text))
   AND failed_at > now() - make_interval(secs => $3::float8)
 GROUP BY scope
 
--- name: record_failure
+-- name: record_attempt
+-- Written (and committed) before the password is checked, so concurrent guesses
+-- see each other; removed again when the attempt succeeds or is refused.
 INSERT INTO login_failures (scope, key)
 VALUES ('username', $1::text), ('ip', $2::text)
+RETURNING id
+
+-- name: delete_attempts
+DELETE FROM login_failures WHERE id = ANY($1::bigint[])
+
+-- name: clear_failures
+DELETE FROM login_failures WHERE scope = 'username' AND key = $1::text
 
 -- name: delete_old_failures
 DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1::float8)

@@ -130,25 +130,38 @@ async def delete_expired_sessions(conn: Connection, idle_seconds: float) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class ScopeFailures:
+    count: int
+    # The limit-th most recent failure (None below the limit): when it leaves the
+    # window, the scope is below the limit again.
+    pivot: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Failures:
-    username: int
-    ip: int
-    oldest: datetime | None
+    username: ScopeFailures
+    ip: ScopeFailures
 
 
 async def recent_failures(
-    conn: Connection, username_key: str, ip: str, window_seconds: float
+    conn: Connection, username_key: str, ip: str, window_seconds: float, limit: int
 ) -> Failures:
-    rows = await conn.fetch(Q["recent_failures"], username_key, ip, window_seconds)
-    counts = {row["scope"]: (row["failures"], row["oldest"]) for row in rows}
-    by_user = counts.get("username", (0, None))
-    by_ip = counts.get("ip", (0, None))
-    oldest = [t for t in (by_user[1], by_ip[1]) if t is not None]
-    return Failures(by_user[0], by_ip[0], min(oldest) if oldest else None)
+    rows = await conn.fetch(Q["recent_failures"], username_key, ip, window_seconds, limit)
+    found = {row["scope"]: ScopeFailures(row["failures"], row["pivot"]) for row in rows}
+    none = ScopeFailures(0, None)
+    return Failures(found.get("username", none), found.get("ip", none))
 
 
-async def record_failure(conn: Connection, username_key: str, ip: str) -> None:
-    await conn.execute(Q["record_failure"], username_key, ip)
+async def record_attempt(conn: Connection, username_key: str, ip: str) -> list[int]:
+    return [row["id"] for row in await conn.fetch(Q["record_attempt"], username_key, ip)]
+
+
+async def delete_attempts(conn: Connection, ids: list[int]) -> None:
+    await conn.execute(Q["delete_attempts"], ids)
+
+
+async def clear_failures(conn: Connection, username_key: str) -> None:
+    await conn.execute(Q["clear_failures"], username_key)
 
 
 async def delete_old_failures(conn: Connection, older_than_seconds: float) -> int:

@@ -38,6 +38,14 @@ TOUCH_EVERY_SECONDS = 60.0
 BEARER = "Bearer"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _password_version(changed_at: datetime) -> int:
+    """Microseconds since the epoch of the last password change (exact, no floats)."""
+    return (changed_at - _EPOCH) // timedelta(microseconds=1)
+
+
 class AuthenticationFailed(Unauthorized):
     """Unknown user or wrong password: deliberately indistinguishable."""
 
@@ -94,6 +102,8 @@ class AuthService:
                 raise NotFound(f"no user named {username!r}")
             await repository.change_password(conn, user.id, password_hash)
             await repository.delete_all_sessions(conn, user.id)
+            # An operator reset also lifts a lock-out of the account.
+            await repository.clear_failures(conn, user.username.lower())
         log.info("password reset", username=user.username)
 
     async def ensure_first_admin(self, username: str = "admin") -> str | None:
@@ -111,15 +121,27 @@ class AuthService:
     # -- logging in -------------------------------------------------------------
 
     async def authenticate(self, username: str, password: str, ip: str) -> UserRecord:
+        """Check a login, throttled per username and per client IP.
+
+        The attempt is recorded (and committed) *before* the password is checked,
+        so concurrent guesses count against each other and at most the limit get
+        a password check; a successful or refused attempt removes its record.
+        """
         auth = self.settings.auth
         window = auth.login_window_minutes * 60
+        limit = auth.login_max_failures
         key = username.strip().lower()[:256]
         async with self.db.connection() as conn:
-            failures = await repository.recent_failures(conn, key, ip, window)
-        if max(failures.username, failures.ip) >= auth.login_max_failures:
-            oldest = failures.oldest or datetime.now(UTC)
-            wait = (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
-            log.warning("login throttled", username_failures=failures.username, ip=ip)
+            attempt = await repository.record_attempt(conn, key, ip)
+            failures = await repository.recent_failures(conn, key, ip, window, limit + 1)
+            locked = [f for f in (failures.username, failures.ip) if f.count > limit]
+            if locked:
+                await repository.delete_attempts(conn, attempt)
+        if locked:
+            now = datetime.now(UTC)
+            ends = [(f.pivot or now) + timedelta(seconds=window) for f in locked]
+            wait = (max(ends) - now).total_seconds()
+            log.warning("login throttled", username_failures=failures.username.count, ip=ip)
             raise RateLimited(
                 "Too many failed login attempts: please wait before trying again.",
                 retry_after=max(1, int(wait) + 1),
@@ -128,10 +150,10 @@ class AuthService:
             user = await repository.find_user_by_username(conn, key)
         verification = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not verification.ok:
-            async with self.db.connection() as conn:
-                await repository.record_failure(conn, key, ip)
             log.info("login failed", ip=ip)
             raise AuthenticationFailed
+        async with self.db.connection() as conn:
+            await repository.delete_attempts(conn, attempt)
         if verification.needs_rehash:
             new_hash = await self.passwords.hash(password)
             async with self.db.connection() as conn:
@@ -237,6 +259,8 @@ class AuthService:
             "exp": now + ttl,
             "iss": JWT_ISSUER,
             "aud": JWT_AUDIENCE,
+            # Password version: a later password change invalidates the token.
+            "pwv": _password_version(user.password_changed_at),
         }
         return IssuedToken(jwt.encode(claims, self._jwt_key(), algorithm="HS256"), ttl)
 
@@ -256,9 +280,10 @@ class AuthService:
                 algorithms=["HS256"],
                 audience=JWT_AUDIENCE,
                 issuer=JWT_ISSUER,
-                options={"require": ["exp", "iat", "sub"]},
+                options={"require": ["exp", "iat", "sub", "pwv"]},
             )
             user_id = uuid.UUID(str(claims["sub"]))
+            scope = Scope(claims.get("scope", "read"))
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the access token has expired") from None
         except (jwt.InvalidTokenError, ValueError):
@@ -266,6 +291,6 @@ class AuthService:
         async with self.db.connection() as conn:
             user = await repository.find_user_by_id(conn, user_id)
         # A password change revokes every token issued before it.
-        if user is None or claims["iat"] < int(user.password_changed_at.timestamp()):
+        if user is None or claims["pwv"] != _password_version(user.password_changed_at):
             raise Unauthorized("the access token is no longer valid")
-        return Principal(user.id, user.username, Scope(claims.get("scope", "read")), "jwt")
+        return Principal(user.id, user.username, scope, "jwt")

@@ -27,7 +27,6 @@ SUBSCRIBED_MESSAGE = (
 CONFIRMED_MESSAGE = "subscription confirmed"
 
 
-
 @router.get("/", response_class=HTMLResponse)
 async def home() -> HTMLResponse:
     return HTMLResponse(render("subscriptions/home.html"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from herald.auth import routes as auth
 from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.housekeeping import run as run_housekeeping
 from herald.subscriptions import routes as subscriptions
 from herald.web import dev, errors, health
 from herald.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -23,9 +25,17 @@ from herald.web.state import AppState
 
 
 def create_app(
-    settings: Settings, *, dsn: str | None = None, db: Database | None = None
+    settings: Settings,
+    *,
+    dsn: str | None = None,
+    db: Database | None = None,
+    housekeeping: bool = False,
 ) -> FastAPI:
-    """An app that opens its own pool from ``dsn`` at startup, or uses a given ``db``."""
+    """An app that opens its own pool from ``dsn`` at startup, or uses a given ``db``.
+
+    ``housekeeping``: run the periodic clean-up inside this app (for web processes
+    started by uvicorn's supervisor, which have no runtime of their own).
+    """
     if (dsn is None) == (db is None):
         raise ValueError("give exactly one of dsn or db")
 
@@ -36,11 +46,21 @@ def create_app(
             db if db is not None else await Database.open(str(dsn), settings.db, "herald-web")
         )
         passwords = Passwords(threads=settings.auth.hashing_threads)
+        await passwords.warm_up()
         app.state.herald = AppState(settings=settings, db=database, passwords=passwords)
+        stop = asyncio.Event()
+        cleaner = (
+            asyncio.create_task(run_housekeeping(database, settings, stop))
+            if housekeeping
+            else None
+        )
         try:
             yield
         finally:
             app.state.herald.draining = True
+            stop.set()
+            if cleaner is not None:
+                await cleaner
             passwords.close()
             if own:
                 await database.close()

@@ -27,7 +27,7 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     configure_logging(settings)
     assert settings.database_url is not None, "the parent passes HERALD_DATABASE_URL"
-    return create_app(settings, dsn=settings.database_url.get_secret_value())
+    return create_app(settings, dsn=settings.database_url.get_secret_value(), housekeeping=True)
 
 
 def serve(settings: Settings, workers: int) -> None:
@@ -52,6 +52,8 @@ def serve(settings: Settings, workers: int) -> None:
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
         )
     finally:
