@@ -156,9 +156,24 @@ async def _run_parts(
         delivery = settings.delivery
         if concurrency:
             delivery = delivery.model_copy(update={"concurrency": concurrency})
+        from herald.issues.delivery import IssueDeliveries, run_scheduler
+        from herald.issues.service import ISSUE_KIND
+
         provider = build_provider(settings, db)
-        runner = DeliveryWorker(db, provider, delivery, dsn=dsn, db_settings=settings.db)
+        issue_deliveries = IssueDeliveries(db, settings)
+        runner = DeliveryWorker(
+            db,
+            provider,
+            delivery,
+            dsn=dsn,
+            db_settings=settings.db,
+            renderers={ISSUE_KIND: issue_deliveries.render},
+            after_batch=issue_deliveries.after_batch,
+        )
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
+        tasks.append(
+            asyncio.create_task(run_scheduler(db, settings, stopper.event), name="scheduler")
+        )
     if web or worker:
         from herald import housekeeping
 

@@ -21,6 +21,7 @@ class RecordingProvider:
         self.max_batch_size = max_batch_size
         self.delay = delay
         self.sent: Counter[str] = Counter()
+        self.messages: list[EmailMessage] = []
         self.calls = 0
 
     async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
@@ -29,6 +30,7 @@ class RecordingProvider:
             await asyncio.sleep(self.delay)
         for message in messages:
             self.sent[message.recipient] += 1
+            self.messages.append(message)
         return [Accepted(f"id-{message.recipient}") for message in messages]
 
     async def aclose(self) -> None:

@@ -20,7 +20,7 @@ from herald.auth.domain import (
 )
 from herald.core.config import Settings
 from herald.core.errors import ValidationError
-from herald.web.signing import sign, unsign
+from herald.core.signing import sign, unsign
 
 
 @pytest.mark.parametrize("name", ["admin", "Ann.Smith", "ops@example.org", "a", "x-1_2"])

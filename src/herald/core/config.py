@@ -142,6 +142,8 @@ class DeliverySettings(_Section):
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=300)
     drain_seconds: float = Field(default=20.0, gt=0, le=600)
     send_concurrency: int = Field(default=32, ge=1, le=1024)
+    # Messages per second across all workers (0 = unlimited), coordinated in Postgres.
+    rate_per_second: float = Field(default=0.0, ge=0, le=100_000)
 
 
 class Settings(BaseSettings):

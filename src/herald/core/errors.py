@@ -81,3 +81,7 @@ class EmbeddedPostgresError(HeraldError):
 
 class UnsupportedMediaType(HeraldError):
     """A request body in a format the route does not read."""
+
+
+class UnprocessableRequest(HeraldError):
+    """Well-formed, but cannot be honoured (an idempotency key reused with other data)."""

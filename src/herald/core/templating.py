@@ -6,7 +6,13 @@ from functools import cache
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
-TEMPLATE_PACKAGES = ("herald.web", "herald.subscriptions", "herald.auth", "herald.admin")
+TEMPLATE_PACKAGES = (
+    "herald.web",
+    "herald.subscriptions",
+    "herald.auth",
+    "herald.admin",
+    "herald.issues",
+)
 
 
 @cache

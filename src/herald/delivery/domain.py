@@ -27,6 +27,7 @@ class ClaimedDelivery:
     message: dict[str, Any] | None
     attempts: int  # including the attempt this claim is for
     max_attempts: int
+    issue_id: UUID | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ClaimedDelivery:
@@ -36,6 +37,7 @@ class ClaimedDelivery:
             kind=row["kind"],
             recipient=row["recipient"],
             subscriber_id=row["subscriber_id"],
+            issue_id=row["issue_id"],
             message=json.loads(raw) if raw is not None else None,
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
@@ -63,21 +65,29 @@ def backoff_seconds(
     return draw(delay / 2, delay)
 
 
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """Deliberately not sent (e.g. the subscriber unsubscribed after the issue was queued)."""
+
+    reason: str
+
+
 @dataclass(slots=True)
 class Outcomes:
-    """What a processed batch turns into: three fenced UPDATEs."""
+    """What a processed batch turns into: four fenced UPDATEs."""
 
     sent: list[tuple[int, str | None]] = field(default_factory=list)
     retry: list[tuple[int, float, str]] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
+    suppressed: list[tuple[int, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.sent) + len(self.retry) + len(self.failed)
+        return len(self.sent) + len(self.retry) + len(self.failed) + len(self.suppressed)
 
 
 def decide(
     deliveries: Sequence[ClaimedDelivery],
-    results: Sequence[SendResult],
+    results: Sequence[SendResult | Suppressed],
     *,
     retry_base: float,
     retry_cap: float,
@@ -90,6 +100,8 @@ def decide(
     for delivery, result in zip(deliveries, results, strict=True):
         if isinstance(result, Accepted):
             outcomes.sent.append((delivery.id, result.message_id))
+        elif isinstance(result, Suppressed):
+            outcomes.suppressed.append((delivery.id, _clip(result.reason)))
         elif isinstance(result, PermanentFailure):
             outcomes.failed.append((delivery.id, _clip(result.error)))
         elif isinstance(result, TransientFailure):

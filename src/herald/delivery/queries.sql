@@ -26,7 +26,7 @@ SET status = 'sending',
     updated_at = now()
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.message::text AS message,
+RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.issue_id, d.message::text AS message,
           d.attempts, d.max_attempts
 
 -- name: mark_sent
@@ -59,6 +59,29 @@ SET status = 'failed',
     updated_at = now()
 FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
 WHERE d.id = r.id AND d.lease_token = $3::uuid AND d.status = 'sending'
+
+-- name: mark_suppressed
+-- Not sent on purpose (the subscriber left between enqueue and send).
+UPDATE deliveries AS d
+SET status = 'suppressed',
+    last_error = r.reason,
+    lease_token = NULL,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::text[]) AS r(id, reason)
+WHERE d.id = r.id AND d.lease_token = $3::uuid AND d.status = 'sending'
+
+-- name: take_tokens
+-- Global token bucket: refill by elapsed time (capped at one second's worth), take
+-- $3 tokens. A negative balance is a debt the caller repays by waiting.
+INSERT INTO rate_buckets AS b (name, tokens, refreshed_at)
+VALUES ($1::text, $2::float8 - $3::float8, clock_timestamp())
+ON CONFLICT (name) DO UPDATE
+SET tokens = least(
+        $2::float8,
+        b.tokens + extract(epoch FROM clock_timestamp() - b.refreshed_at) * $2::float8
+    ) - $3::float8,
+    refreshed_at = clock_timestamp()
+RETURNING tokens
 
 -- name: release
 -- Give rows back untouched (shutdown): the attempt did not happen.

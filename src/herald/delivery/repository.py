@@ -55,6 +55,9 @@ async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> Non
         if outcomes.failed:
             ids, errors = zip(*outcomes.failed, strict=True)
             await conn.execute(Q["mark_failed"], list(ids), list(errors), lease_token)
+        if outcomes.suppressed:
+            ids, reasons = zip(*outcomes.suppressed, strict=True)
+            await conn.execute(Q["mark_suppressed"], list(ids), list(reasons), lease_token)
 
 
 async def release(conn: Connection, ids: Sequence[int], lease_token: UUID) -> int:
@@ -68,3 +71,9 @@ async def release(conn: Connection, ids: Sequence[int], lease_token: UUID) -> in
 async def status_counts(conn: Connection) -> dict[str, int]:
     rows = await conn.fetch(Q["status_counts"])
     return {row["status"]: int(row["n"]) for row in rows}
+
+
+async def take_tokens(conn: Connection, bucket: str, rate: float, count: int) -> float:
+    """Take ``count`` tokens from the shared bucket; the balance (negative = debt)."""
+    balance: float = await conn.fetchval(Q["take_tokens"], bucket, rate, float(count))
+    return balance

@@ -33,20 +33,23 @@ from herald.core.db import Database, connect
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
 from herald.delivery import repository
-from herald.delivery.domain import ClaimedDelivery, Outcomes, decide, render_stored
+from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed, decide, render_stored
 from herald.email.message import EmailMessage, EmailProvider, PermanentFailure, SendResult
 
 log = get_logger("herald.delivery")
 
 CHANNEL = "herald_deliveries"
 
-# Turns claimed rows into messages; a per-row PermanentFailure skips the send.
-Renderer = Callable[[Sequence[ClaimedDelivery]], Awaitable[list[EmailMessage | PermanentFailure]]]
+Rendered = EmailMessage | PermanentFailure | Suppressed
+# Turns claimed rows into messages; a PermanentFailure or Suppressed skips the send.
+Renderer = Callable[[Sequence[ClaimedDelivery]], Awaitable[list[Rendered]]]
+# Runs after a batch's results are recorded (issue progress, completion).
+AfterBatch = Callable[[Sequence[ClaimedDelivery], Outcomes], Awaitable[None]]
+
+RATE_BUCKET = "provider-sends"
 
 
-async def render_stored_batch(
-    deliveries: Sequence[ClaimedDelivery],
-) -> list[EmailMessage | PermanentFailure]:
+async def render_stored_batch(deliveries: Sequence[ClaimedDelivery]) -> list[Rendered]:
     return [render_stored(d) for d in deliveries]
 
 
@@ -69,6 +72,7 @@ class DeliveryWorker:
         dsn: str | None = None,
         db_settings: DatabaseSettings | None = None,
         renderers: dict[str, Renderer] | None = None,
+        after_batch: AfterBatch | None = None,
         name: str | None = None,
     ) -> None:
         self._db = db
@@ -77,6 +81,7 @@ class DeliveryWorker:
         self._dsn = dsn
         self._db_settings = db_settings or DatabaseSettings()
         self._renderers = renderers or {}
+        self._after_batch = after_batch
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._wakeups: list[asyncio.Event] = []
         self._sending = asyncio.Semaphore(settings.send_concurrency)
@@ -173,7 +178,7 @@ class DeliveryWorker:
     ) -> None:
         exhausted = [d for d in batch if d.attempts > d.max_attempts]
         live = [d for d in batch if d.attempts <= d.max_attempts]
-        results: list[SendResult] = []
+        results: list[SendResult | Suppressed] = []
         rendered = await self._render(live)
         to_send = [
             (d, m) for d, m in zip(live, rendered, strict=True) if isinstance(m, EmailMessage)
@@ -183,7 +188,7 @@ class DeliveryWorker:
             d.id: r for (d, _), r in zip(to_send, sent_results, strict=True)
         }
         for delivery, message in zip(live, rendered, strict=True):
-            results.append(message if isinstance(message, PermanentFailure) else by_id[delivery.id])
+            results.append(message if not isinstance(message, EmailMessage) else by_id[delivery.id])
         outcomes = decide(
             live,
             results,
@@ -195,6 +200,11 @@ class DeliveryWorker:
                 (delivery.id, f"gave up: the lease expired {delivery.max_attempts} times")
             )
         await self._record(outcomes, lease)
+        if self._after_batch is not None:
+            try:
+                await self._after_batch(batch, outcomes)
+            except Unavailable:
+                log.warning("after-batch step skipped: database unavailable")
         report.sent += len(outcomes.sent)
         report.retried += len(outcomes.retry)
         report.failed += len(outcomes.failed)
@@ -208,13 +218,13 @@ class DeliveryWorker:
                 first_error=(outcomes.failed or outcomes.retry)[0][-1],
             )
 
-    async def _render(self, batch: list[ClaimedDelivery]) -> list[EmailMessage | PermanentFailure]:
+    async def _render(self, batch: list[ClaimedDelivery]) -> list[Rendered]:
         if not batch:
             return []
         kinds: dict[str, list[int]] = {}
         for position, delivery in enumerate(batch):
             kinds.setdefault(delivery.kind, []).append(position)
-        rendered: list[EmailMessage | PermanentFailure | None] = [None] * len(batch)
+        rendered: list[Rendered | None] = [None] * len(batch)
         for kind, positions in kinds.items():
             renderer = self._renderers.get(kind, render_stored_batch)
             messages = await renderer([batch[p] for p in positions])
@@ -227,11 +237,22 @@ class DeliveryWorker:
         chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
 
         async def send(chunk: list[EmailMessage]) -> list[SendResult]:
+            await self._throttle(len(chunk))
             async with self._sending:
                 return await self._provider.send_batch(chunk)
 
         answers = await asyncio.gather(*(send(chunk) for chunk in chunks))
         return [result for answer in answers for result in answer]
+
+    async def _throttle(self, count: int) -> None:
+        """Respect the global send rate shared by every worker (a token bucket in Postgres)."""
+        rate = self._settings.rate_per_second
+        if not rate:
+            return
+        async with self._db.connection() as conn:
+            balance = await repository.take_tokens(conn, RATE_BUCKET, rate, count)
+        if balance < 0:
+            await asyncio.sleep(-balance / rate)
 
     async def _record(self, outcomes: Outcomes, lease: uuid.UUID) -> None:
         # The messages are out: losing their results would mean sending them again

@@ -96,3 +96,24 @@ async def get_by_email(conn: Connection, email: str) -> SubscriptionView | None:
 async def delete_expired_tokens(conn: Connection, older_than_seconds: float) -> int:
     status = await conn.execute(Q["delete_expired_tokens"], older_than_seconds)
     return int(status.split()[-1])
+
+
+async def unsubscribe(conn: Connection, subscriber_id: uuid.UUID) -> tuple[bool, bool]:
+    """(known, changed): whether the subscriber exists, and whether this call unsubscribed them."""
+    row = await conn.fetchrow(Q["unsubscribe"], subscriber_id)
+    assert row is not None  # the statement always returns one row
+    return bool(row["known"]), bool(row["changed"])
+
+
+async def get_by_id(conn: Connection, subscriber_id: uuid.UUID) -> SubscriptionView | None:
+    row = await conn.fetchrow(Q["get_by_id"], subscriber_id)
+    if row is None:
+        return None
+    return SubscriptionView(
+        row["id"],
+        row["email"],
+        row["name"],
+        SubscriptionStatus(row["status"]),
+        row["created_at"],
+        row["confirmed_at"],
+    )

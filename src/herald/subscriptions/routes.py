@@ -76,3 +76,27 @@ async def confirm(request: Request, state: State) -> Response:
     if fmt is Format.JSON:
         return JSONResponse({"status": "confirmed", "message": CONFIRMED_MESSAGE})
     return HTMLResponse(render("subscriptions/confirmed.html"))
+
+
+@router.get("/unsubscribe/one-click", response_class=HTMLResponse)
+async def unsubscribe_page(request: Request, state: State) -> Response:
+    """The link in the email body: a confirmation page with one button (a GET changes
+    nothing, so link scanners cannot unsubscribe anyone)."""
+    token = request.query_params.get("token", "")
+    subscriber = await SubscriptionService(state.db, state.settings).unsubscriber(token)
+    return HTMLResponse(
+        render("subscriptions/unsubscribe.html", email=subscriber.email, token=token)
+    )
+
+
+@router.post("/unsubscribe/one-click")
+async def unsubscribe(request: Request, state: State) -> Response:
+    """RFC 8058 one-click: ``List-Unsubscribe=One-Click`` posted to the header's URL.
+    No login, no CSRF (the token is the credential); 200 at once, idempotent."""
+    token = request.query_params.get("token", "")
+    if not token:
+        token = (await read_form(request)).get("token", "")
+    await SubscriptionService(state.db, state.settings).unsubscribe(token)
+    if preferred_format(request) is Format.JSON:
+        return JSONResponse({"status": "unsubscribed"})
+    return HTMLResponse(render("subscriptions/unsubscribed.html"))

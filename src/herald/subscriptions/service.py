@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
-from herald.core.errors import Unauthorized
+from herald.core.errors import NotFound, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.subscriptions import repository
@@ -26,6 +26,7 @@ from herald.subscriptions.domain import (
     new_confirmation_token,
 )
 from herald.subscriptions.emails import confirmation_email
+from herald.subscriptions.unsubscribe import parse_token
 
 log = get_logger("herald.subscriptions")
 
@@ -110,3 +111,25 @@ class SubscriptionService:
             await repository.confirm(conn, found.subscriber_id)
         log.info("subscription confirmed", subscriber_id=str(found.subscriber_id))
         return ConfirmOutcome.CONFIRMED
+
+    async def unsubscriber(self, token: str) -> repository.SubscriptionView:
+        """Who an unsubscribe token names; 400 for a token that does not verify."""
+        subscriber_id = parse_token(self.settings, token)
+        if subscriber_id is None:
+            raise ValidationError("this unsubscribe link is not valid", field="token")
+        async with self.db.connection() as conn:
+            found = await repository.get_by_id(conn, subscriber_id)
+        if found is None:
+            raise NotFound("this subscription no longer exists")
+        return found
+
+    async def unsubscribe(self, token: str) -> bool:
+        """Unsubscribe at once (idempotent); True when this call changed anything."""
+        subscriber_id = parse_token(self.settings, token)
+        if subscriber_id is None:
+            raise ValidationError("this unsubscribe link is not valid", field="token")
+        async with self.db.connection() as conn:
+            known, changed = await repository.unsubscribe(conn, subscriber_id)
+        if changed:
+            log.info("unsubscribed", subscriber_id=str(subscriber_id))
+        return changed or not known

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
+from herald.admin import newsletters
 from herald.admin import routes as admin
 from herald.api import routes as api
 from herald.auth import routes as auth
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(newsletters.router)
     app.include_router(api.router)
     if not settings.is_production:
         app.include_router(dev.router)

@@ -23,8 +23,8 @@ from starlette.responses import Response
 
 from herald.core.config import Settings
 from herald.core.errors import Forbidden
+from herald.core.signing import mac
 from herald.web.cookies import CSRF_COOKIE, SESSION_COOKIE, set_cookie
-from herald.web.signing import mac
 
 FORM_FIELD = "csrf_token"
 _REJECTED = "This form expired or did not come from this site. Reload the page and try again."

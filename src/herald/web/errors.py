@@ -38,6 +38,7 @@ _STATUS: list[tuple[type[errors.HeraldError], int, str]] = [
     (errors.NotFound, 404, "not_found"),
     (errors.Conflict, 409, "conflict"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
+    (errors.UnprocessableRequest, 422, "unprocessable"),
     (errors.UnsupportedMediaType, 415, "unsupported_media_type"),
     (errors.RateLimited, 429, "rate_limited"),
     (errors.Unavailable, 503, "unavailable"),

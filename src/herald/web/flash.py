@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from herald.core.config import Settings
+from herald.core.signing import sign, unsign
 from herald.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
-from herald.web.signing import sign, unsign
 
 Level = Literal["info", "error"]
 _PURPOSE = "flash"

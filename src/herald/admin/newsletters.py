@@ -1,0 +1,55 @@
+"""The contract form: GET/POST /admin/newsletters publishes an issue at once.
+
+Parse → (idempotency: replay or own the key) → create and publish the issue in
+the same transaction as the stored response → 303 with the contract's flash.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from herald.admin import idempotency
+from herald.auth.web import CurrentSession, require_session
+from herald.issues import repository as issues
+from herald.issues.domain import IssueContent
+from herald.issues.service import IssueService, validate
+from herald.web import csrf, flash
+from herald.web.forms import read_form
+from herald.web.pages import page
+from herald.web.state import State
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
+
+ACCEPTED = "The newsletter issue has been accepted - emails will go out shortly."
+
+
+@router.get("/newsletters", response_class=HTMLResponse)
+async def newsletter_form(request: Request) -> Response:
+    return page(request, "admin/newsletters.html", idempotency_key=str(uuid.uuid4()))
+
+
+@router.post("/newsletters")
+async def publish_newsletter(request: Request, state: State, session: CurrentSession) -> Response:
+    form = await read_form(request, max_fields=20)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    key = idempotency.parse_key(form.get("idempotency_key"))
+    title = form.get("title", "")
+    text_content = form.get("text_content", "")
+    html_content = form.get("html_content", "")
+    content = IssueContent.parse(title=title, html_content=html_content, text_content=text_content)
+    validate(content)
+    fingerprint = idempotency.request_hash(title, text_content, html_content)
+    service = IssueService(state.db, state.settings)
+    async with state.db.transaction() as conn:
+        replay = await idempotency.begin(conn, session.user_id, key, fingerprint)
+        if replay is not None:
+            return replay.response
+        issue_id = await issues.insert_issue(conn, content, session.user_id)
+        await service.publish_in(conn, issue_id)
+        response = flash.redirect("/admin/newsletters", state.settings, ACCEPTED)
+        await idempotency.save(conn, session.user_id, key, response)
+    return response

@@ -1,0 +1,146 @@
+"""Newsletter issues: what an issue is and which state changes are allowed. No I/O."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from enum import StrEnum
+from html.parser import HTMLParser
+
+from herald.core.errors import Conflict, ValidationError
+
+MAX_TITLE_LENGTH = 200
+MAX_BODY_LENGTH = 1_000_000
+
+
+class IssueStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    SENT = "sent"
+
+    @property
+    def editable(self) -> bool:
+        return self in {IssueStatus.DRAFT, IssueStatus.SCHEDULED}
+
+
+def require_editable(status: IssueStatus) -> None:
+    if not status.editable:
+        raise Conflict(f"this issue is {status.value}: it can no longer be changed")
+
+
+@dataclass(frozen=True, slots=True)
+class IssueContent:
+    """A title and both bodies; ``markdown`` is kept when the bodies came from it."""
+
+    title: str
+    html: str
+    text: str
+    markdown: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        title: object,
+        markdown: object = None,
+        html_content: object = None,
+        text_content: object = None,
+    ) -> IssueContent:
+        """Validate a submitted issue. Markdown wins when given; otherwise HTML and/or
+        text, the missing one derived from the other."""
+        from herald.issues.rendering import markdown_to_html
+
+        clean_title = _text(title, "title").strip()
+        if not clean_title:
+            raise ValidationError("title must not be empty", field="title")
+        if len(clean_title) > MAX_TITLE_LENGTH:
+            raise ValidationError(
+                f"title is too long: at most {MAX_TITLE_LENGTH} characters", field="title"
+            )
+        if any(ch in clean_title for ch in "\r\n"):
+            raise ValidationError("title must be a single line", field="title")
+        source = _text(markdown, "markdown").strip()
+        body_html = _text(html_content, "html_content").strip()
+        body_text = _text(text_content, "text_content").strip()
+        for name, value in (
+            ("markdown", source),
+            ("html_content", body_html),
+            ("text_content", body_text),
+        ):
+            if len(value) > MAX_BODY_LENGTH:
+                raise ValidationError(f"{name} is too long", field=name)
+        if source:
+            rendered = markdown_to_html(source)
+            return cls(clean_title, rendered, html_to_text(rendered), source)
+        if not body_html and not body_text:
+            raise ValidationError(
+                "the issue needs content: text_content and/or html_content (or markdown)",
+                field="text_content",
+            )
+        if not body_html:
+            body_html = text_to_html(body_text)
+        if not body_text:
+            body_text = html_to_text(body_html)
+        return cls(clean_title, body_html, body_text)
+
+
+def _text(value: object, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string", field=field)
+    return value
+
+
+def text_to_html(text: str) -> str:
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCKS = frozenset(
+        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._href: str | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"script", "style", "head"}:
+            self._skip += 1
+        elif tag == "a":
+            self._href = dict(attrs).get("href")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"script", "style", "head"}:
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a":
+            if self._href and not self._href.startswith("#"):
+                self.parts.append(f" ({self._href})")
+            self._href = None
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(" ".join(data.split()) if data.strip() else (" " if data else ""))
+
+
+def html_to_text(body: str) -> str:
+    """A readable plain-text version of an HTML body: blocks become lines, links keep URLs."""
+    parser = _TextExtractor()
+    parser.feed(body)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()

@@ -1,0 +1,220 @@
+"""The only door to ``newsletter_issues`` and the issue side of ``deliveries``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from herald.core import sql
+from herald.core.db import Connection
+from herald.issues.domain import IssueContent, IssueStatus
+
+Q = sql.load("herald.issues")
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    id: uuid.UUID
+    title: str
+    markdown: str | None
+    html: str
+    text: str
+    status: IssueStatus
+    scheduled_at: datetime | None
+    published_at: datetime | None
+    completed_at: datetime | None
+    recipients: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _issue(row: Any) -> Issue:
+    return Issue(
+        id=row["id"],
+        title=row["title"],
+        markdown=row["markdown"],
+        html=row["html_content"],
+        text=row["text_content"],
+        status=IssueStatus(row["status"]),
+        scheduled_at=row["scheduled_at"],
+        published_at=row["published_at"],
+        completed_at=row["completed_at"],
+        recipients=row["recipients"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def insert_issue(
+    conn: Connection, content: IssueContent, created_by: uuid.UUID | None
+) -> uuid.UUID:
+    issue_id = uuid.uuid4()
+    await conn.execute(
+        Q["insert_issue"],
+        issue_id,
+        content.title,
+        content.markdown,
+        content.html,
+        content.text,
+        created_by,
+    )
+    return issue_id
+
+
+async def update_issue(conn: Connection, issue_id: uuid.UUID, content: IssueContent) -> bool:
+    updated = await conn.fetchval(
+        Q["update_issue"], issue_id, content.title, content.markdown, content.html, content.text
+    )
+    return updated is not None
+
+
+async def get_issue(conn: Connection, issue_id: uuid.UUID) -> Issue | None:
+    row = await conn.fetchrow(Q["get_issue"], issue_id)
+    return _issue(row) if row else None
+
+
+async def list_issues(conn: Connection, limit: int = 100) -> list[Issue]:
+    return [_issue(row) for row in await conn.fetch(Q["list_issues"], limit)]
+
+
+async def start_publishing(conn: Connection, issue_id: uuid.UUID) -> bool:
+    return await conn.fetchval(Q["start_publishing"], issue_id) is not None
+
+
+async def fan_out(conn: Connection, issue_id: uuid.UUID, max_attempts: int) -> int:
+    """Queue one delivery per confirmed subscriber; the number queued."""
+    status = await conn.execute(Q["fan_out"], issue_id, max_attempts)
+    count = int(status.split()[-1])
+    await conn.execute(Q["set_recipients"], issue_id, count)
+    return count
+
+
+async def schedule(conn: Connection, issue_id: uuid.UUID, at: datetime) -> bool:
+    return await conn.fetchval(Q["schedule_issue"], issue_id, at) is not None
+
+
+async def unschedule(conn: Connection, issue_id: uuid.UUID) -> bool:
+    return await conn.fetchval(Q["unschedule_issue"], issue_id) is not None
+
+
+async def lock_due_issues(conn: Connection, limit: int = 10) -> list[uuid.UUID]:
+    """Scheduled issues whose time has come, locked for this transaction."""
+    return [row["id"] for row in await conn.fetch(Q["due_issues"], limit)]
+
+
+async def delivery_counts(conn: Connection, issue_id: uuid.UUID) -> dict[str, int]:
+    rows = await conn.fetch(Q["delivery_counts"], issue_id)
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
+async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    return [row["id"] for row in await conn.fetch(Q["complete_issues"], issue_ids)]
+
+
+async def retry_failed(conn: Connection, issue_id: uuid.UUID) -> int:
+    row = await conn.fetchrow(Q["retry_failed"], issue_id)
+    return int(row["retried"]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RenderData:
+    id: uuid.UUID
+    title: str
+    html: str
+    text: str
+
+
+async def issues_for_rendering(
+    conn: Connection, issue_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RenderData]:
+    rows = await conn.fetch(Q["issues_for_rendering"], issue_ids)
+    return {
+        r["id"]: RenderData(r["id"], r["title"], r["html_content"], r["text_content"]) for r in rows
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    id: uuid.UUID
+    email: str
+    name: str
+    status: str
+
+
+async def subscribers_for_rendering(
+    conn: Connection, subscriber_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Recipient]:
+    rows = await conn.fetch(Q["subscribers_for_rendering"], subscriber_ids)
+    return {r["id"]: Recipient(r["id"], r["email"], r["name"], r["status"]) for r in rows}
+
+
+async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
+    await conn.execute(Q["notify_progress"], str(issue_id))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    id: int
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime
+    issue_id: uuid.UUID | None
+    issue_title: str | None
+
+
+async def subscriber_history(
+    conn: Connection, subscriber_id: uuid.UUID, limit: int = 200
+) -> list[HistoryEntry]:
+    rows = await conn.fetch(Q["subscriber_history"], subscriber_id, limit)
+    return [
+        HistoryEntry(
+            r["id"],
+            r["kind"],
+            r["status"],
+            r["attempts"],
+            r["last_error"],
+            r["created_at"],
+            r["sent_at"],
+            r["updated_at"],
+            r["issue_id"],
+            r["issue_title"],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    recipient: str
+    subscriber_id: uuid.UUID | None
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+async def recent_deliveries(
+    conn: Connection, issue_id: uuid.UUID, status: str | None = None, limit: int = 100
+) -> list[DeliveryRow]:
+    rows = await conn.fetch(Q["recent_deliveries"], issue_id, status, limit)
+    return [
+        DeliveryRow(
+            r["id"],
+            r["recipient"],
+            r["subscriber_id"],
+            r["status"],
+            r["attempts"],
+            r["last_error"],
+            r["sent_at"],
+            r["updated_at"],
+        )
+        for r in rows
+    ]

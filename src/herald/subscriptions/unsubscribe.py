@@ -1,0 +1,39 @@
+"""Unsubscribe tokens: the subscriber id plus an HMAC of it, keyed by the secret key.
+
+Nothing is stored: a token proves itself. It cannot be guessed (128-bit MAC) or
+forged without ``HERALD_SECRET_KEY``, and it names one subscriber only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import uuid
+from urllib.parse import urlencode
+
+from herald.core.config import Settings
+from herald.core.signing import mac
+
+_PURPOSE = "unsubscribe"
+_MAC_CHARS = 22  # 128 bits of base64url
+
+
+def make_token(settings: Settings, subscriber_id: uuid.UUID) -> str:
+    ident = base64.urlsafe_b64encode(subscriber_id.bytes).rstrip(b"=").decode()
+    return f"{ident}.{mac(settings, _PURPOSE, ident)[:_MAC_CHARS]}"
+
+
+def parse_token(settings: Settings, token: str) -> uuid.UUID | None:
+    ident, _, signature = token.partition(".")
+    expected = mac(settings, _PURPOSE, ident)[:_MAC_CHARS]
+    if len(signature) != _MAC_CHARS or not hmac.compare_digest(signature, expected):
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(ident + "=" * (-len(ident) % 4)))
+    except ValueError:
+        return None
+
+
+def unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID) -> str:
+    token = make_token(settings, subscriber_id)
+    return f"{settings.public_base_url}/unsubscribe/one-click?{urlencode({'token': token})}"

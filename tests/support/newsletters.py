@@ -1,0 +1,82 @@
+"""Helpers for publishing tests: subscribers in bulk, an admin session, a worker."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+
+from herald.auth.passwords import Passwords
+from herald.auth.service import AuthService
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.delivery.worker import DeliveryWorker
+from herald.issues.delivery import IssueDeliveries
+from herald.issues.service import ISSUE_KIND
+from tests.support.queue import RecordingProvider
+
+PASSWORD = "correct horse battery staple"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+IDEMPOTENCY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+async def add_subscribers(
+    db: Database, count: int, *, status: str = "confirmed", prefix: str = "reader"
+) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    async with db.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO subscriptions (id, email, name, status) VALUES ($1, $2, $3, $4)",
+            [(i, f"{prefix}{n}@example.com", f"Reader {n}", status) for n, i in enumerate(ids)],
+        )
+    return ids
+
+
+async def create_admin(db: Database, settings: Settings, username: str = "admin") -> uuid.UUID:
+    passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
+    try:
+        return await AuthService(db, settings, passwords).create_user(username, PASSWORD)
+    finally:
+        passwords.close()
+
+
+async def log_in(client: httpx.AsyncClient, username: str = "admin") -> None:
+    page = await client.get("/login")
+    token = CSRF.search(page.text)
+    assert token
+    response = await client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)}
+    )
+    assert response.headers["location"] == "/admin/dashboard", response.text
+
+
+async def newsletter_form(client: httpx.AsyncClient) -> dict[str, str]:
+    page = await client.get("/admin/newsletters")
+    assert page.status_code == 200, page.text
+    csrf = CSRF.search(page.text)
+    key = IDEMPOTENCY.search(page.text)
+    assert csrf
+    assert key
+    return {"csrf_token": csrf.group(1), "idempotency_key": key.group(1)}
+
+
+def issue_worker(
+    db: Database, settings: Settings, provider: RecordingProvider, **delivery: object
+) -> DeliveryWorker:
+    issues = IssueDeliveries(db, settings)
+    return DeliveryWorker(
+        db,
+        provider,
+        settings.delivery.model_copy(update=delivery),
+        renderers={ISSUE_KIND: issues.render},
+        after_batch=issues.after_batch,
+        name=f"test-{uuid.uuid4().hex[:6]}",
+    )
+
+
+async def drain(worker: DeliveryWorker, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        if (await worker.run_once()).claimed == 0:
+            return
+    raise AssertionError("the queue did not drain")
