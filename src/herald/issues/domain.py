@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from html.parser import HTMLParser
@@ -10,6 +11,8 @@ from html.parser import HTMLParser
 from herald.core.errors import Conflict, ValidationError
 
 MAX_TITLE_LENGTH = 200
+_WHITESPACE = re.compile(r"\s+")
+_SPACES = re.compile(r" {2,}")
 MAX_BODY_LENGTH = 1_000_000
 
 
@@ -131,7 +134,7 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
-            self.parts.append(" ".join(data.split()) if data.strip() else (" " if data else ""))
+            self.parts.append(_WHITESPACE.sub(" ", data))
 
 
 def html_to_text(body: str) -> str:
@@ -139,7 +142,7 @@ def html_to_text(body: str) -> str:
     parser = _TextExtractor()
     parser.feed(body)
     parser.close()
-    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).splitlines()]
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
