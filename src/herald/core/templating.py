@@ -1,4 +1,8 @@
-"""One Jinja2 environment for every page and email; each feature ships its templates."""
+"""One Jinja2 environment for every page and email; each feature ships its templates.
+
+Every package listed here must hold a tracked ``templates/`` folder: git does not keep empty
+folders, so a package without templates would break a fresh clone (see test_templating).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ TEMPLATE_PACKAGES = (
     "herald.subscriptions",
     "herald.auth",
     "herald.admin",
-    "herald.issues",
 )
 
 
