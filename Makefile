@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint fmt clean bench bench-quick
+.PHONY: help run test check lint fmt clean bench bench-quick browser
 
 help:
 	@echo "make run    - start Herald on an embedded Postgres (development outbox)"
 	@echo "make test   - run every test (unit, integration, e2e)"
 	@echo "make check  - lint + type-check + every test"
 	@echo "make fmt    - format and autofix"
+	@echo "make browser - install headless Chromium for the browser test (Debian package)"
 
 # The virtualenv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -35,6 +36,17 @@ lint: $(STAMP)
 
 check: lint test
 
+# The browser test drives Debian's Chromium through Playwright (never `playwright install`,
+# which downloads its own browser build). Installed only when missing; needs root or sudo.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
@@ -49,3 +61,17 @@ $(BIN)/python:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks (bench/README.md): each starts its own Postgres, Postmark sink and workers.
+# Pass options through BENCH_ARGS, e.g. make bench-publish BENCH_ARGS="--runs 5".
+.PHONY: bench-publish bench-crash
+bench: bench-publish bench-crash
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/publish.py --subscribers 10000 --runs 1 $(BENCH_ARGS)
+
+bench-publish: $(STAMP)
+	$(BIN)/python bench/publish.py --config 3:500:1 $(BENCH_ARGS)
+
+bench-crash: $(STAMP)
+	$(BIN)/python bench/crash.py $(BENCH_ARGS)

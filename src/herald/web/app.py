@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
-from herald.admin import newsletters
+from herald.admin import issues, newsletters, subscribers
 from herald.admin import routes as admin
 from herald.api import routes as api
 from herald.auth import routes as auth
@@ -18,6 +18,7 @@ from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.housekeeping import run as run_housekeeping
+from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.subscriptions import routes as subscriptions
 from herald.web import dev, errors, health
 from herald.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -31,11 +32,14 @@ def create_app(
     dsn: str | None = None,
     db: Database | None = None,
     housekeeping: bool = False,
+    listen_dsn: str | None = None,
 ) -> FastAPI:
     """An app that opens its own pool from ``dsn`` at startup, or uses a given ``db``.
 
     ``housekeeping``: run the periodic clean-up inside this app (for web processes
     started by uvicorn's supervisor, which have no runtime of their own).
+    ``listen_dsn``: where the live-progress hub opens its one LISTEN connection
+    (default ``dsn``; with neither, it holds one connection of the pool).
     """
     if (dsn is None) == (db is None):
         raise ValueError("give exactly one of dsn or db")
@@ -48,7 +52,13 @@ def create_app(
         )
         passwords = Passwords(threads=settings.auth.hashing_threads)
         await passwords.warm_up()
-        app.state.herald = AppState(settings=settings, db=database, passwords=passwords)
+        listen = listen_dsn or dsn
+        hub = ProgressHub(
+            dedicated_connection(listen, settings.db) if listen else database.connection
+        )
+        app.state.herald = AppState(
+            settings=settings, db=database, passwords=passwords, progress=hub
+        )
         stop = asyncio.Event()
         cleaner = (
             asyncio.create_task(run_housekeeping(database, settings, stop))
@@ -60,6 +70,7 @@ def create_app(
         finally:
             app.state.herald.draining = True
             stop.set()
+            await hub.stop()  # ends the open progress streams
             if cleaner is not None:
                 await cleaner
             passwords.close()
@@ -80,6 +91,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(newsletters.router)
+    app.include_router(issues.router)
+    app.include_router(subscribers.router)
     app.include_router(api.router)
     if not settings.is_production:
         app.include_router(dev.router)

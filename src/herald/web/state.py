@@ -1,4 +1,5 @@
-"""What every request handler may reach: settings, the database, the draining flag."""
+"""What every request handler may reach: settings, the database, the draining flag,
+and the process's live-progress hub."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.issues.progress import ProgressHub
 
 
 @dataclass
@@ -19,6 +21,7 @@ class AppState:
     db: Database
     passwords: Passwords = field(default_factory=Passwords)
     draining: bool = False
+    progress: ProgressHub | None = None
 
 
 def get_state(request: Request) -> AppState:

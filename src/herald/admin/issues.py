@@ -1,0 +1,262 @@
+"""The issue pages: drafts, editing, previews, test sends, publishing, schedules, results.
+
+Every action posts a form with ``csrf_token`` and answers 303 back to the issue
+page with a flash; a refused state change (publishing twice, cancelling a schedule
+that is not there) is an error flash, not an error page. The issue page follows
+delivery live through ``/admin/issues/{id}/events`` (server-sent events, see
+``herald.issues.progress``).
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from datetime import UTC
+
+from fastapi import APIRouter, Depends
+from jinja2 import TemplateError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+
+from herald.admin.issue_forms import IssueForm, parse_schedule
+from herald.auth.web import CurrentSession, require_session
+from herald.core.errors import Conflict, Unavailable, ValidationError
+from herald.issues import repository
+from herald.issues.progress import progress_stream
+from herald.issues.rendering import compile_issue
+from herald.issues.service import STATUSES, IssueService
+from herald.web import csrf, flash
+from herald.web.forms import read_form
+from herald.web.pages import page
+from herald.web.state import AppState, State
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
+
+# The email's own inline styles, its images, and nothing that runs.
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'"
+)
+PREVIEW_EMAIL = "preview@example.com"
+DELIVERY_ROWS = 100
+
+
+def _service(state: AppState) -> IssueService:
+    return IssueService(state.db, state.settings)
+
+
+def _issue_url(issue_id: uuid.UUID) -> str:
+    return f"/admin/issues/{issue_id}"
+
+
+async def _form(request: Request, state: AppState) -> dict[str, str]:
+    form = await read_form(request, max_fields=20)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    return form
+
+
+# -- list, create, edit ---------------------------------------------------------------
+
+
+@router.get("/issues", response_class=HTMLResponse)
+async def list_issues(request: Request, state: State) -> Response:
+    return page(request, "admin/issues.html", issues=await _service(state).recent(100))
+
+
+@router.get("/issues/new", response_class=HTMLResponse)
+async def new_issue_form(request: Request) -> Response:
+    return page(request, "admin/issue_form.html", form=IssueForm(), issue=None, error=None)
+
+
+@router.post("/issues/new")
+async def create_issue(request: Request, state: State, session: CurrentSession) -> Response:
+    form = IssueForm.from_form(await _form(request, state))
+    try:
+        issue_id = await _service(state).create_draft(form.content(), session.user_id)
+    except ValidationError as exc:
+        return page(
+            request,
+            "admin/issue_form.html",
+            status_code=400,
+            form=form,
+            issue=None,
+            error=exc.message,
+        )
+    return flash.redirect(_issue_url(issue_id), state.settings, "The draft has been saved.")
+
+
+@router.get("/issues/{issue_id}/edit", response_class=HTMLResponse)
+async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    issue = await _service(state).get(issue_id)
+    if not issue.status.editable:
+        message = f"This issue is {issue.status.value}: it can no longer be changed."
+        return flash.redirect(_issue_url(issue_id), state.settings, message, "error")
+    return page(
+        request, "admin/issue_form.html", form=IssueForm.from_issue(issue), issue=issue, error=None
+    )
+
+
+@router.post("/issues/{issue_id}/edit")
+async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    form = IssueForm.from_form(await _form(request, state))
+    service = _service(state)
+    try:
+        await service.update(issue_id, form.content())
+    except ValidationError as exc:
+        issue = await service.get(issue_id)
+        return page(
+            request,
+            "admin/issue_form.html",
+            status_code=400,
+            form=form,
+            issue=issue,
+            error=exc.message,
+        )
+    except Conflict as exc:
+        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    return flash.redirect(_issue_url(issue_id), state.settings, "The issue has been saved.")
+
+
+# -- the issue page and its previews ------------------------------------------------------
+
+
+@router.get("/issues/{issue_id}", response_class=HTMLResponse)
+async def show_issue(
+    request: Request, state: State, issue_id: uuid.UUID, status: str | None = None
+) -> Response:
+    service = _service(state)
+    issue = await service.get(issue_id)
+    progress = await service.progress(issue_id)
+    shown = status if status in STATUSES else None
+    async with state.db.connection() as conn:
+        deliveries = await repository.recent_deliveries(conn, issue_id, shown, DELIVERY_ROWS)
+    return page(
+        request,
+        "admin/issue.html",
+        issue=issue,
+        progress=progress,
+        statuses=STATUSES,
+        deliveries=deliveries,
+        shown_status=shown,
+    )
+
+
+@router.get("/issues/{issue_id}/preview")
+async def preview_issue(
+    state: State, session: CurrentSession, issue_id: uuid.UUID, format: str = "html"
+) -> Response:
+    """The issue as a subscriber named like the admin would get it (inert unsubscribe link)."""
+    if format not in {"html", "text"}:
+        raise ValidationError("format must be html or text", field="format")
+    issue = await _service(state).get(issue_id)
+    base_url = state.settings.public_base_url
+    try:
+        body_html, body_text = compile_issue(issue.title, issue.html, issue.text).render(
+            name=session.username,
+            email=PREVIEW_EMAIL,
+            unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=preview",
+        )
+    except TemplateError as exc:
+        raise ValidationError(f"the issue cannot be rendered: {exc}") from None
+    headers = {"Cache-Control": "no-store"}
+    if format == "text":
+        return PlainTextResponse(body_text, headers=headers)
+    document = (
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        f"<title>Preview: {html.escape(issue.title)}</title></head>\n"
+        f"<body>\n{body_html}</body></html>\n"
+    )
+    return HTMLResponse(document, headers={**headers, "Content-Security-Policy": PREVIEW_CSP})
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+@router.post("/issues/{issue_id}/test")
+async def send_test(
+    request: Request, state: State, session: CurrentSession, issue_id: uuid.UUID
+) -> Response:
+    form = await _form(request, state)
+    email = form.get("email", "").strip()
+    try:
+        await _service(state).send_test(issue_id, email, name=session.username)
+    except ValidationError as exc:
+        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    message = f"A test email is on its way to {email}."
+    return flash.redirect(_issue_url(issue_id), state.settings, message)
+
+
+@router.post("/issues/{issue_id}/publish")
+async def publish_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    await _form(request, state)
+    try:
+        recipients = await _service(state).publish(issue_id)
+    except Conflict as exc:
+        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    noun = "subscriber" if recipients == 1 else "subscribers"
+    message = f"The issue is being sent to {recipients} confirmed {noun}."
+    return flash.redirect(_issue_url(issue_id), state.settings, message)
+
+
+@router.post("/issues/{issue_id}/schedule")
+async def schedule_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    form = await _form(request, state)
+    try:
+        at = parse_schedule(form.get("scheduled_at", ""), form.get("utc_offset", ""))
+        await _service(state).schedule(issue_id, at)
+    except (ValidationError, Conflict) as exc:
+        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    when = f"{at.isoformat(timespec='minutes')} ({at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+    message = f"The issue is scheduled for {when}."
+    return flash.redirect(_issue_url(issue_id), state.settings, message)
+
+
+@router.post("/issues/{issue_id}/cancel")
+async def cancel_schedule(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    await _form(request, state)
+    try:
+        await _service(state).cancel_schedule(issue_id)
+    except Conflict as exc:
+        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    message = "The schedule has been cancelled: the issue is a draft again."
+    return flash.redirect(_issue_url(issue_id), state.settings, message)
+
+
+@router.post("/issues/{issue_id}/retry-failed")
+async def retry_failed(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    await _form(request, state)
+    retried = await _service(state).retry_failed(issue_id)
+    if retried == 0:
+        return flash.redirect(
+            _issue_url(issue_id),
+            state.settings,
+            "There are no failed deliveries to retry.",
+            "error",
+        )
+    noun = "delivery" if retried == 1 else "deliveries"
+    message = f"{retried} failed {noun} queued again."
+    return flash.redirect(_issue_url(issue_id), state.settings, message)
+
+
+# -- live progress ----------------------------------------------------------------------
+
+
+@router.get("/issues/{issue_id}/events")
+async def issue_events(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    """``text/event-stream``: ``event: progress`` with ``Progress.as_json()``; ends at ``sent``."""
+    service = _service(state)
+    await service.get(issue_id)  # 404 before the stream starts
+    hub = state.progress
+    if hub is None or hub.closed:
+        raise Unavailable("live progress is not available while the server stops")
+
+    async def should_stop() -> bool:
+        return state.draining or await request.is_disconnected()
+
+    stream = progress_stream(
+        issue_id, hub=hub, load=lambda: service.progress(issue_id), should_stop=should_stop
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,51 @@
+// Live delivery progress on the issue page: server-sent events from
+// /admin/issues/{id}/events update the <progress> bar, the counts and the status.
+// Loaded as an external file with the page's CSP nonce; no inline handlers.
+(function () {
+  "use strict";
+  var root = document.getElementById("progress");
+  if (!root || typeof window.EventSource !== "function") {
+    return;
+  }
+  var status = root.getAttribute("data-status");
+  if (status !== "publishing" && status !== "scheduled") {
+    return; // a draft has nothing to follow yet; a sent issue is final
+  }
+  var bar = document.getElementById("progress-bar");
+  var summary = document.getElementById("progress-summary");
+  var statusText = document.getElementById("issue-status");
+  var done = document.getElementById("progress-done");
+  var source = new EventSource(root.getAttribute("data-events"));
+
+  function show(progress) {
+    // Progress.percent is 100 for an issue with no deliveries yet (a scheduled one).
+    var started = progress.status === "publishing" || progress.status === "sent";
+    var percent = started ? progress.percent : 0;
+    bar.value = percent;
+    bar.textContent = percent + "%";
+    summary.textContent = started
+      ? percent + "% of " + progress.recipients + " recipients"
+      : "Not published yet.";
+    statusText.textContent = progress.status;
+    statusText.className = "status status-" + progress.status;
+    root.setAttribute("data-status", progress.status);
+    var cells = root.querySelectorAll("[data-count]");
+    for (var i = 0; i < cells.length; i += 1) {
+      var name = cells[i].getAttribute("data-count");
+      if (Object.prototype.hasOwnProperty.call(progress, name)) {
+        cells[i].textContent = String(progress[name]);
+      }
+    }
+    if (progress.status === "sent") {
+      source.close(); // the server ends the stream; do not let EventSource reconnect
+      done.hidden = false;
+    }
+  }
+
+  source.addEventListener("progress", function (event) {
+    show(JSON.parse(event.data));
+  });
+  window.addEventListener("pagehide", function () {
+    source.close();
+  });
+})();
