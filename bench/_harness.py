@@ -1,0 +1,204 @@
+"""Pieces the delivery benchmarks share: an embedded Postgres in a temp dir, the standalone
+Postmark sink, real ``herald worker`` processes, and per-process CPU and memory from /proc.
+
+Everything listens on loopback or a unix socket and is torn down on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from herald.core.embedded_pg import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parent.parent
+SINK = REPO / "tests" / "support" / "postmark_sink.py"
+TOKEN = "bench-token"  # noqa: S105 - the local sink's token, not a secret
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    """CPU model and count, for the record."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    return f"{os.cpu_count()} vCPU, {model}"
+
+
+@contextlib.contextmanager
+def embedded_postgres(settings: Mapping[str, str] | None = None) -> Iterator[EmbeddedPostgres]:
+    """A throw-away cluster in a temp dir the unprivileged ``postgres`` user can reach."""
+    root = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root, database="postgres", extra_settings=dict(settings or {}))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def postmaster_pid(server: EmbeddedPostgres) -> int:
+    return int((server.pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("PPid:") and int(line.split()[1]) == parent:
+                    found.append(int(entry.name))
+                    break
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (vanished ones count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            # The command name is in parentheses and may hold spaces: split after it.
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Sink:
+    process: asyncio.subprocess.Process
+    base_url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.asynccontextmanager
+async def postmark_sink(delay_ms: float = 0.0) -> AsyncIterator[Sink]:
+    """The standalone sink (``tests/support/postmark_sink.py``) in its own process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SINK),
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+        "--delay-ms",
+        str(delay_ms),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"the sink did not start: {line!r}")
+        yield Sink(process, line.removeprefix("READY "))
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def worker_env(dsn: str, sink_url: str, data_dir: Path, **delivery: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "HERALD_DATABASE_URL": dsn,
+            "HERALD_DATA_DIR": str(data_dir),
+            "HERALD_SECRET_KEY": "b" * 48,
+            "HERALD_BASE_URL": "https://news.herald.test",
+            "HERALD_LOG_FORMAT": "json",
+            "HERALD_EMAIL__PROVIDER": "postmark",
+            "HERALD_EMAIL__SENDER": "Herald Newsletter <newsletter@herald.test>",
+            "HERALD_EMAIL__POSTMARK__BASE_URL": sink_url,
+            "HERALD_EMAIL__POSTMARK__SERVER_TOKEN": TOKEN,
+            "HERALD_EMAIL__TIMEOUT_SECONDS": "60",
+        }
+    )
+    env.update({f"HERALD_DELIVERY__{k.upper()}": str(v) for k, v in delivery.items()})
+    return env
+
+
+class Workers:
+    """``herald worker`` processes, logging to files; ready once each logged its start."""
+
+    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+        self._env = dict(env)
+        self._logs = logs
+        self.processes: list[asyncio.subprocess.Process] = []
+        self._files: list[Path] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    async def start(self, count: int, timeout: float = 60) -> None:
+        for _ in range(count):
+            path = self._logs / f"worker-{len(self._files) + 1}.log"
+            with path.open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "herald",
+                    "worker",
+                    env=self._env,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+            self.processes.append(process)
+            self._files.append(path)
+        deadline = time.monotonic() + timeout
+        while not all("worker started" in p.read_text(errors="replace") for p in self._files):
+            if time.monotonic() > deadline or any(p.returncode is not None for p in self.processes):
+                raise RuntimeError("a worker did not start:\n" + self.log_tail())
+            await asyncio.sleep(0.1)
+
+    async def stop(self, timeout: float = 60) -> list[int]:
+        for process in self.processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        codes = []
+        for process in self.processes:
+            try:
+                codes.append(await asyncio.wait_for(process.wait(), timeout))
+            except TimeoutError:
+                process.kill()
+                codes.append(await process.wait())
+        return codes
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in self._files
+        )
