@@ -184,7 +184,7 @@ async def _run_parts(
     if web:
         from herald.web.app import create_app
 
-        app = create_app(settings, db=db)
+        app = create_app(settings, db=db, listen_dsn=dsn)
         config = uvicorn.Config(
             app,
             host=settings.host,

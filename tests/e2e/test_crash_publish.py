@@ -305,12 +305,6 @@ async def test_sigkilled_workers_lose_nobody_and_duplicate_at_most_a_batch_per_k
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="bug: only the after-batch step of the worker that records an issue's last batch "
-    "marks the issue sent; if that worker dies between recording and that step, nothing ever "
-    "completes the issue (src/herald/issues/delivery.py IssueDeliveries.after_batch)",
-    strict=True,
-)
 async def test_an_issue_completes_even_if_the_worker_of_its_last_batch_died_before_after_batch(
     database_url: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:

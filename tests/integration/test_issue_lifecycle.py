@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from herald.core.config import Settings
@@ -158,3 +159,46 @@ async def test_a_deleted_subscriber_is_suppressed_not_failed(
     assert provider.calls == 0
     assert (await statuses(db)) == {"suppressed": 1}
     assert (await service.get(issue_id)).status is IssueStatus.SENT
+
+
+async def listen_progress(database_url: str) -> tuple[asyncpg.Connection, asyncio.Queue[str]]:
+    conn = await asyncpg.connect(database_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await conn.add_listener("herald_progress", lambda *args: heard.put_nowait(args[-1]))
+    return conn, heard
+
+
+async def test_publish_and_retry_notify_progress_listeners(
+    service: IssueService, db: Database, database_url: str
+) -> None:
+    await add_subscribers(db, 2)
+    issue_id = await service.create_draft(CONTENT, None)
+    conn, heard = await listen_progress(database_url)
+    try:
+        await service.publish(issue_id)
+        assert await asyncio.wait_for(heard.get(), 5) == str(issue_id)
+        async with db.connection() as c:
+            await c.execute("UPDATE deliveries SET status = 'failed' WHERE issue_id = $1", issue_id)
+        assert await service.retry_failed(issue_id) == 2
+        assert await asyncio.wait_for(heard.get(), 5) == str(issue_id)
+    finally:
+        await conn.close()
+
+
+async def test_the_sweep_finishes_an_issue_whose_last_batch_was_recorded_without_completion(
+    service: IssueService, db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 3)
+    issue_id = await service.create_draft(CONTENT, None)
+    other = await service.create_draft(CONTENT, None)
+    await service.publish(issue_id)
+    await service.publish(other)
+    # Every delivery of the first issue recorded, but its completion step never ran
+    # (the worker died in between): only the sweep can finish it.
+    async with db.connection() as conn:
+        await conn.execute("UPDATE deliveries SET status = 'sent' WHERE issue_id = $1", issue_id)
+    assert (await service.get(issue_id)).status is IssueStatus.PUBLISHING
+    assert await service.complete_finished() == [issue_id]
+    assert (await service.get(issue_id)).status is IssueStatus.SENT
+    assert (await service.get(other)).status is IssueStatus.PUBLISHING  # still in flight
+    assert await service.complete_finished() == []

@@ -160,13 +160,6 @@ async def test_without_a_limit_the_same_workers_are_much_faster(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="bug: DeliveryWorker._send waits for rate tokens after claiming, inside the "
-    "lease; when the wait outlasts the lease another worker re-claims and re-sends the "
-    "batch (src/herald/delivery/worker.py _send/_throttle)",
-    raises=AssertionError,
-    strict=True,
-)
 async def test_a_batch_waiting_for_rate_tokens_is_not_sent_twice(
     db: Database, settings: Settings
 ) -> None:

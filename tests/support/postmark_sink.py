@@ -194,6 +194,7 @@ class PostmarkSink:
         path = request.path
         self.requests[path] += 1
         self.last_headers = request.headers
+        body = await request.read()  # like a real server: the body first, then the work
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         if self.token is not None and request.headers.get(TOKEN_HEADER) != self.token:
@@ -214,7 +215,7 @@ class PostmarkSink:
                 headers=forced.headers,
             )
         try:
-            payload = json.loads(await request.read())
+            payload = json.loads(body)
         except ValueError:
             return _json_response(422, {"ErrorCode": 402, "Message": "Received invalid JSON"})
         if path == "/email":

@@ -83,6 +83,17 @@ SET tokens = least(
     refreshed_at = clock_timestamp()
 RETURNING tokens
 
+-- name: return_tokens
+-- Give back tokens reserved for rows that were not there to claim (never above the cap).
+UPDATE rate_buckets AS b
+SET tokens = least(
+        $2::float8,
+        least($2::float8, b.tokens + extract(epoch FROM clock_timestamp() - b.refreshed_at) * $2::float8)
+            + $3::float8
+    ),
+    refreshed_at = clock_timestamp()
+WHERE b.name = $1::text
+
 -- name: release
 -- Give rows back untouched (shutdown): the attempt did not happen.
 WITH released AS (

@@ -77,3 +77,8 @@ async def take_tokens(conn: Connection, bucket: str, rate: float, count: int) ->
     """Take ``count`` tokens from the shared bucket; the balance (negative = debt)."""
     balance: float = await conn.fetchval(Q["take_tokens"], bucket, rate, float(count))
     return balance
+
+
+async def return_tokens(conn: Connection, bucket: str, rate: float, count: int) -> None:
+    """Give back ``count`` reserved but unused tokens."""
+    await conn.execute(Q["return_tokens"], bucket, rate, float(count))

@@ -115,15 +115,25 @@ class DeliveryWorker:
     async def run_once(self, stop: asyncio.Event | None = None) -> BatchReport:
         """Claim and process one batch (tests, and the body of each loop)."""
         stop = stop or asyncio.Event()
+        limit = self.claim_limit
+        # Under a global rate the tokens are reserved *before* claiming: a wait for them
+        # then holds no lease, so no other worker can re-claim a batch that is waiting.
+        if not await self._reserve(limit, stop):
+            return BatchReport()
         lease = uuid.uuid4()
-        async with self._db.connection() as conn:
-            batch = await repository.claim(
-                conn,
-                limit=self._settings.batch_size,
-                lease_seconds=self._settings.lease_seconds,
-                lease_token=lease,
-                worker=self.name,
-            )
+        try:
+            async with self._db.connection() as conn:
+                batch = await repository.claim(
+                    conn,
+                    limit=limit,
+                    lease_seconds=self._settings.lease_seconds,
+                    lease_token=lease,
+                    worker=self.name,
+                )
+        except BaseException:
+            await self._unreserve(limit)
+            raise
+        await self._unreserve(limit - len(batch))
         report = BatchReport(claimed=len(batch))
         if not batch:
             return report
@@ -145,6 +155,14 @@ class DeliveryWorker:
             stopping.cancel()
         self._add_to_totals(report)
         return report
+
+    @property
+    def claim_limit(self) -> int:
+        """Rows per claim: the batch size, but never more than one second of the global rate."""
+        rate = self._settings.rate_per_second
+        if not rate:
+            return self._settings.batch_size
+        return max(1, min(self._settings.batch_size, int(rate)))
 
     # -- internals -----------------------------------------------------------
 
@@ -168,7 +186,7 @@ class DeliveryWorker:
                 log.exception("delivery batch crashed; its rows return after the lease")
                 await _sleep_or_stop(stop, min(30.0, 0.5 * 2**failures))
                 continue
-            if report.claimed >= self._settings.batch_size:
+            if report.claimed >= self.claim_limit:
                 continue  # more is waiting: claim again at once
             await _wait_any(stop, wake, self._settings.poll_interval_seconds)
         log.debug("claim loop finished", loop=index)
@@ -237,22 +255,36 @@ class DeliveryWorker:
         chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
 
         async def send(chunk: list[EmailMessage]) -> list[SendResult]:
-            await self._throttle(len(chunk))
             async with self._sending:
                 return await self._provider.send_batch(chunk)
 
         answers = await asyncio.gather(*(send(chunk) for chunk in chunks))
         return [result for answer in answers for result in answer]
 
-    async def _throttle(self, count: int) -> None:
-        """Respect the global send rate shared by every worker (a token bucket in Postgres)."""
+    async def _reserve(self, count: int, stop: asyncio.Event) -> bool:
+        """Take ``count`` tokens from the global bucket (shared by every worker) and wait
+        off any debt. False when ``stop`` came first (the tokens are given back)."""
         rate = self._settings.rate_per_second
         if not rate:
-            return
+            return True
         async with self._db.connection() as conn:
             balance = await repository.take_tokens(conn, RATE_BUCKET, rate, count)
         if balance < 0:
-            await asyncio.sleep(-balance / rate)
+            await _sleep_or_stop(stop, -balance / rate)
+            if stop.is_set():
+                await self._unreserve(count)
+                return False
+        return True
+
+    async def _unreserve(self, count: int) -> None:
+        rate = self._settings.rate_per_second
+        if not rate or count <= 0:
+            return
+        try:
+            async with self._db.connection() as conn:
+                await repository.return_tokens(conn, RATE_BUCKET, rate, count)
+        except Unavailable:
+            log.debug("could not return unused rate tokens", count=count)
 
     async def _record(self, outcomes: Outcomes, lease: uuid.UUID) -> None:
         # The messages are out: losing their results would mean sending them again

@@ -99,7 +99,8 @@ class IssueDeliveries:
 async def run_scheduler(
     db: Database, settings: Settings, stop: asyncio.Event, interval: float = 5.0
 ) -> None:
-    """Publish scheduled issues when their time comes (every worker runs this)."""
+    """Publish scheduled issues when their time comes, and finish issues whose last
+    batch's worker died before marking them sent (every worker runs this)."""
     from herald.issues.service import IssueService
 
     service = IssueService(db, settings)
@@ -107,6 +108,8 @@ async def run_scheduler(
         try:
             for issue_id in await service.publish_due():
                 log.info("scheduled issue published", issue_id=str(issue_id))
+            for issue_id in await service.complete_finished():
+                log.info("issue sent (sweep)", issue_id=str(issue_id))
         except Unavailable as exc:
             log.warning("scheduler skipped a round: database unavailable", error=exc.message)
         with contextlib.suppress(TimeoutError):

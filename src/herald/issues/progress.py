@@ -222,6 +222,18 @@ HEARTBEAT = ": heartbeat\n\n"
 RETRY_MS = 3000
 
 
+async def _load_or_none(load: Callable[[], Awaitable[Progress]]) -> Progress | None:
+    """The stream's read; on failure the stream ends and the browser's EventSource
+    reconnects after ``RETRY_MS`` (a failed read is never an unhandled error)."""
+    try:
+        return await load()
+    except HeraldError as exc:
+        log.warning("progress stream ended", error=exc.message)
+    except Exception:
+        log.exception("progress stream ended: reading the progress failed")
+    return None
+
+
 async def progress_stream(
     issue_id: uuid.UUID,
     *,
@@ -238,10 +250,8 @@ async def progress_stream(
     process draining?), so an open stream never holds up a graceful shutdown.
     """
     with hub.watch(issue_id) as watch:  # watch first: a notification during the read counts
-        try:
-            progress = await load()
-        except HeraldError as exc:
-            log.warning("progress stream ended", error=exc.message)
+        progress = await _load_or_none(load)
+        if progress is None:
             return
         yield f"retry: {RETRY_MS}\n" + sse("progress", progress.as_json())
         last_event = last_write = time.monotonic()
@@ -253,10 +263,8 @@ async def progress_stream(
             if woken or (not hub.listening and now - last_write >= heartbeat):
                 await asyncio.sleep(max(0.0, last_event + min_interval - now))
                 watch.clear()
-                try:
-                    fresh = await load()
-                except HeraldError as exc:
-                    log.warning("progress stream ended", error=exc.message)
+                fresh = await _load_or_none(load)
+                if fresh is None:
                     return
                 if woken or fresh != progress:
                     progress = fresh

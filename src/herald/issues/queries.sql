@@ -81,6 +81,18 @@ WHERE i.id = ANY($1::uuid[])
   )
 RETURNING i.id
 
+-- name: complete_finished_issues
+-- The sweep behind complete_issues: finishes any publishing issue whose last batch was
+-- recorded by a worker that died before its after-batch step (run by every worker).
+UPDATE newsletter_issues AS i
+SET status = 'sent', completed_at = now(), updated_at = now()
+WHERE i.status = 'publishing'
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries AS d
+      WHERE d.issue_id = i.id AND d.status IN ('queued', 'sending')
+  )
+RETURNING i.id
+
 -- name: retry_failed
 WITH retried AS (
     UPDATE deliveries

@@ -113,6 +113,10 @@ async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[
     return [row["id"] for row in await conn.fetch(Q["complete_issues"], issue_ids)]
 
 
+async def complete_finished_issues(conn: Connection) -> list[uuid.UUID]:
+    return [row["id"] for row in await conn.fetch(Q["complete_finished_issues"])]
+
+
 async def retry_failed(conn: Connection, issue_id: uuid.UUID) -> int:
     row = await conn.fetchrow(Q["retry_failed"], issue_id)
     return int(row["retried"]) if row else 0

@@ -37,6 +37,8 @@ class Progress:
 
     @property
     def percent(self) -> float:
+        if self.status not in (IssueStatus.PUBLISHING, IssueStatus.SENT):
+            return 0.0
         return 100.0 * self.done / self.recipients if self.recipients else 100.0
 
     def as_json(self) -> dict[str, object]:
@@ -102,6 +104,7 @@ class IssueService:
         log.info("issue published", issue_id=str(issue_id), recipients=recipients)
         if recipients == 0:
             await repository.complete_issues(conn, [issue_id])
+        await repository.notify_progress(conn, issue_id)  # delivered at commit
         return recipients
 
     async def schedule(self, issue_id: uuid.UUID, at: datetime) -> None:
@@ -130,10 +133,19 @@ class IssueService:
                 published.append(issue_id)
         return published
 
+    async def complete_finished(self) -> list[uuid.UUID]:
+        """Mark sent every publishing issue with nothing left in flight (a safety sweep)."""
+        async with self.db.connection() as conn:
+            finished = await repository.complete_finished_issues(conn)
+            for issue_id in finished:
+                await repository.notify_progress(conn, issue_id)
+        return finished
+
     async def retry_failed(self, issue_id: uuid.UUID) -> int:
         async with self.db.connection() as conn:
             await self._get(conn, issue_id)
             retried = await repository.retry_failed(conn, issue_id)
+            await repository.notify_progress(conn, issue_id)
         log.info("failed deliveries retried", issue_id=str(issue_id), retried=retried)
         return retried
 

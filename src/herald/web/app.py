@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -33,6 +33,7 @@ def create_app(
     db: Database | None = None,
     housekeeping: bool = False,
     listen_dsn: str | None = None,
+    on_started: Callable[[AppState], None] | None = None,
 ) -> FastAPI:
     """An app that opens its own pool from ``dsn`` at startup, or uses a given ``db``.
 
@@ -40,6 +41,7 @@ def create_app(
     started by uvicorn's supervisor, which have no runtime of their own).
     ``listen_dsn``: where the live-progress hub opens its one LISTEN connection
     (default ``dsn``; with neither, it holds one connection of the pool).
+    ``on_started``: called with the app state once startup is done.
     """
     if (dsn is None) == (db is None):
         raise ValueError("give exactly one of dsn or db")
@@ -65,6 +67,8 @@ def create_app(
             if housekeeping
             else None
         )
+        if on_started is not None:
+            on_started(app.state.herald)
         try:
             yield
         finally:

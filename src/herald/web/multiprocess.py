@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import threading
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -17,6 +20,7 @@ from herald.core import migrate
 from herald.core.config import Settings, load_settings
 from herald.core.db import ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
+from herald.web.state import AppState
 
 
 def app_from_env() -> FastAPI:
@@ -27,7 +31,28 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     configure_logging(settings)
     assert settings.database_url is not None, "the parent passes HERALD_DATABASE_URL"
-    return create_app(settings, dsn=settings.database_url.get_secret_value(), housekeeping=True)
+    return create_app(
+        settings,
+        dsn=settings.database_url.get_secret_value(),
+        housekeeping=True,
+        on_started=_drain_on_signals,
+    )
+
+
+def _drain_on_signals(state: AppState) -> None:
+    """In a child, uvicorn's own handler stops the server; mark the app draining first so
+    /health/ready turns 503 and progress streams end instead of holding the shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+            state.draining = True
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def serve(settings: Settings, workers: int) -> None:
