@@ -62,13 +62,17 @@ $(BIN)/python:
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-# Benchmarks (bench/README.md): each starts its own Postgres, Postmark sink and workers.
-# Pass options through BENCH_ARGS, e.g. make bench-publish BENCH_ARGS="--runs 5".
-.PHONY: bench-publish bench-crash
-bench: bench-publish bench-crash
+# Benchmarks (bench/README.md): each scenario starts its own Postgres, sinks and processes;
+# bench/install-tools.sh installs the Debian tools they drive. Results go to BENCHMARKS.md.
+.PHONY: bench-tools bench-publish bench-crash
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 bench-quick: $(STAMP)
-	$(BIN)/python bench/publish.py --subscribers 10000 --runs 1 $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+bench-tools: $(STAMP)
+	bash bench/install-tools.sh
 
 bench-publish: $(STAMP)
 	$(BIN)/python bench/publish.py --config 3:500:1 $(BENCH_ARGS)
