@@ -11,7 +11,16 @@ In-process (async tests)::
 
 Standalone (a benchmark target; prints ``READY http://127.0.0.1:P`` once listening)::
 
-    python tests/support/postmark_sink.py --port P [--delay-ms N] [--token T]
+    python tests/support/postmark_sink.py --port P [--delay-ms N] [--token T] [--count-recipients]
+
+A standalone sink is steered and read over HTTP, for the fault drills in ``bench/``:
+
+* ``POST /_sink/mode`` with ``{"mode": "ok" | "error" | "rate_limit" | "hang",
+  "status": 500, "retry_after": 1}`` switches every later answer (a storm; see
+  :meth:`PostmarkSink.set_mode`);
+* ``GET /_sink/stats`` answers the request counts (per path and per mode) and the messages
+  accepted; with ``--count-recipients`` also how many distinct recipients were reached and
+  how many messages were duplicates, and ``?recipients=1`` adds every recipient's count.
 
 It answers the way Postmark does where Herald depends on it (contract §3): ``/email`` gets
 an object, ``/email/batch`` an array with one ``ErrorCode``/``MessageID`` result per
@@ -62,6 +71,9 @@ def _json_response(
     )
 
 
+MODES = ("ok", "error", "rate_limit", "hang")
+
+
 def _invalid(item: Any) -> bool:
     return not isinstance(item, dict) or not item.get("From") or not item.get("To")
 
@@ -69,7 +81,10 @@ def _invalid(item: Any) -> bool:
 class PostmarkSink:
     """See the module docstring. ``messages`` holds every accepted message as sent (when
     ``record`` is on), ``requests`` counts requests per path, ``message_ids`` maps each
-    ``MessageID`` handed out to its recipient, ``last_headers`` are the latest request's."""
+    ``MessageID`` handed out to its recipient, ``last_headers`` are the latest request's.
+    ``receipts`` counts accepted messages per recipient (when ``count_recipients`` is on:
+    far cheaper than ``record`` for a benchmark's hundred thousand messages) and
+    ``requests_by_mode`` counts requests by the :meth:`set_mode` mode they arrived in."""
 
     def __init__(
         self,
@@ -79,12 +94,18 @@ class PostmarkSink:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        count_recipients: bool = False,
     ) -> None:
         self.token = token
         self.delay_seconds = delay_ms / 1000
         self.host = host
         self.port = port
         self.record = record
+        self.count_recipients = count_recipients
+        self.receipts: Counter[str] = Counter()
+        self.mode = "ok"
+        self.requests_by_mode: Counter[str] = Counter()
+        self._storm: ForcedResponse | None = None
         self.messages: list[dict[str, Any]] = []
         self.message_ids: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
@@ -160,12 +181,54 @@ class PostmarkSink:
         for recipient in recipients:
             self.recipient_errors[recipient] = (error_code, message)
 
+    def set_mode(self, mode: str, *, status: int = 500, retry_after: float | str = 1) -> None:
+        """Answer every later request the same way until the mode changes (a storm):
+
+        * ``ok``: normally;
+        * ``error``: HTTP ``status`` (a 5xx) with Postmark's error body;
+        * ``rate_limit``: 429 with ``Retry-After: retry_after``;
+        * ``hang``: read the request, then never answer (until the mode changes, when the
+          held requests get a 503), so the client's own timeout has to fire.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
+        storm = None
+        if mode == "error":
+            storm = ForcedResponse(status, {"ErrorCode": 1, "Message": "Internal error"})
+        elif mode == "rate_limit":
+            storm = ForcedResponse(
+                429,
+                {"ErrorCode": 429, "Message": "Rate limit exceeded"},
+                {"Retry-After": str(retry_after)},
+            )
+        self.mode = mode
+        self._storm = storm
+        self.hanging = mode == "hang"
+
+    def stats(self, *, recipients: bool = False) -> dict[str, Any]:
+        """What the sink has seen so far (``GET /_sink/stats``)."""
+        data: dict[str, Any] = {
+            "mode": self.mode,
+            "requests": dict(self.requests),
+            "requests_by_mode": dict(self.requests_by_mode),
+            "accepted": self.accepted,
+        }
+        if self.count_recipients:
+            receipts = self.receipts
+            data["recipients_reached"] = len(receipts)
+            data["duplicates"] = self.accepted - len(receipts)
+            if recipients:
+                data["recipients"] = dict(receipts)
+        return data
+
     # -- life cycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post("/email", self._handle)
         app.router.add_post("/email/batch", self._handle)
+        app.router.add_post("/_sink/mode", self._control_mode)
+        app.router.add_get("/_sink/stats", self._control_stats)
         # No access log (it would dominate the cost of a request) and a short shutdown
         # grace period (hung requests must not hold a test's teardown for a minute).
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -190,9 +253,25 @@ class PostmarkSink:
 
     # -- request handling ------------------------------------------------------------
 
+    async def _control_mode(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            self.set_mode(
+                str(data["mode"]),
+                status=int(data.get("status", 500)),
+                retry_after=data.get("retry_after", 1),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json_response(400, {"error": str(exc)})
+        return _json_response(200, {"mode": self.mode})
+
+    async def _control_stats(self, request: web.Request) -> web.Response:
+        return _json_response(200, self.stats(recipients=bool(request.query.get("recipients"))))
+
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         self.requests[path] += 1
+        self.requests_by_mode[self.mode] += 1
         self.last_headers = request.headers
         body = await request.read()  # like a real server: the body first, then the work
         if self.delay_seconds:
@@ -204,13 +283,12 @@ class PostmarkSink:
         if not self._released.is_set():
             await self._released.wait()
             return _json_response(503, {"ErrorCode": 1, "Message": "Released from hang mode"})
-        if self._script:
-            forced = self._script.popleft()
+        forced = self._storm or (self._script.popleft() if self._script else None)
+        if forced is not None:
             raw = forced.body
-            body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
             return web.Response(
                 status=forced.status,
-                body=body,
+                body=raw if isinstance(raw, bytes) else json.dumps(raw).encode(),
                 content_type="application/json",
                 headers=forced.headers,
             )
@@ -253,6 +331,8 @@ class PostmarkSink:
     def _accept(self, item: dict[str, Any], submitted_at: str) -> dict[str, Any]:
         message_id = f"{self._id_prefix}-{next(self._ids):012d}"
         self.accepted += 1
+        if self.count_recipients:
+            self.receipts[item["To"]] += 1
         if self.record:
             self.messages.append(item)
             self.message_ids[message_id] = item["To"]
@@ -271,7 +351,12 @@ def _now() -> str:
 
 async def _serve(args: argparse.Namespace) -> None:
     sink = PostmarkSink(
-        token=args.token, delay_ms=args.delay_ms, host=args.host, port=args.port, record=False
+        token=args.token,
+        delay_ms=args.delay_ms,
+        host=args.host,
+        port=args.port,
+        record=False,
+        count_recipients=args.count_recipients,
     )
     await sink.start()
     print(f"READY {sink.base_url}", flush=True)
@@ -290,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--token", default=None, help="require this X-Postmark-Server-Token")
+    parser.add_argument(
+        "--count-recipients",
+        action="store_true",
+        help="count accepted messages per recipient (GET /_sink/stats reports them)",
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
