@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,9 +187,20 @@ async def one_run(
     sink_pid: int,
     work: Path,
     py_spy: Path | None,
+    extra_env: Mapping[str, str] | None = None,
+    sink_pids: Callable[[], list[int]] | None = None,
+    reuse_database: str | None = None,
 ) -> Result:
-    name = f"herald_bench_{run}_{uuid.uuid4().hex[:6]}"
-    await clone(admin_dsn, name)
+    """One publish of one issue on a fresh clone of the template.
+
+    ``extra_env`` overrides the workers' environment (another provider or its
+    settings); ``sink_pids`` lists the sink's processes when it has more than one;
+    ``reuse_database`` publishes on that existing database instead of a clone (and
+    leaves it in place).
+    """
+    name = reuse_database or f"herald_bench_{run}_{uuid.uuid4().hex[:6]}"
+    if reuse_database is None:
+        await clone(admin_dsn, name)
     dsn = server_dsn.replace(f"/{TEMPLATE}?", f"/{name}?")
     env = worker_env(
         dsn,
@@ -198,6 +210,8 @@ async def one_run(
         concurrency=config.concurrency,
         send_concurrency=config.send_concurrency,
     )
+    env.update(extra_env or {})
+    sink = sink_pids or (lambda: [sink_pid])
     workers = Workers(env, work)
     settings = Settings(
         database_url=dsn,
@@ -212,7 +226,7 @@ async def one_run(
         service = IssueService(db, settings)
         issue_id = await service.create_draft(ISSUE, created_by=None)
         pg = children(postmaster)
-        before = cpu_seconds(workers.pids), cpu_seconds(pg), cpu_seconds([sink_pid])
+        before = cpu_seconds(workers.pids), cpu_seconds(pg), cpu_seconds(sink())
         if py_spy is not None:
             profiler = await start_py_spy(workers.pids[0], py_spy / f"{name}.txt")
         started = time.perf_counter()
@@ -229,7 +243,7 @@ async def one_run(
                     raise RuntimeError("the issue was not sent in time:\n" + workers.log_tail())
                 await asyncio.sleep(0.1)
             pg = sorted(set(pg) | set(children(postmaster)))
-            after = cpu_seconds(workers.pids), cpu_seconds(pg), cpu_seconds([sink_pid])
+            after = cpu_seconds(workers.pids), cpu_seconds(pg), cpu_seconds(sink())
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.wait_for(profiler.wait(), 60)
@@ -246,7 +260,8 @@ async def one_run(
     finally:
         codes = await workers.stop()
         await db.close()
-        await drop(admin_dsn, name)
+        if reuse_database is None:
+            await drop(admin_dsn, name)
     if any(codes):
         log(f"warning: worker exit codes {codes}\n{workers.log_tail()}")
     send_seconds = (row["last"] - committed_at).total_seconds()
