@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -53,12 +53,24 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
+    """Run ``coro``; ``fast_loop``: on uvloop when installed, as uvicorn's own worker
+    processes do (``herald serve --workers N``), so one web process is not slower than N."""
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=_uvloop_factory() if fast_loop else None) as runner:
+            return runner.run(coro)
     except HeraldError as exc:
         err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
         raise typer.Exit(1) from None
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 @app.command()
@@ -113,7 +125,7 @@ def serve(
     from herald import runtime
 
     if workers == 1:
-        _run(runtime.run(settings, web=True, worker=False))
+        _run(runtime.run(settings, web=True, worker=False), fast_loop=True)
         return
     from herald.web import multiprocess
 

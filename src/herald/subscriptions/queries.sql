@@ -4,11 +4,20 @@ FROM subscriptions
 WHERE lower(email) = lower($1::text)
 FOR UPDATE
 
--- name: insert_pending
-INSERT INTO subscriptions (id, email, name, status)
-VALUES ($1::uuid, $2::text, $3::text, 'pending_confirmation')
-ON CONFLICT ((lower(email))) DO NOTHING
-RETURNING id
+-- name: insert_pending_with_token
+-- The common case, a new address, in one round trip: its pending row and its token.
+-- Nothing at all when the address exists (the caller then locks the existing row).
+WITH inserted AS (
+    INSERT INTO subscriptions (id, email, name, status)
+    VALUES ($1::uuid, $2::text, $3::text, 'pending_confirmation')
+    ON CONFLICT ((lower(email))) DO NOTHING
+    RETURNING id
+), token AS (
+    INSERT INTO subscription_tokens (token_hash, subscriber_id, expires_at)
+    SELECT $4::bytea, id, now() + make_interval(secs => $5::float8)
+    FROM inserted
+)
+SELECT id FROM inserted
 
 -- name: set_pending
 UPDATE subscriptions

@@ -35,10 +35,21 @@ async def lock_by_email(conn: Connection, email: str) -> Subscription | None:
     return Subscription(row["id"], row["email"], row["name"], SubscriptionStatus(row["status"]))
 
 
-async def insert_pending(conn: Connection, new: NewSubscriber) -> uuid.UUID | None:
-    """Insert a pending subscription; None when the address exists (a concurrent insert won)."""
+async def insert_pending_with_token(
+    conn: Connection,
+    new: NewSubscriber,
+    token_hash: bytes,
+    ttl_seconds: float,
+) -> uuid.UUID | None:
+    """Insert a pending subscription and its confirmation token in one statement; None
+    (and nothing written) when the address exists."""
     inserted: uuid.UUID | None = await conn.fetchval(
-        Q["insert_pending"], uuid.uuid4(), new.email.value, new.name.value
+        Q["insert_pending_with_token"],
+        uuid.uuid4(),
+        new.email.value,
+        new.name.value,
+        token_hash,
+        ttl_seconds,
     )
     return inserted
 

@@ -17,6 +17,7 @@ from herald.core.db import Connection, Database
 from herald.core.errors import NotFound, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
+from herald.email.message import EmailMessage
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
     NewSubscriber,
@@ -52,18 +53,24 @@ class SubscriptionService:
     settings: Settings
 
     async def subscribe(self, new: NewSubscriber) -> SubscribeOutcome:
+        # The token and the email are prepared before the transaction opens, so that it
+        # holds a pooled connection only for its statements: for a new address (the
+        # common case) BEGIN, one insert of row + token, the outbox row, COMMIT.
+        token = new_confirmation_token()
+        message = self._confirmation(new, token)
+        ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
         async with self.db.transaction() as conn:
+            inserted = await repository.insert_pending_with_token(
+                conn, new, hash_token(token), ttl_seconds
+            )
+            if inserted is not None:
+                await self._enqueue(conn, inserted, message)
+                log.info("subscription created", subscriber_id=str(inserted))
+                return SubscribeOutcome.CONFIRMATION_SENT
+            # The address exists (or a concurrent request inserted it first): lock its row.
             existing = await repository.lock_by_email(conn, new.email.value)
-            if existing is None:
-                inserted = await repository.insert_pending(conn, new)
-                if inserted is not None:
-                    await self._send_confirmation(conn, inserted, new)
-                    log.info("subscription created", subscriber_id=str(inserted))
-                    return SubscribeOutcome.CONFIRMATION_SENT
-                # A concurrent request inserted the same address first: lock its row.
-                existing = await repository.lock_by_email(conn, new.email.value)
-                if existing is None:  # pragma: no cover - deleted in between
-                    raise RuntimeError("subscription vanished during sign-up")
+            if existing is None:  # pragma: no cover - deleted in between
+                raise RuntimeError("subscription vanished during sign-up")
             if existing.status is SubscriptionStatus.CONFIRMED:
                 return SubscribeOutcome.ALREADY_CONFIRMED
             await repository.set_pending(conn, existing.id, new.name.value)
@@ -71,22 +78,22 @@ class SubscriptionService:
             if sent_today >= self.settings.subscriptions.max_confirmations_per_day:
                 log.warning("confirmation throttled", subscriber_id=str(existing.id))
                 return SubscribeOutcome.CONFIRMATION_THROTTLED
-            await self._send_confirmation(conn, existing.id, new)
+            await repository.insert_token(conn, hash_token(token), existing.id, ttl_seconds)
+            await self._enqueue(conn, existing.id, message)
             return SubscribeOutcome.CONFIRMATION_SENT
 
-    async def _send_confirmation(
-        self, conn: Connection, subscriber_id: uuid.UUID, new: NewSubscriber
-    ) -> None:
-        token = new_confirmation_token()
-        ttl_hours = self.settings.subscriptions.token_ttl_hours
-        await repository.insert_token(conn, hash_token(token), subscriber_id, ttl_hours * 3600)
-        message = confirmation_email(
+    def _confirmation(self, new: NewSubscriber, token: str) -> EmailMessage:
+        return confirmation_email(
             new,
             token=token,
             base_url=self.settings.public_base_url,
             sender=self.settings.sender,
-            ttl_hours=ttl_hours,
+            ttl_hours=self.settings.subscriptions.token_ttl_hours,
         )
+
+    async def _enqueue(
+        self, conn: Connection, subscriber_id: uuid.UUID, message: EmailMessage
+    ) -> None:
         await deliveries.enqueue(
             conn,
             kind=CONFIRMATION_KIND,
