@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
+from functools import lru_cache
 
 from herald.core.config import Settings
 
 
 def purpose_key(settings: Settings, purpose: str) -> bytes:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
-    return hmac.new(secret.encode(), f"herald:{purpose}".encode(), hashlib.sha256).digest()
+    return _derive(secret, purpose)
+
+
+@lru_cache(maxsize=64)
+def _derive(secret: str, purpose: str) -> bytes:
+    # Cached: the worker signs an unsubscribe link per recipient, and deriving the key
+    # each time was ~16 % of a worker's busy time (BENCHMARKS.md, "Where the CPU goes").
+    return hmac.digest(secret.encode(), f"herald:{purpose}".encode(), "sha256")
 
 
 def mac(settings: Settings, purpose: str, message: str) -> str:
-    digest = hmac.new(purpose_key(settings, purpose), message.encode(), hashlib.sha256).digest()
+    digest = hmac.digest(purpose_key(settings, purpose), message.encode(), "sha256")
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

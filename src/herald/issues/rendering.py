@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,8 +93,6 @@ def check_renders(compiled: CompiledIssue) -> None:
 
 
 def _html_footer(unsubscribe_url: str) -> str:
-    from html import escape
-
     return (
         '\n<hr><p style="font-size:12px;color:#777">You receive this because you subscribed. '
         f'<a href="{escape(unsubscribe_url)}">Unsubscribe</a></p>\n'
@@ -104,6 +103,7 @@ def _text_footer(unsubscribe_url: str) -> str:
     return f"\n\n--\nYou receive this because you subscribed. Unsubscribe: {unsubscribe_url}\n"
 
 
+@cache  # one base URL per process: computed once, not per recipient
 def list_id(base_url: str) -> str:
     host = urlsplit(base_url).hostname or "localhost"
     return f"Herald newsletter <newsletter.{host}>"

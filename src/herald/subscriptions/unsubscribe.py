@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hmac
 import uuid
-from urllib.parse import urlencode
 
 from herald.core.config import Settings
 from herald.core.signing import mac
@@ -35,5 +34,6 @@ def parse_token(settings: Settings, token: str) -> uuid.UUID | None:
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID) -> str:
+    # The token is base64url plus a dot: every character is URL-safe as it is.
     token = make_token(settings, subscriber_id)
-    return f"{settings.public_base_url}/unsubscribe/one-click?{urlencode({'token': token})}"
+    return f"{settings.public_base_url}/unsubscribe/one-click?token={token}"
