@@ -63,6 +63,9 @@ class PostmarkSettings(_Section):
     base_url: str = "https://api.postmarkapp.com"
     server_token: SecretStr | None = None
     max_connections: int = Field(default=64, ge=1, le=1024)
+    # False: one ``POST /email`` per message instead of ``/email/batch`` (500 per call),
+    # for Postmark-compatible services without the batch endpoint.
+    batch: bool = True
 
 
 class SmtpSettings(_Section):

@@ -134,6 +134,10 @@ class PostmarkProvider:
 
     def __init__(self, settings: EmailSettings) -> None:
         postmark = settings.postmark
+        if not postmark.batch:
+            # Every message its own ``/email`` call; the worker runs up to its
+            # send_concurrency of them at once.
+            self.max_batch_size = 1
         base = postmark.base_url.rstrip("/")
         self._single_url = f"{base}/email"
         self._batch_url = f"{base}/email/batch"
