@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import statistics
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# HERALD_BENCH_RESULTS redirects the sections (the CI smoke test, trial runs) so a trial
+# never overwrites the results of a full run.
+RESULTS = Path(
+    os.environ.get("HERALD_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
 ORDER = ("P1", "P2", "P3", "P4", "R1", "R2", "R3", "R6")
 
 
@@ -51,7 +56,7 @@ def write_section(scenario: str, markdown: str, data: object | None = None) -> P
     """Store one scenario's section (and optionally its raw numbers as JSON)."""
     if scenario not in ORDER:
         raise ValueError(f"unknown scenario {scenario!r}; one of {ORDER}")
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{scenario}.md"
     path.write_text(markdown.rstrip() + "\n")
     if data is not None:

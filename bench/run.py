@@ -3,6 +3,7 @@
     make bench         # full: >= 3 runs per figure, 100k and 1M subscribers (~40 min)
     make bench-quick   # every scenario small and fast (a few minutes), same code paths
     .venv/bin/python bench/run.py --only P1 --only R1   # a subset
+    HERALD_BENCH_RESULTS=/tmp/trial .venv/bin/python bench/run.py --quick --no-report
 
 Each scenario script starts what it needs on loopback (Postgres, Herald's processes,
 sinks, load generators) and tears it down; none may run at the same time as another,
@@ -35,6 +36,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small, fast versions")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), default=[])
+    parser.add_argument(
+        "--no-report", action="store_true", help="leave BENCHMARKS.md alone (a trial run)"
+    )
     args = parser.parse_args()
     chosen = args.only or list(SCENARIOS)
     subprocess.run(["bash", str(HERE / "install-tools.sh")], check=True)
@@ -48,7 +52,8 @@ def main() -> int:
         print(f"=== {scenario}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
         if code != 0:
             failed.append(scenario)
-    subprocess.run([sys.executable, str(HERE / "report.py")], check=True)
+    if not args.no_report:
+        subprocess.run([sys.executable, str(HERE / "report.py")], check=True)
     if failed:
         print(f"failed scenarios: {', '.join(failed)}", file=sys.stderr)
         return 1
