@@ -86,11 +86,44 @@ def test_the_cap_bounds_every_exponential_delay(
     assert delay >= min(cap, base * 2 ** (attempt - 1)) / 2
 
 
-def test_retry_after_wins_over_the_exponential_delay() -> None:
+def test_a_longer_retry_after_wins_over_the_exponential_delay() -> None:
     rng = random.Random(1)
     for _ in range(100):
         delay = backoff_seconds(1, base=BASE, cap=CAP, retry_after=120, rng=rng)
         assert 120 <= delay <= 132  # never sooner than asked; at most 10 % later
+
+
+@pytest.mark.parametrize(("attempt", "previous_rung"), [(2, 10), (3, 20), (7, 320)])
+def test_a_short_retry_after_shortens_the_backoff_by_one_rung_at_most(
+    attempt: int, previous_rung: float
+) -> None:
+    """A provider that keeps answering ``429 Retry-After: 1`` must not be retried every
+    second: that burnt all eight attempts of a message within a 20 s storm (R3)."""
+    rng = random.Random(attempt)
+    for _ in range(100):
+        delay = backoff_seconds(attempt, base=BASE, cap=CAP, retry_after=1, rng=rng)
+        assert previous_rung / 2 <= delay <= previous_rung
+
+
+def test_the_first_rate_limited_retry_comes_when_the_provider_asks() -> None:
+    rng = random.Random(3)
+    for _ in range(100):
+        assert 1 <= backoff_seconds(1, base=BASE, cap=CAP, retry_after=1, rng=rng) <= 1.1
+
+
+def test_a_minute_of_429s_costs_a_few_attempts_not_the_budget() -> None:
+    """One message through 60 s of ``429 Retry-After: 1``, with the shortest jitter."""
+
+    class Shortest(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return min(a, b)
+
+    elapsed, attempt = 0.0, 1
+    while elapsed < 60:
+        elapsed += backoff_seconds(attempt, base=BASE, cap=CAP, retry_after=1, rng=Shortest())
+        attempt += 1
+    # Attempts at 0, 1, 6, 16 and 36 s fail; the 6th comes after the storm (8 by default).
+    assert attempt == 6
 
 
 @pytest.mark.parametrize("retry_after", [0, -5])

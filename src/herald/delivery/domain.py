@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -56,11 +56,27 @@ def backoff_seconds(
 
     Exponential (base, 2·base, 4·base, … capped) with "equal jitter": a uniform
     draw in [delay/2, delay], so retries of a provider outage spread out instead
-    of arriving in lockstep. A provider's own ``Retry-After`` wins when given.
+    of arriving in lockstep.
+
+    A provider's own ``Retry-After`` is honoured (never sooner, at most 10 % later)
+    but may shorten the ladder by one rung only: after attempt ``n`` the delay is
+    at least the exponential delay of attempt ``n - 1``. So the first rate-limited
+    retry comes when the provider asks, and a provider that keeps answering
+    ``429 Retry-After: 1`` is backed off from exponentially. Taken as the whole
+    delay, such a storm retried every message about once a second and burnt its
+    eight attempts within seconds, failing mail over a one-minute outage
+    (``bench/storm.py``, R3 in BENCHMARKS.md).
     """
     draw = (rng or random).uniform
     if retry_after is not None and retry_after > 0:
-        return min(cap, retry_after * draw(1.0, 1.1))
+        floor = _exponential(attempt - 1, base, cap, draw) if attempt > 1 else 0.0
+        return min(cap, max(floor, retry_after * draw(1.0, 1.1)))
+    return _exponential(attempt, base, cap, draw)
+
+
+def _exponential(
+    attempt: int, base: float, cap: float, draw: Callable[[float, float], float]
+) -> float:
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     return draw(delay / 2, delay)
 
