@@ -1,0 +1,90 @@
+"""CI smoke of the benchmark suite: P1 (Postmark batch) and R1 on a small list.
+
+Each runs the real benchmark script as a subprocess, exactly as ``make bench`` does but
+with a few thousand subscribers, and fails on any lost or undelivered mail: the script's
+exit status and the numbers it writes as JSON (into ``tmp_path``, never into
+``bench/results/``) must both say so. Together they take well under two minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_bench(
+    script: str, *args: str, results: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HERALD_BENCH_RESULTS=str(results))  # never bench/results/
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    print(completed.stderr[-4000:])
+    return completed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_p1_postmark_batch_small_delivers_to_everyone(tmp_path: Path) -> None:
+    # bench/publish.py is P1's Postmark-batch path (2 workers x 500-message batches).
+    output = tmp_path / "p1.json"
+    completed = run_bench(
+        "publish.py",
+        "--subscribers",
+        "2000",
+        "--runs",
+        "1",
+        "--config",
+        "2:500:1",
+        "--json",
+        str(output),
+        results=tmp_path,
+        timeout=80,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    [result] = json.loads(output.read_text())
+    assert result["recipients"] == 2000
+    assert result["sent"] == result["recipients"], "undelivered mail"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(110)
+def test_r1_crash_soak_small_loses_nobody(tmp_path: Path) -> None:
+    completed = run_bench(
+        "soak.py",
+        "--subscribers",
+        "3000",
+        "--kills",
+        "3",
+        "--runs",
+        "1",
+        "--batch-size",
+        "100",
+        "--lease-seconds",
+        "2",
+        "--results",
+        str(tmp_path),
+        results=tmp_path,
+        timeout=100,
+    )
+    data = json.loads((tmp_path / "R1.json").read_text())
+    [run] = data["runs"]
+    assert run["lost"] == 0, f"lost mail (seed {run['seed']})"
+    assert run["wrong_rows"] == 0, f"subscribers without exactly one sent row (seed {run['seed']})"
+    assert run["kills"] == 3
+    assert run["duplicates"] <= run["duplicate_bound"], f"seed {run['seed']}"
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert (tmp_path / "R1.md").exists()
