@@ -475,6 +475,8 @@ def section(args: argparse.Namespace, runs: list[SoakRun]) -> str:
     def col(name: str, fmt: str = ",.0f") -> str:
         return _report.spread([float(getattr(r, name)) for r in runs], fmt)
 
+    # A worker seen holding a lease may record its batch before the SIGKILL lands.
+    caught = _report.spread([float(sum(1 for n in r.rows_in_hand_per_kill if n)) for r in runs])
     lost_ok = all(r.lost == 0 and r.wrong_rows == 0 for r in runs)
     bound_ok = all(r.duplicates <= r.duplicate_bound for r in runs)
     worst = max(r.max_duplicates_of_a_kill for r in runs)
@@ -510,6 +512,7 @@ def section(args: argparse.Namespace, runs: list[SoakRun]) -> str:
         f"| bound (kills x batch) | {col('duplicate_bound')} |",
         f"| duplicates per kill (mean) | {col('duplicates_per_kill', ',.1f')} |",
         f"| duplicates of the worst kill | {col('max_duplicates_of_a_kill')} |",
+        f"| kills that caught a batch in hand | {caught} |",
         f"| kills whose batch had reached the sink | {col('kills_after_provider_accepted')} |",
         f"| rows re-claimed (attempts > 1) | {col('rows_reclaimed')} |",
         "",

@@ -222,12 +222,16 @@ def finding(runs: list[StormRun], max_attempts: int) -> str:
             f"(up to {rate:,} calls in the 429 phase alone)."
         )
     tail = statistics.median(r.recovery_to_all_sent_s for r in runs)
+    last = max(r.worst_attempts_at_recovery for r in runs)
+    delivery = DeliverySettings()
+    rung = min(delivery.retry_max_seconds, delivery.retry_base_seconds * 2 ** (last - 1))
     return (
         f"everything was delivered once the sink recovered; the worst delivery used {worst} "
         f"of its {max_attempts} attempts and the 429 phase drew at most {rate:,} calls: "
         "exponential backoff spaces the retries (a `Retry-After` can shorten the ladder by "
         f"one rung only). The {tail:.0f} s tail after recovery (median) is the backoff "
-        "still pending on the last failures, up to two rungs of the default ladder."
+        f"still pending on rows whose attempt {last} failed as the storm ended: that rung "
+        f"waits {rung / 2:g}-{rung:g} s (jittered per row), plus up to one poll interval."
     )
 
 
