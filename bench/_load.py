@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -152,6 +153,12 @@ class Record:
         return 200 <= self.status < 300
 
 
+def _text(body: str) -> str:
+    """An error page's words without its markup (its <title> and message)."""
+    body = re.sub(r"(?is)<(style|script|head)\b.*?</\1>", " ", body)
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
 async def _open_loop(args: argparse.Namespace) -> list[str]:
     import aiohttp
 
@@ -173,7 +180,7 @@ async def _open_loop(args: argparse.Namespace) -> list[str]:
                 status = response.status
                 body = await response.read()
                 if not 200 <= status < 300:
-                    detail = body[:200].decode(errors="replace")
+                    detail = _text(body.decode(errors="replace"))[:200]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             detail = f"{type(exc).__name__}: {exc}"[:200]
         latency = time.monotonic() - scheduled
@@ -289,9 +296,11 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
-        lines = asyncio.run(_open_loop(args))
+        factory = None
     else:
-        lines = asyncio.run(_open_loop(args), loop_factory=uvloop.new_event_loop)
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        lines = runner.run(_open_loop(args))
     Path(args.out).write_text("".join(lines))
 
 
