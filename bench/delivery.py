@@ -190,7 +190,7 @@ def render(
         c = t.config
         rows.append(
             f"| {t.title} | {t.sink_label} | {c.workers} x {c.batch_size}, "
-            f"{c.send_concurrency} in flight | "
+            f"≤ {c.send_concurrency} calls/worker | "
             f"{_report.spread([r.deliveries_per_second for r in rs])} | "
             f"{_report.spread([r.send_seconds for r in rs], '.1f')} | "
             f"{max(r.worker_peak_rss_mib for r in rs):.0f} | {cpu} |"
@@ -209,14 +209,15 @@ def render(
         "(name, signed unsubscribe link, List-Unsubscribe headers); real `herald worker` "
         "processes started before the clock; deliveries/s = recipients / (publish commit → "
         f"last `sent_at`); {runs} run(s) per transport, interleaved, each on a fresh clone. "
-        "Workers x rows claimed per batch, and calls in flight per worker "
-        "(`HERALD_DELIVERY__SEND_CONCURRENCY`; for SMTP the provider's connection pool "
-        "bounds it). Single sends keep many calls in flight because each call carries one "
-        "message; SMTP sends every message as its own transaction over the pool. "
+        "Config: workers x rows claimed per batch, and the most provider calls a worker "
+        "keeps in flight (`HERALD_DELIVERY__SEND_CONCURRENCY`). A 500-row claim is one "
+        "batch call, so batch workers have one call in flight each; single sends put up to "
+        "that many `/email` calls in flight; SMTP sends each message as its own "
+        "transaction, bounded by the provider's connection pool. "
         f"Sinks, workers and Postgres share one machine ({machine()}, Python "
         f"{platform.python_version()}), {_report.today()}.",
         "",
-        "| transport | sink | workers x batch, in flight | deliveries/s | send s "
+        "| transport | sink | workers x batch, calls in flight | deliveries/s | send s "
         "| worker peak RSS MiB | CPU s workers / Postgres / sink |",
         "|---|---|---|---:|---:|---:|---|",
         *rows,
