@@ -216,10 +216,14 @@ class OpenLoop:
     process: asyncio.subprocess.Process
     out: Path
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float) -> float:
+        """Wait for the end; returns the CPU seconds the generator used."""
+        assert self.process.stdout is not None
+        out = await asyncio.wait_for(self.process.stdout.read(), timeout)
         code = await asyncio.wait_for(self.process.wait(), timeout)
         if code != 0:
             raise RuntimeError(f"the load generator exited with {code}")
+        return float(out.decode().split("CPU", 1)[1])
 
 
 async def start_open_loop(
@@ -302,6 +306,7 @@ def main() -> None:
     with asyncio.Runner(loop_factory=factory) as runner:
         lines = runner.run(_open_loop(args))
     Path(args.out).write_text("".join(lines))
+    print(f"CPU {time.process_time():.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -335,7 +335,7 @@ def main() -> int:
     parser.add_argument("--py-spy", metavar="DIR", help="profile the first Herald web process")
     args = parser.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)
-    args.seconds = args.seconds or (5 if args.quick else 15)
+    args.seconds = args.seconds or (5 if args.quick else 12)
     if args.py_spy:
         Path(args.py_spy).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
