@@ -143,7 +143,9 @@ def worker_env(dsn: str, sink_url: str, data_dir: Path, **delivery: object) -> d
             "HERALD_EMAIL__SENDER": "Herald Newsletter <newsletter@herald.test>",
             "HERALD_EMAIL__POSTMARK__BASE_URL": sink_url,
             "HERALD_EMAIL__POSTMARK__SERVER_TOKEN": TOKEN,
-            "HERALD_EMAIL__TIMEOUT_SECONDS": "60",
+            # Generous for a loaded 2-core box, but below the default 60 s lease: a call
+            # must never outlive the lease of the batch it carries (it would be sent twice).
+            "HERALD_EMAIL__TIMEOUT_SECONDS": "30",
         }
     )
     env.update({f"HERALD_DELIVERY__{k.upper()}": str(v) for k, v in delivery.items()})
