@@ -167,6 +167,12 @@ async def one_run(
     return outcome
 
 
+def unhandled_errors(web_log: Path, limit: int = 3) -> str:
+    """The first few unhandled errors (with their tracebacks) the web processes logged."""
+    lines = web_log.read_text(errors="replace").splitlines()
+    return "\n".join([line for line in lines if '"unhandled error"' in line][:limit])
+
+
 def hang_bound(db: DatabaseSettings) -> float:
     """The longest a request may wait on a dead database: acquiring a connection
     (which may have to reconnect) is bounded by the acquire and connect timeouts."""
@@ -267,7 +273,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     outcomes.append(await one_run(run, pg, web.base_url, work, args))
                     await asyncio.sleep(2)
                 if failures(outcomes, bound):
-                    log("web log tail:\n" + web.log_tail(10))
+                    log("web log errors:\n" + unhandled_errors(web.log_path))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _report.write_section("R2", section(outcomes, args, bound), [asdict(o) for o in outcomes])
