@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 from herald.core.config import Settings
@@ -86,3 +87,20 @@ async def test_sigterm_releases_a_batch_that_cannot_finish_within_the_drain_budg
         assert {r["attempts"] for r in after} == {0}, "a released attempt is not counted"
         assert {r["leased_by"] for r in after} == {None}
         await asyncio.sleep(0)
+
+
+async def test_sigterm_while_still_starting_exits_0(database_url: str, tmp_path: Path) -> None:
+    # A process manager may stop a worker it has just started (bench R1 restarts workers
+    # near the end of a send): the contract's exit 0 holds even before the event loop runs.
+    env = herald_env(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_DATA_DIR=str(tmp_path / "data"),
+        HERALD_SECRET_KEY="k" * 48,
+    )
+    for delay in (0.3, 0.8):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "herald", "worker", env=env
+        )
+        await asyncio.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, f"after {delay} s"

@@ -244,3 +244,15 @@ async def test_failures_are_logged_with_their_status(
     assert response.status_code == status
     [line] = [entry for entry in logs if entry["event"] == "request"]
     assert (line["status"], line["route"]) == (status, route)
+
+
+def test_a_connection_dying_mid_transaction_counts_as_the_database_being_unavailable() -> None:
+    # bench R2: Postgres shutting down under load made a rollback fail with this client
+    # error; it must become a 503 (Unavailable), never a 500.
+    import asyncpg
+
+    from herald.core.db import is_unavailable_error
+
+    error = asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
+    assert is_unavailable_error(error)
+    assert not is_unavailable_error(ValueError("a bug"))

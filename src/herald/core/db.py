@@ -33,6 +33,10 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, timeouts
     asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
+    # A connection that dies inside a transaction block can fail its rollback with
+    # "cannot switch to state 15; another operation (2) is in progress" (seen in bench R2
+    # while Postgres shut down): the database went away, not a bug in the request.
+    asyncpg.InternalClientError,
 )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
@@ -14,18 +14,10 @@ from herald.subscriptions.domain import NewSubscriber
 from herald.subscriptions.service import SubscriptionService
 from herald.web.forms import FORM_TYPES, read_form
 from herald.web.negotiate import Format, preferred_format
-from herald.web.state import AppState, get_state
+from herald.web.state import State
 
 router = APIRouter(tags=["subscriptions"])
 
-
-async def _state(request: Request) -> AppState:
-    """``get_state`` as a coroutine: FastAPI runs a plain-function dependency in a worker
-    thread, and that hop per request was ~8 % of a subscribe's time in the P3 profile."""
-    return get_state(request)
-
-
-State = Annotated[AppState, Depends(_state)]
 
 # The same answer whatever the address's state, so the form cannot be used to
 # find out who is subscribed.

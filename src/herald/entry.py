@@ -1,0 +1,26 @@
+"""The console script's first code: exit 0 on SIGTERM/SIGINT even while still starting.
+
+Importing the CLI (typer, rich, pydantic, asyncpg, ...) takes most of a second. A process
+manager that stops a worker it has just started would otherwise find it killed by the
+signal (exit -15) instead of the contract's exit 0. Nothing is claimed or served before
+``runtime.run`` installs the real handlers (which replace these), so stopping here loses
+nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+
+def _stop_while_starting(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+    sys.exit(0)
+
+
+def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_while_starting)
+    from herald.cli import main as cli_main
+
+    cli_main()
