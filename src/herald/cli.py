@@ -144,6 +144,8 @@ def worker(
 ) -> None:
     """Delivery worker only; run as many as you like, on as many machines."""
     settings = _settings()
+    if settings.delivery.nice:
+        os.nice(settings.delivery.nice)  # yield the CPU to web processes on shared cores
     from herald import runtime
 
     _run(runtime.run(settings, web=False, worker=True, concurrency=concurrency))

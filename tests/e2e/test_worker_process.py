@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -104,3 +105,27 @@ async def test_sigterm_while_still_starting_exits_0(database_url: str, tmp_path:
         await asyncio.sleep(delay)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0, f"after {delay} s"
+
+
+async def test_a_worker_lowers_its_cpu_priority_when_configured(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = herald_env(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_DATA_DIR=str(tmp_path / "data"),
+        HERALD_SECRET_KEY="k" * 48,
+        HERALD_DELIVERY__NICE="7",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "herald", "worker", env=env
+    )
+
+    try:
+
+        async def lowered() -> bool:
+            return os.getpriority(os.PRIO_PROCESS, process.pid) == 7
+
+        await wait_until(lowered, timeout=20, interval=0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0

@@ -147,6 +147,9 @@ class DeliverySettings(_Section):
     send_concurrency: int = Field(default=32, ge=1, le=1024)
     # Messages per second across all workers (0 = unlimited), coordinated in Postgres.
     rate_per_second: float = Field(default=0.0, ge=0, le=100_000)
+    # CPU niceness a `herald worker` process gives itself (0-19). Where workers share cores
+    # with web processes, 10-19 keeps subscribe latency low while an issue sends (bench R6).
+    nice: int = Field(default=0, ge=0, le=19)
 
 
 class Settings(BaseSettings):
