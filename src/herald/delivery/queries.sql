@@ -117,13 +117,3 @@ SELECT id, kind, recipient, subscriber_id, status, attempts, max_attempts, avail
        last_error, provider_message_id, created_at, sent_at
 FROM deliveries
 WHERE id = $1::bigint
-
--- name: issue_has_pending
--- Whether an issue still has deliveries waiting or in flight: one probe of
--- deliveries_issue_status per issue, bound to both columns. Workers ask this after every
--- batch and only then try to mark the issue sent; the NOT EXISTS inside that UPDATE
--- was planned as a merge anti-join over the whole index at 1M deliveries (BENCHMARKS.md P2).
-SELECT EXISTS (
-    SELECT 1 FROM deliveries
-    WHERE issue_id = $1::uuid AND status IN ('queued', 'sending')
-) AS pending

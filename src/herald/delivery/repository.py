@@ -68,12 +68,6 @@ async def release(conn: Connection, ids: Sequence[int], lease_token: UUID) -> in
     return int(row["released"]) if row else 0
 
 
-async def issue_has_pending(conn: Connection, issue_id: UUID) -> bool:
-    """Whether the issue has deliveries still queued or being sent."""
-    pending: bool = await conn.fetchval(Q["issue_has_pending"], issue_id)
-    return pending
-
-
 async def status_counts(conn: Connection) -> dict[str, int]:
     rows = await conn.fetch(Q["status_counts"])
     return {row["status"]: int(row["n"]) for row in rows}

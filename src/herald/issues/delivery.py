@@ -21,7 +21,6 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
-from herald.delivery import repository as deliveries
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed
 from herald.delivery.worker import Rendered
 from herald.email.message import PermanentFailure
@@ -91,9 +90,7 @@ class IssueDeliveries:
         if not issue_ids:
             return
         async with self._db.connection() as conn:
-            # A cheap per-issue probe first: most batches are not an issue's last.
-            done = [i for i in issue_ids if not await deliveries.issue_has_pending(conn, i)]
-            for issue_id in await repository.complete_issues(conn, done) if done else []:
+            for issue_id in await repository.complete_issues(conn, issue_ids):
                 log.info("issue sent", issue_id=str(issue_id))
             for issue_id in issue_ids:
                 await repository.notify_progress(conn, issue_id)

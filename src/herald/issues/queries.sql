@@ -86,17 +86,17 @@ WHERE i.id = ANY($1::uuid[])
   )
 RETURNING i.id
 
--- name: complete_finished_issues
--- The sweep behind complete_issues: finishes any publishing issue whose last batch was
--- recorded by a worker that died before its after-batch step (run by every worker).
-UPDATE newsletter_issues AS i
-SET status = 'sent', completed_at = now(), updated_at = now()
-WHERE i.status = 'publishing'
-  AND NOT EXISTS (
-      SELECT 1 FROM deliveries AS d
-      WHERE d.issue_id = i.id AND d.status IN ('queued', 'sending')
-  )
-RETURNING i.id
+-- name: has_pending_deliveries
+-- One probe of deliveries_issue_status bound to both columns. complete_issues runs only
+-- for issues without pending rows: its NOT EXISTS was planned as a merge anti-join over
+-- the whole index, which at 1M deliveries made it the hottest statement (BENCHMARKS.md P2).
+SELECT EXISTS (
+    SELECT 1 FROM deliveries
+    WHERE issue_id = $1::uuid AND status IN ('queued', 'sending')
+) AS pending
+
+-- name: publishing_issues
+SELECT id FROM newsletter_issues WHERE status = 'publishing'
 
 -- name: retry_failed
 WITH retried AS (

@@ -110,11 +110,21 @@ async def delivery_counts(conn: Connection, issue_id: uuid.UUID) -> dict[str, in
 
 
 async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    return [row["id"] for row in await conn.fetch(Q["complete_issues"], issue_ids)]
+    """Mark sent those of ``issue_ids`` with nothing queued or in flight; the ones marked.
+
+    A cheap probe per issue first: most calls (after every batch) find work pending, and the
+    guarded UPDATE is only worth running when it is not."""
+    done = [i for i in issue_ids if not await conn.fetchval(Q["has_pending_deliveries"], i)]
+    if not done:
+        return []
+    return [row["id"] for row in await conn.fetch(Q["complete_issues"], done)]
 
 
 async def complete_finished_issues(conn: Connection) -> list[uuid.UUID]:
-    return [row["id"] for row in await conn.fetch(Q["complete_finished_issues"])]
+    """The sweep: finish any publishing issue whose last batch's worker died before its
+    after-batch step (run by every worker's scheduler loop)."""
+    publishing = [row["id"] for row in await conn.fetch(Q["publishing_issues"])]
+    return await complete_issues(conn, publishing)
 
 
 async def retry_failed(conn: Connection, issue_id: uuid.UUID) -> int:
