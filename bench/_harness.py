@@ -15,10 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import asyncpg
+
+from herald.core import migrate
+from herald.core.db import quote_ident
 from herald.core.embedded_pg import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +97,8 @@ def peak_rss_mib(pid: int) -> float:
 
 @dataclass
 class Sink:
+    """The standalone sink process; ``/_sink/*`` reads its counters and steers its mode."""
+
     process: asyncio.subprocess.Process
     base_url: str
 
@@ -97,10 +106,30 @@ class Sink:
     def pid(self) -> int:
         return self.process.pid
 
+    async def stats(self, *, recipients: bool = False) -> dict[str, Any]:
+        query = "?recipients=1" if recipients else ""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.base_url}/_sink/stats{query}") as response,
+        ):
+            response.raise_for_status()
+            data: dict[str, Any] = await response.json()
+            return data
+
+    async def set_mode(self, mode: str, **options: object) -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.base_url}/_sink/mode", json={"mode": mode, **options}) as answer,
+        ):
+            answer.raise_for_status()
+
 
 @contextlib.asynccontextmanager
-async def postmark_sink(delay_ms: float = 0.0) -> AsyncIterator[Sink]:
-    """The standalone sink (``tests/support/postmark_sink.py``) in its own process."""
+async def postmark_sink(
+    delay_ms: float = 0.0, *, count_recipients: bool = False
+) -> AsyncIterator[Sink]:
+    """The standalone sink (``tests/support/postmark_sink.py``) in its own process;
+    ``count_recipients`` makes it count every accepted message per recipient (the drills)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(SINK),
@@ -110,6 +139,7 @@ async def postmark_sink(delay_ms: float = 0.0) -> AsyncIterator[Sink]:
         TOKEN,
         "--delay-ms",
         str(delay_ms),
+        *(["--count-recipients"] if count_recipients else []),
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -126,6 +156,23 @@ async def postmark_sink(delay_ms: float = 0.0) -> AsyncIterator[Sink]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def spawn_worker(env: Mapping[str, str], log_path: Path) -> asyncio.subprocess.Process:
+    """One ``herald worker`` process, its output in ``log_path``."""
+    with log_path.open("wb") as log_file:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "herald",
+            "worker",
+            env=dict(env),
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
 
 
 def worker_env(dsn: str, sink_url: str, data_dir: Path, **delivery: object) -> dict[str, str]:
@@ -168,16 +215,7 @@ class Workers:
     async def start(self, count: int, timeout: float = 60) -> None:
         for _ in range(count):
             path = self._logs / f"worker-{len(self._files) + 1}.log"
-            with path.open("wb") as log:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "herald",
-                    "worker",
-                    env=self._env,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
+            process = await spawn_worker(self._env, path)
             self.processes.append(process)
             self._files.append(path)
         deadline = time.monotonic() + timeout
@@ -204,3 +242,66 @@ class Workers:
             f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
             for path in self._files
         )
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def create_database(admin_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await admin.close()
+
+
+async def load_subscribers(dsn: str, count: int, *, label: str = "") -> None:
+    """``count`` confirmed subscribers with ``COPY`` (reader{n}@example.com), then ANALYZE."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        records = (
+            (uuid.uuid4(), f"reader{n}@example.com", f"Reader {n}", "confirmed")
+            for n in range(count)
+        )
+        await conn.copy_records_to_table(
+            "subscriptions", records=records, columns=["id", "email", "name", "status"]
+        )
+        await conn.execute("VACUUM ANALYZE subscriptions")
+        prefix = f"{label}: " if label else ""
+        log(f"{prefix}{count:,} subscribers loaded in {time.perf_counter() - started:.1f} s")
+    finally:
+        await conn.close()
+
+
+async def migrated_database(admin_dsn: str, dsn: str, name: str, revision: str = "head") -> None:
+    """Create database ``name`` (reached through ``dsn``) and migrate it to ``revision``."""
+    await create_database(admin_dsn, name)
+    await migrate.upgrade_async(dsn, revision)
+
+
+def py_spy_executable() -> str:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        raise SystemExit("--py-spy needs py-spy on PATH or in the venv (bench/install-tools.sh)")
+    return exe
+
+
+async def start_py_spy(pid: int, output: Path) -> asyncio.subprocess.Process:
+    """Record ``pid`` at 200 Hz as raw collapsed stacks (``bench/stacks.py`` reads them)."""
+    return await asyncio.create_subprocess_exec(
+        py_spy_executable(),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )

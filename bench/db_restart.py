@@ -24,7 +24,6 @@ import asyncio
 import collections
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -34,12 +33,15 @@ from pathlib import Path
 import asyncpg
 
 import _report
-from _harness import embedded_postgres, machine
+from _harness import (
+    embedded_postgres,
+    log,
+    machine,
+    migrated_database,
+)
 from _load import Record, percentile, read_records, start_open_loop
 from _web import free_port, herald_command, herald_env, web_server
-from herald.core import migrate
 from herald.core.config import DatabaseSettings
-from herald.core.db import quote_ident
 from herald.core.embedded_pg import EmbeddedPostgres
 
 DATABASE = "herald_bench"
@@ -66,17 +68,8 @@ class Outcome:
     details: list[str] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def prepare(admin_dsn: str, dsn: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(DATABASE)}")
-    finally:
-        await admin.close()
-    await migrate.upgrade_async(dsn)
+    await migrated_database(admin_dsn, dsn, DATABASE)
 
 
 async def missing(dsn: str, emails: list[str]) -> int:

@@ -36,10 +36,15 @@ from pathlib import Path
 import asyncpg
 
 import _report
-from _harness import embedded_postgres, machine, postmark_sink, postmaster_pid
-from herald.core import migrate
+from _harness import (
+    embedded_postgres,
+    load_subscribers,
+    machine,
+    migrated_database,
+    postmark_sink,
+    postmaster_pid,
+)
 from herald.core.config import Settings
-from herald.core.db import quote_ident
 from herald.core.telemetry import configure_logging
 from publish import ISSUE, TEMPLATE, Config, Result, log, one_run
 
@@ -50,26 +55,8 @@ CONFIG = Config(workers=3, batch_size=500, concurrency=1, send_concurrency=32)
 
 
 async def load(admin_dsn: str, dsn: str, name: str, subscribers: int, revision: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-    finally:
-        await admin.close()
-    await migrate.upgrade_async(dsn, revision)
-    conn = await asyncpg.connect(dsn)
-    try:
-        started = time.perf_counter()
-        records = (
-            (uuid.uuid4(), f"reader{n}@example.com", f"Reader {n}", "confirmed")
-            for n in range(subscribers)
-        )
-        await conn.copy_records_to_table(
-            "subscriptions", records=records, columns=["id", "email", "name", "status"]
-        )
-        await conn.execute("VACUUM ANALYZE subscriptions")
-        log(f"{name}: {subscribers:,} subscribers loaded in {time.perf_counter() - started:.1f} s")
-    finally:
-        await conn.close()
+    await migrated_database(admin_dsn, dsn, name, revision)
+    await load_subscribers(dsn, subscribers, label=name)
 
 
 async def reset_queue(dsn: str) -> None:

@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -40,10 +39,10 @@ from _harness import (
     children,
     cpu_seconds,
     embedded_postgres,
+    log,
     machine,
     postmark_sink,
     postmaster_pid,
-    worker_env,
 )
 from _load import Record, percentile, read_records, start_open_loop
 from _web import free_port, herald_command, herald_env, web_server
@@ -77,10 +76,6 @@ class Mixed:
     wall_seconds: float
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def wait_sent(db: Database, issue_id: uuid.UUID, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     async with db.connection() as conn:
@@ -108,14 +103,7 @@ async def mixed_run(
     name = f"herald_mixed_{run}_{uuid.uuid4().hex[:6]}"
     await clone(admin_dsn, name)
     dsn = template_dsn.replace(f"/{TEMPLATE}?", f"/{name}?")
-    env = worker_env(
-        dsn,
-        sink_url,
-        work / "data",
-        batch_size=config.batch_size,
-        concurrency=config.concurrency,
-        send_concurrency=config.send_concurrency,
-    )
+    env = config.env(dsn, sink_url, work / "data")
     workers = Workers(env, work)
     settings = Settings(database_url=dsn, base_url="https://news.herald.test", secret_key="b" * 48)
     db = await Database.open(dsn, DatabaseSettings(pool_min_size=1, pool_max_size=2), "bench")

@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -50,13 +49,17 @@ from _harness import (
     children,
     cpu_seconds,
     embedded_postgres,
+    load_subscribers,
+    log,
     machine,
+    migrated_database,
     peak_rss_mib,
     postmark_sink,
     postmaster_pid,
+    py_spy_executable,
+    start_py_spy,
     worker_env,
 )
-from herald.core import migrate
 from herald.core.config import DatabaseSettings, Settings
 from herald.core.db import Database, quote_ident
 from herald.core.telemetry import configure_logging
@@ -92,6 +95,17 @@ class Config:
         label = f"{self.workers} x {self.batch_size} x {self.concurrency}"
         return label if self.send_concurrency == 32 else f"{label}, send {self.send_concurrency}"
 
+    def env(self, dsn: str, sink_url: str, data_dir: Path) -> dict[str, str]:
+        """The environment of this config's ``herald worker`` processes."""
+        return worker_env(
+            dsn,
+            sink_url,
+            data_dir,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            send_concurrency=self.send_concurrency,
+        )
+
 
 @dataclass
 class Result:
@@ -110,26 +124,8 @@ class Result:
 
 
 async def prepare_template(admin_dsn: str, dsn: str, subscribers: int) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(TEMPLATE)}")
-    finally:
-        await admin.close()
-    await migrate.upgrade_async(dsn)
-    conn = await asyncpg.connect(dsn)
-    try:
-        started = time.perf_counter()
-        records = (
-            (uuid.uuid4(), f"reader{n}@example.com", f"Reader {n}", "confirmed")
-            for n in range(subscribers)
-        )
-        await conn.copy_records_to_table(
-            "subscriptions", records=records, columns=["id", "email", "name", "status"]
-        )
-        await conn.execute("VACUUM ANALYZE subscriptions")
-        log(f"{subscribers:,} subscribers loaded in {time.perf_counter() - started:.1f} s")
-    finally:
-        await conn.close()
+    await migrated_database(admin_dsn, dsn, TEMPLATE)
+    await load_subscribers(dsn, subscribers)
 
 
 async def clone(admin_dsn: str, name: str) -> None:
@@ -149,31 +145,6 @@ async def drop(admin_dsn: str, name: str) -> None:
         await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
     finally:
         await admin.close()
-
-
-def py_spy_executable() -> str:
-    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(exe).exists():
-        raise SystemExit("--py-spy needs py-spy on PATH or in the venv (pip install py-spy)")
-    return exe
-
-
-async def start_py_spy(pid: int, output: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        py_spy_executable(),
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--output",
-        str(output),
-        "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def one_run(
@@ -202,14 +173,7 @@ async def one_run(
     if reuse_database is None:
         await clone(admin_dsn, name)
     dsn = server_dsn.replace(f"/{TEMPLATE}?", f"/{name}?")
-    env = worker_env(
-        dsn,
-        sink_url,
-        work / "data",
-        batch_size=config.batch_size,
-        concurrency=config.concurrency,
-        send_concurrency=config.send_concurrency,
-    )
+    env = config.env(dsn, sink_url, work / "data")
     env.update(extra_env or {})
     sink = sink_pids or (lambda: [sink_pid])
     workers = Workers(env, work)
@@ -298,10 +262,6 @@ def statement_summary(server_log: Path, top: int = 15) -> str:
     lines = ["server time per statement (all runs): total s, calls, mean ms"]
     lines += [f"{sum(v) / 1000:8.2f} {len(v):7} {sum(v) / len(v):8.2f}  {k}" for k, v in ranked]
     return "\n".join(lines)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def spread(values: list[float], fmt: str = ",.0f") -> tuple[str, str]:

@@ -33,7 +33,6 @@ import contextlib
 import random
 import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -42,14 +41,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 import _report
 from _harness import (
-    SINK,
-    TOKEN,
+    Sink,
     embedded_postgres,
+    log,
     machine,
+    postmark_sink,
+    spawn_worker,
     worker_env,
 )
 from herald.core.config import DatabaseSettings, Settings
@@ -58,68 +57,12 @@ from herald.core.telemetry import configure_logging
 from herald.issues.service import IssueService
 from publish import ISSUE, TEMPLATE, clone, drop, prepare_template
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- pieces shared by the drills (soak.py, storm.py) ------------------------------------
 
 
-@dataclass
-class CountingSink:
-    """The standalone Postmark sink, counting recipients, steered over HTTP."""
-
-    process: asyncio.subprocess.Process
-    base_url: str
-
-    async def stats(self, *, recipients: bool = False) -> dict[str, Any]:
-        query = "?recipients=1" if recipients else ""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self.base_url}/_sink/stats{query}") as response,
-        ):
-            response.raise_for_status()
-            data: dict[str, Any] = await response.json()
-            return data
-
-    async def set_mode(self, mode: str, **options: object) -> None:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{self.base_url}/_sink/mode", json={"mode": mode, **options}) as answer,
-        ):
-            answer.raise_for_status()
-
-
-@contextlib.asynccontextmanager
-async def counting_sink(delay_ms: float = 0.0) -> AsyncIterator[CountingSink]:
-    """``tests/support/postmark_sink.py --count-recipients`` in its own process."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SINK),
-        "--port",
-        "0",
-        "--token",
-        TOKEN,
-        "--delay-ms",
-        str(delay_ms),
-        "--count-recipients",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    try:
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"the sink did not start: {line!r}")
-        yield CountingSink(process, line.removeprefix("READY "))
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+def counting_sink(delay_ms: float = 0.0) -> contextlib.AbstractAsyncContextManager[Sink]:
+    """The Postmark sink counting every message it accepts per recipient."""
+    return postmark_sink(delay_ms, count_recipients=True)
 
 
 class WorkerPool:
@@ -138,16 +81,7 @@ class WorkerPool:
     async def start(self, *, wait: bool = True, timeout: float = 60) -> int:
         self._started += 1
         path = self._logs / f"worker-{self._started}.log"
-        with path.open("wb") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "herald",
-                "worker",
-                env=self._env,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-            )
+        process = await spawn_worker(self._env, path)
         self.alive[process.pid] = process
         deadline = time.monotonic() + timeout
         while wait and "worker started" not in path.read_text(errors="replace"):

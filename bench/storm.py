@@ -42,7 +42,7 @@ from herald.core.db import Database
 from herald.core.telemetry import configure_logging
 from publish import TEMPLATE, prepare_template
 from soak import (
-    CountingSink,
+    Sink,
     WorkerPool,
     bench_settings,
     counting_sink,
@@ -104,7 +104,7 @@ async def settled(db: Database, issue_id: uuid.UUID) -> bool:
     return int(await scalar(db, query, issue_id)) == 0
 
 
-async def storm(sink: CountingSink, args: argparse.Namespace) -> dict[str, int]:
+async def storm(sink: Sink, args: argparse.Namespace) -> dict[str, int]:
     """Run the phases; provider calls that arrived in each."""
     calls: dict[str, int] = {}
     for phase in PHASES:

@@ -29,7 +29,6 @@ import platform
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass
@@ -43,15 +42,16 @@ from _harness import (
     children,
     cpu_seconds,
     embedded_postgres,
+    log,
     machine,
+    migrated_database,
     postmark_sink,
     postmaster_pid,
+    start_py_spy,
     worker_env,
 )
 from _load import WrkResult, run_wrk
 from _web import free_port, herald_command, herald_env, trivial_command, web_server
-from herald.core import migrate
-from herald.core.db import quote_ident
 from trivial_app import TABLE_DDL
 
 DATABASE = "herald_bench"
@@ -74,41 +74,13 @@ class Run:
     cpu_postgres_ms_per_request: float
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def prepare(admin_dsn: str, dsn: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(DATABASE)}")
-    finally:
-        await admin.close()
-    await migrate.upgrade_async(dsn)
+    await migrated_database(admin_dsn, dsn, DATABASE)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(TABLE_DDL)
     finally:
         await conn.close()
-
-
-async def start_py_spy(pid: int, output: Path) -> asyncio.subprocess.Process:
-    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return await asyncio.create_subprocess_exec(
-        exe,
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--output",
-        str(output),
-        "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def measure(
