@@ -9,13 +9,18 @@ nothing.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
 
 
 def _stop_while_starting(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
-    sys.exit(0)
+    # os._exit, not sys.exit: a SystemExit raised inside a half-built event loop can leave
+    # asyncio's shutdown waiting on tasks or executor threads (seen once in CI as a hang).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ async def test_sigterm_while_still_starting_exits_0(database_url: str, tmp_path:
         HERALD_DATA_DIR=str(tmp_path / "data"),
         HERALD_SECRET_KEY="k" * 48,
     )
-    for delay in (0.3, 0.8):
+    for delay in (0.1, 0.3, 0.5, 0.8, 1.2):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "herald", "worker", env=env
         )
