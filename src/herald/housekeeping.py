@@ -1,10 +1,15 @@
-"""Periodic clean-up, run by worker processes (several may run it: each job is idempotent)."""
+"""Periodic clean-up, run by worker processes (several may run it: each job is idempotent).
+
+Expired confirmation tokens (after a grace period), expired sessions, old login
+failures and idempotency keys past their 24 hours (``admin/idempotency.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
+from herald.admin import idempotency
 from herald.auth import repository as auth
 from herald.core.config import Settings
 from herald.core.db import Database
@@ -32,6 +37,7 @@ async def run_once(db: Database, settings: Settings) -> dict[str, int]:
             "old_login_failures_deleted": await auth.delete_old_failures(
                 conn, FAILURES_KEPT_SECONDS
             ),
+            "expired_idempotency_keys_deleted": await idempotency.delete_expired(conn),
         }
     if any(done.values()):
         log.info("housekeeping", **done)
