@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from herald.core import config
 from herald.core.config import (
     Environment,
     ProviderName,
@@ -147,6 +148,64 @@ def test_development_generates_a_private_secret_key_once(
     second = load_settings()
     assert second.secret_key is not None
     assert second.secret_key.get_secret_value() == key
+
+
+def test_a_start_racing_the_first_one_gets_the_same_key_never_an_empty_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two first starts at once: the second begins while the first is making its key."""
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "data"))
+    generate = config.secrets.token_urlsafe
+    racer_keys: list[str] = []
+
+    def generate_while_another_start_runs(nbytes: int) -> str:
+        if not racer_keys:
+            racer_keys.append("racing")  # the racing start itself does not race again
+            racer = load_settings().secret_key
+            assert racer is not None
+            racer_keys[0] = racer.get_secret_value()
+        return generate(nbytes)
+
+    monkeypatch.setattr(config.secrets, "token_urlsafe", generate_while_another_start_runs)
+    first = load_settings()
+    assert first.secret_key is not None
+    key = first.secret_key.get_secret_value()
+    assert len(key) >= 32
+    assert racer_keys == [key]
+    assert (tmp_path / "data" / "secret_key").read_text().strip() == key
+
+
+@pytest.mark.parametrize("step", ["token_urlsafe", "fsync"])
+def test_a_start_that_dies_while_making_the_key_leaves_no_empty_key_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, step: str
+) -> None:
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("HERALD_DATA_DIR", str(data_dir))
+    module = config.secrets if step == "token_urlsafe" else config.os
+    original = getattr(module, step)
+
+    def fail(*args: object) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(module, step, fail)
+    with pytest.raises(OSError, match="went away"):
+        load_settings()
+    monkeypatch.setattr(module, step, original)
+    settings = load_settings()
+    assert settings.secret_key is not None
+    assert len(settings.secret_key.get_secret_value()) >= 32
+    assert [p.name for p in data_dir.iterdir()] == ["secret_key"], "no temporary file left"
+
+
+def test_an_empty_secret_key_file_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("\n")
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path))
+    message = refusal()
+    assert str(key_file) in message
+    assert "empty" in message
 
 
 def test_a_given_secret_key_is_used_and_nothing_is_written(
