@@ -83,15 +83,28 @@ def _describe_error(status: int, raw: bytes) -> str:
     return f"HTTP {status}: {text}" if text else f"HTTP {status}"
 
 
-def _classify_status(status: int, raw: bytes, retry_after: str | None) -> SendResult:
+def _classify_status(
+    status: int, raw: bytes, retry_after: str | None, location: str | None = None
+) -> SendResult:
     """A non-2xx answer, for every message of the call (contract §3)."""
+    if 300 <= status < 400:
+        # Redirects are never followed: a 301/302 would turn the POST into a GET that
+        # answers 200 (counted as accepted), and any redirect would hand the server
+        # token to whatever the Location names. Postmark's API does not redirect, so
+        # this is a wrong base URL (http for https, a proxy, a typo): every retry would
+        # get the same answer until the operator fixes it, hence permanent, like a 401.
+        target = f" to {location[:_ERROR_TEXT_LIMIT]}" if location else ""
+        return PermanentFailure(
+            f"HTTP {status}: the Postmark API answered with a redirect{target}, which Herald "
+            f"does not follow; check HERALD_EMAIL__POSTMARK__BASE_URL"
+        )
     error = _describe_error(status, raw)
     if status >= 500 or status == 429:
         hint = _parse_retry_after(retry_after) if status in _RETRY_AFTER_STATUSES else None
         return TransientFailure(error, retry_after=hint)
     if status >= 400:
         return PermanentFailure(error)
-    # 1xx/3xx should never reach us (redirects are followed); retrying is the safe reading.
+    # 1xx should never reach us; retrying is the safe reading.
     return TransientFailure(error)
 
 
@@ -184,28 +197,30 @@ class PostmarkProvider:
         answer = await self._post(self._batch_url, body)
         if isinstance(answer, str):
             return [TransientFailure(answer)] * count
-        status, raw, retry_after = answer
+        status, raw, retry_after, location = answer
         if 200 <= status < 300:
             return _batch_results(raw, count)
-        return [_classify_status(status, raw, retry_after)] * count
+        return [_classify_status(status, raw, retry_after, location)] * count
 
     async def _send_single(self, message: EmailMessage) -> SendResult:
         body = _ENCODER.encode(_to_postmark(message)).encode("ascii")
         answer = await self._post(self._single_url, body)
         if isinstance(answer, str):
             return TransientFailure(answer)
-        status, raw, retry_after = answer
+        status, raw, retry_after, location = answer
         if 200 <= status < 300:
             return Accepted(_single_message_id(raw))
-        return _classify_status(status, raw, retry_after)
+        return _classify_status(status, raw, retry_after, location)
 
-    async def _post(self, url: str, body: bytes) -> tuple[int, bytes, str | None] | str:
-        """``(status, body, Retry-After)`` when the server answered, else why it did not
-        (timeouts, refused or dropped connections: all transient for the caller)."""
+    async def _post(self, url: str, body: bytes) -> tuple[int, bytes, str | None, str | None] | str:
+        """``(status, body, Retry-After, Location)`` when the server answered, else why it
+        did not (timeouts, refused or dropped connections: all transient for the caller).
+        Redirects are returned, never followed (see ``_classify_status``)."""
         try:
-            async with self._get_session().post(url, data=body) as response:
+            async with self._get_session().post(url, data=body, allow_redirects=False) as response:
                 raw = await response.read()
-                return response.status, raw, response.headers.get("Retry-After")
+                headers = response.headers
+                return response.status, raw, headers.get("Retry-After"), headers.get("Location")
         except TimeoutError:  # before OSError, of which it is a subclass
             return f"no answer from {url} within {self._timeout_seconds:g}s"
         except (aiohttp.ClientError, OSError) as exc:

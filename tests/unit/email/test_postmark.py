@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from herald.core.config import EmailSettings, PostmarkSettings
 from herald.email.message import Accepted, EmailMessage, PermanentFailure, TransientFailure
 from herald.email.postmark import PostmarkProvider
-from tests.support.postmark_sink import PostmarkSink
+from tests.support.postmark_sink import TOKEN_HEADER, PostmarkSink
 
 TOKEN = "server-token-123"
 
@@ -353,3 +354,52 @@ async def test_session_is_reused_and_recreated_after_aclose(
     assert first.closed
     [result] = await provider.send_batch([message(2)])
     assert isinstance(result, Accepted)
+
+
+class RecordingServer:
+    """Any method, any path: records who came and whether they brought the token; 200 {}."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen.append((request.method, request.path, request.headers.get(TOKEN_HEADER)))
+        return web.json_response([{"ErrorCode": 0, "MessageID": "elsewhere"}] * 2)
+
+    async def __aenter__(self) -> RecordingServer:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{site.port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_never_followed_and_fails_permanently_naming_the_target(
+    sink: PostmarkSink, provider: PostmarkProvider, status: int
+) -> None:
+    """Following one would replay the token elsewhere, and a 301/302 turns the POST into
+    a GET whose 200 looks like acceptance."""
+    async with RecordingServer() as elsewhere:
+        for path in ("/email", "/email/batch"):
+            sink.respond_next(status, b"", headers={"Location": elsewhere.base_url + path})
+
+        [single] = await provider.send_batch([message(0)])
+        batch = await provider.send_batch([message(1), message(2)])
+
+        assert elsewhere.seen == [], "the redirect was followed"
+    for result in (single, *batch):
+        assert isinstance(result, PermanentFailure)
+        assert f"HTTP {status}" in result.error
+        assert elsewhere.base_url in result.error
+        assert "HERALD_EMAIL__POSTMARK__BASE_URL" in result.error
