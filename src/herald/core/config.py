@@ -46,8 +46,10 @@ class ProviderName(StrEnum):
 class SmtpTls(StrEnum):
     """How the SMTP connection is secured.
 
-    ``auto``: implicit TLS on port 465, otherwise STARTTLS when the server offers it.
-    ``tls``: implicit TLS.  ``starttls``: STARTTLS, required.  ``none``: plain text.
+    ``auto``: implicit TLS on port 465, otherwise STARTTLS, required: a relay that does
+    not offer it (or whose offer was stripped in transit) gets neither credentials nor
+    mail. ``tls``: implicit TLS.  ``starttls``: STARTTLS, required, on any port.
+    ``none``: plain text, never encrypted (only when set explicitly).
     """
 
     AUTO = "auto"

@@ -6,6 +6,11 @@ errored, timed out or was dropped by the server is discarded and a fresh one ope
 demand. Replies are classified by their first digit (4xx transient, 5xx permanent),
 transport trouble is always transient, and nothing is raised for a delivery problem.
 
+Encryption is never optional unless configured so: with ``tls=auto`` (the default) or
+``starttls``, a relay whose EHLO answer lacks STARTTLS gets no AUTH and no mail (a
+stripped offer is the classic downgrade attack); the messages fail transiently, so they
+wait for the operator, and an error is logged. Plain text needs ``tls=none``.
+
 MIME is rendered here rather than by aiosmtplib's ``send_message`` because its policy
 wraps header lines at 78 characters, and the stdlib folder turns a long unbreakable
 ASCII value such as ``List-Unsubscribe: <https://…>`` into RFC 2047 encoded words,
@@ -30,6 +35,7 @@ import aiosmtplib
 
 from herald.core.config import EmailSettings, SmtpTls
 from herald.core.errors import ConfigurationError
+from herald.core.telemetry import get_logger
 from herald.email.message import (
     Accepted,
     EmailMessage,
@@ -37,6 +43,8 @@ from herald.email.message import (
     SendResult,
     TransientFailure,
 )
+
+log = get_logger("herald.email.smtp")
 
 # Bodies are built 7-bit clean (quoted-printable/base64 when needed) so the message is
 # valid on relays without 8BITMIME, and lines stay short whatever the body holds.
@@ -48,6 +56,8 @@ _WIRE_POLICY_UTF8 = _WIRE_POLICY.clone(utf8=True)
 # A pooled connection idle for longer than this is probed with NOOP before reuse:
 # relays drop idle sessions, and a message must not fail just because one did.
 _IDLE_PROBE_SECONDS = 30.0
+# A relay without STARTTLS is logged at most this often (each message also records it).
+_NO_STARTTLS_LOG_INTERVAL = 60.0
 # RFC 5322 field names: printable ASCII except the colon. The stdlib checks values only.
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
 
@@ -173,15 +183,22 @@ def _body_part(body: str, subtype: str) -> bytes:
     return header + payload.replace(b"\n", b"\r\n")
 
 
-def _tls_flags(mode: SmtpTls, port: int) -> tuple[bool, bool | None]:
-    """``(use_tls, start_tls)`` in aiosmtplib's terms; ``start_tls=None`` is "if offered"."""
+class StartTlsNotOffered(aiosmtplib.SMTPException):
+    """STARTTLS is required but the relay's EHLO answer did not offer it."""
+
+
+def _tls_flags(mode: SmtpTls, port: int) -> tuple[bool, bool]:
+    """``(implicit TLS, STARTTLS required)``.
+
+    ``auto`` never falls back to plain text: a missing STARTTLS offer is exactly what an
+    attacker in the path produces by stripping it, and falling back would hand them the
+    credentials and the mail. Plain text is only ever spoken with ``tls=none``.
+    """
     if mode is SmtpTls.TLS or (mode is SmtpTls.AUTO and port == 465):
         return True, False
-    if mode is SmtpTls.STARTTLS:
-        return False, True
     if mode is SmtpTls.NONE:
         return False, False
-    return False, None
+    return False, True
 
 
 def _classify_reply(code: int, text: str) -> SendResult:
@@ -235,6 +252,7 @@ class SmtpProvider:
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
         self._local_hostname: str | None = None
         self._closing = False
+        self._no_starttls_logged_at: float | None = None
 
     async def send_batch(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
         outcomes = await asyncio.gather(
@@ -268,7 +286,10 @@ class SmtpProvider:
                 client = await self._checkout()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 # Connecting, TLS or login failed: a problem of the relay or of our
-                # credentials, not of this message, so it is worth retrying later.
+                # credentials, not of this message, so it is worth retrying later
+                # (a missing STARTTLS too: nothing is lost while the operator fixes it).
+                if isinstance(exc, StartTlsNotOffered):
+                    self._log_no_starttls(exc)
                 return TransientFailure(
                     f"cannot open an SMTP session with {self._host}:{self._port}: "
                     f"{type(exc).__name__}: {exc}"
@@ -316,15 +337,41 @@ class SmtpProvider:
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
-            username=self._username,
-            password=self._password,
             local_hostname=self._local_hostname,
             timeout=self._timeout,
             use_tls=self._use_tls,
-            start_tls=self._start_tls,
+            start_tls=False,  # done below, where a missing offer cannot be skipped
         )
         await client.connect()
+        try:
+            await self._secure_and_log_in(client)
+        except BaseException:
+            client.close()
+            raise
         return client
+
+    async def _secure_and_log_in(self, client: aiosmtplib.SMTP) -> None:
+        if self._start_tls:
+            await client.ehlo()
+            if not client.supports_extension("starttls"):
+                raise StartTlsNotOffered(
+                    f"{self._host}:{self._port} does not offer STARTTLS, so Herald sends "
+                    f"neither credentials nor mail over this connection (an attacker in "
+                    f"the path may have stripped the offer); use a relay that offers "
+                    f"STARTTLS, HERALD_EMAIL__SMTP__TLS=tls for implicit TLS (port 465), "
+                    f"or HERALD_EMAIL__SMTP__TLS=none to allow plain text explicitly"
+                )
+            await client.starttls()
+        if self._username is not None:
+            await client.login(self._username, self._password or "")
+
+    def _log_no_starttls(self, exc: StartTlsNotOffered) -> None:
+        """Loud, but once a minute per provider rather than once per message."""
+        now = monotonic()
+        last = self._no_starttls_logged_at
+        if last is None or now - last >= _NO_STARTTLS_LOG_INTERVAL:
+            self._no_starttls_logged_at = now
+            log.error("SMTP relay without STARTTLS: nothing sent", error=exc.message)
 
     async def _quit(self, client: aiosmtplib.SMTP) -> None:
         try:

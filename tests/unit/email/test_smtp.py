@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from herald.core.config import EmailSettings, SmtpSettings
 from herald.email.message import Accepted, EmailMessage, PermanentFailure, TransientFailure
@@ -286,8 +287,9 @@ async def test_silent_server_times_out_transiently(make_provider: ProviderFactor
 @pytest.mark.parametrize(
     ("mode", "kind", "why"),
     [
-        ("auto", Accepted, None),  # opportunistic: plain text when STARTTLS is not offered
+        ("auto", TransientFailure, "STARTTLS"),  # required (not on 465) but not offered
         ("starttls", TransientFailure, "STARTTLS"),  # required but not offered
+        ("none", Accepted, None),  # plain text only when explicitly configured
         ("tls", TransientFailure, None),  # implicit TLS against a plain-text server
     ],
 )
@@ -302,6 +304,67 @@ async def test_tls_modes_against_a_plain_text_server(
     assert len(server.handler.delivered) == (1 if kind is Accepted else 0)
     if why is not None:
         assert why in result.error  # type: ignore[attr-defined]
+
+
+class StrippedStartTls:
+    """A relay as an attacker in the path presents it: STARTTLS stripped from the EHLO
+    answer, AUTH offered in clear, anything accepted. Records every command line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        writer.write(b"220 smtp.test ESMTP\r\n")
+        while line := await reader.readline():
+            command = line.decode("ascii", "replace").strip()
+            self.lines.append(command)
+            verb = command.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                writer.write(b"250-smtp.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
+            elif verb == "AUTH":
+                writer.write(b"235 2.7.0 Authentication successful\r\n")
+            elif verb == "DATA":
+                writer.write(b"354 go ahead\r\n")
+            elif verb == "QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+@pytest.mark.parametrize("port_mode", ["auto", "starttls"])
+async def test_credentials_and_mail_never_go_in_clear_when_starttls_is_stripped(
+    make_provider: ProviderFactory, port_mode: str
+) -> None:
+    relay = StrippedStartTls()
+    async with await asyncio.start_server(relay, "127.0.0.1", 0) as server:
+        provider = make_provider(
+            server.sockets[0].getsockname()[1],
+            tls=port_mode,
+            username="herald",
+            password=SecretStr("s3cret"),
+        )
+        with capture_logs() as logs:
+            results = await provider.send_batch([message(0), message(1)])
+        await provider.aclose()
+        relay.close()
+
+    verbs = {line.split(" ", 1)[0].upper() for line in relay.lines if line}
+    assert verbs <= {"EHLO", "HELO", "QUIT"}, relay.lines  # no AUTH, MAIL, RCPT or DATA
+    # A configuration (or attack) problem, not the messages': kept for a retry.
+    assert all(isinstance(r, TransientFailure) for r in results), results
+    for result in results:
+        assert "STARTTLS" in result.error  # type: ignore[union-attr]
+        assert "HERALD_EMAIL__SMTP__TLS=none" in result.error  # type: ignore[union-attr]
+    assert any(log["log_level"] == "error" and "STARTTLS" in log["event"] for log in logs), logs
 
 
 @pytest.mark.parametrize(
@@ -398,3 +461,28 @@ async def test_tls(
         assert all(isinstance(r, TransientFailure) for r in results), results
         assert all("CERTIFICATE_VERIFY_FAILED" in r.error for r in results)  # type: ignore[union-attr]
         assert secure.handler.delivered == []
+
+
+async def test_login_goes_over_the_upgraded_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_provider: ProviderFactory
+) -> None:
+    context, cert_path = self_signed_context(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    logins: list[bool] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        logins.append(session.ssl is not None)
+        return AuthResult(success=data == LoginPassword(b"herald", b"s3cret"), handled=False)
+
+    # aiosmtpd offers AUTH only once the session is encrypted (auth_require_tls).
+    async with serve(tls_context=context, require_starttls=True, authenticator=authenticator) as s:
+        provider = make_provider(
+            s.port, tls="auto", username="herald", password=SecretStr("s3cret")
+        )
+        results = await provider.send_batch([message(0), message(1)])
+        await provider.aclose()
+
+    assert all(isinstance(r, Accepted) for r in results), results
+    assert logins
+    assert all(logins)
+    assert len(s.handler.delivered) == 2
