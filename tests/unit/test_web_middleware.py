@@ -16,9 +16,11 @@ from herald.web.middleware import (
     MAX_BODY_BYTES,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
+    RouteBodyLimit,
 )
 
 SECRET_DETAIL = "connection to db-password-s3cr3t refused"
+BIG_LIMIT = 2 * 1024 * 1024
 
 
 def build_app() -> FastAPI:
@@ -31,6 +33,10 @@ def build_app() -> FastAPI:
 
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:
+        return {"received": len(await request.body())}
+
+    @app.post("/big/{name}")
+    async def big(request: Request) -> dict[str, int]:
         return {"received": len(await request.body())}
 
     @app.get("/boom")
@@ -53,7 +59,9 @@ def build_app() -> FastAPI:
         raise raised[kind]
 
     # The same order as herald.web.app.create_app: added last = outermost.
-    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware, routes=[RouteBodyLimit("POST", "/big/{name}", BIG_LIMIT)]
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
 
@@ -119,6 +127,48 @@ async def test_a_streamed_body_over_the_limit_is_refused(client: httpx.AsyncClie
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
     assert "64 KiB" in response.text
+
+
+async def test_a_declared_413_answers_in_the_format_the_client_asked_for(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    as_json = await client.post("/echo", content=body, headers={"Accept": "application/json"})
+    assert as_json.status_code == 413
+    assert as_json.json() == {
+        "error": "payload_too_large",
+        "message": "request body too large: the limit is 64 KiB",
+    }
+    as_html = await client.post("/echo", content=body, headers={"Accept": "text/html"})
+    assert as_html.status_code == 413
+    assert as_html.headers["content-type"].startswith("text/html")
+    assert "<h1>Request too large</h1>" in as_html.text
+
+
+async def test_a_route_with_its_own_limit_accepts_up_to_it(client: httpx.AsyncClient) -> None:
+    at_limit = await client.post("/big/x", content=b"x" * BIG_LIMIT)
+    assert at_limit.json() == {"received": BIG_LIMIT}
+    over = await client.post("/big/x", content=b"x" * (BIG_LIMIT + 1))
+    assert over.status_code == 413
+    assert "2 MiB" in over.text
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(33):
+            yield b"x" * (64 * 1024)
+
+    streamed = await client.post("/big/x", content=chunks())
+    assert streamed.status_code == 413
+    assert "2 MiB" in streamed.text
+
+
+async def test_a_route_limit_applies_to_its_method_and_path_only(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    assert (await client.post("/big/x/more", content=body)).status_code == 413
+    assert (await client.post("/big/", content=body)).status_code == 413
+    assert (await client.post("/echo", content=body)).status_code == 413
+    assert (await client.put("/big/x", content=body)).status_code == 413
 
 
 async def test_a_small_streamed_body_is_accepted(client: httpx.AsyncClient) -> None:

@@ -21,9 +21,24 @@ from herald.housekeeping import run as run_housekeeping
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.subscriptions import routes as subscriptions
 from herald.web import dev, errors, health
-from herald.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from herald.web.middleware import (
+    MIB,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    RouteBodyLimit,
+)
 from herald.web.security import SecurityHeadersMiddleware
 from herald.web.state import AppState
+
+# The admin forms that carry an issue's bodies (contract §5): URL-encoded HTML from email
+# builders is routinely 50-150 KB. Every other route keeps the 64 KiB default.
+# tests/integration/test_body_limits.py posts to each, so a renamed route cannot slip back.
+ISSUE_FORM_MAX_BYTES = 2 * MIB
+ISSUE_FORMS = [
+    RouteBodyLimit("POST", "/admin/newsletters", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/issues/new", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/issues/{issue_id}/edit", ISSUE_FORM_MAX_BYTES),
+]
 
 
 def create_app(
@@ -101,8 +116,8 @@ def create_app(
     if not settings.is_production:
         app.include_router(dev.router)
     app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
-    # Added last = outermost: the request id covers even a 413 rejection.
+    # Added last = outermost: the request id and the security headers cover even a 413.
+    app.add_middleware(BodySizeLimitMiddleware, routes=ISSUE_FORMS)
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
-    app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from herald.core.errors import UnsupportedMediaType
+from herald.web.middleware import BODY_LIMIT_SCOPE_KEY
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", ""}
 
@@ -16,5 +17,8 @@ async def read_form(request: Request, *, max_fields: int = 100) -> dict[str, str
             f"unsupported content type {media_type!r}: send an HTML form "
             "(application/x-www-form-urlencoded)"
         )
-    form = await request.form(max_files=0, max_fields=max_fields)
+    # One field may be as large as the route lets the whole body be (Starlette's own
+    # default, 1 MiB a field, would refuse a 2 MiB issue body with a 400).
+    max_part_size = request.scope.get(BODY_LIMIT_SCOPE_KEY, 1024 * 1024)
+    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
     return {key: value for key, value in form.items() if isinstance(value, str)}

@@ -7,7 +7,9 @@
   Unhandled exceptions end here: logged with their traceback, answered with a
   500 that names the request id.
 * ``BodySizeLimitMiddleware``: bodies over the limit get 413 — by
-  ``Content-Length`` before anything is read, or while streaming a chunked body.
+  ``Content-Length`` before anything is read, or while streaming a chunked body —
+  answered through ``web/errors.py`` like every other error. 64 KiB by default;
+  the app assembly gives named routes their own limit (the issue forms: 2 MiB).
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from herald.core.errors import PayloadTooLarge
 from herald.core.telemetry import get_logger
-from herald.web.errors import error_response
+from herald.web.errors import error_response, handle_herald_error
 
 log = get_logger("herald.access")
 
+MIB = 1024 * 1024
 MAX_BODY_BYTES = 64 * 1024
+BODY_LIMIT_SCOPE_KEY = "herald.max_body_bytes"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -93,29 +101,80 @@ class RequestContextMiddleware:
                 )
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` when a streamed body passes the limit.
+def describe_size(size: int) -> str:
+    """``2 MiB``, ``64 KiB``: how a limit is named in messages."""
+    if size % MIB == 0:
+        return f"{size // MIB} MiB"
+    return f"{size / 1024:g} KiB"
 
-    An ``HTTPException`` so that body parsers (which turn unknown errors into
-    400) pass it through to the error mapping as a 413.
+
+class BodyTooLarge(PayloadTooLarge, HTTPException):
+    """A body over its route's limit: raised from ``receive`` while streaming.
+
+    A ``PayloadTooLarge``, so the one error mapping (``web/errors.py``) answers it in
+    the client's format; also an ``HTTPException``, because FastAPI's body parser
+    turns any other exception from ``receive`` into a 400.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body too large: the limit is {max_bytes // 1024} KiB")
+        message = f"request body too large: the limit is {describe_size(max_bytes)}"
+        PayloadTooLarge.__init__(self, message)
+        HTTPException.__init__(self, 413, message)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteBodyLimit:
+    """``max_bytes`` for requests with this method to a path matching ``template``
+    (``/admin/issues/{issue_id}/edit``: the route's own path syntax)."""
+
+    method: str
+    template: str
+    max_bytes: int
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", compile_path(self.template)[0])
+
+    def applies_to(self, method: str, path: str) -> bool:
+        return method == self.method and self.pattern.match(path) is not None
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    """64 KiB by default; a route listed in ``routes`` gets its own limit.
+
+    The limit chosen is left in the scope (``BODY_LIMIT_SCOPE_KEY``) so that form
+    parsing can let one field be as large as the whole body may be.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        routes: Sequence[RouteBodyLimit] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = tuple(routes)
+
+    def limit_for(self, scope: Scope) -> int:
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        for entry in self.routes:
+            if entry.applies_to(scope["method"], path):
+                return entry.max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope)
+        scope[BODY_LIMIT_SCOPE_KEY] = max_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await _reject(scope, receive, send, BodyTooLarge(max_bytes))
             return
         received = 0
         response_started = False
@@ -125,8 +184,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -137,21 +196,14 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
+            # Normally the app's error handlers answer it; this covers code outside them.
             if not response_started:
-                await self._reject(send)
+                await _reject(scope, receive, send, exc)
 
-    async def _reject(self, send: Send) -> None:
-        body = f"request body too large: the limit is {self.max_bytes // 1024} KiB\n".encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def _reject(scope: Scope, receive: Receive, send: Send, exc: BodyTooLarge) -> None:
+    """Answer through the one error mapping; close the connection (the body is unread)."""
+    response = await handle_herald_error(Request(scope), exc)
+    response.headers["connection"] = "close"
+    await response(scope, receive, send)
