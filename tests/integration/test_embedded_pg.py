@@ -166,3 +166,98 @@ async def test_system_binaries_can_serve_instead_of_the_wheel(
         assert await answers(dsn)
     finally:
         server.stop()
+
+
+# -- what Herald may touch: only clusters it made ------------------------------------
+
+
+def foreign_cluster(pgdata: Path) -> EmbeddedPostgres:
+    """A cluster made and started by someone else (plain initdb, its own settings)."""
+    tool = EmbeddedPostgres(pgdata.parent, database="postgres")
+    pgdata.mkdir(mode=0o700)
+    tool._chown(pgdata)
+    binaries = tool.binaries()
+    tool._run([binaries.tool("initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust"])
+    options = f"-c listen_addresses='' -c unix_socket_directories='{pgdata}'"
+    log = str(pgdata / "foreign.log")
+    tool._run([binaries.tool("pg_ctl"), "start", "-D", str(pgdata), "-l", log, "-w", "-o", options])
+    return tool
+
+
+async def test_a_directory_that_is_not_a_herald_cluster_is_never_wiped(data_dir: Path) -> None:
+    (data_dir / "postgres").mkdir()
+    precious = data_dir / "postgres" / "precious.txt"
+    precious.write_text("not Herald's")
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    try:
+        with pytest.raises(EmbeddedPostgresError, match="not a Herald cluster") as caught:
+            server.start()
+    finally:
+        server.stop()
+    assert str(data_dir / "postgres") in caught.value.message
+    assert precious.read_text() == "not Herald's"
+
+
+async def test_a_foreign_cluster_is_neither_adopted_nor_stopped(data_dir: Path) -> None:
+    pgdata = data_dir / "postgres"
+    foreign = foreign_cluster(pgdata)
+    pg_ctl = foreign.binaries().tool("pg_ctl")
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    try:
+        try:
+            with pytest.raises(EmbeddedPostgresError, match="did not create") as caught:
+                server.start()
+        finally:
+            server.stop()
+        assert str(pgdata) in caught.value.message
+        assert foreign._run([pg_ctl, "status", "-D", str(pgdata)], check=False).returncode == 0
+        assert not (pgdata / "herald.conf").exists(), "the foreign cluster was changed"
+    finally:
+        foreign._run([pg_ctl, "stop", "-D", str(pgdata), "-m", "immediate", "-w"], check=False)
+
+
+async def test_herald_marks_its_cluster_redoes_its_own_broken_initdb_and_keeps_old_clusters(
+    data_dir: Path,
+) -> None:
+    marker = data_dir / embedded_pg.MARKER
+    # Herald's own initdb that died half-way: marked, no PG_VERSION yet. Safe to redo.
+    marker.write_text("made by Herald\n")
+    (data_dir / "postgres" / "global").mkdir(parents=True)
+    (data_dir / "postgres" / "global" / "half-written").write_text("")
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    dsn = server.start()
+    try:
+        assert not (data_dir / "postgres" / "global" / "half-written").exists()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE DATABASE kept")
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+    # A cluster made by an earlier Herald has no marker: recognised, kept, marked.
+    marker.unlink()
+    again = EmbeddedPostgres(data_dir, database="kept")
+    dsn = again.start()
+    try:
+        assert await answers(dsn)
+    finally:
+        again.stop()
+    assert marker.is_file()
+
+
+async def test_a_socket_folder_in_tmp_that_is_not_private_is_refused(data_dir: Path) -> None:
+    deep = data_dir / ("d" * 90)  # too long a path for a socket beside the cluster
+    deep.mkdir(mode=0o755)
+    server = EmbeddedPostgres(deep, database="postgres")
+    socket_dir = server.socket_dir
+    assert socket_dir.parent == Path("/tmp")  # noqa: S108 - the path under test
+    socket_dir.mkdir(mode=0o700)
+    socket_dir.chmod(0o777)  # someone else's, or open to everyone
+    try:
+        with pytest.raises(EmbeddedPostgresError, match="refusing") as caught:
+            server.start()
+    finally:
+        server.stop()
+        socket_dir.rmdir()
+    assert str(socket_dir) in caught.value.message

@@ -21,6 +21,12 @@ things that class does not give:
 
 The server listens on a unix socket only (``listen_addresses = ''``) in a
 directory only its owner can enter, with ``trust`` authentication.
+
+Herald only ever initialises, wipes, starts or stops a cluster it made: the marker
+file ``postgres.herald`` beside the cluster's directory is written before ``initdb``
+runs. A directory without it is left alone with an error naming it, except a cluster
+of a Herald from before the marker, recognised by the ``include 'herald.conf'`` line
+that Herald's ``initdb`` step has always appended to ``postgresql.conf``.
 """
 
 from __future__ import annotations
@@ -40,11 +46,15 @@ from urllib.parse import quote
 
 from herald.core.errors import EmbeddedPostgresError
 from herald.core.pg_binaries import (
+    HERALD_INCLUDE,
+    MARKER,
     ROOT_FALLBACK_DIR,
     VERSION,
     PgBinaries,
     candidate_bin_dirs,
+    claim_cluster_dir,
     private_copy,
+    private_dir,
     user_can_enter,
     wheel_bin_dirs,
 )
@@ -252,6 +262,8 @@ class EmbeddedPostgres:
         if self.pgdata.parent != self.data_dir:
             self.pgdata.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             (self.data_dir / "postgres.location").write_text(f"{self.pgdata}\n")
+        claim_cluster_dir(self.pgdata, self.marker)
+        self._prepare_socket_dir()
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.pgdata)
         if self._run_as() is not None:
@@ -266,8 +278,20 @@ class EmbeddedPostgres:
             self._initdb()
         self._write_config()
 
+    @property
+    def marker(self) -> Path:
+        return self.pgdata.parent / MARKER
+
+    def _prepare_socket_dir(self) -> None:
+        socket_dir = self.socket_dir
+        if socket_dir != self.pgdata:
+            user = self._run_as()
+            uid, gid = (user.pw_uid, user.pw_gid) if user else (os.geteuid(), os.getegid())
+            private_dir(socket_dir, uid, gid)
+
     def _initdb(self) -> None:
-        # An earlier initdb may have died half-way; only an empty directory is safe to init.
+        # Herald's own initdb may have died half-way (the marker is written before it
+        # runs): only an empty directory is safe to init.
         for leftover in self.pgdata.iterdir():
             if leftover.is_dir():
                 shutil.rmtree(leftover)
@@ -288,15 +312,10 @@ class EmbeddedPostgres:
         )
         conf = self.pgdata / "postgresql.conf"
         with conf.open("a") as handle:
-            handle.write(
-                "\n# Herald's settings are rewritten at every start.\ninclude 'herald.conf'\n"
-            )
+            handle.write(f"\n# Herald's settings are rewritten at every start.\n{HERALD_INCLUDE}\n")
 
     def _write_config(self) -> None:
         socket_dir = self.socket_dir
-        if socket_dir != self.pgdata:
-            socket_dir.mkdir(mode=0o700, exist_ok=True)
-            self._chown(socket_dir)
         settings = {
             "listen_addresses": "''",
             "unix_socket_directories": f"'{socket_dir}'",

@@ -14,8 +14,11 @@ import os
 import pwd
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from herald.core.errors import EmbeddedPostgresError
 
 _SYSTEM_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
 # When Herald runs as root and the unprivileged server user cannot reach the data
@@ -23,6 +26,10 @@ _SYSTEM_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/loca
 # copies here instead of loosening permissions on folders it does not own.
 ROOT_FALLBACK_DIR = Path("/var/lib/herald")
 VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
+# Beside a cluster's directory: "Herald made this cluster" (see ``claim_cluster_dir``).
+MARKER = "postgres.herald"
+# Herald's initdb step has always appended this line to the cluster's postgresql.conf.
+HERALD_INCLUDE = "include 'herald.conf'"
 
 
 @dataclass(frozen=True)
@@ -117,3 +124,79 @@ def private_copy(bin_dir: Path) -> Path:
         staging.rename(target)
     shutil.rmtree(staging, ignore_errors=True)
     return copied_bin
+
+
+def private_dir(path: Path, uid: int, gid: int) -> None:
+    """Make ``path`` a directory only ``uid`` can enter, or accept one that already is.
+
+    For world-writable places such as ``/tmp``, where anyone may have created the name
+    first: a directory of someone else's, a symlink or one that others may enter is
+    refused, never used, changed or chowned (a socket there could be replaced or read).
+    """
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    else:
+        # Ours since mkdir; in a sticky directory nobody else can rename or replace it.
+        os.chown(path, uid, gid, follow_symlinks=False)
+        path.chmod(0o700)
+        return
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        problem = "it is not a directory"
+    elif info.st_uid != uid:
+        problem = f"it belongs to uid {info.st_uid}, not to uid {uid} that runs Postgres"
+    elif info.st_mode & 0o077:
+        problem = f"its mode is {stat.S_IMODE(info.st_mode):o}, open to others (want 700)"
+    else:
+        return
+    raise EmbeddedPostgresError(
+        f"refusing to use {path} for the embedded Postgres socket: {problem}. Someone may "
+        f"have made it to intercept the database; remove it, or use a shorter "
+        f"HERALD_DATA_DIR so that the socket stays inside the data dir"
+    )
+
+
+def claim_cluster_dir(pgdata: Path, marker: Path) -> None:
+    """Make sure ``pgdata`` is Herald's to initialise, wipe, start and stop; mark it so.
+
+    Marked: Herald's (an initdb of Herald's that died half-way included: the marker is
+    written before initdb runs). Unmarked, it may be absent or empty (a new cluster) or
+    hold a cluster of a Herald from before markers, recognised by ``HERALD_INCLUDE`` in
+    its postgresql.conf; it is then marked. Anything else is someone else's and is
+    refused, left exactly as it is.
+    """
+    if marker.exists():
+        return
+    if (pgdata / "PG_VERSION").exists():
+        if not _made_by_earlier_herald(pgdata):
+            raise EmbeddedPostgresError(
+                f"{pgdata} holds a Postgres cluster that Herald did not create (no "
+                f"{marker} beside it); Herald will not start, stop or change it. Move "
+                f"it away, set HERALD_DATA_DIR to another directory, or use that server "
+                f"through HERALD_DATABASE_URL"
+            )
+    elif pgdata.exists() and (not pgdata.is_dir() or any(pgdata.iterdir())):
+        raise EmbeddedPostgresError(
+            f"{pgdata} is not empty but is not a Herald cluster (no PG_VERSION, no "
+            f"{marker} beside it); Herald will not delete it. Move it away or set "
+            f"HERALD_DATA_DIR to another directory"
+        )
+    temporary = marker.with_name(f".{marker.name}.{os.getpid()}")
+    with temporary.open("w") as handle:
+        handle.write(
+            f"{pgdata} is a Postgres cluster made by Herald, which may start, stop and "
+            f"re-initialise it.\n"
+        )
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(marker)
+
+
+def _made_by_earlier_herald(pgdata: Path) -> bool:
+    try:
+        conf = (pgdata / "postgresql.conf").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.strip() == HERALD_INCLUDE for line in conf.splitlines())
