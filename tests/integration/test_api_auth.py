@@ -506,7 +506,7 @@ async def test_only_a_sha256_of_an_api_key_is_stored(
 # -- throttling ------------------------------------------------------------------------------
 
 
-async def test_ten_failed_token_requests_lock_the_username_even_for_the_right_password(
+async def test_ten_failed_token_requests_lock_the_address_even_for_the_right_password(
     client: httpx.AsyncClient, admin: uuid.UUID
 ) -> None:
     for i in range(10):
@@ -532,20 +532,6 @@ async def test_nine_failures_do_not_lock(client: httpx.AsyncClient, admin: uuid.
     assert (await request_token(client, "admin", PASSWORD)).status_code == 200
 
 
-async def test_a_locked_username_gets_the_same_answer_whether_or_not_it_exists(
-    app: FastAPI, admin: uuid.UUID
-) -> None:
-    answers = []
-    for n, username in enumerate(("admin", "nobody")):
-        for i in range(10):
-            async with client_at(app, f"198.18.{n}.{i + 1}") as c:
-                assert (await request_token(c, username, f"wrong {i:02d}")).status_code == 401
-        async with client_at(app, f"198.18.{n}.100") as c:
-            answers.append(await request_token(c, username, PASSWORD))
-    assert [a.status_code for a in answers] == [429, 429]
-    assert answers[0].text == answers[1].text
-
-
 async def test_ten_failures_from_one_ip_lock_that_ip_across_usernames(
     app: FastAPI, admin: uuid.UUID
 ) -> None:
@@ -560,35 +546,26 @@ async def test_ten_failures_from_one_ip_lock_that_ip_across_usernames(
         assert (await request_token(other, "admin", PASSWORD)).status_code == 200
 
 
-async def test_ten_failures_for_one_username_lock_it_across_ips(
-    app: FastAPI, admin: uuid.UUID
-) -> None:
-    for i in range(10):
-        async with client_at(app, f"198.51.100.{i + 1}") as c:
-            assert (await request_token(c, "ADMIN ", f"wrong password {i:02d}")).status_code == 401
-    async with client_at(app, "198.51.100.200") as fresh:
-        locked = await request_token(fresh, "admin", PASSWORD)
-    assert locked.status_code == 429, locked.text
+# A username's failures from many addresses slow its other clients down but never lock
+# them out: tests/integration/test_login_throttling.py.
 
 
-async def test_retry_after_is_when_the_lock_that_applies_ends(
+async def test_retry_after_is_when_the_address_is_below_the_limit_again(
     app: FastAPI, admin: uuid.UUID, db: Database
 ) -> None:
-    """An old failure of the *IP* must not shorten the wait of a locked *username*."""
+    """Counted from the address's own failures: the oldest of them leaves the window in
+    about a minute; the username's failures (all fresh) do not lengthen the wait."""
     async with db.connection() as conn:
         await conn.execute(
-            "INSERT INTO login_failures (scope, key, failed_at) VALUES "
-            "('ip', '192.0.2.1', now() - interval '14 minutes'), "
-            "('username', 'someone-else', now() - interval '14 minutes')"
+            "INSERT INTO login_failures (scope, key, failed_at) "
+            "SELECT 'ip', '192.0.2.2', now() - interval '14 minutes' FROM generate_series(1, 5)"
         )
     async with client_at(app, "192.0.2.2") as attacker:
-        for i in range(10):
+        for i in range(5):
             assert (await request_token(attacker, "admin", f"wrong {i:02d}")).status_code == 401
-    async with client_at(app, "192.0.2.1") as owner:
-        locked = await request_token(owner, "admin", PASSWORD)
+        locked = await request_token(attacker, "admin", PASSWORD)
     assert locked.status_code == 429
-    # The username's ten failures are all seconds old: the lock lasts ~15 more minutes.
-    assert int(locked.headers["retry-after"]) > 800, locked.headers["retry-after"]
+    assert 1 <= int(locked.headers["retry-after"]) <= 61, locked.headers["retry-after"]
 
 
 async def test_concurrent_guesses_do_not_get_past_the_limit(

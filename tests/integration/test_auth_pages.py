@@ -352,7 +352,7 @@ async def test_login_without_a_csrf_token_is_403_and_starts_no_session(
 # -- throttling, headers, flashes, logs -------------------------------------------------
 
 
-async def test_failed_logins_are_throttled_per_username(
+async def test_failed_logins_are_throttled_per_address(
     client: httpx.AsyncClient, admin: str
 ) -> None:
     for _ in range(10):

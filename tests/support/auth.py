@@ -6,8 +6,10 @@ import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import pytest
 
 from herald.auth.passwords import Passwords
 from tests.support.processes import HERALD
@@ -15,6 +17,24 @@ from tests.support.processes import HERALD
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 NEW_API_KEY = re.compile(r'<code class="secret" id="new-api-key">([^<]+)</code>')
 REVOKE_FORM = re.compile(r'action="/admin/api-keys/([0-9a-f-]{36})/revoke"')
+
+
+def client_at(app: Any, ip: str) -> httpx.AsyncClient:
+    """A client whose requests come from ``ip`` (``request.client`` in the app, which is what
+    uvicorn puts there after applying HERALD_FORWARDED_ALLOW_IPS to X-Forwarded-For)."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 50123))
+    return httpx.AsyncClient(transport=transport, base_url="http://herald.test")
+
+
+def record_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Replace the login throttle's delay with a recorder: returns the delays asked for."""
+    asked: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr("herald.auth.service.pause", pause)
+    return asked
 
 
 def fast_passwords() -> Passwords:

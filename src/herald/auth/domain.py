@@ -64,6 +64,33 @@ def check_new_password(new: str, *, current: str | None = None) -> None:
         )
 
 
+def username_key(raw: str) -> str:
+    """What login attempts for ``raw`` are counted under: stripped, case-folded, bounded.
+
+    It never starts with whitespace, which keeps it apart from ``device_key``.
+    """
+    return raw.strip().lower()[:256]
+
+
+def device_key(nonce: str) -> str:
+    """What the failures of one device cookie are counted under (see ``username_key``)."""
+    return f" device:{nonce}"
+
+
+def login_delay(failures: int, limit: int, cap: float) -> float:
+    """Seconds a login attempt waits before its password check when the username has
+    ``failures`` recent failures (this attempt included) and no device cookie vouches
+    for the client: none up to ``limit``, then 1 s, 2 s, 4 s … but never more than ``cap``.
+
+    A delay, not a lock-out: whoever knows the password gets in, however many strangers
+    failed before (OWASP, "Blocking Brute Force Attacks"; per-address limits stay hard).
+    """
+    over = failures - limit
+    if over <= 0 or cap <= 0:
+        return 0.0
+    return min(cap, 2.0 ** min(over - 1, 32))
+
+
 def generate_password() -> str:
     """A random password for a new account (24 URL-safe characters, ~144 bits)."""
     return secrets.token_urlsafe(18)

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from herald.auth import devices
 from herald.auth.service import AuthenticationFailed
 from herald.auth.web import auth_service, optional_session, require_session
 from herald.web import csrf, flash
-from herald.web.cookies import SESSION_COOKIE, clear_cookie, set_cookie
+from herald.web.cookies import DEVICE_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import State
@@ -39,7 +40,10 @@ async def login(request: Request, state: State) -> Response:
     service = auth_service(state)
     try:
         user = await service.authenticate(
-            form.get("username", ""), form.get("password", ""), client_ip(request)
+            form.get("username", ""),
+            form.get("password", ""),
+            client_ip(request),
+            device=request.cookies.get(DEVICE_COOKIE),
         )
     except AuthenticationFailed:
         return flash.redirect("/login", state.settings, LOGIN_FAILED, "error")
@@ -51,6 +55,14 @@ async def login(request: Request, state: State) -> Response:
     )
     response = flash.redirect("/admin/dashboard", state.settings)
     set_cookie(response, state.settings, SESSION_COOKIE, token)
+    # Kept through logouts: this browser's sign-ins are not slowed by strangers' failures.
+    set_cookie(
+        response,
+        state.settings,
+        DEVICE_COOKIE,
+        service.new_device_cookie(user),
+        max_age=devices.MAX_AGE_SECONDS,
+    )
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from herald.auth import repository
+from herald.auth import devices, repository
 from herald.auth.domain import (
     API_KEY_PREFIX,
     Scope,
@@ -19,9 +20,11 @@ from herald.auth.domain import (
     check_new_password,
     digest,
     generate_password,
+    login_delay,
     looks_like_api_key,
     new_api_key,
     new_session_token,
+    username_key,
 )
 from herald.auth.passwords import Passwords
 from herald.auth.repository import SessionRecord, UserRecord
@@ -39,6 +42,11 @@ BEARER = "Bearer"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def pause(seconds: float) -> None:
+    """The username throttle's delay (a module-level function, so tests can observe it)."""
+    await asyncio.sleep(seconds)
 
 
 def _password_version(changed_at: datetime) -> int:
@@ -120,37 +128,55 @@ class AuthService:
 
     # -- logging in -------------------------------------------------------------
 
-    async def authenticate(self, username: str, password: str, ip: str) -> UserRecord:
-        """Check a login, throttled per username and per client IP.
+    async def authenticate(
+        self, username: str, password: str, ip: str, *, device: str | None = None
+    ) -> UserRecord:
+        """Check a login, throttled per client address, per device and per username.
 
-        The attempt is recorded (and committed) *before* the password is checked,
-        so concurrent guesses count against each other and at most the limit get
-        a password check; a successful or refused attempt removes its record.
+        * ``device`` is the browser's device cookie (``auth/devices.py``). When it proves
+          that this browser signed in as the user before, only that cookie's own failures
+          limit the attempt (429 past the limit): strangers cannot keep it out.
+        * Any other client is refused past the limit of its address's failures (429),
+          and the username's failures *delay* it (``login_delay``, bounded): slowed,
+          never locked out, so no one can lock the owner out by failing from many
+          addresses (OWASP, "Blocking Brute Force Attacks").
+
+        The attempt is recorded (and committed) *before* the password is checked, so
+        concurrent guesses count against each other and at most the limit get a password
+        check per address or device; a successful or refused attempt removes its record.
         """
         auth = self.settings.auth
         window = auth.login_window_minutes * 60
         limit = auth.login_max_failures
-        key = username.strip().lower()[:256]
+        key = username_key(username)
         async with self.db.connection() as conn:
-            attempt = await repository.record_attempt(conn, key, ip)
-            failures = await repository.recent_failures(conn, key, ip, window, limit + 1)
-            locked = [f for f in (failures.username, failures.ip) if f.count > limit]
-            if locked:
+            user = await repository.find_user_by_username(conn, key)
+            trusted = devices.recognise(self.settings, device, user.id) if user else None
+            counted = trusted.failure_key if trusted else key
+            attempt = await repository.record_attempt(conn, counted, ip)
+            failures = await repository.recent_failures(conn, counted, ip, window, limit + 1)
+            # The hard limit: the device's own failures for a trusted browser, else the address's.
+            hard = failures.username if trusted else failures.ip
+            if hard.count > limit:
                 await repository.delete_attempts(conn, attempt)
-        if locked:
+        if hard.count > limit:
             now = datetime.now(UTC)
-            ends = [(f.pivot or now) + timedelta(seconds=window) for f in locked]
-            wait = (max(ends) - now).total_seconds()
-            log.warning("login throttled", username_failures=failures.username.count, ip=ip)
+            wait = ((hard.pivot or now) + timedelta(seconds=window) - now).total_seconds()
+            log.warning("login throttled", ip=ip, failures=hard.count, trusted_device=bool(trusted))
             raise RateLimited(
                 "Too many failed login attempts: please wait before trying again.",
                 retry_after=max(1, int(wait) + 1),
             )
-        async with self.db.connection() as conn:
-            user = await repository.find_user_by_username(conn, key)
+        if trusted is None:
+            delay = login_delay(failures.username.count, limit, auth.login_max_delay_seconds)
+            if delay > 0:
+                log.warning(
+                    "login delayed", ip=ip, username_failures=failures.username.count, seconds=delay
+                )
+                await pause(delay)
         verification = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not verification.ok:
-            log.info("login failed", ip=ip)
+            log.info("login failed", ip=ip, trusted_device=bool(trusted))
             raise AuthenticationFailed
         async with self.db.connection() as conn:
             await repository.delete_attempts(conn, attempt)
@@ -160,6 +186,10 @@ class AuthService:
                 await repository.set_password_hash(conn, user.id, new_hash)
             log.info("password rehashed with current parameters", username=user.username)
         return user
+
+    def new_device_cookie(self, user: UserRecord) -> str:
+        """The device cookie a browser gets at every successful sign-in (``auth/devices``)."""
+        return devices.issue(self.settings, user.id)
 
     async def start_session(
         self, user: UserRecord, *, user_agent: str | None, ip: str | None

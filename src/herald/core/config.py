@@ -131,8 +131,13 @@ class SubscriptionSettings(_Section):
 class AuthSettings(_Section):
     session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
     session_absolute_hours: float = Field(default=12, gt=0, le=24 * 30)
+    # Failed logins in the window after which a client address is refused (429), a device
+    # cookie is refused, and other clients of the username are slowed down.
     login_max_failures: int = Field(default=10, ge=1, le=1000)
     login_window_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    # The longest delay a username's failures impose on clients without its device cookie
+    # (1 s, 2 s, 4 s … up to this); kept under common HTTP client timeouts (httpx: 5 s).
+    login_max_delay_seconds: float = Field(default=4, ge=0, le=60)
     jwt_ttl_minutes: float = Field(default=15, gt=0, le=24 * 60)
     # Concurrent argon2 computations per process (each takes 19 MiB and a core).
     hashing_threads: int = Field(default=2, ge=1, le=32)

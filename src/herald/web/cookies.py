@@ -14,6 +14,8 @@ from herald.core.config import Settings
 SESSION_COOKIE = "herald_session"
 FLASH_COOKIE = "herald_flash"
 CSRF_COOKIE = "herald_csrf"
+# Signed proof that this browser signed in before (auth/devices.py); outlives sessions.
+DEVICE_COOKIE = "herald_device"
 
 
 def set_cookie(
