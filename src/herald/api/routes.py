@@ -16,9 +16,11 @@ from herald.auth.service import BEARER, AuthenticationFailed
 from herald.auth.web import Reader, Writer, auth_service
 from herald.core.errors import Forbidden, Unauthorized, ValidationError
 from herald.web.forms import read_form
+from herald.web.json_body import StrictJSONRoute
 from herald.web.state import State
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+# Every JSON body goes through Herald's strict reader (400 naming the problem).
+router = APIRouter(prefix="/api/v1", tags=["api"], route_class=StrictJSONRoute)
 
 
 @router.post("/auth/token")

@@ -13,6 +13,7 @@ from herald.core.templating import render
 from herald.subscriptions.domain import NewSubscriber
 from herald.subscriptions.service import SubscriptionService
 from herald.web.forms import FORM_TYPES, read_form
+from herald.web.json_body import is_json, read_json_object
 from herald.web.negotiate import Format, preferred_format
 from herald.web.state import State
 
@@ -34,15 +35,9 @@ async def home() -> HTMLResponse:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
+    if is_json(request):
+        return await read_json_object(request, '{"name": …, "email": …}')
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            data = await request.json()
-        except ValueError:
-            raise ValidationError("the request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise ValidationError('the JSON body must be an object like {"name": …, "email": …}')
-        return data
     if media_type in FORM_TYPES:
         return await read_form(request)
     raise UnsupportedMediaType(
