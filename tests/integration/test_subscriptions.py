@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 
 import httpx
 import pytest
 
+from herald.core.config import Settings
 from herald.core.db import Database
 from herald.delivery import repository as deliveries
 from herald.email.message import EmailMessage
+from herald.subscriptions.unsubscribe import make_token
 from tests.support.database import make_settings
+from tests.support.newsletters import add_subscribers
 
 LINK = re.compile(r"https?://[^\s\"<>]+/subscriptions/confirm\?subscription_token=([A-Za-z0-9]+)")
 
@@ -56,6 +60,46 @@ async def test_home_page_has_a_subscribe_form(client: httpx.AsyncClient) -> None
     assert 'action="/subscriptions"' in response.text
     assert 'name="name"' in response.text
     assert 'name="email"' in response.text
+
+
+CSRF_INPUT = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]+)">')
+
+
+async def test_the_subscribe_form_carries_a_genuine_csrf_token(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    home = await client.get("/")
+    form = re.search(r'<form action="/subscriptions" method="post">.*?</form>', home.text, re.S)
+    assert form, home.text
+    found = CSRF_INPUT.search(form.group(0))
+    assert found, form.group(0)
+    # Bound to this visitor's anonymous cookie: the login form (which requires it) agrees.
+    assert "herald_csrf" in client.cookies
+    login = await client.get("/login")
+    assert found.group(1) in login.text
+    # Posting the form as a browser would (token included) subscribes.
+    response = await client.post(
+        "/subscriptions",
+        data={"csrf_token": found.group(1), "name": "Ann", "email": "ann@example.com"},
+    )
+    assert response.status_code == 200
+    assert await status_of(db, "ann@example.com") == "pending_confirmation"
+
+
+async def test_the_unsubscribe_form_carries_a_csrf_token_and_posts_as_is(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    [subscriber] = await add_subscribers(db, 1)
+    page = await client.get(f"/unsubscribe/one-click?token={make_token(settings, subscriber)}")
+    form = re.search(r'<form action="([^"]+)" method="post">(.*?)</form>', page.text, re.S)
+    assert form, page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form[2]))
+    assert fields["csrf_token"]
+    assert fields["List-Unsubscribe"] == "One-Click"
+    response = await client.post(html.unescape(form[1]), data=fields)
+    assert response.status_code == 200
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT status FROM subscriptions") == "unsubscribed"
 
 
 async def test_valid_form_returns_200_and_persists_a_pending_subscription(
@@ -104,6 +148,15 @@ async def test_json_body_is_accepted(client: httpx.AsyncClient, db: Database) ->
         ({"name": "   ", "email": "ursula@example.com"}, "name must not be empty"),
         ({"name": "<script>", "email": "ursula@example.com"}, "name must not contain"),
         ({"name": "x" * 257, "email": "ursula@example.com"}, "name is too long"),
+        # "Zalgo": one grapheme, 1001 code points.
+        ({"name": "a" + "\u0301" * 1000, "email": "ursula@example.com"}, "code points"),
+        (
+            {
+                "name": "Ursula" + "".join(chr(0x363 + n) for n in range(9)),
+                "email": "ursula@example.com",
+            },
+            "too many accents",
+        ),
     ],
 )
 async def test_bad_form_fields_get_400_naming_the_problem(

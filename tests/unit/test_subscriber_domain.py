@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+import unicodedata
 from collections.abc import Iterator
 
 import idna
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from herald.core.errors import ValidationError
 from herald.subscriptions.domain import (
     FORBIDDEN_NAME_CHARACTERS,
+    MAX_STACKED_MARKS,
     NewSubscriber,
     SubscriberEmail,
     SubscriberName,
@@ -80,6 +82,61 @@ def test_257_graphemes_are_rejected(unit: str) -> None:
         SubscriberName.parse(unit * 257)
 
 
+def marks_in_a_row(text: str) -> int:
+    longest = run = 0
+    for ch in unicodedata.normalize("NFC", text):
+        run = run + 1 if unicodedata.category(ch) in {"Mn", "Me"} else 0
+        longest = max(longest, run)
+    return longest
+
+
+def test_a_zalgo_name_is_rejected_although_it_is_one_grapheme() -> None:
+    zalgo = "a" + "".join(chr(0x300 + n % 0x70) for n in range(1000))
+    assert graphemes(zalgo) == 1
+    with pytest.raises(ValidationError, match="too long: at most 512 Unicode code points") as e:
+        SubscriberName.parse(zalgo)
+    assert e.value.field == "name"
+
+
+def test_marks_stacked_on_one_letter_are_rejected_beyond_eight() -> None:
+    marks = "".join(chr(0x300 + n) for n in range(20))  # 20 distinct combining accents
+    SubscriberName.parse("Max" + marks[:8])
+    with pytest.raises(ValidationError, match="too many accents on one letter"):
+        SubscriberName.parse("Max" + marks[:9])
+    with pytest.raises(ValidationError, match="too many accents"):
+        SubscriberName.parse(("H" + marks) * 3)
+
+
+def test_512_code_points_are_accepted_and_513_rejected() -> None:
+    SubscriberName.parse("a" * 256 + "́" * 0)
+    thumbs = "\U0001f44d\U0001f3fd" * 256  # 256 graphemes, 512 code points
+    assert SubscriberName.parse(thumbs).value == thumbs
+    with pytest.raises(ValidationError, match="code points"):
+        SubscriberName.parse(thumbs[:-1] + "\U0001f44d\U0001f3fd\U0001f3fd")
+
+
+def test_code_points_are_counted_after_nfc_composition() -> None:
+    # "e" + combining acute composes to one code point: 256 accented letters typed
+    # decomposed (512 code points, 256 graphemes) are 256 code points after NFC.
+    decomposed = "e\u0301" * 256
+    assert SubscriberName.parse(decomposed).value == decomposed
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0f56\u0f66\u0f92\u0fb2\u0f74\u0f56\u0f66",  # Tibetan, 3 subjoined marks
+        "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd",  # pointed Hebrew
+        "\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f",  # Devanagari conjuncts
+        "\u0e1c\u0e39\u0e49",  # Thai vowel and tone marks
+        "Nguy\u1ec5n Th\u1ecb Minh Khai",  # Vietnamese
+        "\U0001f469\U0001f3fd\u200d\u2764\ufe0f\u200d\U0001f48b\u200d\U0001f468\U0001f3fb",
+    ],
+)
+def test_real_names_with_marks_still_parse(name: str) -> None:
+    assert SubscriberName.parse(name).value == name
+
+
 @pytest.mark.parametrize("char", FORBIDDEN)
 def test_each_forbidden_character_is_rejected(char: str) -> None:
     with pytest.raises(ValidationError, match="must not contain") as caught:
@@ -105,6 +162,7 @@ PADDING = st.text(st.sampled_from(" \t\n\r\u00a0\u2003\u3000"), max_size=3)
 def test_any_acceptable_name_parses_to_its_trimmed_form(left: str, core: str, right: str) -> None:
     stripped = (left + core + right).strip()
     assume(stripped and graphemes(stripped) <= 256)
+    assume(marks_in_a_row(stripped) <= MAX_STACKED_MARKS)
     assert SubscriberName.parse(left + core + right).value == stripped
 
 

@@ -19,6 +19,15 @@ from email_validator import EmailNotValidError, validate_email
 from herald.core.errors import ValidationError
 
 MAX_NAME_GRAPHEMES = 256
+# Code points (after NFC), besides graphemes: one grapheme can hold any number of combining
+# marks ("zalgo" text: 'a' + 1000 marks is one grapheme). Two a grapheme on average leaves room
+# for 256 accented letters, skin-toned emoji or Indic clusters; browsers' maxlength=256 on
+# the form counts UTF-16 units, so a name typed there is well inside both.
+MAX_NAME_CODE_POINTS = 512
+# Combining marks stacked on one character: real scripts stack at most four or five
+# (Tibetan subjoined letters, pointed Hebrew); zalgo stacks dozens.
+MAX_STACKED_MARKS = 8
+_COMBINING = frozenset({"Mn", "Me"})
 FORBIDDEN_NAME_CHARACTERS = frozenset('/()"<>\\{}')
 # Direction overrides/isolates and zero-width spaces: used to make a name display as
 # something else. (Zero-width *joiners* stay allowed: emoji sequences need them.)
@@ -42,6 +51,15 @@ def grapheme_count(text: str) -> int:
     return len(_GRAPHEME.findall(text))
 
 
+def longest_mark_run(text: str) -> int:
+    """The most combining marks (Mn, Me) that follow one another in ``text``."""
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if unicodedata.category(ch) in _COMBINING else 0
+        longest = max(longest, run)
+    return longest
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriberName:
     value: str
@@ -51,6 +69,17 @@ class SubscriberName:
         name = raw.strip()
         if not name:
             raise ValidationError("name must not be empty", field="name")
+        composed = unicodedata.normalize("NFC", name)
+        if len(composed) > MAX_NAME_CODE_POINTS:
+            raise ValidationError(
+                f"name is too long: at most {MAX_NAME_CODE_POINTS} Unicode code points",
+                field="name",
+            )
+        if longest_mark_run(composed) > MAX_STACKED_MARKS:
+            raise ValidationError(
+                f"name stacks too many accents on one letter (at most {MAX_STACKED_MARKS})",
+                field="name",
+            )
         if grapheme_count(name) > MAX_NAME_GRAPHEMES:
             raise ValidationError(
                 f"name is too long: at most {MAX_NAME_GRAPHEMES} characters", field="name"

@@ -15,6 +15,7 @@ from herald.subscriptions.service import SubscriptionService
 from herald.web.forms import FORM_TYPES, read_form
 from herald.web.json_body import is_json, read_json_object
 from herald.web.negotiate import Format, preferred_format
+from herald.web.pages import page
 from herald.web.state import State
 
 router = APIRouter(tags=["subscriptions"])
@@ -30,8 +31,10 @@ CONFIRMED_MESSAGE = "subscription confirmed"
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home() -> HTMLResponse:
-    return HTMLResponse(render("subscriptions/home.html"))
+async def home(request: Request) -> Response:
+    # Through page(): the form carries csrf_token (contract §5). POST /subscriptions does
+    # not require it (zero2prod's API clients post without one); browsers get it anyway.
+    return page(request, "subscriptions/home.html")
 
 
 async def _fields(request: Request) -> dict[str, Any]:
@@ -80,15 +83,14 @@ async def unsubscribe_page(request: Request, state: State) -> Response:
     nothing, so link scanners cannot unsubscribe anyone)."""
     token = request.query_params.get("token", "")
     subscriber = await SubscriptionService(state.db, state.settings).unsubscriber(token)
-    return HTMLResponse(
-        render("subscriptions/unsubscribe.html", email=subscriber.email, token=token)
-    )
+    return page(request, "subscriptions/unsubscribe.html", email=subscriber.email, token=token)
 
 
 @router.post("/unsubscribe/one-click")
 async def unsubscribe(request: Request, state: State) -> Response:
     """RFC 8058 one-click: ``List-Unsubscribe=One-Click`` posted to the header's URL.
-    No login, no CSRF (the token is the credential); 200 at once, idempotent."""
+    No login, and no CSRF check (the token is the credential, and mail providers post
+    without one); the page's form carries ``csrf_token`` all the same. 200, idempotent."""
     token = request.query_params.get("token", "")
     if not token:
         token = (await read_form(request)).get("token", "")
