@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,38 @@ from herald.core.errors import HeraldError
 from herald.core.telemetry import get_logger
 
 log = get_logger("herald.runtime")
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """What to say when a development server listens beyond this machine, else None.
+
+    Development mode serves the API reference (/docs, /openapi.json) to anyone and the
+    email outbox (/dev/outbox: confirmation links, unsubscribe tokens) to signed-in admins
+    and local clients; on a network address that must not happen silently.
+    """
+    if settings.is_production or _is_loopback_host(settings.host):
+        return None
+    return (
+        f"development mode is listening on {settings.host}, beyond this machine: anyone who "
+        "reaches it can read /docs and /openapi.json, and signed-in admins the email outbox "
+        "at /dev/outbox. Set HERALD_ENV=production for a real deployment, or listen on "
+        "127.0.0.1."
+    )
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    warning = exposure_warning(settings)
+    if warning is not None:
+        log.warning(warning, host=settings.host, port=settings.port)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 @asynccontextmanager
@@ -113,6 +146,8 @@ async def run(
     """
     stopper = Stopper()
     stopper.install()
+    if web:
+        warn_if_exposed(settings)
     from herald.core import migrate
 
     async with database_dsn(settings) as dsn:

@@ -56,6 +56,9 @@ def _drain_on_signals(state: AppState) -> None:
 
 
 def serve(settings: Settings, workers: int) -> None:
+    from herald.runtime import warn_if_exposed
+
+    warn_if_exposed(settings)
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
