@@ -23,7 +23,28 @@ from herald.web.state import State
 router = APIRouter(prefix="/api/v1", tags=["api"], route_class=StrictJSONRoute)
 
 
-@router.post("/auth/token")
+# The handler reads the form itself; this tells /docs what to send.
+TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/auth/token", openapi_extra=TOKEN_FORM)
 async def token(request: Request, state: State) -> Response:
     """OAuth2 password grant: form fields ``username``, ``password`` (``grant_type=password``)."""
     form = await read_form(request)

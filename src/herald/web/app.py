@@ -20,7 +20,7 @@ from herald.core.db import Database
 from herald.housekeeping import run as run_housekeeping
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.subscriptions import routes as subscriptions
-from herald.web import dev, errors, health
+from herald.web import dev, docs, errors, health
 from herald.web.middleware import (
     MIB,
     BodySizeLimitMiddleware,
@@ -96,13 +96,15 @@ def create_app(
             if own:
                 await database.close()
 
-    app = FastAPI(
+    app = docs.HeraldAPI(
         title="Herald",
+        summary="The JSON API of a Herald newsletter service.",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None if settings.is_production else "/docs",
+        # Herald serves its own /docs (assets from /static, CSP nonce): see web/docs.py.
+        docs_url=None,
         redoc_url=None,
-        openapi_url=None if settings.is_production else "/openapi.json",
+        openapi_url=None if settings.is_production else docs.OPENAPI_URL,
     )
     errors.install(app)
     app.include_router(health.router)
@@ -114,6 +116,7 @@ def create_app(
     app.include_router(subscribers.router)
     app.include_router(api.router)
     if not settings.is_production:
+        app.include_router(docs.router)
         app.include_router(dev.router)
     app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
     # Added last = outermost: the request id and the security headers cover even a 413.
