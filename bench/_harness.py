@@ -305,3 +305,22 @@ async def start_py_spy(pid: int, output: Path) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+
+
+async def confirmed_subscribers(conn: Any) -> int:
+    """How many deliveries publishing an issue will queue (the workers fan out after the
+    publish request returns, so the request itself no longer knows)."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM subscriptions WHERE status = 'confirmed'"
+    )
+    return count
+
+
+async def fan_out_seconds(conn: Any, issue_id: Any) -> float | None:
+    """Publish commit → every recipient queued (``fanout_done_at``), from the issue row."""
+    value = await conn.fetchval(
+        "SELECT extract(epoch FROM fanout_done_at - published_at)::float8"
+        " FROM newsletter_issues WHERE id = $1",
+        issue_id,
+    )
+    return float(value) if value is not None else None

@@ -37,6 +37,7 @@ import _report
 from _harness import (
     Workers,
     children,
+    confirmed_subscribers,
     cpu_seconds,
     embedded_postgres,
     log,
@@ -130,8 +131,10 @@ async def mixed_run(
                 prefix=f"r6-{run}-{uuid.uuid4().hex[:6]}",
                 out=out,
             )
+            async with db.connection() as conn:
+                recipients = await confirmed_subscribers(conn)
             started = time.monotonic()
-            recipients = await service.publish(issue_id)
+            await service.publish(issue_id)  # the workers queue its deliveries
             async with db.connection() as conn:
                 committed_at = await conn.fetchval("SELECT clock_timestamp()")
             await wait_sent(db, issue_id, max(300.0, recipients / 100))

@@ -47,8 +47,10 @@ import asyncpg
 from _harness import (
     Workers,
     children,
+    confirmed_subscribers,
     cpu_seconds,
     embedded_postgres,
+    fan_out_seconds,
     load_subscribers,
     log,
     machine,
@@ -114,6 +116,7 @@ class Result:
     recipients: int
     publish_seconds: float
     send_seconds: float
+    fan_out_seconds: float
     deliveries_per_second: float
     sent: int
     retried_rows: int
@@ -193,8 +196,10 @@ async def one_run(
         before = cpu_seconds(workers.pids), cpu_seconds(pg), cpu_seconds(sink())
         if py_spy is not None:
             profiler = await start_py_spy(workers.pids[0], py_spy / f"{name}.txt")
+        async with db.connection() as conn:
+            recipients = await confirmed_subscribers(conn)
         started = time.perf_counter()
-        recipients = await service.publish(issue_id)
+        await service.publish(issue_id)  # marks the issue; the workers queue its deliveries
         publish_seconds = time.perf_counter() - started
         async with db.connection() as conn:
             committed_at = await conn.fetchval("SELECT clock_timestamp()")
@@ -220,6 +225,7 @@ async def one_run(
                 """,
                 issue_id,
             )
+            fanned_out = await fan_out_seconds(conn, issue_id)
         rss = max(peak_rss_mib(pid) for pid in workers.pids)
     finally:
         codes = await workers.stop()
@@ -235,6 +241,7 @@ async def one_run(
         recipients=recipients,
         publish_seconds=round(publish_seconds, 3),
         send_seconds=round(send_seconds, 2),
+        fan_out_seconds=round(fanned_out or 0.0, 2),
         deliveries_per_second=round(recipients / send_seconds, 1),
         sent=row["sent"],
         retried_rows=row["retried"],

@@ -44,6 +44,7 @@ from typing import Any
 import _report
 from _harness import (
     Sink,
+    confirmed_subscribers,
     embedded_postgres,
     log,
     machine,
@@ -157,7 +158,9 @@ async def publish_issue(db: Database, settings: Settings) -> tuple[uuid.UUID, in
     """Publish the benchmark issue; its id, recipient count and the commit's timestamp."""
     service = IssueService(db, settings)
     issue_id = await service.create_draft(ISSUE, created_by=None)
-    recipients = await service.publish(issue_id)
+    async with db.connection() as conn:
+        recipients = await confirmed_subscribers(conn)
+    await service.publish(issue_id)  # the workers queue its deliveries
     async with db.connection() as conn:
         committed_at = await conn.fetchval("SELECT clock_timestamp()")
     return issue_id, recipients, committed_at

@@ -205,9 +205,13 @@ async def _run_parts(
             renderers={ISSUE_KIND: issue_deliveries.render},
             after_batch=issue_deliveries.after_batch,
         )
+        scheduler_wake = asyncio.Event()
+        runner.add_wakeup(scheduler_wake)
         tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
         tasks.append(
-            asyncio.create_task(run_scheduler(db, settings, stopper.event), name="scheduler")
+            asyncio.create_task(
+                run_scheduler(db, settings, stopper.event, wake=scheduler_wake), name="scheduler"
+            )
         )
     if web or worker:
         from herald import housekeeping

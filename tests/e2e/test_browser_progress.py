@@ -174,7 +174,7 @@ async def drive_the_browser(context: Any, password: str, base_url: str) -> None:
     # Publish, then watch without reloading.
     await page.click("#publish")
     await page.wait_for_url(f"{base_url}{issue_url}")
-    assert "The issue is being sent to 300 confirmed subscribers." in (
+    assert "The issue is published: it is being queued for every confirmed subscriber." in (
         await page.text_content("main") or ""
     )
     await page.evaluate("window.__samePage = true")

@@ -44,7 +44,7 @@ from herald.issues.delivery import IssueDeliveries
 from herald.issues.domain import IssueContent
 from herald.issues.service import ISSUE_KIND, IssueService
 from tests.support.bulk import copy_subscribers
-from tests.support.newsletters import drain
+from tests.support.newsletters import drain, publish_now
 from tests.support.postmark_sink import PostmarkSink
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.queue import RecordingProvider, wait_until
@@ -244,7 +244,7 @@ async def test_sigkilled_workers_lose_nobody_and_duplicate_at_most_a_batch_per_k
 
     service = IssueService(db, settings)
     issue_id = await service.create_draft(ISSUE, created_by=None)
-    assert await service.publish(issue_id) == SUBSCRIBERS
+    assert await publish_now(service, issue_id) == SUBSCRIBERS
 
     async with ProviderLikeSink(token=TOKEN, delay_ms=SINK_DELAY_MS) as sink:
         env = worker_env(database_url, sink, tmp_path / "data")
@@ -311,7 +311,7 @@ async def test_an_issue_completes_even_if_the_worker_of_its_last_batch_died_befo
     await copy_subscribers(db, 30)
     service = IssueService(db, settings)
     issue_id = await service.create_draft(ISSUE, created_by=None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     # This worker records every batch but never runs its after-batch step: the database
     # is left exactly as a SIGKILL between the two leaves it.
     provider = RecordingProvider(max_batch_size=50)

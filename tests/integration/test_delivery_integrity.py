@@ -10,7 +10,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
-from tests.support.newsletters import add_subscribers
+from tests.support.newsletters import add_subscribers, publish_now
 
 CONTENT = IssueContent.parse(title="Hello", text_content="News.")
 
@@ -21,7 +21,7 @@ async def test_deleting_subscribers_forgets_them_in_their_deliveries(
     ids = await add_subscribers(db, 4)
     service = IssueService(db, settings)
     issue_id = await service.create_draft(CONTENT, None)
-    assert await service.publish(issue_id) == 4
+    assert await publish_now(service, issue_id) == 4
     async with db.connection() as conn:
         # Several rows in one statement: the trigger is per statement, not per row.
         await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::uuid[])", ids[:3])
@@ -39,7 +39,7 @@ async def test_an_issue_with_deliveries_cannot_be_deleted(db: Database, settings
     await add_subscribers(db, 1)
     service = IssueService(db, settings)
     published = await service.create_draft(CONTENT, None)
-    await service.publish(published)
+    await publish_now(service, published)
     draft = await service.create_draft(CONTENT, None)
     async with db.connection() as conn:
         with pytest.raises(asyncpg.ForeignKeyViolationError):
@@ -52,7 +52,7 @@ async def test_an_issue_fans_out_to_a_subscriber_once(db: Database, settings: Se
     (subscriber,) = await add_subscribers(db, 1)
     service = IssueService(db, settings)
     issue_id = await service.create_draft(CONTENT, None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     async with db.connection() as conn:
         with pytest.raises(asyncpg.UniqueViolationError):
             await conn.execute(

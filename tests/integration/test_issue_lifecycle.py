@@ -13,7 +13,7 @@ from herald.core.db import Database
 from herald.core.errors import Conflict, ValidationError
 from herald.issues.domain import IssueContent, IssueStatus
 from herald.issues.service import IssueService
-from tests.support.newsletters import add_subscribers, drain, issue_worker
+from tests.support.newsletters import add_subscribers, drain, fan_out, issue_worker, publish_now
 from tests.support.queue import RecordingProvider
 
 CONTENT = IssueContent.parse(title="Hello", markdown="Dear {{ subscriber.name }}, *news*.")
@@ -37,7 +37,7 @@ async def test_a_draft_is_editable_until_published(service: IssueService, db: Da
     await service.update(issue_id, IssueContent.parse(title="Hello again", text_content="x"))
     assert (await service.get(issue_id)).title == "Hello again"
     await add_subscribers(db, 2)
-    assert await service.publish(issue_id) == 2
+    assert await publish_now(service, issue_id) == 2
     with pytest.raises(Conflict):
         await service.update(issue_id, CONTENT)
     with pytest.raises(Conflict):
@@ -47,7 +47,7 @@ async def test_a_draft_is_editable_until_published(service: IssueService, db: Da
 
 async def test_publishing_to_nobody_completes_at_once(service: IssueService) -> None:
     issue_id = await service.create_draft(CONTENT, None)
-    assert await service.publish(issue_id) == 0
+    assert await publish_now(service, issue_id) == 0
     assert (await service.get(issue_id)).status is IssueStatus.SENT
 
 
@@ -57,8 +57,9 @@ async def test_concurrent_publish_calls_fan_out_once(service: IssueService, db: 
     results = await asyncio.gather(
         *(service.publish(issue_id) for _ in range(5)), return_exceptions=True
     )
-    assert sorted(r if isinstance(r, int) else -1 for r in results) == [-1, -1, -1, -1, 50]
-    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int))
+    assert sorted(0 if r is None else -1 for r in results) == [-1, -1, -1, -1, 0]
+    assert all(isinstance(r, Conflict) for r in results if r is not None)
+    await fan_out(service)
     assert (await statuses(db)) == {"queued": 50}
 
 
@@ -74,6 +75,7 @@ async def test_a_scheduled_issue_goes_out_when_due(service: IssueService, db: Da
         await conn.execute("UPDATE newsletter_issues SET scheduled_at = now() - interval '1 s'")
     assert await service.publish_due() == [issue_id]
     assert await service.publish_due() == [], "published once"
+    await fan_out(service)
     issue = await service.get(issue_id)
     assert issue.status is IssueStatus.PUBLISHING
     assert issue.recipients == 3
@@ -110,7 +112,7 @@ async def test_failed_deliveries_can_be_retried(
 ) -> None:
     await add_subscribers(db, 4)
     issue_id = await service.create_draft(CONTENT, None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     async with db.connection() as conn:
         await conn.execute(
             "UPDATE deliveries SET status = 'failed', attempts = 8, last_error = 'boom'"
@@ -134,7 +136,7 @@ async def test_failed_deliveries_can_be_retried(
 async def test_progress_counts_every_state(service: IssueService, db: Database) -> None:
     await add_subscribers(db, 5)
     issue_id = await service.create_draft(CONTENT, None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     async with db.connection() as conn:
         await conn.execute(
             "UPDATE deliveries SET status = 'sent' WHERE id IN (SELECT id FROM deliveries LIMIT 2)"
@@ -151,7 +153,7 @@ async def test_a_deleted_subscriber_is_suppressed_not_failed(
 ) -> None:
     [gone] = await add_subscribers(db, 1)
     issue_id = await service.create_draft(CONTENT, None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     async with db.connection() as conn:
         await conn.execute("DELETE FROM subscriptions WHERE id = $1", gone)
     provider = RecordingProvider()
@@ -175,7 +177,7 @@ async def test_publish_and_retry_notify_progress_listeners(
     issue_id = await service.create_draft(CONTENT, None)
     conn, heard = await listen_progress(database_url)
     try:
-        await service.publish(issue_id)
+        await publish_now(service, issue_id)
         assert await asyncio.wait_for(heard.get(), 5) == str(issue_id)
         async with db.connection() as c:
             await c.execute("UPDATE deliveries SET status = 'failed' WHERE issue_id = $1", issue_id)
@@ -191,8 +193,8 @@ async def test_the_sweep_finishes_an_issue_whose_last_batch_was_recorded_without
     await add_subscribers(db, 3)
     issue_id = await service.create_draft(CONTENT, None)
     other = await service.create_draft(CONTENT, None)
-    await service.publish(issue_id)
-    await service.publish(other)
+    await publish_now(service, issue_id)
+    await publish_now(service, other)
     # Every delivery of the first issue recorded, but its completion step never ran
     # (the worker died in between): only the sweep can finish it.
     async with db.connection() as conn:

@@ -12,13 +12,22 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from tests.support.newsletters import CSRF, add_subscribers, create_admin, drain, issue_worker
+from herald.issues.service import IssueService
+from tests.support.newsletters import (
+    CSRF,
+    add_subscribers,
+    create_admin,
+    drain,
+    fan_out,
+    issue_worker,
+)
 from tests.support.newsletters import log_in as log_in_admin
 from tests.support.queue import RecordingProvider
 
 ISSUE_URL = re.compile(r"^/admin/issues/([0-9a-f-]{36})$")
 PREVIEW_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 
 
@@ -254,7 +263,7 @@ async def test_editing_a_draft_until_it_is_published(
     refused = await admin_client.get(f"/admin/issues/{issue_id}/edit")
     assert refused.headers["location"] == f"/admin/issues/{issue_id}"
     page = await admin_client.get(refused.headers["location"])
-    assert flashes(page) == [("error", "This issue is sent: it can no longer be changed.")]
+    assert flashes(page) == [("error", "This issue is publishing: it can no longer be changed.")]
     late = await admin_client.post(f"/admin/issues/{issue_id}/edit", data=data)
     assert late.status_code == 303
     assert (
@@ -323,14 +332,22 @@ async def test_a_test_send_queues_one_email_to_that_address(
 
 
 async def test_publishing_queues_one_delivery_per_confirmed_subscriber_once(
-    admin_client: httpx.AsyncClient, db: Database
+    admin_client: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:
     await add_subscribers(db, 3)
     await add_subscribers(db, 2, status="pending_confirmation", prefix="pending")
     issue_id = await create(admin_client)
     page = await act(admin_client, issue_id, "publish")
-    assert flashes(page) == [("flash", "The issue is being sent to 3 confirmed subscribers.")]
+    assert flashes(page) == [
+        ("flash", "The issue is published: it is being queued for every confirmed subscriber.")
+    ]
     assert await issue_status(db, issue_id) == "publishing"
+    # The request only marked the issue; the workers queue its recipients.
+    assert '<p id="progress-summary">Queueing recipients: 0 so far; 0.0% of those done.</p>' in (
+        page.text
+    )
+    await fan_out(IssueService(db, settings))
+    page = await admin_client.get(f"/admin/issues/{issue_id}")
     assert 'id="issue-status" class="status status-publishing">publishing<' in page.text
     assert 'data-count="queued">3<' in page.text
     assert '<p id="progress-summary">0.0% of 3 recipients</p>' in page.text

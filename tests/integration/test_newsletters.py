@@ -11,11 +11,13 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.issues.service import IssueService
 from herald.subscriptions.unsubscribe import make_token, unsubscribe_url
 from tests.support.newsletters import (
     add_subscribers,
     create_admin,
     drain,
+    fan_out,
     issue_worker,
     log_in,
     newsletter_form,
@@ -104,7 +106,7 @@ async def test_issue_emails_carry_one_click_unsubscribe(
 
 
 async def test_the_same_key_publishes_once_and_replays_the_response(
-    admin_client: httpx.AsyncClient, db: Database
+    admin_client: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:
     await add_subscribers(db, 3)
     form = await newsletter_form(admin_client)
@@ -115,6 +117,7 @@ async def test_the_same_key_publishes_once_and_replays_the_response(
     assert first.headers["location"] == second.headers["location"]
     assert ACCEPTED in (await admin_client.get("/admin/newsletters")).text
     assert await count(db, "SELECT count(*) FROM newsletter_issues") == 1
+    await fan_out(IssueService(db, settings))
     assert await count(db, "SELECT count(*) FROM deliveries WHERE issue_id IS NOT NULL") == 3
 
 
@@ -220,6 +223,7 @@ async def test_unsubscribing_between_enqueue_and_send_suppresses_the_delivery(
 ) -> None:
     stays, leaves = await add_subscribers(db, 2)
     await publish(admin_client)
+    await fan_out(IssueService(db, settings))  # both are queued, then one leaves
     response = await admin_client.post(
         "/unsubscribe/one-click",
         params={"token": make_token(settings, leaves)},
@@ -249,6 +253,7 @@ async def test_one_click_works_twice_and_the_next_issue_skips_them(
         assert response.status_code == 200
         assert "location" not in response.headers
     await publish(admin_client, title="Next")
+    await fan_out(IssueService(db, settings))
     assert await count(db, "SELECT count(*) FROM deliveries WHERE issue_id IS NOT NULL") == 1
 
 

@@ -27,7 +27,14 @@ from herald.issues.progress import HEARTBEAT, ProgressHub, progress_stream
 from herald.issues.service import IssueService, Progress
 from herald.web.state import AppState
 from tests.support.database import free_port
-from tests.support.newsletters import add_subscribers, create_admin, drain, issue_worker, log_in
+from tests.support.newsletters import (
+    add_subscribers,
+    create_admin,
+    drain,
+    issue_worker,
+    log_in,
+    publish_now,
+)
 from tests.support.queue import RecordingProvider
 
 
@@ -125,7 +132,7 @@ async def published_issue(db: Database, settings: Settings) -> uuid.UUID:
     service = IssueService(db, settings)
     content = IssueContent.parse(title="Live", text_content="Hello")
     issue_id = await service.create_draft(content, None)
-    await service.publish(issue_id)
+    await publish_now(service, issue_id)
     return issue_id
 
 
@@ -245,6 +252,8 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             "status": "publishing",
             "recipients": 4,
             "percent": 0.0,
+            "fanning_out": False,
+            "fanout_error": None,
             "queued": 4,
             "sending": 0,
             "sent": 0,

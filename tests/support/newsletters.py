@@ -13,7 +13,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.delivery.worker import DeliveryWorker
 from herald.issues.delivery import IssueDeliveries
-from herald.issues.service import ISSUE_KIND
+from herald.issues.service import ISSUE_KIND, IssueService
 from tests.support.queue import RecordingProvider
 
 PASSWORD = "correct horse battery staple"
@@ -61,22 +61,54 @@ async def newsletter_form(client: httpx.AsyncClient) -> dict[str, str]:
     return {"csrf_token": csrf.group(1), "idempotency_key": key.group(1)}
 
 
+class IssueWorker(DeliveryWorker):
+    """A worker as ``herald worker`` runs it: issue rendering plus the fan-out step its
+    scheduler loop runs (:func:`drain` runs both)."""
+
+    def __init__(
+        self, db: Database, settings: Settings, provider: RecordingProvider, **delivery: object
+    ) -> None:
+        issues = IssueDeliveries(db, settings)
+        super().__init__(
+            db,
+            provider,
+            settings.delivery.model_copy(update=delivery),
+            renderers={ISSUE_KIND: issues.render},
+            after_batch=issues.after_batch,
+            name=f"test-{uuid.uuid4().hex[:6]}",
+        )
+        self.issues = IssueService(db, settings)
+
+
 def issue_worker(
     db: Database, settings: Settings, provider: RecordingProvider, **delivery: object
-) -> DeliveryWorker:
-    issues = IssueDeliveries(db, settings)
-    return DeliveryWorker(
-        db,
-        provider,
-        settings.delivery.model_copy(update=delivery),
-        renderers={ISSUE_KIND: issues.render},
-        after_batch=issues.after_batch,
-        name=f"test-{uuid.uuid4().hex[:6]}",
-    )
+) -> IssueWorker:
+    return IssueWorker(db, settings, provider, **delivery)
 
 
 async def drain(worker: DeliveryWorker, rounds: int = 50) -> None:
+    """Queue the recipients of published issues (an IssueWorker), then send until empty."""
+    if isinstance(worker, IssueWorker):
+        await fan_out(worker.issues)
     for _ in range(rounds):
         if (await worker.run_once()).claimed == 0:
             return
     raise AssertionError("the queue did not drain")
+
+
+async def fan_out(service: IssueService) -> None:
+    """Run the workers' fan-out step until no published issue has recipients left to queue."""
+    for _ in range(10_000):
+        if await service.fan_out_step() is None:
+            return
+    raise AssertionError("the fan-out did not finish")
+
+
+async def publish_now(service: IssueService, issue_id: uuid.UUID) -> int:
+    """Publish and queue every recipient at once (what the workers do after a publish);
+    the number of deliveries queued."""
+    await service.publish(issue_id)
+    await fan_out(service)
+    recipients = (await service.get(issue_id)).recipients
+    assert recipients is not None
+    return recipients

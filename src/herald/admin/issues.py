@@ -10,34 +10,40 @@ delivery live through ``/admin/issues/{id}/events`` (server-sent events, see
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from datetime import UTC
 
 from fastapi import APIRouter, Depends
-from jinja2 import TemplateError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from herald.admin.issue_forms import IssueForm, parse_schedule
-from herald.auth.web import CurrentSession, require_session
+from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.issues import repository
 from herald.issues.progress import progress_stream
-from herald.issues.rendering import compile_issue
-from herald.issues.service import STATUSES, IssueService
+from herald.issues.repository import Issue
+from herald.issues.sandbox import LIMITS_HELP
+from herald.issues.service import GMAIL_CLIP_BYTES, STATUSES, IssueService
 from herald.web import csrf, flash
+from herald.web.cookies import SESSION_COOKIE
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import AppState, State
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
 
-# The email's own inline styles, its images, and nothing that runs.
+# The email's own inline styles, its images, and nothing that runs or posts: ``sandbox``
+# gives the page an opaque origin (no cookies, no scripts, no forms), links still open.
 PREVIEW_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 PREVIEW_EMAIL = "preview@example.com"
 DELIVERY_ROWS = 100
+# How often an open progress stream checks that its session still exists (logout, expiry).
+SESSION_RECHECK_SECONDS = 2.0
 
 
 def _service(state: AppState) -> IssueService:
@@ -64,7 +70,22 @@ async def list_issues(request: Request, state: State) -> Response:
 
 @router.get("/issues/new", response_class=HTMLResponse)
 async def new_issue_form(request: Request) -> Response:
-    return page(request, "admin/issue_form.html", form=IssueForm(), issue=None, error=None)
+    return _form_page(request, IssueForm(), None, None)
+
+
+def _form_page(
+    request: Request, form: IssueForm, issue: Issue | None, error: str | None, status: int = 200
+) -> Response:
+    return page(
+        request,
+        "admin/issue_form.html",
+        status_code=status,
+        form=form,
+        issue=issue,
+        error=error,
+        limits=LIMITS_HELP,
+        clip_kb=GMAIL_CLIP_BYTES // 1024,
+    )
 
 
 @router.post("/issues/new")
@@ -73,14 +94,7 @@ async def create_issue(request: Request, state: State, session: CurrentSession) 
     try:
         issue_id = await _service(state).create_draft(form.content(), session.user_id)
     except ValidationError as exc:
-        return page(
-            request,
-            "admin/issue_form.html",
-            status_code=400,
-            form=form,
-            issue=None,
-            error=exc.message,
-        )
+        return _form_page(request, form, None, exc.message, 400)
     return flash.redirect(_issue_url(issue_id), state.settings, "The draft has been saved.")
 
 
@@ -90,9 +104,7 @@ async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -
     if not issue.status.editable:
         message = f"This issue is {issue.status.value}: it can no longer be changed."
         return flash.redirect(_issue_url(issue_id), state.settings, message, "error")
-    return page(
-        request, "admin/issue_form.html", form=IssueForm.from_issue(issue), issue=issue, error=None
-    )
+    return _form_page(request, IssueForm.from_issue(issue), issue, None)
 
 
 @router.post("/issues/{issue_id}/edit")
@@ -103,14 +115,7 @@ async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> R
         await service.update(issue_id, form.content())
     except ValidationError as exc:
         issue = await service.get(issue_id)
-        return page(
-            request,
-            "admin/issue_form.html",
-            status_code=400,
-            form=form,
-            issue=issue,
-            error=exc.message,
-        )
+        return _form_page(request, form, issue, exc.message, 400)
     except Conflict as exc:
         return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
     return flash.redirect(_issue_url(issue_id), state.settings, "The issue has been saved.")
@@ -137,6 +142,8 @@ async def show_issue(
         statuses=STATUSES,
         deliveries=deliveries,
         shown_status=shown,
+        html_bytes=await service.rendered_html_bytes(issue_id),
+        clip_bytes=GMAIL_CLIP_BYTES,
     )
 
 
@@ -147,16 +154,11 @@ async def preview_issue(
     """The issue as a subscriber named like the admin would get it (inert unsubscribe link)."""
     if format not in {"html", "text"}:
         raise ValidationError("format must be html or text", field="format")
-    issue = await _service(state).get(issue_id)
-    base_url = state.settings.public_base_url
-    try:
-        body_html, body_text = compile_issue(issue.title, issue.html, issue.text).render(
-            name=session.username,
-            email=PREVIEW_EMAIL,
-            unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=preview",
-        )
-    except TemplateError as exc:
-        raise ValidationError(f"the issue cannot be rendered: {exc}") from None
+    service = _service(state)
+    issue = await service.get(issue_id)
+    body_html, body_text = await service.preview(
+        issue_id, name=session.username, email=PREVIEW_EMAIL
+    )
     headers = {"Cache-Control": "no-store"}
     if format == "text":
         return PlainTextResponse(body_text, headers=headers)
@@ -189,11 +191,10 @@ async def send_test(
 async def publish_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     await _form(request, state)
     try:
-        recipients = await _service(state).publish(issue_id)
-    except Conflict as exc:
+        await _service(state).publish(issue_id)
+    except (Conflict, ValidationError) as exc:
         return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
-    noun = "subscriber" if recipients == 1 else "subscribers"
-    message = f"The issue is being sent to {recipients} confirmed {noun}."
+    message = "The issue is published: it is being queued for every confirmed subscriber."
     return flash.redirect(_issue_url(issue_id), state.settings, message)
 
 
@@ -249,8 +250,17 @@ async def issue_events(request: Request, state: State, issue_id: uuid.UUID) -> R
     if hub is None or hub.closed:
         raise Unavailable("live progress is not available while the server stops")
 
+    token = request.cookies.get(SESSION_COOKIE, "")
+    checked = [time.monotonic()]
+
     async def should_stop() -> bool:
-        return state.draining or await request.is_disconnected()
+        if state.draining or await request.is_disconnected():
+            return True
+        if time.monotonic() - checked[0] < SESSION_RECHECK_SECONDS:
+            return False
+        checked[0] = time.monotonic()
+        # Logged out (in any process) or expired: the stream ends with the session.
+        return await auth_service(state).resolve_session(token) is None
 
     stream = progress_stream(
         issue_id, hub=hub, load=lambda: service.progress(issue_id), should_stop=should_stop

@@ -41,7 +41,7 @@ async def publish_newsletter(request: Request, state: State, session: CurrentSes
     text_content = form.get("text_content", "")
     html_content = form.get("html_content", "")
     content = IssueContent.parse(title=title, html_content=html_content, text_content=text_content)
-    validate(content)
+    await validate(content)
     fingerprint = idempotency.request_hash(title, text_content, html_content)
     service = IssueService(state.db, state.settings)
     async with state.db.transaction() as conn:

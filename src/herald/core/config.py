@@ -148,6 +148,8 @@ class DeliverySettings(_Section):
     concurrency: int = Field(default=1, ge=1, le=64)
     lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    # Deliveries an issue's fan-out queues per transaction (workers, in subscriber order).
+    fanout_chunk: int = Field(default=50_000, ge=1, le=1_000_000)
     retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=300)

@@ -29,6 +29,15 @@ WHERE d.id = due.id
 RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.issue_id, d.message::text AS message,
           d.attempts, d.max_attempts
 
+-- name: renew_lease
+-- Heartbeat of a live worker: push the lease of the rows it still holds forward, so a
+-- batch that takes longer than the lease (a slow provider) is not claimed again. The
+-- ids returned are the rows it still holds; any other was lost (the lease had run out).
+UPDATE deliveries
+SET available_at = now() + make_interval(secs => $3::float8)
+WHERE id = ANY($1::bigint[]) AND lease_token = $2::uuid AND status = 'sending'
+RETURNING id
+
 -- name: mark_sent
 UPDATE deliveries AS d
 SET status = 'sent',

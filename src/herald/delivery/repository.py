@@ -41,23 +41,45 @@ async def claim(
     return [ClaimedDelivery.from_row(row) for row in rows]
 
 
-async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> None:
-    """Write a batch's results in one transaction (fenced by the lease token)."""
+async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> int:
+    """Write a batch's results in one transaction (fenced by the lease token); the number
+    of rows written, fewer than ``len(outcomes)`` when some were no longer this lease's."""
+    touched = 0
     async with conn.transaction():
         if outcomes.sent:
             ids, message_ids = zip(*outcomes.sent, strict=True)
-            await conn.execute(Q["mark_sent"], list(ids), list(message_ids), lease_token)
+            status = await conn.execute(Q["mark_sent"], list(ids), list(message_ids), lease_token)
+            touched += _count(status)
         if outcomes.retry:
             ids, delays, errors = zip(*outcomes.retry, strict=True)
-            await conn.execute(
+            status = await conn.execute(
                 Q["schedule_retry"], list(ids), list(delays), list(errors), lease_token
             )
+            touched += _count(status)
         if outcomes.failed:
             ids, errors = zip(*outcomes.failed, strict=True)
-            await conn.execute(Q["mark_failed"], list(ids), list(errors), lease_token)
+            status = await conn.execute(Q["mark_failed"], list(ids), list(errors), lease_token)
+            touched += _count(status)
         if outcomes.suppressed:
             ids, reasons = zip(*outcomes.suppressed, strict=True)
-            await conn.execute(Q["mark_suppressed"], list(ids), list(reasons), lease_token)
+            status = await conn.execute(Q["mark_suppressed"], list(ids), list(reasons), lease_token)
+            touched += _count(status)
+    return touched
+
+
+def _count(status: str) -> int:
+    """Rows of an ``UPDATE n`` command status."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def renew(
+    conn: Connection, ids: Sequence[int], lease_token: UUID, lease_seconds: float
+) -> set[int]:
+    """Extend the lease on ``ids``; the ids this lease still holds."""
+    if not ids:
+        return set()
+    rows = await conn.fetch(Q["renew_lease"], list(ids), lease_token, lease_seconds)
+    return {row["id"] for row in rows}
 
 
 async def release(conn: Connection, ids: Sequence[int], lease_token: UUID) -> int:

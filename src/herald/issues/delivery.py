@@ -5,39 +5,58 @@ Issue rows carry no message: each batch is rendered at send time from the issue
 suppression is re-checked: someone who unsubscribed after the issue was queued
 is recorded as ``suppressed`` and not sent. After each batch, finished issues
 are marked ``sent`` and a progress notification goes out to web processes.
+
+Rendering runs in a thread (the worker's event loop keeps renewing its lease
+meanwhile), each recipient under the sandbox's time limit. Whatever one
+recipient's render raises is that delivery's permanent failure, with the error
+and template line as its ``last_error``; the rest of the batch goes out. After
+:data:`TIMEOUTS_BEFORE_GIVING_UP` timeouts in a row an issue's remaining rows in
+the batch fail at once instead of taking the time limit each.
+
+The scheduler loop (every worker runs one) publishes due scheduled issues, queues
+the deliveries of published issues chunk by chunk (the fan-out), and sweeps
+finished issues to ``sent``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from jinja2 import TemplateError
-
+from herald.core import timebox
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.core.errors import Unavailable
+from herald.core.errors import Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed
 from herald.delivery.worker import Rendered
-from herald.email.message import PermanentFailure
+from herald.email.message import EmailMessage, PermanentFailure
 from herald.issues import repository
-from herald.issues.rendering import CompiledIssue, compile_issue, issue_email
+from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
+from herald.issues.repository import Recipient
+from herald.issues.sandbox import RENDER_SECONDS
 from herald.subscriptions.unsubscribe import unsubscribe_url
 
 log = get_logger("herald.issues")
 
 _CACHE_SIZE = 32
+TIMEOUTS_BEFORE_GIVING_UP = 3
+
+
+class _Broken:
+    """An issue whose bodies cannot be compiled (saved before today's checks)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
 
 
 class IssueDeliveries:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
-        self._compiled: OrderedDict[uuid.UUID, CompiledIssue] = OrderedDict()
+        self._compiled: OrderedDict[uuid.UUID, CompiledIssue | _Broken] = OrderedDict()
 
     async def render(self, batch: Sequence[ClaimedDelivery]) -> list[Rendered]:
         issue_ids = list({d.issue_id for d in batch if d.issue_id} - set(self._compiled))
@@ -45,38 +64,74 @@ class IssueDeliveries:
         async with self._db.connection() as conn:
             fresh = await repository.issues_for_rendering(conn, issue_ids) if issue_ids else {}
             recipients = await repository.subscribers_for_rendering(conn, subscriber_ids)
-        for issue_id, data in fresh.items():
-            self._remember(issue_id, compile_issue(data.title, data.html, data.text))
-        base_url = self._settings.public_base_url
-        rendered: list[Rendered] = []
-        for delivery in batch:
-            compiled = self._compiled.get(delivery.issue_id) if delivery.issue_id else None
-            if compiled is None:
-                rendered.append(PermanentFailure("the issue of this delivery no longer exists"))
-                continue
-            recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
-            if recipient is None:
-                rendered.append(Suppressed("the subscriber no longer exists"))
-                continue
-            if recipient.status != "confirmed":
-                rendered.append(Suppressed(f"the subscriber is {recipient.status}"))
-                continue
-            try:
-                rendered.append(
-                    issue_email(
-                        compiled,
-                        sender=self._settings.sender,
-                        recipient=recipient.email,
-                        name=recipient.name,
-                        unsubscribe_url=unsubscribe_url(self._settings, recipient.id),
-                        base_url=base_url,
-                    )
-                )
-            except TemplateError as exc:
-                rendered.append(PermanentFailure(f"the issue cannot be rendered: {exc}"))
-        return rendered
+        return await asyncio.to_thread(self._render_batch, batch, fresh, recipients)
 
-    def _remember(self, issue_id: uuid.UUID, compiled: CompiledIssue) -> None:
+    def _render_batch(
+        self,
+        batch: Sequence[ClaimedDelivery],
+        fresh: dict[uuid.UUID, repository.RenderData],
+        recipients: dict[uuid.UUID, Recipient],
+    ) -> list[Rendered]:
+        """Runs in a thread: compiling and rendering are CPU work."""
+        for issue_id, data in fresh.items():
+            try:
+                self._remember(issue_id, compile_issue(data.title, data.html, data.text))
+            except ValidationError as exc:
+                self._remember(issue_id, _Broken(exc.message))
+        rendered: list[Rendered | None] = [None] * len(batch)
+        jobs: list[tuple[int, CompiledIssue, Recipient]] = []
+        for position, delivery in enumerate(batch):
+            compiled = self._compiled.get(delivery.issue_id) if delivery.issue_id else None
+            recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
+            if compiled is None:
+                rendered[position] = PermanentFailure("the issue of this delivery no longer exists")
+            elif isinstance(compiled, _Broken):
+                rendered[position] = PermanentFailure(
+                    f"the issue cannot be rendered: {compiled.error}"
+                )
+            elif recipient is None:
+                rendered[position] = Suppressed("the subscriber no longer exists")
+            elif recipient.status != "confirmed":
+                rendered[position] = Suppressed(f"the subscriber is {recipient.status}")
+            else:
+                jobs.append((position, compiled, recipient))
+        timeouts: dict[int, int] = {}  # id(compiled) -> timeouts in a row
+
+        def one(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
+            _, compiled, recipient = job
+            if timeouts.get(id(compiled), 0) >= TIMEOUTS_BEFORE_GIVING_UP:
+                return PermanentFailure(
+                    f"the issue cannot be rendered: it took longer than {RENDER_SECONDS:g} "
+                    f"seconds for {TIMEOUTS_BEFORE_GIVING_UP} recipients in a row"
+                )
+            message = issue_email(
+                compiled,
+                sender=self._settings.sender,
+                recipient=recipient.email,
+                name=recipient.name,
+                unsubscribe_url=unsubscribe_url(self._settings, recipient.id),
+                base_url=self._settings.public_base_url,
+            )
+            timeouts.pop(id(compiled), None)
+            return message
+
+        def counted(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
+            try:
+                return one(job)
+            except timebox.TimeLimitExceeded:
+                timeouts[id(job[1])] = timeouts.get(id(job[1]), 0) + 1
+                raise
+
+        outcomes = timebox.run_each(jobs, counted, RENDER_SECONDS)
+        for (position, _, _), outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                problem = describe_error(outcome)
+                rendered[position] = PermanentFailure(f"the issue cannot be rendered: {problem}")
+            else:
+                rendered[position] = outcome
+        return [r if r is not None else PermanentFailure("not rendered") for r in rendered]
+
+    def _remember(self, issue_id: uuid.UUID, compiled: CompiledIssue | _Broken) -> None:
         self._compiled[issue_id] = compiled
         while len(self._compiled) > _CACHE_SIZE:
             self._compiled.popitem(last=False)
@@ -97,20 +152,37 @@ class IssueDeliveries:
 
 
 async def run_scheduler(
-    db: Database, settings: Settings, stop: asyncio.Event, interval: float = 5.0
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    interval: float = 5.0,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Publish scheduled issues when their time comes, and finish issues whose last
-    batch's worker died before marking them sent (every worker runs this)."""
+    """Every worker runs this: publish scheduled issues when their time comes, queue the
+    deliveries of published issues chunk by chunk (several workers take turns on
+    one issue's chunks), and finish issues whose last batch's worker died before
+    marking them sent. ``wake`` (set on ``NOTIFY herald_deliveries``) starts a round
+    early, so a fan-out begins within milliseconds of publishing."""
     from herald.issues.service import IssueService
 
     service = IssueService(db, settings)
+    wake = wake or asyncio.Event()
     while not stop.is_set():
+        wake.clear()
         try:
             for issue_id in await service.publish_due():
                 log.info("scheduled issue published", issue_id=str(issue_id))
+            while not stop.is_set() and await service.fan_out_step() is not None:
+                pass
             for issue_id in await service.complete_finished():
                 log.info("issue sent (sweep)", issue_id=str(issue_id))
         except Unavailable as exc:
             log.warning("scheduler skipped a round: database unavailable", error=exc.message)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except Exception:
+            log.exception("scheduler round failed; trying again next round")
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

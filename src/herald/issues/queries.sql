@@ -13,40 +13,88 @@ RETURNING id
 
 -- name: get_issue
 SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
-       completed_at, recipients, created_at, updated_at
+       completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
+       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at
 FROM newsletter_issues
 WHERE id = $1::uuid
 
 -- name: list_issues
 SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
-       completed_at, recipients, created_at, updated_at
+       completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
+       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at
 FROM newsletter_issues
 ORDER BY created_at DESC
 LIMIT $1::integer
 
 -- name: start_publishing
 -- Only a draft or scheduled issue can start; the row lock makes concurrent
--- publishers of one issue wait, then find it already publishing.
+-- publishers of one issue wait, then find it already publishing. The deliveries are
+-- queued afterwards by the workers (fan_out_chunk), so this returns at once.
 UPDATE newsletter_issues
-SET status = 'publishing', published_at = now(), scheduled_at = NULL, updated_at = now()
+SET status = 'publishing', published_at = now(), scheduled_at = NULL, updated_at = now(),
+    recipients = 0, fanout_cursor = NULL, fanout_done_at = NULL, fanout_error = NULL,
+    fanout_attempts = 0, fanout_retry_at = NULL, publish_error = NULL, publish_attempts = 0,
+    publish_retry_at = NULL
 WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
 RETURNING id
 
--- name: fan_out
--- One delivery per confirmed subscriber, in one statement (never a Python loop).
--- Runs once per issue: start_publishing lets only one transaction move an issue to
--- 'publishing', and the unique (subscriber_id, issue_id) index would reject a second
--- fan-out rather than skip it (no ON CONFLICT: its speculative inserts cost ~15 %).
--- In subscriber-id order, the unique index is filled left to right instead of at
--- random pages (~20 % faster at 200k; see BENCHMARKS.md P2).
-INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, max_attempts)
-SELECT 'issue', s.email, s.id, $1::uuid, $2::integer
-FROM subscriptions AS s
-WHERE s.status = 'confirmed'
-ORDER BY s.id
+-- name: wake_workers
+SELECT pg_notify('herald_deliveries', '')
 
--- name: set_recipients
-UPDATE newsletter_issues SET recipients = $2::integer WHERE id = $1::uuid
+-- name: claim_fanout
+-- The oldest issue whose deliveries are still being queued and not backing off,
+-- locked for one chunk (SKIP LOCKED: one worker per issue at a time).
+SELECT id, fanout_cursor
+FROM newsletter_issues
+WHERE status = 'publishing' AND fanout_done_at IS NULL
+  AND (fanout_retry_at IS NULL OR fanout_retry_at <= now())
+ORDER BY published_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+
+-- name: fan_out_chunk
+-- Queue the next $3 confirmed subscribers after the cursor $2 and move the cursor, in
+-- one statement: the rows and the cursor commit together, so a crash resumes after
+-- the last committed chunk and nobody is queued twice (the unique (subscriber_id,
+-- issue_id) index would refuse it anyway). Subscriber-id order walks the primary key
+-- and fills the unique index left to right (BENCHMARKS.md P2).
+WITH chunk AS (
+    SELECT s.id, s.email
+    FROM subscriptions AS s
+    WHERE s.status = 'confirmed' AND ($2::uuid IS NULL OR s.id > $2::uuid)
+    ORDER BY s.id
+    LIMIT $3::integer
+), queued AS (
+    INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, max_attempts)
+    SELECT 'issue', c.email, c.id, $1::uuid, $4::integer
+    FROM chunk AS c
+    ORDER BY c.id
+), progress AS (
+    SELECT count(*)::integer AS n, (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id
+    FROM chunk
+)
+UPDATE newsletter_issues AS i
+SET fanout_cursor = coalesce(p.last_id, i.fanout_cursor),
+    recipients = coalesce(i.recipients, 0) + p.n,
+    fanout_done_at = CASE WHEN p.n < $3::integer THEN now() END,
+    fanout_error = NULL,
+    fanout_attempts = 0,
+    fanout_retry_at = NULL,
+    updated_at = now()
+FROM progress AS p
+WHERE i.id = $1::uuid
+RETURNING p.n AS queued, i.recipients, i.fanout_done_at IS NOT NULL AS done
+
+-- name: fanout_failed
+-- Backoff: $3 seconds doubled per failure in a row, at most $4.
+UPDATE newsletter_issues
+SET fanout_error = $2::text,
+    fanout_attempts = fanout_attempts + 1,
+    fanout_retry_at = now() + make_interval(
+        secs => least($4::float8, $3::float8 * power(2, least(fanout_attempts, 30)))),
+    updated_at = now()
+WHERE id = $1::uuid AND status = 'publishing' AND fanout_done_at IS NULL
+RETURNING fanout_attempts
 
 -- name: schedule_issue
 UPDATE newsletter_issues
@@ -60,13 +108,31 @@ SET status = 'draft', scheduled_at = NULL, updated_at = now()
 WHERE id = $1::uuid AND status = 'scheduled'
 RETURNING id
 
--- name: due_issues
+-- name: due_issue
+-- One scheduled issue whose time has come (and whose last failed try has backed off),
+-- locked for its own publishing transaction.
 SELECT id
 FROM newsletter_issues
 WHERE status = 'scheduled' AND scheduled_at <= now()
+  AND (publish_retry_at IS NULL OR publish_retry_at <= now())
 ORDER BY scheduled_at
-LIMIT $1::integer
+LIMIT 1
 FOR UPDATE SKIP LOCKED
+
+-- name: publish_failed
+-- A scheduled issue that could not be published: retried with backoff ($3 seconds
+-- doubled per failure in a row, at most $4) while the failure may pass; $5 = true
+-- returns it to draft (its content cannot be sent as it is), keeping the error.
+UPDATE newsletter_issues
+SET publish_error = $2::text,
+    publish_attempts = publish_attempts + 1,
+    publish_retry_at = CASE WHEN $5::boolean THEN NULL ELSE now() + make_interval(
+        secs => least($4::float8, $3::float8 * power(2, least(publish_attempts, 30)))) END,
+    status = CASE WHEN $5::boolean THEN 'draft' ELSE status END,
+    scheduled_at = CASE WHEN $5::boolean THEN NULL ELSE scheduled_at END,
+    updated_at = now()
+WHERE id = $1::uuid AND status = 'scheduled'
+RETURNING publish_attempts
 
 -- name: delivery_counts
 SELECT status, count(*)::bigint AS n
@@ -74,12 +140,23 @@ FROM deliveries
 WHERE issue_id = $1::uuid
 GROUP BY status
 
+-- name: lock_publishing_issues
+-- Taken before complete_issues, in its own statement: a retry_failed that reopened an
+-- issue and queued rows has then committed, and complete_issues' fresh snapshot sees
+-- them (one UPDATE would re-check a waiting row with its old snapshot's subquery).
+SELECT id
+FROM newsletter_issues
+WHERE id = ANY($1::uuid[]) AND status = 'publishing' AND fanout_done_at IS NOT NULL
+ORDER BY id
+FOR UPDATE
+
 -- name: complete_issues
--- An issue is sent when none of its deliveries is waiting or in flight.
+-- An issue is sent when all its deliveries are queued and none is waiting or in flight.
 UPDATE newsletter_issues AS i
 SET status = 'sent', completed_at = now(), updated_at = now()
 WHERE i.id = ANY($1::uuid[])
   AND i.status = 'publishing'
+  AND i.fanout_done_at IS NOT NULL
   AND NOT EXISTS (
       SELECT 1 FROM deliveries AS d
       WHERE d.issue_id = i.id AND d.status IN ('queued', 'sending')
@@ -96,7 +173,17 @@ SELECT EXISTS (
 ) AS pending
 
 -- name: publishing_issues
-SELECT id FROM newsletter_issues WHERE status = 'publishing'
+SELECT id FROM newsletter_issues WHERE status = 'publishing' AND fanout_done_at IS NOT NULL
+
+-- name: reopen_for_retry
+-- First step of retry_failed, taking the issue's row lock before any delivery moves,
+-- so that a racing complete_issues either finishes first (and the issue is reopened
+-- here) or waits and then sees the queued rows.
+UPDATE newsletter_issues AS i
+SET status = 'publishing', completed_at = NULL, updated_at = now()
+WHERE i.id = $1::uuid AND i.status IN ('publishing', 'sent')
+  AND EXISTS (SELECT 1 FROM deliveries AS d WHERE d.issue_id = i.id AND d.status = 'failed')
+RETURNING i.id
 
 -- name: retry_failed
 WITH retried AS (
@@ -105,10 +192,6 @@ WITH retried AS (
         lease_token = NULL, leased_by = NULL, updated_at = now()
     WHERE issue_id = $1::uuid AND status = 'failed'
     RETURNING id
-), reopened AS (
-    UPDATE newsletter_issues
-    SET status = 'publishing', completed_at = NULL, updated_at = now()
-    WHERE id = $1::uuid AND status = 'sent' AND EXISTS (SELECT 1 FROM retried)
 )
 SELECT (SELECT count(*) FROM retried) AS retried, pg_notify('herald_deliveries', '') AS woke
 

@@ -6,22 +6,33 @@ and ``{{ issue.title }}`` are available, Python internals are not (attribute
 access to ``__class__``, ``mro``, … raises a SecurityError). Templates are
 compiled once per issue and rendered per recipient. Herald appends its own
 footer with a visible unsubscribe link, so no issue can go out without one.
+
+The sandbox bounds what a template can cost (:mod:`herald.issues.sandbox`), and
+every render outside the hot path of a worker batch runs in a small thread pool
+under a time limit (:func:`off_loop`), so no template freezes an event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from html import escape
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateError, TemplateSyntaxError
 from markdown_it import MarkdownIt
 
+from herald.core import timebox
 from herald.core.errors import ValidationError
 from herald.email.message import EmailMessage
+from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
+
+T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
 
@@ -36,11 +47,6 @@ def _markdown() -> MarkdownIt:
 def markdown_to_html(source: str) -> str:
     rendered: str = _markdown().render(source)
     return rendered
-
-
-@cache
-def _sandbox(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined)
 
 
 @dataclass(frozen=True)
@@ -63,23 +69,10 @@ class CompiledIssue:
 
 
 def _render(template: Any, variables: dict[str, Any]) -> str:
-    """``template.render(variables)`` without copying the template's globals each time.
-
-    ``Template.render`` builds its context with ``dict(template.globals, **variables)``,
-    and ``template.globals`` is a ChainMap: iterating it was ~60 % of rendering one
-    recipient's email (cProfile of ``issue_email``; BENCHMARKS.md P4). The globals are
-    flattened once per template here; the context is otherwise the one ``render`` makes.
-    """
     flat = template.__dict__.get("_herald_globals")
-    if flat is None:
+    if flat is None:  # once per template, not per recipient (BENCHMARKS.md P4)
         flat = template._herald_globals = dict(template.globals)
-    environment = template.environment
-    context = environment.context_class(
-        environment, {**flat, **variables}, template.name, template.blocks
-    )
-    # Errors propagate as raised (``render`` would only rewrite their traceback).
-    rendered: str = environment.concat(template.root_render_func(context))
-    return rendered
+    return render_limited(template, variables, flat)
 
 
 def compile_issue(title: str, html: str, text: str) -> CompiledIssue:
@@ -93,23 +86,70 @@ def compile_issue(title: str, html: str, text: str) -> CompiledIssue:
 
 def _compile(source: str, *, autoescape: bool, field: str) -> Any:
     try:
-        return _sandbox(autoescape).from_string(source)
+        return sandbox(autoescape).from_string(source)
     except TemplateSyntaxError as exc:
         raise ValidationError(
             f"{field}: template error on line {exc.lineno}: {exc.message}", field=field
         ) from None
+    except RecursionError:
+        raise ValidationError(f"{field}: the template is nested too deeply", field=field) from None
 
 
 def check_renders(compiled: CompiledIssue) -> None:
-    """Render once with sample values, so an editor's mistake shows at save time."""
-    try:
-        compiled.render(
+    """Render once with sample values, so an editor's mistake shows at save time: any
+    error, a limit of the sandbox or a render slower than the time limit is a 400."""
+    render_or_refuse(
+        lambda: compiled.render(
             name="Sample Subscriber",
             email="sample@example.com",
             unsubscribe_url="https://example.com/unsubscribe",
         )
-    except TemplateError as exc:
-        raise ValidationError(f"the issue cannot be rendered: {exc}") from None
+    )
+
+
+def render_or_refuse(render: Callable[[], T]) -> T:
+    """``render()`` under the time limit; whatever goes wrong is a 400 naming it."""
+    try:
+        return timebox.run_limited(render, RENDER_SECONDS)
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a template raises is the editor's to fix
+        raise ValidationError(f"the issue cannot be rendered: {describe_error(exc)}") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong in a template, for an editor: the error and the template line."""
+    if isinstance(exc, timebox.TimeLimitExceeded):
+        return f"rendering took longer than {RENDER_SECONDS:g} seconds"
+    if isinstance(exc, TemplateError):
+        text = exc.message or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    line = _template_line(exc.__traceback__)
+    return f"{text} (line {line})" if line else text
+
+
+def _template_line(tb: TracebackType | None) -> int | None:
+    line = None
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+_pool: list[ThreadPoolExecutor] = []
+
+
+async def off_loop(func: Callable[[], T]) -> T:
+    """Run CPU-bound template work (compiling, sample renders, previews) in a small
+    thread pool, so the event loop keeps serving meanwhile. Renders inside ``func`` carry
+    their own time limit (:func:`check_renders`, :func:`render_sample`); compiling is
+    bounded by the body's size."""
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="herald-render"))
+    return await asyncio.get_running_loop().run_in_executor(_pool[0], func)
 
 
 def _html_footer(unsubscribe_url: str) -> str:

@@ -28,6 +28,18 @@ class Issue:
     recipients: int | None
     created_at: datetime
     updated_at: datetime
+    fanout_done_at: datetime | None = None
+    fanout_error: str | None = None
+    fanout_attempts: int = 0
+    fanout_retry_at: datetime | None = None
+    publish_error: str | None = None
+    publish_attempts: int = 0
+    publish_retry_at: datetime | None = None
+
+    @property
+    def fanning_out(self) -> bool:
+        """Publishing, and its deliveries are still being queued by the workers."""
+        return self.status is IssueStatus.PUBLISHING and self.fanout_done_at is None
 
 
 def _issue(row: Any) -> Issue:
@@ -44,6 +56,13 @@ def _issue(row: Any) -> Issue:
         recipients=row["recipients"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        fanout_done_at=row["fanout_done_at"],
+        fanout_error=row["fanout_error"],
+        fanout_attempts=row["fanout_attempts"],
+        fanout_retry_at=row["fanout_retry_at"],
+        publish_error=row["publish_error"],
+        publish_attempts=row["publish_attempts"],
+        publish_retry_at=row["publish_retry_at"],
     )
 
 
@@ -80,15 +99,46 @@ async def list_issues(conn: Connection, limit: int = 100) -> list[Issue]:
 
 
 async def start_publishing(conn: Connection, issue_id: uuid.UUID) -> bool:
-    return await conn.fetchval(Q["start_publishing"], issue_id) is not None
+    """Mark the issue publishing (its deliveries are queued by the workers); wakes them."""
+    started = await conn.fetchval(Q["start_publishing"], issue_id) is not None
+    if started:
+        await conn.execute(Q["wake_workers"])  # delivered at commit
+    return started
 
 
-async def fan_out(conn: Connection, issue_id: uuid.UUID, max_attempts: int) -> int:
-    """Queue one delivery per confirmed subscriber; the number queued."""
-    status = await conn.execute(Q["fan_out"], issue_id, max_attempts)
-    count = int(status.split()[-1])
-    await conn.execute(Q["set_recipients"], issue_id, count)
-    return count
+@dataclass(frozen=True, slots=True)
+class FanOutStep:
+    issue_id: uuid.UUID
+    queued: int  # rows this chunk queued
+    recipients: int  # rows queued for the issue so far
+    done: bool  # every confirmed subscriber has a delivery now
+
+
+async def claim_fanout(conn: Connection) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    """Lock the next issue still fanning out (inside a transaction): (id, cursor)."""
+    row = await conn.fetchrow(Q["claim_fanout"])
+    return (row["id"], row["fanout_cursor"]) if row else None
+
+
+async def fan_out_chunk(
+    conn: Connection,
+    issue_id: uuid.UUID,
+    cursor: uuid.UUID | None,
+    *,
+    chunk: int,
+    max_attempts: int,
+) -> FanOutStep:
+    row = await conn.fetchrow(Q["fan_out_chunk"], issue_id, cursor, chunk, max_attempts)
+    assert row is not None, "the issue is locked by this transaction"
+    return FanOutStep(issue_id, row["queued"], row["recipients"], row["done"])
+
+
+async def fanout_failed(
+    conn: Connection, issue_id: uuid.UUID, error: str, *, base: float, cap: float
+) -> int | None:
+    """Record a failed chunk and back off; the number of failures in a row."""
+    attempts: int | None = await conn.fetchval(Q["fanout_failed"], issue_id, error, base, cap)
+    return attempts
 
 
 async def schedule(conn: Connection, issue_id: uuid.UUID, at: datetime) -> bool:
@@ -99,9 +149,20 @@ async def unschedule(conn: Connection, issue_id: uuid.UUID) -> bool:
     return await conn.fetchval(Q["unschedule_issue"], issue_id) is not None
 
 
-async def lock_due_issues(conn: Connection, limit: int = 10) -> list[uuid.UUID]:
-    """Scheduled issues whose time has come, locked for this transaction."""
-    return [row["id"] for row in await conn.fetch(Q["due_issues"], limit)]
+async def lock_due_issue(conn: Connection) -> uuid.UUID | None:
+    """One scheduled issue whose time has come, locked for this transaction."""
+    issue_id: uuid.UUID | None = await conn.fetchval(Q["due_issue"])
+    return issue_id
+
+
+async def publish_failed(
+    conn: Connection, issue_id: uuid.UUID, error: str, *, base: float, cap: float, to_draft: bool
+) -> int | None:
+    """Record a failed scheduled publish: back to draft, or retried with backoff."""
+    attempts: int | None = await conn.fetchval(
+        Q["publish_failed"], issue_id, error, base, cap, to_draft
+    )
+    return attempts
 
 
 async def delivery_counts(conn: Connection, issue_id: uuid.UUID) -> dict[str, int]:
@@ -117,7 +178,11 @@ async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[
     done = [i for i in issue_ids if not await conn.fetchval(Q["has_pending_deliveries"], i)]
     if not done:
         return []
-    return [row["id"] for row in await conn.fetch(Q["complete_issues"], done)]
+    async with conn.transaction():
+        locked = [row["id"] for row in await conn.fetch(Q["lock_publishing_issues"], done)]
+        if not locked:
+            return []
+        return [row["id"] for row in await conn.fetch(Q["complete_issues"], locked)]
 
 
 async def complete_finished_issues(conn: Connection) -> list[uuid.UUID]:
@@ -128,7 +193,11 @@ async def complete_finished_issues(conn: Connection) -> list[uuid.UUID]:
 
 
 async def retry_failed(conn: Connection, issue_id: uuid.UUID) -> int:
-    row = await conn.fetchrow(Q["retry_failed"], issue_id)
+    """Queue an issue's failed deliveries again, reopening the issue first (its row lock
+    orders this against a concurrent complete_issues)."""
+    async with conn.transaction():
+        await conn.fetchval(Q["reopen_for_retry"], issue_id)
+        row = await conn.fetchrow(Q["retry_failed"], issue_id)
     return int(row["retried"]) if row else 0
 
 

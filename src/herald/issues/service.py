@@ -8,13 +8,20 @@ from datetime import UTC, datetime
 
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
-from herald.core.errors import Conflict, NotFound, ValidationError
+from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
+from herald.email.message import EmailMessage
 from herald.issues import repository
 from herald.issues.domain import IssueContent, IssueStatus, require_editable
-from herald.issues.rendering import check_renders, compile_issue, issue_email
-from herald.issues.repository import Issue
+from herald.issues.rendering import (
+    check_renders,
+    compile_issue,
+    issue_email,
+    off_loop,
+    render_or_refuse,
+)
+from herald.issues.repository import FanOutStep, Issue
 from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
@@ -24,12 +31,23 @@ TEST_KIND = "test"
 STATUSES = ("queued", "sending", "sent", "failed", "suppressed")
 
 
+# Gmail clips an email's HTML above 102 KB ("[Message clipped] View entire message").
+GMAIL_CLIP_BYTES = 102 * 1024
+SAMPLE = "sample@example.com"
+
+# Backoff of a failed fan-out chunk or scheduled publish: 5 s, 10 s, … capped at 10 min.
+RETRY_BASE_SECONDS = 5.0
+RETRY_CAP_SECONDS = 600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     issue_id: uuid.UUID
     status: IssueStatus
     recipients: int
     counts: dict[str, int]
+    fanning_out: bool = False
+    fanout_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -39,7 +57,9 @@ class Progress:
     def percent(self) -> float:
         if self.status not in (IssueStatus.PUBLISHING, IssueStatus.SENT):
             return 0.0
-        return 100.0 * self.done / self.recipients if self.recipients else 100.0
+        if not self.recipients:
+            return 0.0 if self.fanning_out else 100.0
+        return 100.0 * self.done / self.recipients
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,12 +67,16 @@ class Progress:
             "status": self.status.value,
             "recipients": self.recipients,
             "percent": round(self.percent, 1),
+            "fanning_out": self.fanning_out,
+            "fanout_error": self.fanout_error,
             **{s: self.counts.get(s, 0) for s in STATUSES},
         }
 
 
-def validate(content: IssueContent) -> None:
-    check_renders(compile_issue(content.title, content.html, content.text))
+async def validate(content: IssueContent) -> None:
+    """Compile the bodies and render a sample, off the event loop: a 400 naming the
+    problem for anything a template does wrong (errors, limits, time)."""
+    await off_loop(lambda: check_renders(compile_issue(content.title, content.html, content.text)))
 
 
 @dataclass(frozen=True)
@@ -61,18 +85,22 @@ class IssueService:
     settings: Settings
 
     async def create_draft(self, content: IssueContent, created_by: uuid.UUID | None) -> uuid.UUID:
-        validate(content)
+        await validate(content)
         async with self.db.connection() as conn:
             issue_id = await repository.insert_issue(conn, content, created_by)
         log.info("issue drafted", issue_id=str(issue_id))
         return issue_id
 
     async def update(self, issue_id: uuid.UUID, content: IssueContent) -> None:
-        validate(content)
+        await validate(content)
         async with self.db.transaction() as conn:
             issue = await self._get(conn, issue_id)
             require_editable(issue.status)
-            await repository.update_issue(conn, issue_id, content)
+            if not await repository.update_issue(conn, issue_id, content):
+                # Published between the check and the write: nothing was saved.
+                issue = await self._get(conn, issue_id)
+                require_editable(issue.status)
+                raise Conflict("the issue changed while it was being saved: nothing was saved")
 
     async def get(self, issue_id: uuid.UUID) -> Issue:
         async with self.db.connection() as conn:
@@ -90,22 +118,65 @@ class IssueService:
 
     # -- publishing ------------------------------------------------------------------
 
-    async def publish(self, issue_id: uuid.UUID) -> int:
-        """Publish now: every confirmed subscriber gets one queued delivery."""
+    async def publish(self, issue_id: uuid.UUID) -> None:
+        """Publish now: the workers queue one delivery per confirmed subscriber."""
         async with self.db.transaction() as conn:
-            return await self.publish_in(conn, issue_id)
+            await self.publish_in(conn, issue_id)
 
-    async def publish_in(self, conn: Connection, issue_id: uuid.UUID) -> int:
-        """Publish inside the caller's transaction (the contract form's idempotency)."""
+    async def publish_in(self, conn: Connection, issue_id: uuid.UUID) -> None:
+        """Publish inside the caller's transaction (the contract form's idempotency).
+
+        Only marks the issue: the fan-out runs in the workers (:meth:`fan_out_step`), so
+        this returns in milliseconds whatever the number of subscribers. The bodies are
+        rendered once with sample values first, so a broken issue is refused here."""
+        issue = await self._get(conn, issue_id)
+        if issue.status.editable:
+            await validate(IssueContent(issue.title, issue.html, issue.text, issue.markdown))
         if not await repository.start_publishing(conn, issue_id):
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")
-        recipients = await repository.fan_out(conn, issue_id, self.settings.delivery.max_attempts)
-        log.info("issue published", issue_id=str(issue_id), recipients=recipients)
-        if recipients == 0:
-            await repository.complete_issues(conn, [issue_id])
+        log.info("issue published", issue_id=str(issue_id))
         await repository.notify_progress(conn, issue_id)  # delivered at commit
-        return recipients
+
+    async def fan_out_step(self) -> FanOutStep | None:
+        """Queue the next chunk of the oldest issue still fanning out; None when there is
+        none. A chunk that fails is recorded on the issue and retried with backoff."""
+        chunk = self.settings.delivery.fanout_chunk
+        claimed: tuple[uuid.UUID, uuid.UUID | None] | None = None
+        try:
+            async with self.db.transaction() as conn:
+                claimed = await repository.claim_fanout(conn)
+                if claimed is None:
+                    return None
+                issue_id, cursor = claimed
+                step = await repository.fan_out_chunk(
+                    conn,
+                    issue_id,
+                    cursor,
+                    chunk=chunk,
+                    max_attempts=self.settings.delivery.max_attempts,
+                )
+                if step.done:
+                    await repository.complete_issues(conn, [issue_id])  # nobody to send to
+                    log.info("issue fanned out", issue_id=str(issue_id), recipients=step.recipients)
+                await repository.notify_progress(conn, issue_id)
+        except Unavailable:
+            raise
+        except Exception as exc:  # recorded on the issue, retried with backoff
+            if claimed is None:
+                raise
+            await self._fanout_failed(claimed[0], exc)
+            return FanOutStep(claimed[0], 0, 0, done=False)
+        return step
+
+    async def _fanout_failed(self, issue_id: uuid.UUID, exc: Exception) -> None:
+        error = f"queueing recipients failed: {type(exc).__name__}: {exc}"
+        async with self.db.connection() as conn:
+            failures = await repository.fanout_failed(
+                conn, issue_id, error, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS
+            )
+            await repository.notify_progress(conn, issue_id)
+        log.warning("fan-out chunk failed", issue_id=str(issue_id), error=error, failures=failures)
 
     async def schedule(self, issue_id: uuid.UUID, at: datetime) -> None:
         if at.tzinfo is None:
@@ -125,13 +196,51 @@ class IssueService:
                 raise Conflict(f"this issue is {issue.status.value}, not scheduled")
 
     async def publish_due(self) -> list[uuid.UUID]:
-        """Publish scheduled issues whose time has come (run by every worker; SKIP LOCKED)."""
+        """Publish scheduled issues whose time has come (run by every worker; SKIP LOCKED).
+
+        Each issue in its own transaction: one that fails is recorded on the issue (back
+        to draft when its content cannot be rendered; retried with backoff otherwise) and
+        does not hold back the others."""
         published: list[uuid.UUID] = []
-        async with self.db.transaction() as conn:
-            for issue_id in await repository.lock_due_issues(conn):
-                await self.publish_in(conn, issue_id)
+        failed: set[uuid.UUID] = set()
+        while True:
+            issue_id: uuid.UUID | None = None
+            try:
+                async with self.db.transaction() as conn:
+                    issue_id = await repository.lock_due_issue(conn)
+                    if issue_id is None or issue_id in failed:
+                        return published
+                    await self.publish_in(conn, issue_id)
                 published.append(issue_id)
-        return published
+            except Unavailable:
+                raise
+            except Exception as exc:
+                if issue_id is None:
+                    raise
+                failed.add(issue_id)
+                await self._publish_failed(issue_id, exc)
+
+    async def _publish_failed(self, issue_id: uuid.UUID, exc: Exception) -> None:
+        permanent = isinstance(exc, ValidationError | Conflict)
+        detail = exc.message if isinstance(exc, ValidationError | Conflict) else repr(exc)
+        error = f"scheduled publishing failed: {detail}"
+        async with self.db.connection() as conn:
+            attempts = await repository.publish_failed(
+                conn,
+                issue_id,
+                error,
+                base=RETRY_BASE_SECONDS,
+                cap=RETRY_CAP_SECONDS,
+                to_draft=permanent,
+            )
+            await repository.notify_progress(conn, issue_id)
+        log.warning(
+            "scheduled publish failed",
+            issue_id=str(issue_id),
+            error=error,
+            attempts=attempts,
+            back_to_draft=permanent,
+        )
 
     async def complete_finished(self) -> list[uuid.UUID]:
         """Mark sent every publishing issue with nothing left in flight (a safety sweep)."""
@@ -152,17 +261,24 @@ class IssueService:
     async def send_test(self, issue_id: uuid.UUID, email: str, name: str = "Test Reader") -> None:
         """Queue one rendered copy to ``email`` (its unsubscribe link is inert)."""
         address = SubscriberEmail.parse(email)
-        async with self.db.transaction() as conn:
-            issue = await self._get(conn, issue_id)
+        issue = await self.get(issue_id)
+        base_url = self.settings.public_base_url
+
+        def render() -> EmailMessage:
             compiled = compile_issue(f"[TEST] {issue.title}", issue.html, issue.text)
-            message = issue_email(
-                compiled,
-                sender=self.settings.sender,
-                recipient=address.value,
-                name=name,
-                unsubscribe_url=f"{self.settings.public_base_url}/unsubscribe/one-click?token=test",
-                base_url=self.settings.public_base_url,
+            return render_or_refuse(
+                lambda: issue_email(
+                    compiled,
+                    sender=self.settings.sender,
+                    recipient=address.value,
+                    name=name,
+                    unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=test",
+                    base_url=base_url,
+                )
             )
+
+        message = await off_loop(render)
+        async with self.db.transaction() as conn:
             await deliveries.enqueue(
                 conn,
                 kind=TEST_KIND,
@@ -170,9 +286,39 @@ class IssueService:
                 max_attempts=self.settings.delivery.max_attempts,
             )
 
+    async def preview(self, issue_id: uuid.UUID, *, name: str, email: str) -> tuple[str, str]:
+        """The issue's HTML and text as ``name`` would get them (inert unsubscribe link);
+        rendered off the event loop under the time limit, any failure a 400."""
+        issue = await self.get(issue_id)
+        unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
+
+        def render() -> tuple[str, str]:
+            compiled = compile_issue(issue.title, issue.html, issue.text)
+            return render_or_refuse(
+                lambda: compiled.render(name=name, email=email, unsubscribe_url=unsubscribe)
+            )
+
+        return await off_loop(render)
+
+    async def rendered_html_bytes(self, issue_id: uuid.UUID) -> int | None:
+        """Size of the HTML part a subscriber gets (sample render), None if it cannot render.
+        The editor warns above :data:`GMAIL_CLIP_BYTES`."""
+        try:
+            body_html, _ = await self.preview(issue_id, name="Sample Subscriber", email=SAMPLE)
+        except ValidationError:
+            return None
+        return len(body_html.encode())
+
     async def progress(self, issue_id: uuid.UUID) -> Progress:
         async with self.db.connection() as conn:
             issue = await self._get(conn, issue_id)
             counts = await repository.delivery_counts(conn, issue_id)
         recipients = issue.recipients if issue.recipients is not None else sum(counts.values())
-        return Progress(issue_id, issue.status, recipients, counts)
+        return Progress(
+            issue_id,
+            issue.status,
+            recipients,
+            counts,
+            fanning_out=issue.fanning_out,
+            fanout_error=issue.fanout_error if issue.fanning_out else None,
+        )

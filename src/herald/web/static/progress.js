@@ -23,9 +23,19 @@
     var percent = started ? progress.percent : 0;
     bar.value = percent;
     bar.textContent = percent + "%";
-    summary.textContent = started
-      ? percent + "% of " + progress.recipients + " recipients"
-      : "Not published yet.";
+    if (progress.fanning_out) {
+      summary.textContent = "Queueing recipients: " + progress.recipients +
+        " so far; " + percent + "% of those done.";
+    } else {
+      summary.textContent = started
+        ? percent + "% of " + progress.recipients + " recipients"
+        : "Not published yet.";
+    }
+    var fanoutError = document.getElementById("fanout-error");
+    if (fanoutError) {
+      fanoutError.textContent = progress.fanout_error || "";
+      fanoutError.hidden = !progress.fanout_error;
+    }
     statusText.textContent = progress.status;
     statusText.className = "status status-" + progress.status;
     root.setAttribute("data-status", progress.status);
