@@ -13,7 +13,8 @@ from herald.core.errors import Conflict, ValidationError
 MAX_TITLE_LENGTH = 200
 _WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r" {2,}")
-MAX_BODY_LENGTH = 1_000_000
+# The issue forms accept 2 MiB (contract §5): a body may use all of it.
+MAX_BODY_LENGTH = 2 * 1024 * 1024
 
 
 class IssueStatus(StrEnum):

@@ -36,7 +36,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_RANGE = 10_000
 MAX_STRING = 1_000_000
-MAX_RENDERED = 2_000_000
+MAX_RENDERED = 3_000_000  # a 2 MiB body, its personalisation and the footer
 MAX_EXPONENT = 100
 MAX_ARGUMENT = 100_000
 RENDER_SECONDS = 2.0
@@ -209,6 +209,12 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         self.globals["range"] = bounded_range
         del self.globals["lipsum"]  # builds up to megabytes from one small number
         self.check_size = check_size
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, str) and getattr(value, "__name__", "") in {"format", "format_map"}:
+            _check_format(owner)
+        return super().wrap_str_format(value)
 
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:  # noqa: ARG002
         return _BINOPS[operator_](left, right)
