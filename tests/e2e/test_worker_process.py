@@ -129,3 +129,86 @@ async def test_a_worker_lowers_its_cpu_priority_when_configured(
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_a_slow_provider_never_gets_a_batch_twice_from_live_workers(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    # 30 single sends of 1 s each, five at a time: the batch is in hand ~6 s, more than
+    # twice its 2.5 s lease. The worker that holds it is alive, so it keeps the claim
+    # (heartbeat); before, the second worker claimed it again at every expiry.
+    await enqueue_many(db, 30)
+    async with PostmarkSink(token="t", delay_ms=1000, count_recipients=True) as sink:
+        env = worker_env(
+            database_url,
+            sink,
+            lease_seconds="2.5",
+            batch_size="30",
+            send_concurrency="5",
+        )
+        env["HERALD_EMAIL__POSTMARK__BATCH"] = "false"
+        async with (
+            herald_process("worker", env=env, log_path=tmp_path / "a.log") as first,
+            herald_process("worker", env=env, log_path=tmp_path / "b.log") as second,
+        ):
+
+            async def delivered() -> bool:
+                return (await statuses(db))["sent"] == 30
+
+            await wait_until(delivered, timeout=90)
+            for worker in (first, second):
+                worker.send_signal(signal.SIGTERM)
+            assert await wait_exit(first, 20) == 0
+            assert await wait_exit(second, 20) == 0
+    assert len(sink.receipts) == 30
+    assert max(sink.receipts.values()) == 1, f"sent twice: {sink.receipts.most_common(3)}"
+    assert {r["attempts"] for r in await rows(db)} == {1}
+
+
+async def test_sigterm_past_the_drain_budget_records_what_the_provider_accepted(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    # One batch of 40 single sends, two at a time, 0.3 s each: the drain budget (1 s)
+    # ends mid-batch. The messages accepted by then must be recorded as sent, not
+    # released (which sent them again); only the two in flight at the cut are unknown.
+    await enqueue_many(db, 40)
+    concurrency = 2
+    async with PostmarkSink(token="t", delay_ms=300, count_recipients=True) as sink:
+        env = worker_env(
+            database_url,
+            sink,
+            drain_seconds="1",
+            batch_size="40",
+            send_concurrency=str(concurrency),
+            lease_seconds="30",
+        )
+        env["HERALD_EMAIL__POSTMARK__BATCH"] = "false"
+        async with herald_process("worker", env=env, log_path=tmp_path / "a.log") as worker:
+
+            async def some_accepted() -> bool:
+                return sink.accepted >= 4
+
+            await wait_until(some_accepted, timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            assert await wait_exit(worker, 20) == 0
+
+        async def settled() -> bool:
+            return sink.in_flight == 0
+
+        await wait_until(settled, timeout=10)
+        after = await statuses(db)
+        accepted = sink.accepted
+        assert after["sent"] > 0, "nothing recorded: every accepted message was released"
+        assert after["sent"] >= accepted - concurrency
+        assert after["sent"] + after["queued"] == 40
+        sink.delay_seconds = 0
+        async with herald_process("worker", env=env, log_path=tmp_path / "b.log") as worker:
+
+            async def delivered() -> bool:
+                return (await statuses(db))["sent"] == 40
+
+            await wait_until(delivered, timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            assert await wait_exit(worker, 20) == 0
+    assert len(sink.receipts) == 40
+    assert sum(sink.receipts.values()) <= 40 + concurrency

@@ -110,6 +110,7 @@ class PostmarkSink:
         self.message_ids: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.accepted = 0
+        self.in_flight = 0  # requests being answered (a delayed answer counts until sent)
         self.last_headers: Mapping[str, str] = {}
         self.recipient_errors: dict[str, tuple[int, str]] = {}
         self._script: deque[ForcedResponse] = deque()
@@ -269,6 +270,13 @@ class PostmarkSink:
         return _json_response(200, self.stats(recipients=bool(request.query.get("recipients"))))
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         path = request.path
         self.requests[path] += 1
         self.requests_by_mode[self.mode] += 1

@@ -235,7 +235,10 @@ class SmtpProvider:
     over at most ``pool_size`` connections."""
 
     name = "smtp"
-    max_batch_size = 100
+    # One message per call: the worker keeps each result the moment the relay answers,
+    # so a shutdown records what was sent instead of releasing it to be sent again.
+    # Concurrency comes from the worker's send_concurrency, bounded by ``pool_size``.
+    max_batch_size = 1
 
     def __init__(self, settings: EmailSettings) -> None:
         smtp = settings.smtp
