@@ -28,6 +28,7 @@ from herald.issues.service import IssueService, Progress
 from herald.web.state import AppState
 from tests.support.database import free_port
 from tests.support.newsletters import (
+    CSRF,
     add_subscribers,
     create_admin,
     drain,
@@ -146,6 +147,7 @@ class Events:
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self.failed: httpx.HTTPError | None = None  # the read ended in an error, not an end
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -161,8 +163,8 @@ class Events:
                 elif line == "" and data:
                     self._queue.put_nowait((name, json.loads("\n".join(data))))
                     name, data = "message", []
-        except httpx.HTTPError:
-            pass
+        except httpx.HTTPError as exc:
+            self.failed = exc
         finally:
             self._queue.put_nowait(END)
 
@@ -276,6 +278,30 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             _, progress = await events.next()
         assert (progress["sent"], progress["percent"]) == (4, 100.0)
         assert await events.rest() == []  # and then the server ended the stream
+    await wait_for(lambda: served.hub.watchers == 0)
+
+
+async def test_the_stream_ends_when_its_session_is_logged_out(
+    served: Served, db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 2)
+    issue_id = await published_issue(db, settings)
+    async with (
+        admin(served.base_url, db, settings) as client,
+        open_events(client, issue_id) as events,
+    ):
+        name, _ = await events.next()
+        assert name == "progress"
+        page = await client.get("/admin/password")
+        token = CSRF.search(page.text)
+        assert token
+        logout = await client.post("/admin/logout", data={"csrf_token": token.group(1)})
+        assert logout.headers["location"] == "/login"
+        # The issue is still publishing: only the logout can end this stream, and the
+        # server ends it (not the client's read timeout).
+        rest = await events.rest(timeout=15)
+        assert events.failed is None, f"the stream did not end: {events.failed!r}"
+        assert all(name == "progress" for name, _ in rest)  # type: ignore[misc]
     await wait_for(lambda: served.hub.watchers == 0)
 
 
