@@ -23,17 +23,19 @@
     var percent = started ? progress.percent : 0;
     bar.value = percent;
     bar.textContent = percent + "%";
+    var recipients = Number(progress.recipients).toLocaleString("en-US");
     if (progress.fanning_out) {
-      summary.textContent = "Queueing recipients: " + progress.recipients +
+      summary.textContent = "Queueing recipients: " + recipients +
         " so far; " + percent + "% of those done.";
     } else {
       summary.textContent = started
-        ? percent + "% of " + progress.recipients + " recipients"
+        ? percent + "% of " + recipients + " recipients"
         : "Not published yet.";
     }
     var fanoutError = document.getElementById("fanout-error");
-    if (fanoutError) {
-      fanoutError.textContent = progress.fanout_error || "";
+    var fanoutErrorText = document.getElementById("fanout-error-text");
+    if (fanoutError && fanoutErrorText) {
+      fanoutErrorText.textContent = progress.fanout_error || "";
       fanoutError.hidden = !progress.fanout_error;
     }
     statusText.textContent = progress.status;
