@@ -133,7 +133,8 @@ class BatchRunner:
                 outcomes.failed.append((delivery.id, error))
         if not len(outcomes):
             return
-        touched = await self._record(outcomes, batch.lease)
+        recorded = await self._record(outcomes, batch.lease)
+        touched = sum(recorded)
         batch.recorded.update(d_id for d_id, *_ in outcomes.sent)
         batch.recorded.update(d_id for d_id, *_ in outcomes.retry)
         batch.recorded.update(d_id for d_id, *_ in outcomes.failed)
@@ -151,9 +152,9 @@ class BatchRunner:
                 await self._after_batch(batch.rows, outcomes)
             except Unavailable:
                 log.warning("after-batch step skipped: database unavailable")
-        report.sent += len(outcomes.sent)
-        report.retried += len(outcomes.retry)
-        report.failed += len(outcomes.failed)
+        report.sent += recorded.sent
+        report.retried += recorded.retried
+        report.failed += recorded.failed
         if outcomes.failed or outcomes.retry:
             log.info(
                 "batch had failures",
@@ -242,7 +243,7 @@ class BatchRunner:
 
         await asyncio.gather(*(send(chunk) for chunk in chunks))
 
-    async def _record(self, outcomes: Outcomes, lease: uuid.UUID) -> int:
+    async def _record(self, outcomes: Outcomes, lease: uuid.UUID) -> repository.Recorded:
         # The messages are out: losing their results would mean sending them again
         # after the lease expires, so retry the bookkeeping through short DB outages.
         deadline = asyncio.get_running_loop().time() + self._settings.lease_seconds / 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import NamedTuple
 from uuid import UUID
 
 from herald.core import sql
@@ -41,30 +42,38 @@ async def claim(
     return [ClaimedDelivery.from_row(row) for row in rows]
 
 
-async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> int:
-    """Write a batch's results in one transaction (fenced by the lease token); the number
-    of rows written, fewer than ``len(outcomes)`` when some were no longer this lease's."""
-    touched = 0
+class Recorded(NamedTuple):
+    """Rows each fenced write touched (fewer than asked when a lease was lost)."""
+
+    sent: int
+    retried: int
+    failed: int
+    suppressed: int
+
+
+async def record(conn: Connection, outcomes: Outcomes, lease_token: UUID) -> Recorded:
+    """Write a batch's results in one transaction, fenced by the lease token."""
+    counts = [0, 0, 0, 0]
     async with conn.transaction():
         if outcomes.sent:
             ids, message_ids = zip(*outcomes.sent, strict=True)
             status = await conn.execute(Q["mark_sent"], list(ids), list(message_ids), lease_token)
-            touched += _count(status)
+            counts[0] = _count(status)
         if outcomes.retry:
             ids, delays, errors = zip(*outcomes.retry, strict=True)
             status = await conn.execute(
                 Q["schedule_retry"], list(ids), list(delays), list(errors), lease_token
             )
-            touched += _count(status)
+            counts[1] = _count(status)
         if outcomes.failed:
             ids, errors = zip(*outcomes.failed, strict=True)
             status = await conn.execute(Q["mark_failed"], list(ids), list(errors), lease_token)
-            touched += _count(status)
+            counts[2] = _count(status)
         if outcomes.suppressed:
             ids, reasons = zip(*outcomes.suppressed, strict=True)
             status = await conn.execute(Q["mark_suppressed"], list(ids), list(reasons), lease_token)
-            touched += _count(status)
-    return touched
+            counts[3] = _count(status)
+    return Recorded(*counts)
 
 
 def _count(status: str) -> int:
