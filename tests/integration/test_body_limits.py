@@ -11,9 +11,8 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 import pytest
 
-from herald.core.config import Settings
 from herald.core.db import Database
-from tests.support.newsletters import CSRF, create_admin, log_in, newsletter_form
+from tests.support.newsletters import CSRF, newsletter_form
 
 MiB = 1024 * 1024
 ISSUE_LIMIT = 2 * MiB
@@ -21,15 +20,6 @@ DEFAULT_LIMIT = 64 * 1024
 ISSUE_URL = re.compile(r"^/admin/issues/([0-9a-f-]{36})$")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-@pytest.fixture
-async def admin_client(
-    client: httpx.AsyncClient, db: Database, settings: Settings
-) -> httpx.AsyncClient:
-    await create_admin(db, settings)
-    await log_in(client)
-    return client
 
 
 async def csrf(client: httpx.AsyncClient, url: str) -> str:

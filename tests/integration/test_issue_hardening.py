@@ -26,23 +26,12 @@ from herald.issues.service import IssueService
 from tests.support.newsletters import (
     CSRF,
     add_subscribers,
-    create_admin,
     drain,
     fan_out,
     issue_worker,
-    log_in,
     publish_now,
 )
 from tests.support.queue import RecordingProvider, enqueue_many, wait_until
-
-
-@pytest.fixture
-async def admin_client(
-    client: httpx.AsyncClient, db: Database, settings: Settings
-) -> httpx.AsyncClient:
-    await create_admin(db, settings)
-    await log_in(client)
-    return client
 
 
 async def stored_issue(db: Database, html_body: str, text: str = "text") -> uuid.UUID:

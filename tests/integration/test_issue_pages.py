@@ -16,12 +16,10 @@ from herald.issues.service import IssueService
 from tests.support.newsletters import (
     CSRF,
     add_subscribers,
-    create_admin,
     drain,
     fan_out,
     issue_worker,
 )
-from tests.support.newsletters import log_in as log_in_admin
 from tests.support.queue import RecordingProvider
 
 ISSUE_URL = re.compile(r"^/admin/issues/([0-9a-f-]{36})$")
@@ -29,15 +27,6 @@ PREVIEW_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; "
     "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
-
-
-@pytest.fixture
-async def admin_client(
-    client: httpx.AsyncClient, db: Database, settings: Settings
-) -> httpx.AsyncClient:
-    await create_admin(db, settings)
-    await log_in_admin(client)
-    return client
 
 
 async def token(client: httpx.AsyncClient, url: str = "/admin/issues") -> str:

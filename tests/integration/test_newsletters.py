@@ -28,15 +28,6 @@ ACCEPTED = "The newsletter issue has been accepted - emails will go out shortly.
 LINK = re.compile(r"http://herald\.test/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 
 
-@pytest.fixture
-async def admin_client(
-    client: httpx.AsyncClient, db: Database, settings: Settings
-) -> httpx.AsyncClient:
-    await create_admin(db, settings)
-    await log_in(client)
-    return client
-
-
 async def publish(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
     form = await newsletter_form(client)
     data = {"title": "Issue #1", "text_content": "Hello text", "html_content": "<p>Hello</p>"}

@@ -6,6 +6,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
@@ -112,3 +113,13 @@ async def publish_now(service: IssueService, issue_id: uuid.UUID) -> int:
     recipients = (await service.get(issue_id)).recipients
     assert recipients is not None
     return recipients
+
+
+@pytest.fixture
+async def admin_client(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> httpx.AsyncClient:
+    """The ``client`` fixture, signed in as ``admin``."""
+    await create_admin(db, settings)
+    await log_in(client)
+    return client

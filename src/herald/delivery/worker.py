@@ -33,6 +33,7 @@ from herald.core.config import DatabaseSettings, DeliverySettings
 from herald.core.db import Database, connect
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
+from herald.core.waiting import sleep_or_stop, wait_any
 from herald.delivery import repository
 from herald.delivery.batch import (
     AfterBatch,
@@ -189,16 +190,16 @@ class DeliveryWorker:
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
                 log.warning("database unavailable, worker backing off", error=str(exc), delay=delay)
-                await _sleep_or_stop(stop, delay)
+                await sleep_or_stop(stop, delay)
                 continue
             except Exception:
                 failures += 1
                 log.exception("delivery batch crashed; its rows return after the lease")
-                await _sleep_or_stop(stop, min(30.0, 0.5 * 2**failures))
+                await sleep_or_stop(stop, min(30.0, 0.5 * 2**failures))
                 continue
             if report.claimed >= self.claim_limit:
                 continue  # more is waiting: claim again at once
-            await _wait_any(stop, wake, self._settings.poll_interval_seconds)
+            await wait_any(stop, wake, timeout=self._settings.poll_interval_seconds)
         log.debug("claim loop finished", loop=index)
 
     async def _reserve(self, count: int, stop: asyncio.Event) -> bool:
@@ -210,7 +211,7 @@ class DeliveryWorker:
         async with self._db.connection() as conn:
             balance = await repository.take_tokens(conn, RATE_BUCKET, rate, count)
         if balance < 0:
-            await _sleep_or_stop(stop, -balance / rate)
+            await sleep_or_stop(stop, -balance / rate)
             if stop.is_set():
                 await self._unreserve(count)
                 return False
@@ -241,25 +242,11 @@ class DeliveryWorker:
                 await conn.add_listener(CHANNEL, self._wake_all)
                 self._wake_all()  # catch up on anything queued while not listening
                 while not stop.is_set() and not conn.is_closed():
-                    await _sleep_or_stop(stop, 1.0)
+                    await sleep_or_stop(stop, 1.0)
             except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.debug("listen connection lost", error=str(exc))
-                await _sleep_or_stop(stop, 2.0)
+                await sleep_or_stop(stop, 2.0)
             finally:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), timeout=2)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

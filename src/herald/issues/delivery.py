@@ -30,6 +30,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Unavailable, ValidationError
 from herald.core.telemetry import get_logger
+from herald.core.waiting import wait_any
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed
 from herald.delivery.worker import Rendered
 from herald.email.message import EmailMessage, PermanentFailure
@@ -180,9 +181,4 @@ async def run_scheduler(
             log.warning("scheduler skipped a round: database unavailable", error=exc.message)
         except Exception:
             log.exception("scheduler round failed; trying again next round")
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await wait_any(stop, wake, timeout=interval)
