@@ -47,9 +47,17 @@ def machine() -> str:
 
 
 @contextlib.contextmanager
-def embedded_postgres(settings: Mapping[str, str] | None = None) -> Iterator[EmbeddedPostgres]:
-    """A throw-away cluster in a temp dir the unprivileged ``postgres`` user can reach."""
-    root = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+def embedded_postgres(
+    settings: Mapping[str, str] | None = None, *, keep: Path | None = None
+) -> Iterator[EmbeddedPostgres]:
+    """A throw-away cluster in a temp dir the unprivileged ``postgres`` user can reach, or,
+    with ``keep``, the cluster in that directory (created on first use, stopped but left
+    in place afterwards, so big databases can be reused by the next invocation)."""
+    if keep is None:
+        root = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    else:
+        root = keep.resolve()
+        root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     server = EmbeddedPostgres(root, database="postgres", extra_settings=dict(settings or {}))
     try:
@@ -57,7 +65,8 @@ def embedded_postgres(settings: Mapping[str, str] | None = None) -> Iterator[Emb
         yield server
     finally:
         server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def postmaster_pid(server: EmbeddedPostgres) -> int:
@@ -324,3 +333,91 @@ async def fan_out_seconds(conn: Any, issue_id: Any) -> float | None:
         issue_id,
     )
     return float(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe request: what, when it was due (monotonic), how long from then until the
+    response was read, its status (0: socket error or timeout) and, for a failure, why."""
+
+    what: str
+    at: float
+    latency: float
+    status: int
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Prober:
+    """Watches a web process's responsiveness: every ``interval`` seconds (open loop: a
+    round is due on its schedule whether or not the last one answered, so a stalled
+    server cannot hide behind a waiting client) ``GET /health/ready``, ``GET /`` and, with
+    ``subscribe``, a ``POST /subscriptions`` with a new address. Latency counts from the
+    time the request was due."""
+
+    def __init__(
+        self, base_url: str, *, interval: float = 0.15, timeout: float = 10.0, subscribe: bool
+    ) -> None:
+        self.base_url = base_url
+        self.interval = interval
+        self.timeout = timeout
+        self.subscribe = subscribe
+        self.probes: list[Probe] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._prefix = f"p2probe-{uuid.uuid4().hex[:8]}"
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> list[Probe]:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        return sorted(self.probes, key=lambda p: p.at)
+
+    async def _one(self, session: aiohttp.ClientSession, what: str, due: float, n: int) -> None:
+        method, path = what.split(" ", 1)
+        status, detail = 0, ""
+        try:
+            if method == "POST":
+                form = {"name": f"Probe {n}", "email": f"{self._prefix}-{n}@example.com"}
+                request = session.post(
+                    self.base_url + path, data=form, headers={"Accept": "application/json"}
+                )
+            else:
+                request = session.get(self.base_url + path)
+            async with request as response:
+                status = response.status
+                body = await response.read()
+                if not 200 <= status < 300:
+                    detail = body.decode(errors="replace")[:200]
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+        self.probes.append(Probe(what, due, time.monotonic() - due, status, detail))
+
+    async def _run(self) -> None:
+        whats = ["GET /health/ready", "GET /"] + (["POST /subscriptions"] if self.subscribe else [])
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        pending: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            start = time.monotonic()
+            n = 0
+            while not self._stop.is_set():
+                due = start + n * self.interval
+                delay = due - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    if self._stop.is_set():
+                        break
+                for what in whats:
+                    task = asyncio.create_task(self._one(session, what, due, n))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                n += 1
+            if pending:
+                await asyncio.wait(pending)

@@ -1,262 +1,453 @@
-"""P2 — one million subscribers: time to publish, time to deliver, worker peak RSS.
+"""P2 — big lists: the publish request, the fan-out in the workers, delivery, worker memory,
+and whether the web process stays responsive meanwhile.
 
-Two databases in one embedded Postgres, loaded once with COPY: the large list (1M
-confirmed subscribers) and a small one (100k) to show that a worker's memory does not
-grow with the list. Each run publishes a new issue on each database (after
-``TRUNCATE deliveries`` and a checkpoint, so every run starts from the same queue:
-re-cloning a 1M-row database per run would cost more than the run) and sends it
-through the Postmark batch endpoint to ``tests/support/postmark_sink.py`` with real
-``herald worker`` processes (``bench/publish.py``'s ``one_run``):
+One embedded Postgres holds one database per list size (``herald_p2_<size>``), loaded
+once with COPY and reused by every run (re-cloning a 10M-row database per run would cost
+more than the run); ``--cluster DIR`` keeps that cluster between invocations. Each run
+empties the queue (``TRUNCATE deliveries``, probe subscribers deleted, ``CHECKPOINT``),
+starts 3 ``herald worker`` processes (Postmark batch to ``tests/support/postmark_sink.py``)
+and one ``herald serve``, signs in as an admin through ``/login`` and publishes through the
+contract form, ``POST /admin/newsletters``. Reported per size:
 
-* **publish s**: ``IssueService.publish`` — the fan-out ``INSERT … SELECT`` and commit;
-* **deliver s**: publish commit → last ``sent_at``;
-* **worker peak RSS**: the largest ``VmHWM`` of the workers.
+* **publish request s**: the ``POST /admin/newsletters`` round trip (303 expected);
+* **fan-out s**: ``published_at`` → ``fanout_done_at`` (the workers queued everyone);
+* **delivered s**: ``published_at`` → the last ``sent_at``; deliveries/s from it;
+* **worker peak RSS**: each worker's ``VmHWM``;
+* **web**: from 2 s before the publish until the issue is ``sent``, every
+  ``--probe-interval`` s, ``GET /health/ready``, ``GET /`` and ``POST /subscriptions``
+  (a new pending address) against the ``herald serve`` process: p50 / p99 / max latency
+  from the time each probe was due, and every non-2xx or timeout;
+* the time per fan-out chunk (``recipients`` polled every 0.1 s) and the CPU seconds of
+  workers / Postgres / web / sink during the fan-out and the whole run.
 
-Before/after of the fan-out change (migration 0004): one more database, migrated only
-to revision 0003, gets the same large list and one timed fan-out (nothing is sent).
-Exits non-zero if a delivery is not sent::
+Exits non-zero if a delivery is not sent or the publish request is not a 303::
 
-    .venv/bin/python bench/million.py           # 100k vs 1M, 3 runs (~12 min)
+    .venv/bin/python bench/million.py           # 100k vs 1M, 3 runs (make bench)
     .venv/bin/python bench/million.py --quick   # 20k vs 100k, 1 run
+    .venv/bin/python bench/million.py --huge --cluster /var/tmp/herald-p2   # 100k vs 10M
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
+import re
 import shutil
-import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
 
-import _report
+import _p2report
 from _harness import (
+    Probe,
+    Prober,
+    Workers,
+    children,
+    cpu_seconds,
     embedded_postgres,
     load_subscribers,
-    machine,
-    migrated_database,
+    log,
+    peak_rss_mib,
     postmark_sink,
     postmaster_pid,
 )
-from herald.core.config import Settings
+from _web import free_port, herald_command, herald_env, web_server
+from herald.auth.passwords import Passwords
+from herald.auth.service import AuthService
+from herald.core import migrate
+from herald.core.config import DatabaseSettings, DeliverySettings, Settings
+from herald.core.db import Database, quote_ident
 from herald.core.telemetry import configure_logging
-from publish import ISSUE, TEMPLATE, Config, Result, log, one_run
+from publish import ISSUE, Config
 
-PUBLISH_TARGET_S = 10.0
-DELIVER_TARGET_S = 240.0
-RSS_TARGET_MIB = 150.0
 CONFIG = Config(workers=3, batch_size=500, concurrency=1, send_concurrency=32)
+ADMIN, PASSWORD = "admin", "p2-bench-Pa55word-4c1e"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+IDEMPOTENCY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+BASELINE_S = 2.0  # probes before the publish, for comparison
 
 
-async def load(admin_dsn: str, dsn: str, name: str, subscribers: int, revision: str) -> None:
-    await migrated_database(admin_dsn, dsn, name, revision)
-    await load_subscribers(dsn, subscribers, label=name)
+@dataclass
+class Run:
+    size: int
+    run: int
+    recipients: int
+    sent: int
+    publish_status: int
+    publish_request_seconds: float
+    fan_out_seconds: float
+    delivered_seconds: float
+    deliveries_per_second: float
+    sent_during_fan_out: int
+    worker_rss_mib: list[float]
+    web_rss_mib: float
+    fan_out_chunk: int
+    chunks: list[tuple[float, int]]  # (s since published_at, recipients queued so far)
+    cpu_fan_out: dict[str, float]
+    cpu_total: dict[str, float]
+    probes: list[dict[str, Any]] = field(default_factory=list)  # relative to published_at
 
 
-async def reset_queue(dsn: str) -> None:
+def database_name(size: int) -> str:
+    return f"herald_p2_{size}"
+
+
+async def prepare(admin_dsn: str, dsn: str, size: int) -> None:
+    """The database of one list size: created and loaded unless it already holds exactly
+    ``size`` confirmed subscribers (a kept cluster), migrated to head, with an admin."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        name = database_name(size)
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await admin.close()
+    await migrate.upgrade_async(dsn, "head")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("TRUNCATE deliveries")
-        await conn.execute("CHECKPOINT")
+        await conn.execute("DELETE FROM subscriptions WHERE status <> 'confirmed'")
+        have = await conn.fetchval("SELECT count(*) FROM subscriptions")
+        if have != size:
+            if have:
+                log(f"{name}: {have:,} subscribers, not {size:,}: reloading")
+                await conn.execute("TRUNCATE subscriptions CASCADE")
+            await load_subscribers(dsn, size, label=name)
+        else:
+            log(f"{name}: reusing {size:,} subscribers")
+        has_admin = await conn.fetchval("SELECT 1 FROM users WHERE username = $1", ADMIN)
     finally:
         await conn.close()
+    if not has_admin:
+        settings = Settings(database_url=dsn, secret_key="b" * 48)
+        db = await Database.open(dsn, DatabaseSettings(pool_min_size=1, pool_max_size=1), "p2")
+        passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
+        try:
+            await AuthService(db, settings, passwords).create_user(ADMIN, PASSWORD)
+        finally:
+            passwords.close()
+            await db.close()
 
 
-async def fan_out_before(admin_dsn: str, dsn: str, subscribers: int) -> float:
-    """Seconds for the fan-out on the schema as it was before migration 0004."""
-    await load(admin_dsn, dsn, "herald_p2_before", subscribers, "0003")
+async def reset_queue(conn: asyncpg.Connection) -> None:
+    await conn.execute("TRUNCATE deliveries")
+    await conn.execute("DELETE FROM subscriptions WHERE status <> 'confirmed'")  # probes
+    await conn.execute("CHECKPOINT")
+
+
+async def form_fields(session: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    async with session.get(url) as page:
+        text = await page.text()
+        if page.status != 200:
+            raise RuntimeError(f"GET {url}: {page.status}\n{text[:500]}")
+    fields = {"csrf_token": CSRF.search(text)}
+    if "/admin/newsletters" in url:
+        fields["idempotency_key"] = IDEMPOTENCY.search(text)
+    if not all(fields.values()):
+        raise RuntimeError(f"GET {url}: no {', '.join(k for k, v in fields.items() if not v)}")
+    return {k: v.group(1) for k, v in fields.items() if v}
+
+
+async def log_in(session: aiohttp.ClientSession, base_url: str) -> None:
+    form = await form_fields(session, base_url + "/login")
+    form.update(username=ADMIN, password=PASSWORD)
+    async with session.post(base_url + "/login", data=form, allow_redirects=False) as answer:
+        if answer.headers.get("location") != "/admin/dashboard":
+            raise RuntimeError(f"log-in failed: {answer.status} {await answer.text()}")
+
+
+async def publish(session: aiohttp.ClientSession, base_url: str, title: str) -> tuple[int, float]:
+    """The contract form, as a browser posts it; (status, seconds for the request)."""
+    form = await form_fields(session, base_url + "/admin/newsletters")
+    form.update(title=title, html_content=ISSUE.html, text_content=ISSUE.text)
+    started = time.perf_counter()
+    async with session.post(
+        base_url + "/admin/newsletters", data=form, allow_redirects=False
+    ) as answer:
+        await answer.read()
+        seconds = time.perf_counter() - started
+        if answer.status != 303 or answer.headers.get("location") != "/admin/newsletters":
+            raise RuntimeError(f"publish: {answer.status} {await answer.text()}")
+        return answer.status, seconds
+
+
+class CpuTracker:
+    """CPU seconds per process group since it was created. A process keeps its last
+    reading after it exits, so Postgres backends and autovacuum workers that come and go
+    during the run are counted (sample often enough: at most the time since the last
+    sample of a vanished process is lost)."""
+
+    def __init__(self, groups: Callable[[], dict[str, list[int]]]) -> None:
+        self._groups = groups
+        self._start: dict[int, float] = {}
+        self._seen: dict[str, dict[int, float]] = {}
+        for name, pids in groups().items():
+            self._seen[name] = {pid: cpu_seconds([pid]) for pid in pids}
+            self._start.update(self._seen[name])
+
+    def sample(self) -> dict[str, float]:
+        for name, pids in self._groups().items():
+            seen = self._seen.setdefault(name, {})
+            for pid in pids:  # a vanished process reads 0: keep the larger reading
+                seen[pid] = max(seen.get(pid, 0.0), cpu_seconds([pid]))
+        return {
+            name: round(sum(v - self._start.get(pid, 0.0) for pid, v in seen.items()), 1)
+            for name, seen in self._seen.items()
+        }
+
+
+async def follow(
+    conn: asyncpg.Connection,
+    issue_id: uuid.UUID,
+    tracker: CpuTracker,
+    timeout: float,
+) -> tuple[list[tuple[float, int]], dict[str, float] | None]:
+    """Poll the issue until it is sent: the fan-out's progress (seconds since
+    ``published_at``, recipients queued) and the CPU counters when the fan-out ended."""
+    chunks: list[tuple[float, int]] = []
+    at_fan_out: dict[str, float] | None = None
+    deadline = time.monotonic() + timeout
+    polls = 0
+    while True:
+        polls += 1
+        if polls % 10 == 0:
+            tracker.sample()
+        row = await conn.fetchrow(
+            "SELECT status, recipients, fanout_done_at IS NOT NULL AS done,"
+            " extract(epoch FROM clock_timestamp() - published_at)::float8 AS elapsed"
+            " FROM newsletter_issues WHERE id = $1",
+            issue_id,
+        )
+        if row["recipients"] and (not chunks or chunks[-1][1] != row["recipients"]):
+            chunks.append((round(row["elapsed"], 2), row["recipients"]))
+        if row["done"] and at_fan_out is None:
+            at_fan_out = tracker.sample()
+        if row["status"] == "sent":
+            return chunks, at_fan_out
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"issue {issue_id} not sent after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def one_run(
+    size: int,
+    run: int,
+    *,
+    dsn: str,
+    postmaster: int,
+    sink_url: str,
+    sink_pid: int,
+    work: Path,
+    args: argparse.Namespace,
+) -> Run:
+    logs = work / f"{size}-run{run}"
+    logs.mkdir(parents=True)
+    env = CONFIG.env(dsn, sink_url, work / "data")
+    if args.fanout_chunk:
+        env["HERALD_DELIVERY__FANOUT_CHUNK"] = str(args.fanout_chunk)
+    chunk_size = args.fanout_chunk or DeliverySettings.model_fields["fanout_chunk"].default
+    workers = Workers(env, logs)
+    port = free_port()
     conn = await asyncpg.connect(dsn)
     try:
-        issue_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO newsletter_issues (id, title, html_content, text_content, status) "
-            "VALUES ($1, $2, $3, $4, 'publishing')",
-            issue_id,
-            ISSUE.title,
-            ISSUE.html,
-            ISSUE.text,
+        await reset_queue(conn)
+        recipients = await conn.fetchval(
+            "SELECT count(*) FROM subscriptions WHERE status = 'confirmed'"
         )
-        await conn.execute("CHECKPOINT")
-        started = time.perf_counter()
-        # The fan-out statement exactly as it was at revision 0003.
-        await conn.execute(
+        await workers.start(CONFIG.workers)
+        web_env = herald_env(dsn, sink_url, work / "data", port)
+        command = herald_command("uvicorn", 1, port)
+        async with web_server(command, web_env, port, logs / "web.log") as web:
+            jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=web.base_url)
+            async with aiohttp.ClientSession(cookie_jar=jar) as admin:
+                await log_in(admin, web.base_url)
+                prober = Prober(
+                    web.base_url, interval=args.probe_interval, subscribe=not args.no_subscribe
+                )
+                prober.start()
+                await asyncio.sleep(BASELINE_S)
+
+                def groups() -> dict[str, list[int]]:
+                    return {
+                        "workers": workers.pids,
+                        "postgres": children(postmaster),
+                        "web": web.pids,
+                        "sink": [sink_pid],
+                    }
+
+                tracker = CpuTracker(groups)
+                title = f"P2 {size:,} run {run} ({uuid.uuid4().hex[:6]})"
+                publish_started = time.monotonic()
+                status, request_seconds = await publish(admin, web.base_url, title)
+                issue_id = await conn.fetchval(
+                    "SELECT id FROM newsletter_issues WHERE title = $1", title
+                )
+                chunks, at_fan_out = await follow(
+                    conn, issue_id, tracker, max(600.0, recipients / 500)
+                )
+                after = tracker.sample()
+                probes = await prober.stop()
+            web_rss = max(peak_rss_mib(pid) for pid in web.pids)
+        worker_rss = [round(peak_rss_mib(pid), 1) for pid in workers.pids]
+        row = await conn.fetchrow(
             """
-            INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, max_attempts)
-            SELECT 'issue', s.email, s.id, $1::uuid, 8
-            FROM subscriptions AS s
-            WHERE s.status = 'confirmed'
-            ON CONFLICT (issue_id, subscriber_id) WHERE issue_id IS NOT NULL DO NOTHING
+            SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,
+                   count(*) FILTER (WHERE d.sent_at <= i.fanout_done_at) AS early,
+                   extract(epoch FROM max(d.sent_at) - i.published_at)::float8 AS delivered,
+                   extract(epoch FROM i.fanout_done_at - i.published_at)::float8 AS fan_out,
+                   extract(epoch FROM i.published_at)::float8 AS published
+            FROM deliveries AS d JOIN newsletter_issues AS i ON i.id = d.issue_id
+            WHERE d.issue_id = $1
+            GROUP BY i.id
             """,
             issue_id,
         )
-        return time.perf_counter() - started
     finally:
+        codes = await workers.stop()
         await conn.close()
-        admin = await asyncpg.connect(admin_dsn)
-        await admin.execute("DROP DATABASE herald_p2_before WITH (FORCE)")
-        await admin.close()
+    if any(codes):
+        log(f"warning: worker exit codes {codes}\n{workers.log_tail()}")
+    # Probe times relative to the publish (monotonic → seconds since the request left).
+    rel = [
+        {**asdict(p), "at": round(p.at - publish_started, 3), "latency": round(p.latency, 4)}
+        for p in probes
+    ]
+    return Run(
+        size=size,
+        run=run,
+        recipients=recipients,
+        sent=row["sent"],
+        publish_status=status,
+        publish_request_seconds=round(request_seconds, 3),
+        fan_out_seconds=round(row["fan_out"], 2),
+        delivered_seconds=round(row["delivered"], 2),
+        deliveries_per_second=round(recipients / row["delivered"], 1),
+        sent_during_fan_out=row["early"],
+        worker_rss_mib=worker_rss,
+        web_rss_mib=round(web_rss, 1),
+        fan_out_chunk=chunk_size,
+        chunks=chunks,
+        cpu_fan_out=at_fan_out or after,
+        cpu_total=after,
+        probes=rel,
+    )
+
+
+def summary(result: Run) -> str:
+    fan = _p2report.probe_stats([Probe(**p) for p in result.probes])
+    worst = max((s["max_ms"] for s in fan.values()), default=float("nan"))
+    errors = sum(s["errors"] for s in fan.values())
+    return (
+        f"run {result.run} {result.size:,}: "
+        f"publish request {result.publish_request_seconds:.3f} s, "
+        f"fan-out {result.fan_out_seconds:.1f} s, delivered {result.delivered_seconds:.1f} s "
+        f"({result.deliveries_per_second:,.0f}/s), worker RSS "
+        f"{'/'.join(f'{r:.0f}' for r in result.worker_rss_mib)} MiB, web probes: "
+        f"{errors} errors, slowest {worst:.0f} ms; CPU during fan-out {result.cpu_fan_out}"
+    )
 
 
 async def main_async(args: argparse.Namespace) -> int:
     configure_logging(Settings(log_level="warning", log_format="console"))
-    small, large = (20_000, 100_000) if args.quick else (100_000, 1_000_000)
-    small = args.small or small
-    large = args.large or large
-    runs = args.runs or (1 if args.quick else 3)
+    if args.huge:
+        small, large = 100_000, 10_000_000
+    elif args.quick:
+        small, large = 20_000, 100_000
+    else:
+        small, large = 100_000, 1_000_000
+    small, large = args.small or small, args.large or large
+    runs = args.runs or (1 if args.quick or args.huge else 3)
     work = Path(tempfile.mkdtemp(prefix="herald-bench-work-"))
-    results: dict[int, list[Result]] = {small: [], large: []}
-    before: float | None = None
+    results: dict[int, list[Run]] = {small: [], large: []}
     failures: list[str] = []
+    keep = Path(args.cluster) if args.cluster else None
     try:
-        with embedded_postgres() as server:
+        settings = dict(item.split("=", 1) for item in args.pg_setting)
+        with embedded_postgres(settings, keep=keep) as server:
             admin_dsn = server.dsn("postgres")
-            template_dsn = server.dsn(TEMPLATE)
-            names = {small: "herald_p2_small", large: "herald_p2_large"}
-            for size, name in names.items():
-                await load(admin_dsn, server.dsn(name), name, size, "head")
+            for size in results:
+                await prepare(admin_dsn, server.dsn(database_name(size)), size)
+            if args.load_only:
+                return 0
             conn = await asyncpg.connect(admin_dsn)
             pg_version = await conn.fetchval("SHOW server_version")
             await conn.close()
             async with postmark_sink() as sink:
                 for run in range(1, runs + 1):
-                    for size, name in names.items():
-                        await reset_queue(server.dsn(name))
+                    for size, done in results.items():
                         result = await one_run(
-                            CONFIG,
+                            size,
                             run,
-                            server_dsn=template_dsn,
-                            admin_dsn=admin_dsn,
+                            dsn=server.dsn(database_name(size)),
                             postmaster=postmaster_pid(server),
                             sink_url=sink.base_url,
                             sink_pid=sink.pid,
                             work=work,
-                            py_spy=None,
-                            reuse_database=name,
+                            args=args,
                         )
-                        results[size].append(result)
-                        log(
-                            f"run {run} {size:,}: publish {result.publish_seconds:.2f} s, "
-                            f"deliver {result.send_seconds:.1f} s "
-                            f"({result.deliveries_per_second:,.0f}/s), "
-                            f"RSS {result.worker_peak_rss_mib:.0f} MiB"
-                        )
+                        done.append(result)
+                        log(summary(result))
                         if result.sent != result.recipients:
                             failures.append(
                                 f"{size:,} run {run}: only {result.sent:,} of "
                                 f"{result.recipients:,} sent"
                             )
-            if not args.no_before:
-                before = await fan_out_before(admin_dsn, server.dsn("herald_p2_before"), large)
-                log(f"fan-out of {large:,} at revision 0003: {before:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    section = render(results, small, large, runs, pg_version, before, failures)
-    _report.write_section(
-        "P2",
-        section,
-        {
-            "results": {size: [asdict(r) for r in rs] for size, rs in results.items()},
-            "fan_out_before_0004_seconds": before,
-        },
+    context = _p2report.Context(
+        small=small,
+        large=large,
+        runs=runs,
+        pg_version=pg_version,
+        workers=CONFIG.workers,
+        batch_size=CONFIG.batch_size,
+        probe_interval=args.probe_interval,
+        subscribe_probe=not args.no_subscribe,
+        failures=failures,
     )
+    section = _p2report.render(results, context, huge=args.huge)
+    _p2report.write(section, "huge" if args.huge else "default", results)
     print(section)
     for failure in failures:
         log(f"FAILED: {failure}")
     return 1 if failures else 0
 
 
-def render(
-    results: dict[int, list[Result]],
-    small: int,
-    large: int,
-    runs: int,
-    pg_version: str,
-    before: float | None,
-    failures: list[str],
-) -> str:
-    rows = []
-    for size, rs in results.items():
-        rows.append(
-            f"| {size:,} | {_report.spread([r.publish_seconds for r in rs], '.2f')} "
-            f"| {_report.spread([r.send_seconds for r in rs], '.1f')} "
-            f"| {_report.spread([r.deliveries_per_second for r in rs])} "
-            f"| {_report.spread([r.worker_peak_rss_mib for r in rs], '.0f')} "
-            f"| {statistics.median(r.cpu_workers for r in rs):.0f} / "
-            f"{statistics.median(r.cpu_postgres for r in rs):.0f} / "
-            f"{statistics.median(r.cpu_sink for r in rs):.0f} |"
-        )
-    big = results[large]
-    publish = statistics.median(r.publish_seconds for r in big)
-    deliver = statistics.median(r.send_seconds for r in big)
-    rss_big = max(r.worker_peak_rss_mib for r in big)
-    rss_small = max(r.worker_peak_rss_mib for r in results[small])
-    flat = rss_big <= rss_small * 1.1 + 5
-    c = CONFIG
-    lines = [
-        f"### P2 — {large:,} subscribers: publish, deliver, worker memory",
-        "",
-        "```sh",
-        _report.command_line(),
-        "```",
-        "",
-        f"Two lists in one embedded Postgres {pg_version} (default settings, durable "
-        f"commits), loaded once with COPY: {small:,} and {large:,} confirmed subscribers. "
-        f"Each of {runs} run(s) empties the queue (`TRUNCATE deliveries`, `CHECKPOINT`), "
-        "publishes a new issue on each list (re-cloning a 1M-row database per run would "
-        "cost more than the run) and sends it through Postmark batch (500/call) to "
-        f"`tests/support/postmark_sink.py` with {c.workers} `herald worker` processes x "
-        f"{c.batch_size} rows per claim. Publish = `IssueService.publish` (fan-out "
-        "`INSERT … SELECT` + commit); deliver = publish commit → last `sent_at`; RSS = "
-        f"largest worker `VmHWM`. {machine()}, Python {platform.python_version()}, "
-        f"{_report.today()}.",
-        "",
-        "| subscribers | publish s | deliver s | deliveries/s | worker peak RSS MiB "
-        "| CPU s workers / Postgres / sink (median) |",
-        "|---:|---:|---:|---:|---:|---|",
-        *rows,
-        "",
-        f"Targets at {large:,}: publish ≤ {PUBLISH_TARGET_S:g} s: {publish:.2f} s — "
-        f"{_report.verdict(publish <= PUBLISH_TARGET_S)}; deliver ≤ {DELIVER_TARGET_S:g} s: "
-        f"{deliver:.0f} s — {_report.verdict(deliver <= DELIVER_TARGET_S)}; worker RSS ≤ "
-        f"{RSS_TARGET_MIB:g} MiB and flat: {rss_small:.0f} MiB at {small:,} vs "
-        f"{rss_big:.0f} MiB at {large:,} — "
-        f"{_report.verdict(rss_big <= RSS_TARGET_MIB and flat)}.",
-    ]
-    if before is not None:
-        lines.append(
-            f"Fan-out before/after migration 0004 (foreign keys → triggers, one unique "
-            f"`(subscriber_id, issue_id)` index instead of two, insert in subscriber order "
-            f"without `ON CONFLICT`): {before:.2f} s at revision 0003 (one fan-out, same "
-            f"run, same {large:,} list) vs {publish:.2f} s now (median publish)."
-        )
-    lines.append(
-        "Correctness: every delivery `sent` in every run."
-        if not failures
-        else "Correctness: **FAILED** — " + "; ".join(failures)
-    )
-    lines += [
-        "",
-        f"Finding: worker memory does not depend on the list size (a worker holds one "
-        f"{c.batch_size}-row batch); the fan-out is a single statement whose time grows "
-        "linearly with the list and is dominated by index maintenance on `deliveries`.",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20k vs 100k, 1 run")
-    parser.add_argument("--runs", type=int, help="default 3 (quick 1)")
+    parser.add_argument(
+        "--huge", action="store_true", help="100k vs 10M, 1 run (the issue-8 targets)"
+    )
+    parser.add_argument("--runs", type=int, help="default 3 (--quick, --huge: 1)")
     parser.add_argument("--small", type=int, help="the small list (default 100,000)")
     parser.add_argument("--large", type=int, help="the large list (default 1,000,000)")
     parser.add_argument(
-        "--no-before", action="store_true", help="skip the revision-0003 fan-out comparison"
+        "--cluster",
+        metavar="DIR",
+        help="keep the embedded Postgres in DIR and reuse its loaded lists next time",
+    )
+    parser.add_argument(
+        "--load-only", action="store_true", help="create and load the lists, then exit"
+    )
+    parser.add_argument(
+        "--fanout-chunk", type=int, help="HERALD_DELIVERY__FANOUT_CHUNK for the workers"
+    )
+    parser.add_argument(
+        "--pg-setting", action="append", default=[], help="KEY=VALUE for postgresql.conf"
+    )
+    parser.add_argument(
+        "--probe-interval", type=float, default=0.15, help="seconds between web probes"
+    )
+    parser.add_argument(
+        "--no-subscribe", action="store_true", help="probe without POST /subscriptions"
     )
     return asyncio.run(main_async(parser.parse_args()))
 
