@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -421,3 +421,42 @@ class Prober:
                 n += 1
             if pending:
                 await asyncio.wait(pending)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+class CpuTracker:
+    """CPU seconds per process group since the tracker was created. A process keeps its
+    last reading after it exits, so Postgres backends and autovacuum workers that come and
+    go are counted (at most the time since a vanished process's last sample is lost:
+    sample every second or so). ``other`` is what the rest of the machine used meanwhile
+    (every core's busy time minus the groups and this process): other people's work on
+    a shared machine shows up there."""
+
+    def __init__(self, groups: Callable[[], dict[str, list[int]]]) -> None:
+        self._groups = groups
+        self._start: dict[int, float] = {}
+        self._seen: dict[str, dict[int, float]] = {}
+        for name, pids in groups().items():
+            self._seen[name] = {pid: cpu_seconds([pid]) for pid in pids}
+            self._start.update(self._seen[name])
+        self._machine = machine_busy_seconds()
+        self._me = cpu_seconds([os.getpid()])
+
+    def sample(self) -> dict[str, float]:
+        for name, pids in self._groups().items():
+            seen = self._seen.setdefault(name, {})
+            for pid in pids:  # a vanished process reads 0: keep the larger reading
+                seen[pid] = max(seen.get(pid, 0.0), cpu_seconds([pid]))
+        groups = {name: sum(self.per_process(name).values()) for name in self._seen}
+        me = cpu_seconds([os.getpid()]) - self._me
+        other = machine_busy_seconds() - self._machine - sum(groups.values()) - me
+        return {name: round(v, 1) for name, v in {**groups, "other": max(0.0, other)}.items()}
+
+    def per_process(self, group: str) -> dict[int, float]:
+        return {pid: v - self._start.get(pid, 0.0) for pid, v in self._seen[group].items()}

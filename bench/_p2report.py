@@ -123,8 +123,31 @@ def chunk_line(runs: Sequence[Any]) -> str:
     )
 
 
+CPU_KEYS = ("workers", "postgres", "web", "sink", "other")
+
+
 def cpu_text(values: Sequence[dict[str, float]], keys: Sequence[str]) -> str:
-    return " / ".join(f"{statistics.median(v[k] for v in values):.1f}" for k in keys)
+    return " / ".join(f"{statistics.median(v.get(k, 0.0) for v in values):.1f}" for k in keys)
+
+
+def postgres_line(r: Any) -> str:
+    """Where Postgres spent the fan-out of one run: CPU by backend type and the average
+    number of sessions active in each statement (sampled every second)."""
+    window = [labels for at, labels in r.activity if at <= r.fan_out_seconds]
+    counts: dict[str, int] = {}
+    for labels in window:
+        for name in labels:
+            counts[name] = counts.get(name, 0) + 1
+    top = sorted(counts.items(), key=lambda item: -item[1])[:6]
+    sessions = ", ".join(f"{name} {n / max(1, len(window)):.2f}" for name, n in top)
+    cpu = ", ".join(
+        f"{kind} {seconds:.0f} s"
+        for kind, seconds in sorted(r.pg_cpu_fan_out.items(), key=lambda item: -item[1])
+    )
+    return (
+        f"Postgres during the fan-out (run {r.run}, {r.fan_out_seconds:.0f} s): CPU by backend "
+        f"type: {cpu}; average active sessions ({len(window)} samples): {sessions}"
+    )
 
 
 def all_probes(runs: Sequence[Any]) -> list[tuple[Probe, float]]:
@@ -176,8 +199,8 @@ def render(results: dict[int, list[Any]], c: Context, *, huge: bool) -> str:
             f"| {_report.spread([r.deliveries_per_second for r in rs])} "
             f"| {_report.spread(rss, '.0f')} ({each}) "
             f"| {web_cell(rs)} "
-            f"| {cpu_text([r.cpu_fan_out for r in rs], ('workers', 'postgres', 'web'))} "
-            f"| {cpu_text([r.cpu_total for r in rs], ('workers', 'postgres', 'web', 'sink'))} |"
+            f"| {cpu_text([r.cpu_fan_out for r in rs], CPU_KEYS)} "
+            f"| {cpu_text([r.cpu_total for r in rs], CPU_KEYS)} |"
         )
     big, small = results[c.large], results[c.small]
     publish = statistics.median(r.publish_request_seconds for r in big)
@@ -218,17 +241,21 @@ def render(results: dict[int, list[Any]], c: Context, *, huge: bool) -> str:
         "RSS = each worker's `VmHWM` (largest, and every worker of the median run). Web: "
         f"{probes} every {c.probe_interval * 1000:.0f} ms from 2 s before the publish until "
         "the issue was `sent`, latency from the time each probe was due (errors / p99 / max "
-        f"ms over all of them). {machine()}, Python {platform.python_version()}, "
+        f"ms over all of them). CPU: per process group from /proc, Postgres = every child of "
+        "the postmaster (exited ones included); other = the rest of the machine (work that "
+        f"is not this benchmark's). {machine()}, Python {platform.python_version()}, "
         f"{_report.today()}.",
         "",
         "| subscribers | publish request s | fan-out s | delivered s | deliveries/s "
         "| worker peak RSS MiB (each) | web: errors / p99 / max ms "
-        "| CPU s in fan-out: workers / Postgres / web | CPU s whole run: workers / Postgres "
-        "/ web / sink |",
+        "| CPU s in fan-out: workers / Postgres / web / sink / other "
+        "| CPU s whole run: workers / Postgres / web / sink / other |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
         *rows,
         "",
         f"Fan-out at {c.large:,}: {chunk_line(big)}. At {c.small:,}: {chunk_line(small)}.",
+        "",
+        postgres_line(big[len(big) // 2]) + ".",
         "",
         f"Web probes at {c.large:,} (all runs):",
         "",

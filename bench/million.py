@@ -36,7 +36,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +45,11 @@ import asyncpg
 
 import _p2report
 from _harness import (
+    CpuTracker,
     Probe,
     Prober,
     Workers,
     children,
-    cpu_seconds,
     embedded_postgres,
     load_subscribers,
     log,
@@ -92,6 +91,9 @@ class Run:
     chunks: list[tuple[float, int]]  # (s since published_at, recipients queued so far)
     cpu_fan_out: dict[str, float]
     cpu_total: dict[str, float]
+    pg_cpu_fan_out: dict[str, float]  # Postgres's CPU by backend type
+    pg_cpu_total: dict[str, float]
+    activity: list[tuple[float, list[str]]]  # (s since published_at, active sessions)
     probes: list[dict[str, Any]] = field(default_factory=list)  # relative to published_at
 
 
@@ -178,59 +180,78 @@ async def publish(session: aiohttp.ClientSession, base_url: str, title: str) -> 
         return answer.status, seconds
 
 
-class CpuTracker:
-    """CPU seconds per process group since it was created. A process keeps its last
-    reading after it exits, so Postgres backends and autovacuum workers that come and go
-    during the run are counted (sample often enough: at most the time since the last
-    sample of a vanished process is lost)."""
+ACTIVITY = """
+SELECT pid, backend_type, state, query FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND backend_type IN ('client backend', 'autovacuum worker')
+"""
+LABELS = {
+    "WITH chunk AS": "fan-out chunk (fan_out_chunk)",
+    "WITH due AS": "claim",
+    "UPDATE deliveries AS d SET status = 'sent'": "mark sent",
+    "SELECT id, email, name, status FROM subscriptions": "load recipients (render)",
+}
 
-    def __init__(self, groups: Callable[[], dict[str, list[int]]]) -> None:
-        self._groups = groups
-        self._start: dict[int, float] = {}
-        self._seen: dict[str, dict[int, float]] = {}
-        for name, pids in groups().items():
-            self._seen[name] = {pid: cpu_seconds([pid]) for pid in pids}
-            self._start.update(self._seen[name])
 
-    def sample(self) -> dict[str, float]:
-        for name, pids in self._groups().items():
-            seen = self._seen.setdefault(name, {})
-            for pid in pids:  # a vanished process reads 0: keep the larger reading
-                seen[pid] = max(seen.get(pid, 0.0), cpu_seconds([pid]))
-        return {
-            name: round(sum(v - self._start.get(pid, 0.0) for pid, v in seen.items()), 1)
-            for name, seen in self._seen.items()
-        }
+def label(backend_type: str, query: str) -> str:
+    text = " ".join(query.split())
+    if backend_type == "autovacuum worker":
+        return text or "autovacuum"
+    for prefix, name in LABELS.items():
+        if text.startswith(prefix):
+            return name
+    return " ".join(text.split()[:5])
+
+
+@dataclass
+class Activity:
+    """Postgres's backends sampled about once a second (an active-session history): what
+    the active ones ran, and each backend's type for the CPU split."""
+
+    samples: list[tuple[float, list[str]]] = field(default_factory=list)
+    types: dict[int, str] = field(default_factory=dict)
+
+    async def sample(self, conn: asyncpg.Connection, elapsed: float) -> None:
+        active = []
+        for r in await conn.fetch(ACTIVITY):
+            self.types[r["pid"]] = r["backend_type"]
+            if r["state"] == "active" or r["backend_type"] == "autovacuum worker":
+                active.append(label(r["backend_type"], r["query"] or ""))
+        self.samples.append((round(elapsed, 1), active))
 
 
 async def follow(
     conn: asyncpg.Connection,
     issue_id: uuid.UUID,
     tracker: CpuTracker,
+    activity: Activity,
     timeout: float,
-) -> tuple[list[tuple[float, int]], dict[str, float] | None]:
+) -> tuple[list[tuple[float, int]], dict[str, float] | None, dict[int, float] | None]:
     """Poll the issue until it is sent: the fan-out's progress (seconds since
-    ``published_at``, recipients queued) and the CPU counters when the fan-out ended."""
+    ``published_at``, recipients queued), the CPU counters when the fan-out ended (per
+    group and per Postgres process) and, every second, Postgres's active sessions."""
     chunks: list[tuple[float, int]] = []
     at_fan_out: dict[str, float] | None = None
+    pg_at_fan_out: dict[int, float] | None = None
     deadline = time.monotonic() + timeout
     polls = 0
     while True:
         polls += 1
-        if polls % 10 == 0:
-            tracker.sample()
         row = await conn.fetchrow(
             "SELECT status, recipients, fanout_done_at IS NOT NULL AS done,"
             " extract(epoch FROM clock_timestamp() - published_at)::float8 AS elapsed"
             " FROM newsletter_issues WHERE id = $1",
             issue_id,
         )
+        if polls % 10 == 0:
+            tracker.sample()
+            await activity.sample(conn, row["elapsed"])
         if row["recipients"] and (not chunks or chunks[-1][1] != row["recipients"]):
             chunks.append((round(row["elapsed"], 2), row["recipients"]))
         if row["done"] and at_fan_out is None:
             at_fan_out = tracker.sample()
+            pg_at_fan_out = tracker.per_process("postgres")
         if row["status"] == "sent":
-            return chunks, at_fan_out
+            return chunks, at_fan_out, pg_at_fan_out
         if time.monotonic() > deadline:
             raise RuntimeError(f"issue {issue_id} not sent after {timeout:.0f} s")
         await asyncio.sleep(0.1)
@@ -289,10 +310,12 @@ async def one_run(
                 issue_id = await conn.fetchval(
                     "SELECT id FROM newsletter_issues WHERE title = $1", title
                 )
-                chunks, at_fan_out = await follow(
-                    conn, issue_id, tracker, max(600.0, recipients / 500)
+                activity = Activity()
+                chunks, at_fan_out, pg_at_fan_out = await follow(
+                    conn, issue_id, tracker, activity, max(600.0, recipients / 500)
                 )
                 after = tracker.sample()
+                pg_after = tracker.per_process("postgres")
                 probes = await prober.stop()
             web_rss = max(peak_rss_mib(pid) for pid in web.pids)
         worker_rss = [round(peak_rss_mib(pid), 1) for pid in workers.pids]
@@ -336,8 +359,21 @@ async def one_run(
         chunks=chunks,
         cpu_fan_out=at_fan_out or after,
         cpu_total=after,
+        pg_cpu_fan_out=by_type(pg_at_fan_out or pg_after, activity.types),
+        pg_cpu_total=by_type(pg_after, activity.types),
+        activity=activity.samples,
         probes=rel,
     )
+
+
+def by_type(per_process: dict[int, float], types: dict[int, str]) -> dict[str, float]:
+    """Postgres's CPU seconds by backend type (processes never seen in pg_stat_activity
+    are the auxiliary ones: checkpointer, WAL writer, background writer, ...)."""
+    split: dict[str, float] = {}
+    for pid, seconds in per_process.items():
+        kind = types.get(pid, "auxiliary and short-lived")
+        split[kind] = round(split.get(kind, 0.0) + seconds, 1)
+    return split
 
 
 def summary(result: Run) -> str:

@@ -3,6 +3,7 @@
     make bench         # full: >= 3 runs per figure, 100k and 1M subscribers (~40 min)
     make bench-quick   # every scenario small and fast (a few minutes), same code paths
     .venv/bin/python bench/run.py --only P1 --only R1   # a subset
+    .venv/bin/python bench/run.py --only P2 --huge      # P2 at 10 million subscribers (~20 min)
     HERALD_BENCH_RESULTS=/tmp/trial .venv/bin/python bench/run.py --quick --no-report
 
 Each scenario script starts what it needs on loopback (Postgres, Herald's processes,
@@ -22,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCENARIOS: dict[str, tuple[str, str]] = {
     "P1": ("delivery.py", "delivery throughput: Postmark batch, Postmark single, SMTP"),
-    "P2": ("million.py", "one million subscribers: publish, deliver, worker RSS"),
+    "P2": ("million.py", "big lists: publish request, fan-out, delivery, worker RSS, web"),
     "P3": ("subscribe.py", "subscribe API against a one-INSERT endpoint; uvicorn vs granian"),
     "P4": ("send_path.py", "send-path efficiency against a raw client loop"),
     "R1": ("soak.py", "crash soak: workers SIGKILLed at random"),
@@ -37,6 +38,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small, fast versions")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), default=[])
     parser.add_argument(
+        "--huge", action="store_true", help="P2 at 10 million subscribers instead of 1 million"
+    )
+    parser.add_argument(
         "--no-report", action="store_true", help="leave BENCHMARKS.md alone (a trial run)"
     )
     args = parser.parse_args()
@@ -46,6 +50,8 @@ def main() -> int:
     for scenario in chosen:
         script, title = SCENARIOS[scenario]
         command = [sys.executable, str(HERE / script)] + (["--quick"] if args.quick else [])
+        if scenario == "P2" and args.huge:
+            command.append("--huge")
         print(f"\n=== {scenario}: {title}\n$ {' '.join(command)}", flush=True)
         started = time.monotonic()
         code = subprocess.run(command, check=False).returncode
