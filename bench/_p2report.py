@@ -138,7 +138,7 @@ def postgres_line(r: Any) -> str:
     for labels in window:
         for name in labels:
             counts[name] = counts.get(name, 0) + 1
-    top = sorted(counts.items(), key=lambda item: -item[1])[:6]
+    top = sorted(counts.items(), key=lambda item: -item[1])[:8]
     sessions = ", ".join(f"{name} {n / max(1, len(window)):.2f}" for name, n in top)
     cpu = ", ".join(
         f"{kind} {seconds:.0f} s"
@@ -146,7 +146,19 @@ def postgres_line(r: Any) -> str:
     )
     return (
         f"Postgres during the fan-out (run {r.run}, {r.fan_out_seconds:.0f} s): CPU by backend "
-        f"type: {cpu}; average active sessions ({len(window)} samples): {sessions}"
+        f"type: {cpu}; average active sessions ({len(window)} samples): {sessions}; "
+        f"{wal_text(r.wal, 'before', 'fan_out')}. Whole run: {wal_text(r.wal, 'before', 'end')}"
+    )
+
+
+def wal_text(points: dict[str, dict[str, float]], start: str, end: str) -> str:
+    if start not in points or end not in points:
+        return "WAL not measured"
+    d = {k: points[end][k] - points[start][k] for k in points[start]}
+    return (
+        f"WAL {d['bytes'] / 2**30:.1f} GiB ({d['records'] / 1e6:.1f}M records, "
+        f"{d['fpi'] / 1e3:,.0f}k full-page images), {d['timed'] + d['requested']:.0f} "
+        f"checkpoints ({d['requested']:.0f} requested by WAL volume)"
     )
 
 

@@ -94,6 +94,7 @@ class Run:
     pg_cpu_fan_out: dict[str, float]  # Postgres's CPU by backend type
     pg_cpu_total: dict[str, float]
     activity: list[tuple[float, list[str]]]  # (s since published_at, active sessions)
+    wal: dict[str, dict[str, float]]  # WAL and checkpoint counters: before, fan_out, end
     probes: list[dict[str, Any]] = field(default_factory=list)  # relative to published_at
 
 
@@ -180,8 +181,18 @@ async def publish(session: aiohttp.ClientSession, base_url: str, title: str) -> 
         return answer.status, seconds
 
 
+WAL_17 = """
+SELECT w.wal_records::float8 AS records, w.wal_fpi::float8 AS fpi, w.wal_bytes::float8 AS bytes,
+       c.num_timed::float8 AS timed, c.num_requested::float8 AS requested
+FROM pg_stat_wal AS w, pg_stat_checkpointer AS c
+"""
+WAL_16 = """
+SELECT w.wal_records::float8 AS records, w.wal_fpi::float8 AS fpi, w.wal_bytes::float8 AS bytes,
+       b.checkpoints_timed::float8 AS timed, b.checkpoints_req::float8 AS requested
+FROM pg_stat_wal AS w, pg_stat_bgwriter AS b
+"""
 ACTIVITY = """
-SELECT pid, backend_type, state, query FROM pg_stat_activity
+SELECT pid, backend_type, state, wait_event_type, wait_event, query FROM pg_stat_activity
 WHERE pid <> pg_backend_pid() AND backend_type IN ('client backend', 'autovacuum worker')
 """
 LABELS = {
@@ -209,14 +220,27 @@ class Activity:
 
     samples: list[tuple[float, list[str]]] = field(default_factory=list)
     types: dict[int, str] = field(default_factory=dict)
+    wal_points: dict[str, dict[str, float]] = field(default_factory=dict)
 
     async def sample(self, conn: asyncpg.Connection, elapsed: float) -> None:
         active = []
         for r in await conn.fetch(ACTIVITY):
             self.types[r["pid"]] = r["backend_type"]
             if r["state"] == "active" or r["backend_type"] == "autovacuum worker":
-                active.append(label(r["backend_type"], r["query"] or ""))
+                name = label(r["backend_type"], r["query"] or "")
+                wait = r["wait_event_type"]
+                if wait and wait not in ("Timeout", "Activity", "Client"):
+                    name += f" [waits {wait}:{r['wait_event']}]"
+                active.append(name)
         self.samples.append((round(elapsed, 1), active))
+
+    async def wal(self, conn: asyncpg.Connection, point: str) -> None:
+        """WAL written and checkpoints so far (cluster-wide), under ``point``."""
+        try:
+            row = await conn.fetchrow(WAL_17)
+        except asyncpg.UndefinedTableError:  # before Postgres 17
+            row = await conn.fetchrow(WAL_16)
+        self.wal_points[point] = dict(row) if row else {}
 
 
 async def follow(
@@ -249,6 +273,7 @@ async def follow(
             chunks.append((round(row["elapsed"], 2), row["recipients"]))
         if row["done"] and at_fan_out is None:
             at_fan_out = tracker.sample()
+            await activity.wal(conn, "fan_out")
             pg_at_fan_out = tracker.per_process("postgres")
         if row["status"] == "sent":
             return chunks, at_fan_out, pg_at_fan_out
@@ -304,17 +329,19 @@ async def one_run(
                     }
 
                 tracker = CpuTracker(groups)
+                activity = Activity()
+                await activity.wal(conn, "before")
                 title = f"P2 {size:,} run {run} ({uuid.uuid4().hex[:6]})"
                 publish_started = time.monotonic()
                 status, request_seconds = await publish(admin, web.base_url, title)
                 issue_id = await conn.fetchval(
                     "SELECT id FROM newsletter_issues WHERE title = $1", title
                 )
-                activity = Activity()
                 chunks, at_fan_out, pg_at_fan_out = await follow(
                     conn, issue_id, tracker, activity, max(600.0, recipients / 500)
                 )
                 after = tracker.sample()
+                await activity.wal(conn, "end")
                 pg_after = tracker.per_process("postgres")
                 probes = await prober.stop()
             web_rss = max(peak_rss_mib(pid) for pid in web.pids)
@@ -362,6 +389,7 @@ async def one_run(
         pg_cpu_fan_out=by_type(pg_at_fan_out or pg_after, activity.types),
         pg_cpu_total=by_type(pg_after, activity.types),
         activity=activity.samples,
+        wal=activity.wal_points,
         probes=rel,
     )
 
