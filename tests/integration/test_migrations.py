@@ -67,3 +67,32 @@ async def test_concurrent_migrate_processes_apply_each_migration_once(
     assert await migrate.database_revisions(dsn) == migrate.script_heads()
     assert sum("migrated to" in log for log in logs) >= 1
     assert "subscriptions" in await tables(dsn)
+
+
+async def test_issues_published_before_0005_count_as_fanned_out(database_url: str) -> None:
+    # Published under 0004, their deliveries were queued in the publishing transaction:
+    # after the upgrade they must not wait for a fan-out that will never run.
+    await asyncio.to_thread(migrate.downgrade, database_url, "0004")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO newsletter_issues (id, title, html_content, text_content, status,"
+            " published_at) VALUES (gen_random_uuid(), 'Old', 'h', 't', 'publishing', now()),"
+            " (gen_random_uuid(), 'Older', 'h', 't', 'sent', now()),"
+            " (gen_random_uuid(), 'Draft', 'h', 't', 'draft', NULL)"
+        )
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        rows = await conn.fetch(
+            "SELECT status, fanout_done_at IS NOT NULL AS fanned_out FROM newsletter_issues"
+        )
+        index = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'subscriptions_confirmed'"
+        )
+    finally:
+        await conn.close()
+    assert {(r["status"], r["fanned_out"]) for r in rows} == {
+        ("publishing", True),
+        ("sent", True),
+        ("draft", False),
+    }
+    assert "INCLUDE (email)" in index
