@@ -48,6 +48,7 @@ class Context:
     probe_interval: float
     subscribe_probe: bool
     failures: list[str]
+    commit: str
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -199,6 +200,10 @@ def web_table(runs: Sequence[Any]) -> list[str]:
     return lines
 
 
+def schemas(results: dict[int, list[Any]]) -> str:
+    return ", ".join(sorted({r.schema for rs in results.values() for r in rs}))
+
+
 def render(results: dict[int, list[Any]], c: Context, *, huge: bool) -> str:
     rows = []
     for size, rs in results.items():
@@ -241,6 +246,7 @@ def render(results: dict[int, list[Any]], c: Context, *, huge: bool) -> str:
         _report.command_line(),
         "```",
         "",
+        f"Herald at {c.commit} (schema {schemas(results)}). "
         f"{c.small:,} and {c.large:,} confirmed subscribers (COPY, one database each, reused) "
         f"in an embedded Postgres {c.pg_version} (default settings, durable commits); "
         f"{runs_text}, each on an emptied queue. {c.workers} `herald worker` processes x "

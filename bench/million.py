@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -77,6 +78,7 @@ BASELINE_S = 2.0  # probes before the publish, for comparison
 class Run:
     size: int
     run: int
+    schema: str
     recipients: int
     sent: int
     publish_status: int
@@ -301,12 +303,16 @@ async def one_run(
     chunk_size = args.fanout_chunk or DeliverySettings.model_fields["fanout_chunk"].default
     workers = Workers(env, logs)
     port = free_port()
+    # Migrated here, not by the workers at start-up (a worker that migrates imports
+    # Alembic, which shows in its RSS), also when the tree moved on since the last run.
+    await migrate.upgrade_async(dsn, "head")
     conn = await asyncpg.connect(dsn)
     try:
         await reset_queue(conn)
         recipients = await conn.fetchval(
             "SELECT count(*) FROM subscriptions WHERE status = 'confirmed'"
         )
+        revision = await conn.fetchval("SELECT version_num FROM alembic_version")
         await workers.start(CONFIG.workers)
         web_env = herald_env(dsn, sink_url, work / "data", port)
         command = herald_command("uvicorn", 1, port)
@@ -372,6 +378,7 @@ async def one_run(
     return Run(
         size=size,
         run=run,
+        schema=revision,
         recipients=recipients,
         sent=row["sent"],
         publish_status=status,
@@ -404,12 +411,29 @@ def by_type(per_process: dict[int, float], types: dict[int, str]) -> dict[str, f
     return split
 
 
+def git_commit() -> str:
+    """The commit measured, marked when the working tree had other changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} + uncommitted changes in src/" if dirty else head
+
+
 def summary(result: Run) -> str:
     fan = _p2report.probe_stats([Probe(**p) for p in result.probes])
     worst = max((s["max_ms"] for s in fan.values()), default=float("nan"))
     errors = sum(s["errors"] for s in fan.values())
     return (
-        f"run {result.run} {result.size:,}: "
+        f"run {result.run} {result.size:,} (schema {result.schema}): "
         f"publish request {result.publish_request_seconds:.3f} s, "
         f"fan-out {result.fan_out_seconds:.1f} s, delivered {result.delivered_seconds:.1f} s "
         f"({result.deliveries_per_second:,.0f}/s), worker RSS "
@@ -475,6 +499,7 @@ async def main_async(args: argparse.Namespace) -> int:
         probe_interval=args.probe_interval,
         subscribe_probe=not args.no_subscribe,
         failures=failures,
+        commit=git_commit(),
     )
     section = _p2report.render(results, context, huge=args.huge)
     _p2report.write(section, "huge" if args.huge else "default", results)
