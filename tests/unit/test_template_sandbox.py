@@ -127,3 +127,25 @@ def test_an_interrupt_never_escapes_after_the_limit() -> None:
     for _ in range(20):
         timebox.run_each([0.0] * 50, lambda _: time.sleep(0.001), 0.001)
     time.sleep(0.1)  # a stray interrupt would be raised here, failing the test
+
+
+def test_a_swallowed_interrupt_is_repeated_until_the_item_stops() -> None:
+    # CPython may deliver the interrupt inside a gc callback or a finaliser, which
+    # swallows it ("Exception ignored in ..."); the loop must still be stopped.
+    def work(_: None) -> str:
+        swallowed = 0
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                while time.monotonic() < deadline:
+                    pass
+            except timebox.TimeLimitExceeded:
+                if swallowed == 2:
+                    raise
+                swallowed += 1  # what an "Exception ignored" callback does
+        return "ran to the end"
+
+    started = time.monotonic()
+    (outcome,) = timebox.run_each([None], work, 0.2)
+    assert isinstance(outcome, timebox.TimeLimitExceeded)
+    assert time.monotonic() - started < 1.5

@@ -7,6 +7,12 @@ Jinja template's ``for`` over ``range``) stop within a few milliseconds of the
 limit. A single long C call (one huge allocation) is not interrupted; callers keep
 those bounded by other means (the template sandbox refuses huge sizes up front).
 
+CPython delivers the exception at the thread's next check, wherever that is: if it
+lands in a garbage-collector callback, a finaliser or a weakref callback, CPython
+prints "Exception ignored" and the loop goes on. So the watchdog repeats the
+interrupt every ``_REFIRE_SECONDS`` for as long as the same item is still running
+past its deadline: the limit holds even when an interrupt is swallowed.
+
 Used by :func:`run_each`, which runs a function over items in the *calling* thread
 (call it through ``asyncio.to_thread`` or an executor to keep the event loop free)
 with a fresh deadline per item, and returns each item's result or exception.
@@ -24,6 +30,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _POLL_SECONDS = 0.02
+_REFIRE_SECONDS = 0.1
 
 
 class TimeLimitExceeded(Exception):
@@ -33,15 +40,16 @@ class TimeLimitExceeded(Exception):
 class _Slot:
     """One thread's current deadline. The worker thread writes ``deadline`` and ``seq``
     without a lock (plain attribute stores); the watchdog reads them and records which
-    item it interrupted in ``fired_seq``."""
+    item it interrupted in ``fired_seq`` (and when, in ``fired_at``)."""
 
-    __slots__ = ("deadline", "fired_seq", "seq", "thread_id")
+    __slots__ = ("deadline", "fired_at", "fired_seq", "seq", "thread_id")
 
     def __init__(self, thread_id: int) -> None:
         self.thread_id = thread_id
         self.deadline = float("inf")
         self.seq = 0
         self.fired_seq = -1
+        self.fired_at = 0.0
 
 
 _slots: dict[int, _Slot] = {}
@@ -70,8 +78,12 @@ def _watch() -> None:
             idle_since = None
             for slot in _slots.values():
                 seq = slot.seq
-                if slot.deadline < now and slot.fired_seq != seq:
+                if slot.deadline >= now:
+                    continue
+                if slot.fired_seq != seq or now - slot.fired_at >= _REFIRE_SECONDS:
+                    # First interrupt for this item, or the last one was swallowed.
                     slot.fired_seq = seq
+                    slot.fired_at = now
                     _set_async_exc(slot.thread_id, TimeLimitExceeded)
 
 
