@@ -10,6 +10,10 @@ row's newer state.
 Workers sleep on ``LISTEN herald_deliveries`` (a trigger notifies at commit of
 every enqueue) with a polling fallback, so a confirmation email leaves within
 milliseconds and nothing is stranded if a notification is missed.
+``DeliveryWorker.listening`` is true while the LISTEN connection is established
+(false once it is lost, true again after a reconnect; never true without a
+``dsn``) and ``wait_listening`` waits for it, like the progress hub's: code that
+relies on the wake-up (tests) waits on that instead of sleeping.
 
 A batch in hand keeps its lease by heartbeat for as long as its worker is alive
 (:mod:`herald.delivery.batch`), however slow the provider.
@@ -84,6 +88,7 @@ class DeliveryWorker:
         self._db_settings = db_settings or DatabaseSettings()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._wakeups: list[asyncio.Event] = []
+        self._listening = asyncio.Event()
         self._runner = BatchRunner(
             db, provider, settings, renderers or {}, after_batch, worker=self.name
         )
@@ -95,6 +100,15 @@ class DeliveryWorker:
         self._wakeups.append(event)
 
     # -- public API ---------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is established (a NOTIFY wakes the loops)."""
+        return self._listening.is_set()
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        """Return once the worker listens; ``TimeoutError`` after ``timeout`` seconds."""
+        await asyncio.wait_for(self._listening.wait(), timeout=timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run ``concurrency`` claim loops until ``stop`` is set, then drain and return."""
@@ -240,13 +254,16 @@ class DeliveryWorker:
             try:
                 conn = await connect(self._dsn, self._db_settings, "herald-worker-listen")
                 await conn.add_listener(CHANNEL, self._wake_all)
+                self._listening.set()
                 self._wake_all()  # catch up on anything queued while not listening
                 while not stop.is_set() and not conn.is_closed():
                     await sleep_or_stop(stop, 1.0)
             except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._listening.clear()
                 log.debug("listen connection lost", error=str(exc))
                 await sleep_or_stop(stop, 2.0)
             finally:
+                self._listening.clear()
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), timeout=2)
