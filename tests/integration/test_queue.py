@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,14 @@ from herald.delivery.domain import Outcomes
 from herald.delivery.worker import DeliveryWorker
 from herald.email.postmark import PostmarkProvider
 from tests.support.postmark_sink import PostmarkSink
-from tests.support.queue import RecordingProvider, enqueue_many, rows, statuses, wait_until
+from tests.support.queue import (
+    RecordingProvider,
+    claimable,
+    enqueue_many,
+    rows,
+    statuses,
+    wait_until,
+)
 
 
 def worker_for(
@@ -96,20 +102,20 @@ async def test_workers_deliver_every_row_exactly_once(
 async def test_notify_wakes_an_idle_worker_at_once(db: Database, settings: Settings) -> None:
     provider = RecordingProvider()
     stop = asyncio.Event()
-    runner = worker_for(db, settings, provider, poll_interval_seconds=30)
+    runner = worker_for(db, settings, provider, poll_interval_seconds=120, concurrency=1)
     task = asyncio.create_task(runner.run(stop))
-    await asyncio.sleep(0.5)  # idle, listening
-    started = time.monotonic()
+    await runner.wait_listening()
+    # The first row brings the claim loop to a known state: it claimed after this row was
+    # committed, and next sleeps on the wake-up or the 120 s poll.
     await enqueue_many(db, 1)
-
-    async def sent() -> bool:
-        return provider.sent.total() == 1
-
-    await wait_until(sent, timeout=5, interval=0.01)
-    latency = time.monotonic() - started
-    stop.set()
-    await task
-    assert latency < 1.0, f"took {latency:.2f} s: the worker did not wake on NOTIFY"
+    await wait_until(lambda: provider.sent.total() == 1, timeout=30, interval=0.01)
+    # The second row was committed after that claim: only the NOTIFY can fetch it in time.
+    await enqueue_many(db, 1)
+    try:
+        await wait_until(lambda: provider.sent.total() == 2, timeout=30, interval=0.01)
+    finally:
+        stop.set()
+        await task
 
 
 async def test_transient_errors_are_retried_then_delivered(
@@ -120,11 +126,9 @@ async def test_transient_errors_are_retried_then_delivered(
         sink.rate_limit_next(retry_after=0.1)
         [delivery_id] = await enqueue_many(db, 1)
         runner = worker_for(db, settings, provider)
-        for _ in range(40):
+        for _ in range(4):  # two 500s, a 429, then accepted: each claim once it is due
+            await wait_until(lambda: claimable(db))
             await runner.run_once()
-            if (await statuses(db))["sent"]:
-                break
-            await asyncio.sleep(0.05)
         [row] = await rows(db)
         assert row["id"] == delivery_id
         assert row["status"] == "sent"
@@ -146,7 +150,7 @@ async def test_timeouts_are_retried_then_delivered(db: Database, settings: Setti
         assert row["status"] == "queued"
         assert "no answer" in str(row["last_error"])
         sink.hanging = False
-        await asyncio.sleep(0.25)  # past the retry backoff (<= 0.2 s in tests)
+        await wait_until(lambda: claimable(db))  # past the retry backoff
         report = await runner.run_once()
         assert report.sent == 1
         [row] = await rows(db)
@@ -162,7 +166,8 @@ async def test_a_422_fails_at_once(db: Database, settings: Settings) -> None:
         [row] = await rows(db)
         assert (row["status"], row["attempts"]) == ("failed", 1)
         assert "422" in str(row["last_error"]) or "300" in str(row["last_error"])
-        await asyncio.sleep(0.3)
+        async with db.connection() as conn:  # as if any backoff had long passed
+            await conn.execute("UPDATE deliveries SET available_at = now() - interval '1 hour'")
         again = await worker_for(db, settings, provider).run_once()
         assert again.claimed == 0
         assert sink.requests["/email"] == 1
@@ -173,13 +178,12 @@ async def test_retries_stop_at_max_attempts(db: Database, settings: Settings) ->
         sink.fail_next(10, status=503)
         await enqueue_many(db, 1, max_attempts=3)
         runner = worker_for(db, settings, provider)
-        for _ in range(40):
+        for _ in range(3):  # each claim once the retry is due
+            await wait_until(lambda: claimable(db))
             await runner.run_once()
-            if (await statuses(db))["failed"]:
-                break
-            await asyncio.sleep(0.05)
         [row] = await rows(db)
         assert (row["status"], row["attempts"]) == ("failed", 3)
+        assert not await claimable(db)
         assert "gave up after 3 attempts" in str(row["last_error"])
         assert sink.requests["/email"] == 3
 
@@ -209,7 +213,7 @@ async def test_an_expired_lease_is_claimed_again_and_fences_the_old_holder(
             conn, limit=10, lease_seconds=60, lease_token=new, worker="new"
         )
         assert nothing == []
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: claimable(db))  # the 0.2 s lease ran out
         second = await repository.claim(
             conn, limit=10, lease_seconds=60, lease_token=new, worker="new"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -75,10 +76,34 @@ async def rows(db: Database) -> list[dict[str, object]]:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.05
+    predicate: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
 ) -> None:
+    """Return once ``predicate()`` (a plain or an async function) is true; fail the test
+    if it is still false after ``timeout`` seconds. The one way tests wait for something
+    to happen — on state, never a fixed sleep: make ``timeout`` generous (it only catches
+    hangs), the wait ends as soon as the state is reached."""
     deadline = time.monotonic() + timeout
-    while not await predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def claimable(db: Database) -> bool:
+    """Whether a claim would take a row now: one is queued, or its lease ran out, and its
+    ``available_at`` (retry backoff, lease expiry) has passed."""
+    async with db.connection() as conn:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM deliveries"
+                " WHERE status IN ('queued', 'sending') AND available_at <= now())"
+            )
+        )
