@@ -45,7 +45,7 @@ def herald_command(server: str, processes: int, port: int) -> list[str]:
     """Herald as it ships (``herald serve``) or the same app factory under granian."""
     if server == "uvicorn":
         return [sys.executable, "-m", "herald", "serve", "--workers", str(processes)]
-    return granian_command("herald.web.multiprocess:app_from_env", processes, port)
+    return granian_command("herald.composition.multiprocess:app_from_env", processes, port)
 
 
 def trivial_command(server: str, processes: int, port: int) -> list[str]:

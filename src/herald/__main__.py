@@ -1,3 +1,3 @@
-from herald.entry import main
+from herald.composition.entry import main
 
 main()

@@ -25,9 +25,9 @@ from fastapi import FastAPI
 
 from herald.auth.domain import Scope
 from herald.auth.service import AuthService
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.web.app import create_app
 from tests.support.auth import (
     NEW_API_KEY,
     bearer,

@@ -11,9 +11,9 @@ import structlog
 
 from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.web.app import create_app
 from tests.support.database import make_settings
 
 PASSWORD = "correct horse battery staple"

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from herald.admin.dev_outbox import is_loopback
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.email.message import EmailMessage
 from herald.email.outbox import OutboxProvider
-from herald.web.app import create_app
-from herald.web.dev import is_loopback
 from tests.support.newsletters import create_admin, log_in
 
 SECRET_LINK = "http://herald.test/subscriptions/confirm?subscription_token=SeCrEtToKeN123"

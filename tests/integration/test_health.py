@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.web.app import create_app
 from tests.support.database import free_port, make_settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from herald import housekeeping
+from herald.composition import housekeeping
 from herald.core.config import Settings
 from herald.core.db import Database
 from tests.support.newsletters import create_admin

@@ -22,9 +22,9 @@ import pytest
 from fastapi import FastAPI
 
 from herald.auth.service import AuthService
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.web.app import create_app
 from tests.support.auth import (
     client_at,
     csrf_token,

@@ -171,7 +171,7 @@ async def test_keys_are_scoped_per_user(
 
 @pytest.fixture
 async def second_admin(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    from herald.web.app import create_app
+    from herald.composition.app import create_app
 
     await create_admin(db, settings, "editor")
     app = create_app(settings, db=db)

@@ -36,7 +36,7 @@ from tests.support.newsletters import (
     log_in,
     publish_now,
 )
-from tests.support.queue import RecordingProvider
+from tests.support.queue import RecordingProvider, wait_until
 
 
 class _Server(uvicorn.Server):
@@ -61,8 +61,7 @@ class Served:
 
     @property
     def hub(self) -> ProgressHub:
-        assert self.state.progress is not None
-        return self.state.progress
+        return self.state.part(ProgressHub)
 
     async def shut_down(self) -> None:
         """What ``herald serve`` does on SIGTERM: draining first, then uvicorn's exit."""
@@ -86,9 +85,8 @@ async def serve(app: FastAPI) -> AsyncIterator[Served]:
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: server.started or task.done(), timeout=30, interval=0.01)
+    assert server.started, "uvicorn did not start"
     served = Served(app, server, task, f"http://127.0.0.1:{port}")
     try:
         yield served
@@ -100,7 +98,7 @@ async def serve(app: FastAPI) -> AsyncIterator[Served]:
 @pytest.fixture
 async def served(settings: Settings, db: Database) -> AsyncIterator[Served]:
     """The app as ``herald up`` builds it: the hub holds one connection of the pool."""
-    from herald.web.app import create_app
+    from herald.composition.app import create_app
 
     async with serve(create_app(settings, db=db)) as running:
         yield running
@@ -111,7 +109,7 @@ async def served_dedicated(
     settings: Settings, db: Database, database_url: str
 ) -> AsyncIterator[Served]:
     """The app as ``serve --workers`` builds it: the hub has a connection of its own."""
-    from herald.web.app import create_app
+    from herald.composition.app import create_app
 
     async with serve(create_app(settings, db=db, listen_dsn=database_url)) as running:
         yield running
@@ -223,14 +221,6 @@ async def mark_sent(db: Database, issue_id: uuid.UUID, count: int) -> None:
         )
 
 
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 # -- the stream ---------------------------------------------------------------------------
 
 
@@ -278,7 +268,7 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             _, progress = await events.next()
         assert (progress["sent"], progress["percent"]) == (4, 100.0)
         assert await events.rest() == []  # and then the server ended the stream
-    await wait_for(lambda: served.hub.watchers == 0)
+    await wait_until(lambda: served.hub.watchers == 0)
 
 
 async def test_the_stream_ends_when_its_session_is_logged_out(
@@ -302,7 +292,7 @@ async def test_the_stream_ends_when_its_session_is_logged_out(
         rest = await events.rest(timeout=15)
         assert events.failed is None, f"the stream did not end: {events.failed!r}"
         assert all(name == "progress" for name, _ in rest)  # type: ignore[misc]
-    await wait_for(lambda: served.hub.watchers == 0)
+    await wait_until(lambda: served.hub.watchers == 0)
 
 
 async def test_a_sent_issue_gets_one_event_and_the_end(
@@ -356,7 +346,7 @@ async def test_one_listen_connection_serves_every_stream(
             assert (progress["issue_id"], progress["sent"]) == (str(watched), 1)
         with pytest.raises(TimeoutError):
             await streams[3].next(timeout=1.0)
-    await wait_for(lambda: hub.watchers == 0)
+    await wait_until(lambda: hub.watchers == 0)
     assert hub.connects == 1
 
 
@@ -374,7 +364,7 @@ async def test_bursts_are_coalesced(served: Served, db: Database, settings: Sett
         started = time.monotonic()
         for _ in range(40):
             await notify(db, issue_id)
-        await wait_for(lambda: served.hub.notifications - before >= 40)
+        await wait_until(lambda: served.hub.notifications - before >= 40)
         received = 0
         with contextlib.suppress(TimeoutError):
             while True:
@@ -403,7 +393,7 @@ async def test_the_hub_reconnects_after_losing_its_connection(
                 " WHERE datname = current_database() AND application_name = 'herald-progress'"
             )
         assert killed == 1
-        await wait_for(lambda: hub.connects == 2, timeout=10)
+        await wait_until(lambda: hub.connects == 2, timeout=30)
         await hub.wait_listening()
         await events.skip()
         await mark_sent(db, issue_id, 3)
@@ -424,7 +414,7 @@ async def test_a_closed_browser_ends_its_stream(
         async with open_events(client, issue_id) as events:
             await events.next()
             assert served.hub.watchers == 1
-        await wait_for(lambda: served.hub.watchers == 0)
+        await wait_until(lambda: served.hub.watchers == 0)
 
 
 async def test_shutting_down_ends_open_streams_promptly(

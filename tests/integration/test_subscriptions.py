@@ -335,7 +335,7 @@ async def test_subscription_and_its_email_commit_together(
 async def test_housekeeping_deletes_long_expired_tokens_only(
     client: httpx.AsyncClient, db: Database
 ) -> None:
-    from herald import housekeeping
+    from herald.composition import housekeeping
 
     await subscribe(client, name="Ann", email="ann@example.com")
     await subscribe(client, name="Bob", email="bob@example.com")

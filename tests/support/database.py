@@ -156,7 +156,7 @@ async def db(database_url: str, settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture
 async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process (lifespan included)."""
-    from herald.web.app import create_app
+    from herald.composition.app import create_app
 
     app = create_app(settings, db=db)
     async with app.router.lifespan_context(app):

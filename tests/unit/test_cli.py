@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from herald.cli import app
+from herald.composition.cli.main import app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from typing import cast
 
 import pytest
 
-from herald.web.multiprocess import _drain_on_signals
+from herald.composition.multiprocess import _drain_on_signals
 from herald.web.state import AppState
 
 

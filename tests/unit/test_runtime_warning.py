@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from herald.composition.runtime import exposure_warning, warn_if_exposed
 from herald.core.config import Settings
-from herald.runtime import exposure_warning, warn_if_exposed
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "herald.lan", "fe80::1"])  # noqa: S104

@@ -58,7 +58,7 @@ def build_app() -> FastAPI:
     async def fail(kind: str) -> None:
         raise raised[kind]
 
-    # The same order as herald.web.app.create_app: added last = outermost.
+    # The same order as herald.composition.app.create_app: added last = outermost.
     app.add_middleware(
         BodySizeLimitMiddleware, routes=[RouteBodyLimit("POST", "/big/{name}", BIG_LIMIT)]
     )

@@ -22,7 +22,7 @@ from herald.admin.issue_forms import IssueForm, parse_schedule
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.issues import repository
-from herald.issues.progress import progress_stream
+from herald.issues.progress import ProgressHub, progress_stream
 from herald.issues.repository import Issue
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import GMAIL_CLIP_BYTES, STATUSES, IssueService
@@ -246,7 +246,7 @@ async def issue_events(request: Request, state: State, issue_id: uuid.UUID) -> R
     """``text/event-stream``: ``event: progress`` with ``Progress.as_json()``; ends at ``sent``."""
     service = _service(state)
     await service.get(issue_id)  # 404 before the stream starts
-    hub = state.progress
+    hub = state.find(ProgressHub)
     if hub is None or hub.closed:
         raise Unavailable("live progress is not available while the server stops")
 

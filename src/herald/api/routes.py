@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from herald.auth.domain import Scope
-from herald.auth.routes import client_ip
 from herald.auth.service import BEARER, AuthenticationFailed
 from herald.auth.web import Reader, Writer, auth_service
 from herald.core.errors import Forbidden, Unauthorized, ValidationError
+from herald.web.client import client_ip
 from herald.web.forms import read_form
 from herald.web.json_body import StrictJSONRoute
 from herald.web.state import State

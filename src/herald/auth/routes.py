@@ -10,6 +10,7 @@ from herald.auth import devices
 from herald.auth.service import AuthenticationFailed
 from herald.auth.web import auth_service, optional_session, require_session
 from herald.web import csrf, flash
+from herald.web.client import client_ip
 from herald.web.cookies import DEVICE_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
 from herald.web.forms import read_form
 from herald.web.pages import page
@@ -19,10 +20,6 @@ router = APIRouter(tags=["auth"])
 
 LOGIN_FAILED = "Authentication failed"
 LOGGED_OUT = "You have successfully logged out."
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.get("/login", response_class=HTMLResponse)

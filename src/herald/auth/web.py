@@ -8,6 +8,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from herald.auth.domain import Scope
+from herald.auth.passwords import Passwords
 from herald.auth.repository import SessionRecord
 from herald.auth.service import BEARER, AuthService, Principal
 from herald.core.errors import Forbidden, LoginRequired, Unauthorized
@@ -16,7 +17,7 @@ from herald.web.state import AppState, State
 
 
 def auth_service(state: AppState) -> AuthService:
-    return AuthService(state.db, state.settings, state.passwords)
+    return AuthService(state.db, state.settings, state.part(Passwords))
 
 
 async def optional_session(request: Request, state: State) -> SessionRecord | None:

@@ -1,27 +1,49 @@
-"""What every request handler may reach: settings, the database, the draining flag,
-and the process's live-progress hub."""
+"""What every request handler may reach: settings, the database, the draining flag, and
+the process-wide parts that features keep here.
+
+The web toolkit knows no feature. A feature's process-wide object (the password hasher
+of auth/, the live-progress hub of issues/) is put here by the composition root with
+:meth:`AppState.provide` and read back by the feature's own dependency with
+:meth:`AppState.part`, keyed by its type: web/ stays free of feature imports and the
+reader still gets its precise type.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends
 from starlette.requests import Request
 
-from herald.auth.passwords import Passwords
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.issues.progress import ProgressHub
+from herald.core.errors import Unavailable
+
+T = TypeVar("T")
 
 
 @dataclass
 class AppState:
     settings: Settings
     db: Database
-    passwords: Passwords = field(default_factory=Passwords)
     draining: bool = False
-    progress: ProgressHub | None = None
+    _parts: dict[type[Any], object] = field(default_factory=dict, repr=False)
+
+    def provide(self, kind: type[T], part: T) -> None:
+        """Keep ``part`` as this process's ``kind`` (one per type)."""
+        self._parts[kind] = part
+
+    def find(self, kind: type[T]) -> T | None:
+        """This process's ``kind``, or None when the process does not run one."""
+        return cast("T | None", self._parts.get(kind))
+
+    def part(self, kind: type[T]) -> T:
+        """This process's ``kind``; 503 (Unavailable) when it does not run one."""
+        found = self.find(kind)
+        if found is None:
+            raise Unavailable(f"{kind.__name__} is not running in this process")
+        return found
 
 
 async def get_state(request: Request) -> AppState:

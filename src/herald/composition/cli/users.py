@@ -14,6 +14,7 @@ from herald.auth.domain import Scope
 from herald.auth.passwords import Passwords
 from herald.auth.repository import ApiKeyView
 from herald.auth.service import AuthService
+from herald.composition.cli.common import cli_settings
 from herald.core.config import Settings
 from herald.core.errors import HeraldError
 
@@ -25,12 +26,6 @@ T = TypeVar("T")
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]
-
-
-def _settings() -> Settings:
-    from herald.cli import cli_settings
-
-    return cli_settings()
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -46,7 +41,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 async def _with_service(settings: Settings, action: Callable[[AuthService], Awaitable[T]]) -> T:
-    from herald.runtime import open_database
+    from herald.composition.runtime import open_database  # uvicorn & co.: only when needed
 
     async with open_database(settings) as db:
         passwords = Passwords(threads=1)
@@ -67,7 +62,7 @@ def _run(settings: Settings, action: Callable[[AuthService], Awaitable[T]]) -> T
 @users_app.command("create")
 def users_create(username: str, password_stdin: PasswordStdin = False) -> None:
     """Create an admin user."""
-    settings = _settings()
+    settings = cli_settings()
     password = _read_password(password_stdin)
 
     async def create(service: AuthService) -> uuid.UUID:
@@ -80,7 +75,7 @@ def users_create(username: str, password_stdin: PasswordStdin = False) -> None:
 @users_app.command("set-password")
 def users_set_password(username: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password (ends all of the user's sessions)."""
-    settings = _settings()
+    settings = cli_settings()
     password = _read_password(password_stdin)
 
     async def reset(service: AuthService) -> None:
@@ -97,7 +92,7 @@ def apikeys_create(
     user: Annotated[str, typer.Option(help="Owner of the key.")] = "admin",
 ) -> None:
     """Create an API key; it is printed once."""
-    settings = _settings()
+    settings = cli_settings()
 
     async def create(service: AuthService) -> tuple[uuid.UUID, str]:
         from herald.auth import repository
@@ -116,7 +111,7 @@ def apikeys_create(
 @apikeys_app.command("list")
 def apikeys_list() -> None:
     """List API keys (never the keys themselves)."""
-    settings = _settings()
+    settings = cli_settings()
 
     async def listing(service: AuthService) -> list[ApiKeyView]:
         return await service.list_api_keys(None)
@@ -132,7 +127,7 @@ def apikeys_list() -> None:
 @apikeys_app.command("revoke")
 def apikeys_revoke(key_id: uuid.UUID) -> None:
     """Revoke an API key at once."""
-    settings = _settings()
+    settings = cli_settings()
 
     async def revoke(service: AuthService) -> None:
         await service.revoke_api_key(key_id, None)

@@ -50,4 +50,4 @@ async def outbox(request: Request, state: State) -> HTMLResponse:
         raise Forbidden(NOT_LOCAL)
     async with state.db.connection() as conn:
         messages = await list_messages(conn)
-    return HTMLResponse(render("dev_outbox.html", messages=messages))
+    return HTMLResponse(render("admin/dev_outbox.html", messages=messages))

@@ -26,6 +26,6 @@ def _stop_while_starting(signum: int, frame: FrameType | None) -> None:  # noqa:
 def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop_while_starting)
-    from herald.cli import main as cli_main
+    from herald.composition.cli.main import main as cli_main
 
     cli_main()

@@ -10,17 +10,17 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
-from herald.admin import issues, newsletters, subscribers
+from herald.admin import dev_outbox, issues, newsletters, subscribers
 from herald.admin import routes as admin
 from herald.api import routes as api
 from herald.auth import routes as auth
 from herald.auth.passwords import Passwords
+from herald.composition.housekeeping import run as run_housekeeping
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.housekeeping import run as run_housekeeping
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.subscriptions import routes as subscriptions
-from herald.web import dev, docs, errors, health
+from herald.web import docs, errors, health
 from herald.web.middleware import (
     MIB,
     BodySizeLimitMiddleware,
@@ -73,9 +73,9 @@ def create_app(
         hub = ProgressHub(
             dedicated_connection(listen, settings.db) if listen else database.connection
         )
-        app.state.herald = AppState(
-            settings=settings, db=database, passwords=passwords, progress=hub
-        )
+        app.state.herald = AppState(settings=settings, db=database)
+        app.state.herald.provide(Passwords, passwords)
+        app.state.herald.provide(ProgressHub, hub)
         stop = asyncio.Event()
         cleaner = (
             asyncio.create_task(run_housekeeping(database, settings, stop))
@@ -117,7 +117,7 @@ def create_app(
     app.include_router(api.router)
     if not settings.is_production:
         app.include_router(docs.router)
-        app.include_router(dev.router)
+        app.include_router(dev_outbox.router)
     app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
     # Added last = outermost: the request id and the security headers cover even a 413.
     app.add_middleware(BodySizeLimitMiddleware, routes=ISSUE_FORMS)

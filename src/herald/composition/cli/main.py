@@ -1,20 +1,20 @@
-"""The ``herald`` command line (contract §1)."""
+"""The ``herald`` typer app: process commands, outbox, config; registers ``users`` and
+``apikeys`` from :mod:`.users`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from herald.core.config import Settings, load_settings, redacted
+from herald.composition.cli.common import HostOption, PortOption, cli_settings, err, fail, out, run
+from herald.composition.cli.users import apikeys_app, users_app
+from herald.core.config import redacted
 from herald.core.db import Database
-from herald.core.errors import ConfigurationError, HeraldError
+from herald.core.errors import HeraldError
 
 app = typer.Typer(
     name="herald",
@@ -25,59 +25,11 @@ app = typer.Typer(
 )
 
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
-HostOption = Annotated[str | None, typer.Option(help="Interface to listen on.")]
-PortOption = Annotated[int | None, typer.Option(help="Port to listen on.", min=0, max=65535)]
-
-
-def cli_settings(**overrides: Any) -> Settings:
-    """Load and validate settings (exit 2 with a message if invalid); configure logging."""
-    return _settings(**overrides)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    if changes:
-        settings = settings.with_overrides(**changes)
-    from herald.core.telemetry import configure_logging
-
-    configure_logging(settings)
-    return settings
-
-
-def _run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
-    """Run ``coro``; ``fast_loop``: on uvloop when installed, as uvicorn's own worker
-    processes do (``herald serve --workers N``), so one web process is not slower than N."""
-    try:
-        with asyncio.Runner(loop_factory=_uvloop_factory() if fast_loop else None) as runner:
-            return runner.run(coro)
-    except HeraldError as exc:
-        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 @app.command()
 def up(host: HostOption = None, port: PortOption = None) -> None:
     """Development all-in-one: embedded Postgres, migrations, web + worker in one process."""
-    settings = _settings(host=host, port=port)
-    from herald import runtime
+    settings = cli_settings(host=host, port=port)
+    from herald.composition import runtime
 
     first_admin: list[str] = []
 
@@ -109,7 +61,7 @@ def up(host: HostOption = None, port: PortOption = None) -> None:
             )
         out.print("Stop with Ctrl+C.\n")
 
-    _run(
+    run(
         runtime.run(settings, web=True, worker=True, on_ready=ready, on_database=create_first_admin)
     )
 
@@ -121,19 +73,18 @@ def serve(
     workers: Annotated[int, typer.Option(help="Web processes.", min=1, max=64)] = 1,
 ) -> None:
     """Web only (no delivery worker)."""
-    settings = _settings(host=host, port=port)
-    from herald import runtime
+    settings = cli_settings(host=host, port=port)
+    from herald.composition import runtime
 
     if workers == 1:
-        _run(runtime.run(settings, web=True, worker=False), fast_loop=True)
+        run(runtime.run(settings, web=True, worker=False), fast_loop=True)
         return
-    from herald.web import multiprocess
+    from herald.composition import multiprocess
 
     try:
         multiprocess.serve(settings, workers)
     except HeraldError as exc:
-        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -143,27 +94,27 @@ def worker(
     ] = None,
 ) -> None:
     """Delivery worker only; run as many as you like, on as many machines."""
-    settings = _settings()
+    settings = cli_settings()
     if settings.delivery.nice:
         os.nice(settings.delivery.nice)  # yield the CPU to web processes on shared cores
-    from herald import runtime
+    from herald.composition import runtime
 
-    _run(runtime.run(settings, web=False, worker=True, concurrency=concurrency))
+    run(runtime.run(settings, web=False, worker=True, concurrency=concurrency))
 
 
 @app.command()
 def migrate() -> None:
     """Apply all migrations and exit (idempotent; safe to run concurrently)."""
-    settings = _settings()
+    settings = cli_settings()
+    from herald.composition.runtime import database_dsn
     from herald.core import migrate as migrations
-    from herald.runtime import database_dsn
 
     async def apply() -> tuple[bool, set[str]]:
         async with database_dsn(settings) as dsn:
             ran = await migrations.upgrade_async(dsn)
             return ran, await migrations.database_revisions(dsn)
 
-    ran, revisions = _run(apply())
+    ran, revisions = run(apply())
     state = "migrated to" if ran else "already at"
     out.print(f"database {state} revision {', '.join(sorted(revisions))}")
 
@@ -175,10 +126,10 @@ def outbox(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Print the messages held by the outbox provider, oldest first."""
-    settings = _settings()
+    settings = cli_settings()
+    from herald.composition.runtime import database_dsn
     from herald.core.db import connect
     from herald.email.outbox import StoredMessage, list_messages
-    from herald.runtime import database_dsn
 
     async def fetch() -> list[StoredMessage]:
         async with database_dsn(settings) as dsn:
@@ -188,7 +139,7 @@ def outbox(
             finally:
                 await conn.close()
 
-    messages = _run(fetch())
+    messages = run(fetch())
     for message in messages:
         if as_json:
             record = {
@@ -218,7 +169,7 @@ def show_config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print the effective configuration, secrets redacted."""
-    data = redacted(_settings())
+    data = redacted(cli_settings())
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
@@ -237,14 +188,8 @@ def _flatten(data: dict[str, Any], prefix: str = "HERALD_") -> list[tuple[str, A
     return lines
 
 
-def _register_subcommands() -> None:
-    from herald.auth.cli import apikeys_app, users_app
-
-    app.add_typer(users_app, name="users")
-    app.add_typer(apikeys_app, name="apikeys")
-
-
-_register_subcommands()
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
 
 
 def main() -> None:

@@ -214,14 +214,14 @@ async def _run_parts(
             )
         )
     if web or worker:
-        from herald import housekeeping
+        from herald.composition import housekeeping
 
         tasks.append(
             asyncio.create_task(housekeeping.run(db, settings, stopper.event), name="housekeeping")
         )
     server: _Server | None = None
     if web:
-        from herald.web.app import create_app
+        from herald.composition.app import create_app
 
         app = create_app(settings, db=db, listen_dsn=dsn)
         config = uvicorn.Config(

@@ -25,8 +25,8 @@ from herald.web.state import AppState
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for child processes."""
+    from herald.composition.app import create_app
     from herald.core.telemetry import configure_logging
-    from herald.web.app import create_app
 
     settings = load_settings()
     configure_logging(settings)
@@ -56,7 +56,7 @@ def _drain_on_signals(state: AppState) -> None:
 
 
 def serve(settings: Settings, workers: int) -> None:
-    from herald.runtime import warn_if_exposed
+    from herald.composition.runtime import warn_if_exposed
 
     warn_if_exposed(settings)
     embedded: EmbeddedPostgres | None = None
@@ -72,7 +72,7 @@ def serve(settings: Settings, workers: int) -> None:
         os.environ["HERALD_PORT"] = str(settings.port)
         os.environ["HERALD_HOST"] = settings.host
         uvicorn.run(
-            "herald.web.multiprocess:app_from_env",
+            "herald.composition.multiprocess:app_from_env",
             factory=True,
             host=settings.host,
             port=settings.port,

@@ -1,0 +1,1 @@
+"""The ``herald`` command line (contract §1): ``main`` assembles the subcommand modules."""
