@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from herald.core.config import EmailSettings, SmtpSettings
 from herald.email.message import Accepted, EmailMessage, PermanentFailure, TransientFailure
 from herald.email.smtp import SmtpProvider
+from tests.support.queue import wait_until
 
 UNSUBSCRIBE = "<https://news.herald.test/unsubscribe?token=" + "t0k3n" * 25 + ">"
 
@@ -180,7 +181,8 @@ async def test_connection_dropped_by_server_is_reestablished(
     assert server.connections == 1
 
     server.drop_connections()
-    await asyncio.sleep(0.05)
+    # The pooled connection has seen the close (else the send fails on a dead socket).
+    await wait_until(lambda: not any(c.is_connected for c, _ in provider._idle), interval=0.01)
     [result] = await provider.send_batch([message(1)])
 
     assert isinstance(result, Accepted)
@@ -394,10 +396,11 @@ async def test_aclose_quits_pooled_connections(
     await provider.send_batch([message(n) for n in range(4)])
 
     await provider.aclose()
-    await asyncio.sleep(0.05)
 
     assert server.protocols
-    assert all(p.transport is None or p.transport.is_closing() for p in server.protocols)
+    await wait_until(
+        lambda: all(p.transport is None or p.transport.is_closing() for p in server.protocols)
+    )
 
 
 def self_signed_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
