@@ -15,6 +15,7 @@ from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
 from tests.support.database import make_settings
+from tests.support.queue import wait_until
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -427,7 +428,7 @@ async def test_a_hash_with_old_parameters_is_upgraded_at_login(
 
 
 async def test_a_login_flood_does_not_starve_other_requests(
-    client: httpx.AsyncClient, admin: str
+    client: httpx.AsyncClient, admin: str, db: Database
 ) -> None:
     import asyncio
     import time
@@ -435,9 +436,17 @@ async def test_a_login_flood_does_not_starve_other_requests(
     token = await csrf_token(client, "/login")
     form = {"username": "admin", "password": "wrong password", "csrf_token": token}
     flood = [asyncio.create_task(client.post("/login", data=form)) for _ in range(12)]
-    await asyncio.sleep(0.05)
+
+    async def flooding() -> bool:  # attempts are recorded before their password check
+        async with db.connection() as conn:
+            return bool(await conn.fetchval("SELECT count(*) FROM login_failures"))
+
+    await wait_until(flooding, timeout=30, interval=0.01)
     started = time.monotonic()
     assert (await client.get("/health/live")).status_code == 200
     latency = time.monotonic() - started
+    pending = sum(not request.done() for request in flood)
     await asyncio.gather(*flood)
-    assert latency < 1.0, f"/health/live took {latency:.2f} s during a login flood"
+    assert pending, "/health/live was answered only after the whole login flood"
+    # Only catches a hang: how fast it answers is measured by bench/, not here.
+    assert latency < 10, f"/health/live took {latency:.2f} s during a login flood"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 import re
 import uuid
 
 import httpx
 import pytest
 
+from herald.core import timebox
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Conflict, ValidationError
@@ -188,7 +190,12 @@ async def test_a_slow_preview_leaves_the_event_loop_free_and_ends_at_the_time_li
         "{% endfor %}{% endfor %}",
     )
     preview = asyncio.create_task(admin_client.get(f"/admin/issues/{issue_id}/preview"))
-    await asyncio.sleep(0)  # the preview request starts first
+
+    def rendering() -> bool:  # a time-boxed render is running in a render thread
+        with timebox._lock:
+            return any(slot.deadline < math.inf for slot in timebox._slots.values())
+
+    await wait_until(lambda: rendering() or preview.done(), timeout=30, interval=0.01)
     health = await admin_client.get("/health/live")
     assert health.status_code == 200
     assert not preview.done(), "the health check had to wait for the template"
