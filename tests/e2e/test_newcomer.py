@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import httpx
 from herald.core.embedded_pg import EmbeddedPostgres
 from tests.support.database import free_port
 from tests.support.processes import HERALD, herald_env, herald_process, wait_exit
+from tests.support.queue import wait_until
 from tests.support.tmp import public_tmpdir
 
 ADMIN_LOGIN = re.compile(r"Admin login: admin / (\S+) at ")
@@ -23,16 +23,15 @@ LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z
 
 
 async def wait_ready(base_url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-        while time.monotonic() < deadline:
+
+        async def ready() -> bool:
             try:
-                if (await client.get("/health/ready")).status_code == 200:
-                    return
+                return (await client.get("/health/ready")).status_code == 200
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{base_url} never became ready")
+                return False
+
+        await wait_until(ready, timeout=timeout, interval=0.2)
 
 
 async def outbox(env: dict[str, str], recipient: str) -> str:
@@ -69,11 +68,13 @@ async def test_newcomer_flow_with_herald_up(tmp_path: Path) -> None:
             assert subscribed.status_code == 200
 
             printed = ""
-            for _ in range(50):
+
+            async def link_printed() -> bool:
+                nonlocal printed
                 printed = await outbox(env, "newcomer@example.com")
-                if LINK.search(printed):
-                    break
-                await asyncio.sleep(0.1)
+                return LINK.search(printed) is not None
+
+            await wait_until(link_printed, timeout=60, interval=0.1)
             assert "To: newcomer@example.com" in printed
             assert "Subject: Please confirm your subscription" in printed
             link = LINK.search(printed)

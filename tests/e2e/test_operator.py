@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 from pathlib import Path
@@ -14,6 +13,7 @@ from tests.e2e.test_newcomer import wait_ready
 from tests.support.database import free_port
 from tests.support.postmark_sink import PostmarkSink
 from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.queue import wait_until
 
 LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 
@@ -44,10 +44,7 @@ async def test_serve_and_worker_processes_deliver_through_postmark(
                     "/subscriptions", json={"name": "Op", "email": "op@example.com"}
                 )
                 assert response.status_code == 200
-                for _ in range(100):
-                    if sink.messages:
-                        break
-                    await asyncio.sleep(0.1)
+                await wait_until(lambda: bool(sink.messages), timeout=60)
                 [message] = sink.messages
                 assert message["To"] == "op@example.com"
                 assert message["From"] == "news@herald-example.org"
