@@ -69,6 +69,13 @@ def test_read_scope_cannot_write() -> None:
     assert not Scope.READ.allows(Scope.WRITE)
 
 
+def test_a_scope_from_a_form_is_read_or_write() -> None:
+    assert Scope.parse("read") is Scope.READ
+    assert Scope.parse("write") is Scope.WRITE
+    with pytest.raises(ValidationError, match=r"^Unknown scope\.$"):
+        Scope.parse("admin")
+
+
 def test_generated_credentials_are_long_distinct_and_recognisable() -> None:
     tokens = {new_session_token() for _ in range(200)}
     assert len(tokens) == 200

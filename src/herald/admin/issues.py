@@ -28,6 +28,7 @@ from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import GMAIL_CLIP_BYTES, STATUSES, IssueService
 from herald.web import csrf, flash
 from herald.web.cookies import SESSION_COOKIE
+from herald.web.errors import FormError, form_errors
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import AppState, State
@@ -103,7 +104,7 @@ async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -
     issue = await _service(state).get(issue_id)
     if not issue.status.editable:
         message = f"This issue is {issue.status.value}: it can no longer be changed."
-        return flash.redirect(_issue_url(issue_id), state.settings, message, "error")
+        raise FormError(message, redirect_to=_issue_url(issue_id))
     return _form_page(request, IssueForm.from_issue(issue), issue, None)
 
 
@@ -111,13 +112,12 @@ async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -
 async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     form = IssueForm.from_form(await _form(request, state))
     service = _service(state)
-    try:
-        await service.update(issue_id, form.content())
-    except ValidationError as exc:
-        issue = await service.get(issue_id)
-        return _form_page(request, form, issue, exc.message, 400)
-    except Conflict as exc:
-        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
+    with form_errors(_issue_url(issue_id), Conflict):
+        try:
+            await service.update(issue_id, form.content())
+        except ValidationError as exc:  # the form again, with what was typed and why not
+            issue = await service.get(issue_id)
+            return _form_page(request, form, issue, exc.message, 400)
     return flash.redirect(_issue_url(issue_id), state.settings, "The issue has been saved.")
 
 
@@ -179,10 +179,8 @@ async def send_test(
 ) -> Response:
     form = await _form(request, state)
     email = form.get("email", "").strip()
-    try:
+    with form_errors(_issue_url(issue_id), ValidationError):
         await _service(state).send_test(issue_id, email, name=session.username)
-    except ValidationError as exc:
-        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
     message = f"A test email is on its way to {email}."
     return flash.redirect(_issue_url(issue_id), state.settings, message)
 
@@ -190,10 +188,8 @@ async def send_test(
 @router.post("/issues/{issue_id}/publish")
 async def publish_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     await _form(request, state)
-    try:
+    with form_errors(_issue_url(issue_id), Conflict, ValidationError):
         await _service(state).publish(issue_id)
-    except (Conflict, ValidationError) as exc:
-        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
     message = "The issue is published: it is being queued for every confirmed subscriber."
     return flash.redirect(_issue_url(issue_id), state.settings, message)
 
@@ -201,11 +197,9 @@ async def publish_issue(request: Request, state: State, issue_id: uuid.UUID) -> 
 @router.post("/issues/{issue_id}/schedule")
 async def schedule_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     form = await _form(request, state)
-    try:
+    with form_errors(_issue_url(issue_id), ValidationError, Conflict):
         at = parse_schedule(form.get("scheduled_at", ""), form.get("utc_offset", ""))
         await _service(state).schedule(issue_id, at)
-    except (ValidationError, Conflict) as exc:
-        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
     when = f"{at.isoformat(timespec='minutes')} ({at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
     message = f"The issue is scheduled for {when}."
     return flash.redirect(_issue_url(issue_id), state.settings, message)
@@ -214,10 +208,8 @@ async def schedule_issue(request: Request, state: State, issue_id: uuid.UUID) ->
 @router.post("/issues/{issue_id}/cancel")
 async def cancel_schedule(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     await _form(request, state)
-    try:
+    with form_errors(_issue_url(issue_id), Conflict):
         await _service(state).cancel_schedule(issue_id)
-    except Conflict as exc:
-        return flash.redirect(_issue_url(issue_id), state.settings, exc.message, "error")
     message = "The schedule has been cancelled: the issue is a draft again."
     return flash.redirect(_issue_url(issue_id), state.settings, message)
 
@@ -227,11 +219,8 @@ async def retry_failed(request: Request, state: State, issue_id: uuid.UUID) -> R
     await _form(request, state)
     retried = await _service(state).retry_failed(issue_id)
     if retried == 0:
-        return flash.redirect(
-            _issue_url(issue_id),
-            state.settings,
-            "There are no failed deliveries to retry.",
-            "error",
+        raise FormError(
+            "There are no failed deliveries to retry.", redirect_to=_issue_url(issue_id)
         )
     noun = "delivery" if retried == 1 else "deliveries"
     message = f"{retried} failed {noun} queued again."

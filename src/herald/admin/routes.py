@@ -13,6 +13,7 @@ from herald.auth.service import PasswordChangeRejected
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import NotFound, ValidationError
 from herald.web import csrf, flash
+from herald.web.errors import form_errors
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import State
@@ -36,15 +37,13 @@ async def password_form(request: Request) -> Response:
 async def change_password(request: Request, state: State, session: CurrentSession) -> Response:
     form = await read_form(request)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
-    try:
+    with form_errors("/admin/password", PasswordChangeRejected):
         await auth_service(state).change_password(
             session,
             current=form.get("current_password", ""),
             new=form.get("new_password", ""),
             check=form.get("new_password_check", ""),
         )
-    except PasswordChangeRejected as exc:
-        return flash.redirect("/admin/password", state.settings, exc.message, "error")
     return flash.redirect("/admin/password", state.settings, PASSWORD_CHANGED)
 
 
@@ -58,15 +57,11 @@ async def api_keys(request: Request, state: State, session: CurrentSession) -> R
 async def create_api_key(request: Request, state: State, session: CurrentSession) -> Response:
     form = await read_form(request)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
-    try:
-        scope = Scope(form.get("scope", "read"))
+    with form_errors("/admin/api-keys", ValidationError):
+        scope = Scope.parse(form.get("scope", "read"))
         key_id, key = await auth_service(state).create_api_key(
             session.user_id, form.get("name", ""), scope
         )
-    except ValueError:
-        return flash.redirect("/admin/api-keys", state.settings, "Unknown scope.", "error")
-    except ValidationError as exc:
-        return flash.redirect("/admin/api-keys", state.settings, exc.message, "error")
     # Shown once, on this response only: never stored, never put in a cookie.
     keys = await auth_service(state).list_api_keys(session.user_id)
     return page(
@@ -85,8 +80,6 @@ async def revoke_api_key(
 ) -> Response:
     form = await read_form(request)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
-    try:
+    with form_errors("/admin/api-keys", NotFound, message="No such active API key."):
         await auth_service(state).revoke_api_key(key_id, session.user_id)
-    except NotFound:
-        return flash.redirect("/admin/api-keys", state.settings, "No such active API key.", "error")
     return flash.redirect("/admin/api-keys", state.settings, "The API key has been revoked.")

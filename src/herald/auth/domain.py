@@ -22,6 +22,13 @@ class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
 
+    @classmethod
+    def parse(cls, raw: str) -> Scope:
+        try:
+            return cls(raw)
+        except ValueError:
+            raise ValidationError("Unknown scope.", field="scope") from None
+
     def allows(self, needed: Scope) -> bool:
         return self is Scope.WRITE or needed is Scope.READ
 

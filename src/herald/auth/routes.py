@@ -12,6 +12,7 @@ from herald.auth.web import auth_service, optional_session, require_session
 from herald.web import csrf, flash
 from herald.web.client import client_ip
 from herald.web.cookies import DEVICE_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
+from herald.web.errors import form_errors
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import State
@@ -35,15 +36,13 @@ async def login(request: Request, state: State) -> Response:
     request.state.session = None  # the login form is bound to the anonymous cookie
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
     service = auth_service(state)
-    try:
+    with form_errors("/login", AuthenticationFailed, message=LOGIN_FAILED):
         user = await service.authenticate(
             form.get("username", ""),
             form.get("password", ""),
             client_ip(request),
             device=request.cookies.get(DEVICE_COOKIE),
         )
-    except AuthenticationFailed:
-        return flash.redirect("/login", state.settings, LOGIN_FAILED, "error")
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         await service.end_session(old)  # never keep a pre-login session id

@@ -2,12 +2,20 @@
 
 Domain code raises ``HeraldError`` subclasses; this module decides status
 codes, headers and the body format (JSON, HTML or text, as the client asked).
+A form handler's refusal is a :class:`FormError` (usually translated from a domain
+error by :func:`form_errors`): a flash on the page it redirects back to (303).
 Anything unexpected is logged with its traceback and answered with a 500 that
 carries the request id (so an operator can find the log line), never details.
+
+:func:`herald_error_response` is the mapping; the exception handlers installed on
+the app and the plain ASGI middleware (the body limit, outside those handlers) both
+answer through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,8 +31,10 @@ from starlette.responses import (
 )
 
 from herald.core import errors
+from herald.core.config import Settings
 from herald.core.telemetry import get_logger
 from herald.core.templating import render
+from herald.web import flash
 from herald.web.cookies import SESSION_COOKIE
 from herald.web.negotiate import Format, preferred_format
 
@@ -88,8 +98,37 @@ def _classify(exc: errors.HeraldError) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-async def handle_herald_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.HeraldError)
+class FormError(errors.HeraldError):
+    """A form post refused with a message for the person who sent it: the answer is a
+    303 to ``redirect_to`` carrying ``message`` as a flash of ``level``."""
+
+    def __init__(self, message: str, *, redirect_to: str, level: flash.Level = "error") -> None:
+        super().__init__(message)
+        self.redirect_to = redirect_to
+        self.level = level
+
+
+@contextmanager
+def form_errors(
+    redirect_to: str, *kinds: type[errors.HeraldError], message: str | None = None
+) -> Iterator[None]:
+    """Within the block, an error of one of ``kinds`` becomes a :class:`FormError`: its
+    message (or ``message``) flashed on ``redirect_to``. Other errors pass unchanged."""
+    try:
+        yield
+    except kinds as exc:
+        raise FormError(message or exc.message, redirect_to=redirect_to) from exc
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.herald.settings
+    return settings
+
+
+def herald_error_response(request: Request, exc: errors.HeraldError) -> Response:
+    """The response for a ``HeraldError``: status, headers and body as the client asked."""
+    if isinstance(exc, FormError):
+        return flash.redirect(exc.redirect_to, _settings(request), exc.message, exc.level)
     if isinstance(exc, errors.LoginRequired):
         response = RedirectResponse("/login", status_code=303)
         if request.cookies.get(SESSION_COOKIE):
@@ -107,6 +146,11 @@ async def handle_herald_error(request: Request, exc: Exception) -> Response:
     if status >= 500:
         log.warning("request failed", status=status, error=exc.message)
     return error_response(request, status, code, exc.message, headers=headers, extra=extra)
+
+
+async def handle_herald_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.HeraldError)
+    return herald_error_response(request, exc)
 
 
 async def handle_request_validation(request: Request, exc: Exception) -> Response:

@@ -7,9 +7,10 @@
   Unhandled exceptions end here: logged with their traceback, answered with a
   500 that names the request id.
 * ``BodySizeLimitMiddleware``: bodies over the limit get 413 — by
-  ``Content-Length`` before anything is read, or while streaming a chunked body —
-  answered through ``web/errors.py`` like every other error. 64 KiB by default;
-  the app assembly gives named routes their own limit (the issue forms: 2 MiB).
+  ``Content-Length`` before anything is read, or while streaming a chunked body
+  (``receive`` raises ``PayloadTooLarge``) — answered through ``web/errors.py``'s
+  mapping like every other error. 64 KiB by default; the app assembly gives named
+  routes their own limit (the issue forms: 2 MiB).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald.core.errors import PayloadTooLarge
 from herald.core.telemetry import get_logger
-from herald.web.errors import error_response, handle_herald_error
+from herald.web.errors import error_response, herald_error_response
 
 log = get_logger("herald.access")
 
@@ -108,18 +108,8 @@ def describe_size(size: int) -> str:
     return f"{size / 1024:g} KiB"
 
 
-class BodyTooLarge(PayloadTooLarge, HTTPException):
-    """A body over its route's limit: raised from ``receive`` while streaming.
-
-    A ``PayloadTooLarge``, so the one error mapping (``web/errors.py``) answers it in
-    the client's format; also an ``HTTPException``, because FastAPI's body parser
-    turns any other exception from ``receive`` into a 400.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        message = f"request body too large: the limit is {describe_size(max_bytes)}"
-        PayloadTooLarge.__init__(self, message)
-        HTTPException.__init__(self, 413, message)
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body too large: the limit is {describe_size(max_bytes)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +134,10 @@ class BodySizeLimitMiddleware:
 
     The limit chosen is left in the scope (``BODY_LIMIT_SCOPE_KEY``) so that form
     parsing can let one field be as large as the whole body may be.
+
+    Once ``receive`` has raised ``PayloadTooLarge``, whatever the app makes of it (its
+    error handler's 413, or the 400 FastAPI's body parser turns any error from
+    ``receive`` into) is dropped and the 413 is answered here, through the mapping.
     """
 
     def __init__(
@@ -174,36 +168,41 @@ class BodySizeLimitMiddleware:
         scope[BODY_LIMIT_SCOPE_KEY] = max_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await _reject(scope, receive, send, BodyTooLarge(max_bytes))
+            await _reject(scope, receive, send, too_large(max_bytes))
             return
         received = 0
+        refused: PayloadTooLarge | None = None
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    raise BodyTooLarge(max_bytes)
+                    refused = too_large(max_bytes)
+                    raise refused
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal response_started
+            if refused is not None and not response_started:
+                return  # the app's answer to a refused body: the 413 below replaces it
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge as exc:
-            # Normally the app's error handlers answer it; this covers code outside them.
-            if not response_started:
-                await _reject(scope, receive, send, exc)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if refused is None:
+                raise
+        if refused is not None and not response_started:
+            await _reject(scope, receive, send, refused)
 
 
-async def _reject(scope: Scope, receive: Receive, send: Send, exc: BodyTooLarge) -> None:
+async def _reject(scope: Scope, receive: Receive, send: Send, exc: PayloadTooLarge) -> None:
     """Answer through the one error mapping; close the connection (the body is unread)."""
-    response = await handle_herald_error(Request(scope), exc)
+    response = herald_error_response(Request(scope), exc)
     response.headers["connection"] = "close"
     await response(scope, receive, send)
