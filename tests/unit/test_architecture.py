@@ -16,7 +16,13 @@ SRC = Path(herald.__file__).resolve().parent.parent
 PACKAGE = SRC / "herald"
 MIGRATION_VERSIONS = PACKAGE / "migrations" / "versions"
 
-DOMAIN_MODULES = ("herald.subscriptions.domain", "herald.delivery.domain", "herald.email.message")
+DOMAIN_MODULES = (
+    "herald.auth.domain",
+    "herald.delivery.domain",
+    "herald.email.message",
+    "herald.issues.domain",
+    "herald.subscriptions.domain",
+)
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")
 MAX_LINES = 400
 SQL_KEYWORDS = ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM")
@@ -156,6 +162,13 @@ def test_framework_imports_are_found_through_herald_modules() -> None:
     """Guard against a vacuous rule: the middleware reaches fastapi through herald.web.errors."""
     found = framework_imports("herald.web.middleware")
     assert "herald.web.middleware → herald.web.errors imports fastapi" in found
+
+
+def test_every_domain_module_is_checked() -> None:
+    domains = {name for name in modules() if name.rsplit(".", 1)[-1] == "domain"}
+    assert domains, "no domain modules found"
+    missing = domains - set(DOMAIN_MODULES)
+    assert not missing, f"add to DOMAIN_MODULES: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("domain", DOMAIN_MODULES)

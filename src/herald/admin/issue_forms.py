@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from herald.core.errors import ValidationError
-from herald.issues.domain import IssueContent
-from herald.issues.repository import Issue
+from herald.issues.domain import Issue, IssueContent
 
 FORMATS = ("markdown", "html")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")

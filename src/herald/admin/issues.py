@@ -22,8 +22,8 @@ from herald.admin.issue_forms import IssueForm, parse_schedule
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.issues import repository
+from herald.issues.domain import Issue
 from herald.issues.progress import ProgressHub, progress_stream
-from herald.issues.repository import Issue
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import GMAIL_CLIP_BYTES, STATUSES, IssueService
 from herald.web import csrf, flash

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import regex
@@ -47,6 +49,27 @@ class Username:
                 field="username",
             )
         return cls(name)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An admin account as stored: the password only as its hash."""
+
+    id: uuid.UUID
+    username: str
+    password_hash: str
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser's session (the token itself is never stored, only its digest)."""
+
+    token_hash: bytes
+    user_id: uuid.UUID
+    username: str
+    last_seen_at: datetime
+    created_at: datetime
 
 
 class PasswordPolicyError(ValidationError):

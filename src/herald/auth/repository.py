@@ -7,28 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from herald.auth.domain import Scope
+from herald.auth.domain import Scope, SessionRecord, UserRecord
 from herald.core import sql
 from herald.core.db import Connection
 
 Q = sql.load("herald.auth")
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    id: uuid.UUID
-    username: str
-    password_hash: str
-    password_changed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    token_hash: bytes
-    user_id: uuid.UUID
-    username: str
-    last_seen_at: datetime
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

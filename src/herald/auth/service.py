@@ -16,7 +16,9 @@ from herald.auth import devices, repository
 from herald.auth.domain import (
     API_KEY_PREFIX,
     Scope,
+    SessionRecord,
     Username,
+    UserRecord,
     check_new_password,
     digest,
     generate_password,
@@ -27,7 +29,6 @@ from herald.auth.domain import (
     username_key,
 )
 from herald.auth.passwords import Passwords
-from herald.auth.repository import SessionRecord, UserRecord
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationError

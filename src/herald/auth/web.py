@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import Request
 
-from herald.auth.domain import Scope
+from herald.auth.domain import Scope, SessionRecord
 from herald.auth.passwords import Passwords
-from herald.auth.repository import SessionRecord
 from herald.auth.service import BEARER, AuthService, Principal
 from herald.core.errors import Forbidden, LoginRequired, Unauthorized
 from herald.web.cookies import SESSION_COOKIE

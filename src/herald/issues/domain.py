@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from html.parser import HTMLParser
 
@@ -31,6 +33,37 @@ class IssueStatus(StrEnum):
 def require_editable(status: IssueStatus) -> None:
     if not status.editable:
         raise Conflict(f"this issue is {status.value}: it can no longer be changed")
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A newsletter issue: its content, where it is in its life, and its fan-out and
+    scheduled-publishing bookkeeping."""
+
+    id: uuid.UUID
+    title: str
+    markdown: str | None
+    html: str
+    text: str
+    status: IssueStatus
+    scheduled_at: datetime | None
+    published_at: datetime | None
+    completed_at: datetime | None
+    recipients: int | None
+    created_at: datetime
+    updated_at: datetime
+    fanout_done_at: datetime | None = None
+    fanout_error: str | None = None
+    fanout_attempts: int = 0
+    fanout_retry_at: datetime | None = None
+    publish_error: str | None = None
+    publish_attempts: int = 0
+    publish_retry_at: datetime | None = None
+
+    @property
+    def fanning_out(self) -> bool:
+        """Publishing, and its deliveries are still being queued by the workers."""
+        return self.status is IssueStatus.PUBLISHING and self.fanout_done_at is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,37 +9,9 @@ from typing import Any
 
 from herald.core import sql
 from herald.core.db import Connection
-from herald.issues.domain import IssueContent, IssueStatus
+from herald.issues.domain import Issue, IssueContent, IssueStatus
 
 Q = sql.load("herald.issues")
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    id: uuid.UUID
-    title: str
-    markdown: str | None
-    html: str
-    text: str
-    status: IssueStatus
-    scheduled_at: datetime | None
-    published_at: datetime | None
-    completed_at: datetime | None
-    recipients: int | None
-    created_at: datetime
-    updated_at: datetime
-    fanout_done_at: datetime | None = None
-    fanout_error: str | None = None
-    fanout_attempts: int = 0
-    fanout_retry_at: datetime | None = None
-    publish_error: str | None = None
-    publish_attempts: int = 0
-    publish_retry_at: datetime | None = None
-
-    @property
-    def fanning_out(self) -> bool:
-        """Publishing, and its deliveries are still being queued by the workers."""
-        return self.status is IssueStatus.PUBLISHING and self.fanout_done_at is None
 
 
 def _issue(row: Any) -> Issue:

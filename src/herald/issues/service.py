@@ -13,7 +13,7 @@ from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.email.message import EmailMessage
 from herald.issues import repository
-from herald.issues.domain import IssueContent, IssueStatus, require_editable
+from herald.issues.domain import Issue, IssueContent, IssueStatus, require_editable
 from herald.issues.rendering import (
     check_renders,
     compile_issue,
@@ -21,7 +21,7 @@ from herald.issues.rendering import (
     off_loop,
     render_or_refuse,
 )
-from herald.issues.repository import FanOutStep, Issue
+from herald.issues.repository import FanOutStep
 from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
