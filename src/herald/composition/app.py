@@ -30,7 +30,7 @@ from herald.web.middleware import (
 from herald.web.security import SecurityHeadersMiddleware
 from herald.web.state import AppState
 
-# The admin forms that carry an issue's bodies (contract §5): URL-encoded HTML from email
+# The admin forms that carry an issue's bodies accept 2 MiB: URL-encoded HTML from email
 # builders is routinely 50-150 KB. Every other route keeps the 64 KiB default.
 # tests/integration/test_body_limits.py posts to each, so a renamed route cannot slip back.
 ISSUE_FORM_MAX_BYTES = 2 * MIB

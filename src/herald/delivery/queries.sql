@@ -120,9 +120,3 @@ SELECT (SELECT count(*) FROM released) AS released, pg_notify('herald_deliveries
 
 -- name: status_counts
 SELECT status, count(*)::bigint AS n FROM deliveries GROUP BY status
-
--- name: get_delivery
-SELECT id, kind, recipient, subscriber_id, status, attempts, max_attempts, available_at,
-       last_error, provider_message_id, created_at, sent_at
-FROM deliveries
-WHERE id = $1::bigint

@@ -6,7 +6,8 @@ serialised once per call with a shared stdlib encoder, and no per-message object
 beyond the JSON dicts themselves. aiohttp rather than httpx because it measured
 markedly faster for this workload (see ``bench/http_clients.py``).
 
-Failures are classified per contract §3 and *returned*, never raised: the caller
+Failures are classified (2xx accepted; 5xx, 429 and timeouts transient; any other
+answer permanent) and *returned*, never raised: the caller
 decides about retries from ``TransientFailure``/``PermanentFailure`` alone.
 """
 
@@ -86,7 +87,8 @@ def _describe_error(status: int, raw: bytes) -> str:
 def _classify_status(
     status: int, raw: bytes, retry_after: str | None, location: str | None = None
 ) -> SendResult:
-    """A non-2xx answer, for every message of the call (contract §3)."""
+    """A non-2xx answer, for every message of the call: 5xx and 429 transient (429's
+    ``Retry-After`` honoured), redirects and other 4xx permanent."""
     if 300 <= status < 400:
         # Redirects are never followed: a 301/302 would turn the POST into a GET that
         # answers 200 (counted as accepted), and any redirect would hand the server

@@ -11,6 +11,3 @@ FROM outbox_messages
 WHERE ($1::text IS NULL OR lower(recipient) = lower($1::text))
 ORDER BY id
 LIMIT $2::integer
-
--- name: clear
-DELETE FROM outbox_messages

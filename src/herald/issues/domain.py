@@ -15,7 +15,8 @@ from herald.core.errors import Conflict, ValidationError
 MAX_TITLE_LENGTH = 200
 _WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r" {2,}")
-# The issue forms accept 2 MiB (contract §5): a body may use all of it.
+# The issue forms accept request bodies of up to 2 MiB (every other route 64 KiB): one
+# body field may use all of it.
 MAX_BODY_LENGTH = 2 * 1024 * 1024
 
 

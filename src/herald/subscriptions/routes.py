@@ -32,7 +32,7 @@ CONFIRMED_MESSAGE = "subscription confirmed"
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    # Through page(): the form carries csrf_token (contract §5). POST /subscriptions does
+    # Through page(): the form carries a csrf_token field. POST /subscriptions does
     # not require it (zero2prod's API clients post without one); browsers get it anyway.
     return page(request, "subscriptions/home.html")
 

@@ -6,7 +6,7 @@ offline, and refused by Herald's CSP. Here every asset comes from ``/static``
 ``static/swagger-ui/README.md``) and the scripts carry the request's CSP nonce.
 
 ``/openapi.json`` describes ``/api/v1`` only: the HTML pages, health probes and
-development pages are not part of the JSON API (contract §5).
+development pages are not part of the JSON API, and it is not served at all in production.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""The ``herald`` command line (contract §1): ``main`` assembles the subcommand modules."""
+"""The ``herald`` command line (``up``, ``serve``, ``worker``, ``migrate``, ``outbox``, ``config``,
+``users``, ``apikeys``): ``main`` assembles the subcommand modules."""
