@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex
@@ -86,6 +87,27 @@ async def save(conn: Connection, user_id: uuid.UUID, key: str, response: Respons
         json.dumps(headers),
         bytes(response.body),
     )
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A form submission answered once per key: ``respond`` makes the first response, which
+    is stored with the key and replayed for any later request with it (an ``issues.service.
+    Once``: the service that does the work holds it in its transaction)."""
+
+    user_id: uuid.UUID
+    key: str
+    fingerprint: bytes
+    respond: Callable[[], Response]
+
+    async def earlier(self, conn: Connection) -> Response | None:
+        replay = await begin(conn, self.user_id, self.key, self.fingerprint)
+        return replay.response if replay is not None else None
+
+    async def done(self, conn: Connection) -> Response:
+        response = self.respond()
+        await save(conn, self.user_id, self.key, response)
+        return response
 
 
 async def delete_expired(conn: Connection) -> int:

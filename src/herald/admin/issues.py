@@ -9,7 +9,6 @@ delivery live through ``/admin/issues/{id}/events`` (server-sent events, see
 
 from __future__ import annotations
 
-import html
 import time
 import uuid
 from datetime import UTC
@@ -21,11 +20,12 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response, Strea
 from herald.admin.issue_forms import IssueForm, parse_schedule
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
-from herald.issues import repository
+from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import Issue
 from herald.issues.progress import ProgressHub, progress_stream
 from herald.issues.sandbox import LIMITS_HELP
-from herald.issues.service import GMAIL_CLIP_BYTES, STATUSES, IssueService
+from herald.issues.service import STATUSES, IssueService
+from herald.issues.views import GMAIL_CLIP_BYTES, IssueViews
 from herald.web import csrf, flash
 from herald.web.cookies import SESSION_COOKIE
 from herald.web.errors import FormError, form_errors
@@ -49,6 +49,10 @@ SESSION_RECHECK_SECONDS = 2.0
 
 def _service(state: AppState) -> IssueService:
     return IssueService(state.db, state.settings)
+
+
+def _views(state: AppState) -> IssueViews:
+    return IssueViews(state.db, state.settings)
 
 
 def _issue_url(issue_id: uuid.UUID) -> str:
@@ -128,21 +132,17 @@ async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> R
 async def show_issue(
     request: Request, state: State, issue_id: uuid.UUID, status: str | None = None
 ) -> Response:
-    service = _service(state)
-    issue = await service.get(issue_id)
-    progress = await service.progress(issue_id)
-    shown = status if status in STATUSES else None
-    async with state.db.connection() as conn:
-        deliveries = await repository.recent_deliveries(conn, issue_id, shown, DELIVERY_ROWS)
+    shown = DeliveryStatus(status) if status in STATUSES else None
+    overview = await _views(state).overview(issue_id, shown, DELIVERY_ROWS)
     return page(
         request,
         "admin/issue.html",
-        issue=issue,
-        progress=progress,
+        issue=overview.issue,
+        progress=overview.progress,
         statuses=STATUSES,
-        deliveries=deliveries,
-        shown_status=shown,
-        html_bytes=await service.rendered_html_bytes(issue_id),
+        deliveries=overview.deliveries,
+        shown_status=overview.shown_status,
+        html_bytes=overview.html_bytes,
         clip_bytes=GMAIL_CLIP_BYTES,
     )
 
@@ -154,20 +154,13 @@ async def preview_issue(
     """The issue as a subscriber named like the admin would get it (inert unsubscribe link)."""
     if format not in {"html", "text"}:
         raise ValidationError("format must be html or text", field="format")
-    service = _service(state)
-    issue = await service.get(issue_id)
-    body_html, body_text = await service.preview(
-        issue_id, name=session.username, email=PREVIEW_EMAIL
-    )
+    preview = await _views(state).preview(issue_id, name=session.username, email=PREVIEW_EMAIL)
     headers = {"Cache-Control": "no-store"}
     if format == "text":
-        return PlainTextResponse(body_text, headers=headers)
-    document = (
-        '<!doctype html>\n<html><head><meta charset="utf-8">'
-        f"<title>Preview: {html.escape(issue.title)}</title></head>\n"
-        f"<body>\n{body_html}</body></html>\n"
+        return PlainTextResponse(preview.text, headers=headers)
+    return HTMLResponse(
+        preview.document(), headers={**headers, "Content-Security-Policy": PREVIEW_CSP}
     )
-    return HTMLResponse(document, headers={**headers, "Content-Security-Policy": PREVIEW_CSP})
 
 
 # -- actions ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The contract form: GET/POST /admin/newsletters publishes an issue at once.
 
-Parse → (idempotency: replay or own the key) → create and publish the issue in
-the same transaction as the stored response → 303 with the contract's flash.
+Parse → create and publish the issue, once per idempotency key (the service holds the
+key, the issue and the stored response in one transaction) → 303 with the accepted
+flash, or the first response again for a key used before.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from starlette.responses import HTMLResponse, Response
 
 from herald.admin import idempotency
 from herald.auth.web import CurrentSession, require_session
-from herald.issues import repository as issues
 from herald.issues.domain import IssueContent
-from herald.issues.service import IssueService, validate
+from herald.issues.service import IssueService
 from herald.web import csrf, flash
 from herald.web.forms import read_form
 from herald.web.pages import page
@@ -41,15 +41,11 @@ async def publish_newsletter(request: Request, state: State, session: CurrentSes
     text_content = form.get("text_content", "")
     html_content = form.get("html_content", "")
     content = IssueContent.parse(title=title, html_content=html_content, text_content=text_content)
-    await validate(content)
-    fingerprint = idempotency.request_hash(title, text_content, html_content)
+    once = idempotency.StoredResponse(
+        session.user_id,
+        key,
+        idempotency.request_hash(title, text_content, html_content),
+        respond=lambda: flash.redirect("/admin/newsletters", state.settings, ACCEPTED),
+    )
     service = IssueService(state.db, state.settings)
-    async with state.db.transaction() as conn:
-        replay = await idempotency.begin(conn, session.user_id, key, fingerprint)
-        if replay is not None:
-            return replay.response
-        issue_id = await issues.insert_issue(conn, content, session.user_id)
-        await service.publish_in(conn, issue_id)
-        response = flash.redirect("/admin/newsletters", state.settings, ACCEPTED)
-        await idempotency.save(conn, session.user_id, key, response)
-    return response
+    return await service.publish_new(content, session.user_id, once)

@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -18,10 +19,34 @@ from herald.email.message import (
 )
 
 
+class DeliveryStatus(StrEnum):
+    """Where a ``deliveries`` row is (the table's CHECK constraint lists the same values)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen to the row (unless an editor retries a failed one)."""
+        return self in {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+
+
+class DeliveryKind(StrEnum):
+    """What a delivery is. The worker renders a kind with the renderer a feature plugged
+    in for it (issues: :attr:`ISSUE`); the others carry the message rendered at enqueue."""
+
+    CONFIRMATION = "confirmation"
+    ISSUE = "issue"
+    TEST = "test"
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: int
-    kind: str
+    kind: str  # as stored: a DeliveryKind, or a kind this version does not know (sent as stored)
     recipient: str
     subscriber_id: UUID | None
     message: dict[str, Any] | None

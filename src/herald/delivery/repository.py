@@ -9,7 +9,7 @@ from uuid import UUID
 
 from herald.core import sql
 from herald.core.db import Connection
-from herald.delivery.domain import ClaimedDelivery, Outcomes
+from herald.delivery.domain import ClaimedDelivery, DeliveryKind, Outcomes
 from herald.email.message import EmailMessage
 
 Q = sql.load("herald.delivery")
@@ -18,7 +18,7 @@ Q = sql.load("herald.delivery")
 async def enqueue(
     conn: Connection,
     *,
-    kind: str,
+    kind: DeliveryKind,
     message: EmailMessage,
     max_attempts: int,
     subscriber_id: UUID | None = None,

@@ -38,6 +38,7 @@ from herald.issues import repository
 from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
 from herald.issues.repository import Recipient
 from herald.issues.sandbox import RENDER_SECONDS
+from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.unsubscribe import unsubscribe_url
 
 log = get_logger("herald.issues")
@@ -92,7 +93,7 @@ class IssueDeliveries:
                 )
             elif recipient is None:
                 rendered[position] = Suppressed("the subscriber no longer exists")
-            elif recipient.status != "confirmed":
+            elif recipient.status is not SubscriptionStatus.CONFIRMED:
                 rendered[position] = Suppressed(f"the subscriber is {recipient.status}")
             else:
                 jobs.append((position, compiled, recipient))

@@ -9,7 +9,9 @@ from typing import Any
 
 from herald.core import sql
 from herald.core.db import Connection
+from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import Issue, IssueContent, IssueStatus
+from herald.subscriptions.domain import SubscriptionStatus
 
 Q = sql.load("herald.issues")
 
@@ -137,9 +139,9 @@ async def publish_failed(
     return attempts
 
 
-async def delivery_counts(conn: Connection, issue_id: uuid.UUID) -> dict[str, int]:
+async def delivery_counts(conn: Connection, issue_id: uuid.UUID) -> dict[DeliveryStatus, int]:
     rows = await conn.fetch(Q["delivery_counts"], issue_id)
-    return {row["status"]: int(row["n"]) for row in rows}
+    return {DeliveryStatus(row["status"]): int(row["n"]) for row in rows}
 
 
 async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -195,14 +197,17 @@ class Recipient:
     id: uuid.UUID
     email: str
     name: str
-    status: str
+    status: SubscriptionStatus
 
 
 async def subscribers_for_rendering(
     conn: Connection, subscriber_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Recipient]:
     rows = await conn.fetch(Q["subscribers_for_rendering"], subscriber_ids)
-    return {r["id"]: Recipient(r["id"], r["email"], r["name"], r["status"]) for r in rows}
+    return {
+        r["id"]: Recipient(r["id"], r["email"], r["name"], SubscriptionStatus(r["status"]))
+        for r in rows
+    }
 
 
 async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
@@ -213,7 +218,7 @@ async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
 class HistoryEntry:
     id: int
     kind: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     created_at: datetime
@@ -231,7 +236,7 @@ async def subscriber_history(
         HistoryEntry(
             r["id"],
             r["kind"],
-            r["status"],
+            DeliveryStatus(r["status"]),
             r["attempts"],
             r["last_error"],
             r["created_at"],
@@ -249,7 +254,7 @@ class DeliveryRow:
     id: int
     recipient: str
     subscriber_id: uuid.UUID | None
-    status: str
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     sent_at: datetime | None
@@ -257,7 +262,7 @@ class DeliveryRow:
 
 
 async def recent_deliveries(
-    conn: Connection, issue_id: uuid.UUID, status: str | None = None, limit: int = 100
+    conn: Connection, issue_id: uuid.UUID, status: DeliveryStatus | None = None, limit: int = 100
 ) -> list[DeliveryRow]:
     rows = await conn.fetch(Q["recent_deliveries"], issue_id, status, limit)
     return [
@@ -265,7 +270,7 @@ async def recent_deliveries(
             r["id"],
             r["recipient"],
             r["subscriber_id"],
-            r["status"],
+            DeliveryStatus(r["status"]),
             r["attempts"],
             r["last_error"],
             r["sent_at"],

@@ -1,16 +1,20 @@
-"""Newsletter issue use cases: drafts, publishing (fan-out), scheduling, test sends, retries."""
+"""Newsletter issue use cases: drafts, publishing (fan-out), scheduling, test sends, retries.
+
+What the issue pages only read (overviews, previews) is in ``issues/views.py``."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
+from herald.delivery.domain import DeliveryKind, DeliveryStatus
 from herald.email.message import EmailMessage
 from herald.issues import repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus, require_editable
@@ -26,18 +30,31 @@ from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
 
-ISSUE_KIND = "issue"
-TEST_KIND = "test"
-STATUSES = ("queued", "sending", "sent", "failed", "suppressed")
-
-
-# Gmail clips an email's HTML above 102 KB ("[Message clipped] View entire message").
-GMAIL_CLIP_BYTES = 102 * 1024
-SAMPLE = "sample@example.com"
+# The kind the worker renders with issues/delivery.py's renderer (the composition plugs it in).
+ISSUE_KIND = DeliveryKind.ISSUE
+STATUSES = tuple(DeliveryStatus)
 
 # Backoff of a failed fan-out chunk or scheduled publish: 5 s, 10 s, … capped at 10 min.
 RETRY_BASE_SECONDS = 5.0
 RETRY_CAP_SECONDS = 600.0
+
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Once(Protocol[R_co]):
+    """An idempotency key held in the caller's transaction (``admin/idempotency.py`` keeps
+    the newsletter form's: the first response, replayed for 24 hours)."""
+
+    async def earlier(self, conn: Connection) -> R_co | None:
+        """The first request's result when the key was used before; None: go ahead.
+        A concurrent first request holding the key makes this wait for its commit."""
+        ...
+
+    async def done(self, conn: Connection) -> R_co:
+        """This request's result, stored under the key in the same transaction."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +62,13 @@ class Progress:
     issue_id: uuid.UUID
     status: IssueStatus
     recipients: int
-    counts: dict[str, int]
+    counts: dict[DeliveryStatus, int]
     fanning_out: bool = False
     fanout_error: str | None = None
 
     @property
     def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("sent", "failed", "suppressed"))
+        return sum(self.counts.get(s, 0) for s in STATUSES if s.finished)
 
     @property
     def percent(self) -> float:
@@ -69,7 +86,7 @@ class Progress:
             "percent": round(self.percent, 1),
             "fanning_out": self.fanning_out,
             "fanout_error": self.fanout_error,
-            **{s: self.counts.get(s, 0) for s in STATUSES},
+            **{s.value: self.counts.get(s, 0) for s in STATUSES},
         }
 
 
@@ -118,13 +135,28 @@ class IssueService:
 
     # -- publishing ------------------------------------------------------------------
 
+    async def publish_new(
+        self, content: IssueContent, created_by: uuid.UUID | None, once: Once[R]
+    ) -> R:
+        """Create an issue and publish it at once (POST /admin/newsletters), once per key: the
+        key's claim, the issue, its publishing and the stored result commit together; a
+        repeated key (also one racing this request) gets the first result, nothing new."""
+        await validate(content)
+        async with self.db.transaction() as conn:
+            earlier = await once.earlier(conn)
+            if earlier is not None:
+                return earlier
+            issue_id = await repository.insert_issue(conn, content, created_by)
+            await self.publish_in(conn, issue_id)
+            return await once.done(conn)
+
     async def publish(self, issue_id: uuid.UUID) -> None:
         """Publish now: the workers queue one delivery per confirmed subscriber."""
         async with self.db.transaction() as conn:
             await self.publish_in(conn, issue_id)
 
     async def publish_in(self, conn: Connection, issue_id: uuid.UUID) -> None:
-        """Publish inside the caller's transaction (the contract form's idempotency).
+        """Publish inside the caller's transaction.
 
         Only marks the issue: the fan-out runs in the workers (:meth:`fan_out_step`), so
         this returns in milliseconds whatever the number of subscribers. The bodies are
@@ -281,33 +313,10 @@ class IssueService:
         async with self.db.transaction() as conn:
             await deliveries.enqueue(
                 conn,
-                kind=TEST_KIND,
+                kind=DeliveryKind.TEST,
                 message=message,
                 max_attempts=self.settings.delivery.max_attempts,
             )
-
-    async def preview(self, issue_id: uuid.UUID, *, name: str, email: str) -> tuple[str, str]:
-        """The issue's HTML and text as ``name`` would get them (inert unsubscribe link);
-        rendered off the event loop under the time limit, any failure a 400."""
-        issue = await self.get(issue_id)
-        unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
-
-        def render() -> tuple[str, str]:
-            compiled = compile_issue(issue.title, issue.html, issue.text)
-            return render_or_refuse(
-                lambda: compiled.render(name=name, email=email, unsubscribe_url=unsubscribe)
-            )
-
-        return await off_loop(render)
-
-    async def rendered_html_bytes(self, issue_id: uuid.UUID) -> int | None:
-        """Size of the HTML part a subscriber gets (sample render), None if it cannot render.
-        The editor warns above :data:`GMAIL_CLIP_BYTES`."""
-        try:
-            body_html, _ = await self.preview(issue_id, name="Sample Subscriber", email=SAMPLE)
-        except ValidationError:
-            return None
-        return len(body_html.encode())
 
     async def progress(self, issue_id: uuid.UUID) -> Progress:
         async with self.db.connection() as conn:

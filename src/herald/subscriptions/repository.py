@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from herald.core import sql
 from herald.core.db import Connection
@@ -90,10 +91,7 @@ class SubscriptionView:
     confirmed_at: datetime | None
 
 
-async def get_by_email(conn: Connection, email: str) -> SubscriptionView | None:
-    row = await conn.fetchrow(Q["get_by_email"], email)
-    if row is None:
-        return None
+def _view(row: Any) -> SubscriptionView:
     return SubscriptionView(
         row["id"],
         row["email"],
@@ -102,6 +100,11 @@ async def get_by_email(conn: Connection, email: str) -> SubscriptionView | None:
         row["created_at"],
         row["confirmed_at"],
     )
+
+
+async def get_by_email(conn: Connection, email: str) -> SubscriptionView | None:
+    row = await conn.fetchrow(Q["get_by_email"], email)
+    return _view(row) if row is not None else None
 
 
 async def delete_expired_tokens(conn: Connection, older_than_seconds: float) -> int:
@@ -118,13 +121,12 @@ async def unsubscribe(conn: Connection, subscriber_id: uuid.UUID) -> tuple[bool,
 
 async def get_by_id(conn: Connection, subscriber_id: uuid.UUID) -> SubscriptionView | None:
     row = await conn.fetchrow(Q["get_by_id"], subscriber_id)
-    if row is None:
-        return None
-    return SubscriptionView(
-        row["id"],
-        row["email"],
-        row["name"],
-        SubscriptionStatus(row["status"]),
-        row["created_at"],
-        row["confirmed_at"],
-    )
+    return _view(row) if row is not None else None
+
+
+async def search(
+    conn: Connection, query: str | None, *, limit: int, offset: int = 0
+) -> list[SubscriptionView]:
+    """Newest first; ``query`` is an email substring, matched case-insensitively."""
+    rows = await conn.fetch(Q["search_subscribers"], query or None, limit, offset)
+    return [_view(row) for row in rows]
