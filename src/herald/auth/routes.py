@@ -1,4 +1,5 @@
-"""Log in and log out (contract §4): parse → use case → redirect with a flash."""
+"""Log in and log out: ``GET``/``POST /login`` (fields ``username``, ``password``, ``csrf_token``)
+and ``POST /admin/logout``; parse → use case → redirect with a flash."""
 
 from __future__ import annotations
 
