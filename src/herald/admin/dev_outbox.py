@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse
 from herald.auth.web import optional_session
 from herald.core.errors import Forbidden
 from herald.core.templating import render
-from herald.email.outbox import list_messages
+from herald.email.outbox import read_outbox
 from herald.web.state import State
 
 router = APIRouter(prefix="/dev", tags=["development"])
@@ -48,6 +48,5 @@ async def outbox(request: Request, state: State) -> HTMLResponse:
     client = request.client.host if request.client else None
     if not is_loopback(client) and await optional_session(request, state) is None:
         raise Forbidden(NOT_LOCAL)
-    async with state.db.connection() as conn:
-        messages = await list_messages(conn)
+    messages = await read_outbox(state.db)
     return HTMLResponse(render("admin/dev_outbox.html", messages=messages))

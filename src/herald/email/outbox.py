@@ -80,3 +80,11 @@ async def list_messages(
         )
         for row in rows
     ]
+
+
+async def read_outbox(
+    db: Database, *, recipient: str | None = None, limit: int = 1000
+) -> list[StoredMessage]:
+    """The messages the outbox provider holds, oldest first (the development outbox page)."""
+    async with db.connection() as conn:
+        return await list_messages(conn, recipient=recipient, limit=limit)
