@@ -16,6 +16,7 @@ from herald.api import routes as api
 from herald.auth import routes as auth
 from herald.auth.passwords import Passwords
 from herald.composition.housekeeping import run as run_housekeeping
+from herald.composition.metrics import run_gauges
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues.progress import ProgressHub, dedicated_connection
@@ -47,6 +48,7 @@ def create_app(
     dsn: str | None = None,
     db: Database | None = None,
     housekeeping: bool = False,
+    metrics_gauges: bool = False,
     listen_dsn: str | None = None,
     on_started: Callable[[AppState], None] | None = None,
 ) -> FastAPI:
@@ -54,6 +56,8 @@ def create_app(
 
     ``housekeeping``: run the periodic clean-up inside this app (for web processes
     started by uvicorn's supervisor, which have no runtime of their own).
+    ``metrics_gauges``: take part in the election of the process that computes the queue
+    and issue gauges, when ``HERALD_METRICS__PORT`` is set (the same processes).
     ``listen_dsn``: where the live-progress hub opens its one LISTEN connection
     (default ``dsn``; with neither, it holds one connection of the pool).
     ``on_started``: called with the app state once startup is done.
@@ -82,6 +86,11 @@ def create_app(
             if housekeeping
             else None
         )
+        gauges = (
+            asyncio.create_task(run_gauges(str(dsn), settings, stop))
+            if metrics_gauges and dsn is not None and settings.metrics.port is not None
+            else None
+        )
         if on_started is not None:
             on_started(app.state.herald)
         try:
@@ -92,6 +101,8 @@ def create_app(
             await hub.stop()  # ends the open progress streams
             if cleaner is not None:
                 await cleaner
+            if gauges is not None:
+                await gauges
             passwords.close()
             if own:
                 await database.close()

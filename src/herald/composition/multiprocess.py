@@ -3,23 +3,29 @@
 The parent resolves the database once (starting the embedded Postgres if no
 URL is configured) and migrates; each child builds its app from the
 environment, with the resolved URL handed down in ``HERALD_DATABASE_URL``.
+With ``HERALD_METRICS__PORT`` set, the parent serves ``/metrics`` for all of them
+(prometheus_client's multiprocess mode, see ``core/metrics.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
+from herald.composition.metrics import start_listener
 from herald.core import migrate
 from herald.core.config import Settings, load_settings
 from herald.core.db import ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
+from herald.core.metrics import MULTIPROCESS_ENV, MetricsServer
 from herald.web.state import AppState
 
 
@@ -35,6 +41,7 @@ def app_from_env() -> FastAPI:
         settings,
         dsn=settings.database_url.get_secret_value(),
         housekeeping=True,
+        metrics_gauges=True,
         on_started=_drain_on_signals,
     )
 
@@ -66,8 +73,16 @@ def serve(settings: Settings, workers: int) -> None:
         embedded = EmbeddedPostgres(settings.data_dir, run_as_user=settings.embedded.run_as_user)
         dsn = embedded.start()
         asyncio.run(ensure_database(embedded.dsn("postgres"), embedded.database, settings.db))
+    listener: MetricsServer | None = None
+    metrics_dir: str | None = None
     try:
         asyncio.run(migrate.upgrade_async(dsn))
+        if settings.metrics.port is not None:
+            # Every child writes its values into this directory (it must be set before a
+            # child imports prometheus_client); this process serves their sum.
+            metrics_dir = tempfile.mkdtemp(prefix="herald-metrics-")
+            os.environ[MULTIPROCESS_ENV] = metrics_dir
+            listener = start_listener(settings)
         os.environ["HERALD_DATABASE_URL"] = dsn
         os.environ["HERALD_PORT"] = str(settings.port)
         os.environ["HERALD_HOST"] = settings.host
@@ -85,5 +100,9 @@ def serve(settings: Settings, workers: int) -> None:
             timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
         )
     finally:
+        if listener is not None:
+            listener.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()

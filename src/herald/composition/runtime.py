@@ -16,6 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -24,6 +25,9 @@ from herald.core.db import Database, ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
 from herald.core.errors import HeraldError
 from herald.core.telemetry import get_logger
+
+if TYPE_CHECKING:
+    from herald.email.message import EmailProvider
 
 log = get_logger("herald.runtime")
 
@@ -183,36 +187,12 @@ async def _run_parts(
     on_ready: Callable[[str], None] | None,
 ) -> None:
     tasks: list[asyncio.Task[None]] = []
-    provider = None
+    provider: EmailProvider | None = None
+    from herald.composition import metrics
+
+    process_metrics = metrics.start_for_process(settings, dsn, stopper.event)
     if worker:
-        from herald.delivery.worker import DeliveryWorker
-        from herald.email.factory import build_provider
-
-        delivery = settings.delivery
-        if concurrency:
-            delivery = delivery.model_copy(update={"concurrency": concurrency})
-        from herald.issues.delivery import IssueDeliveries, run_scheduler
-        from herald.issues.service import ISSUE_KIND
-
-        provider = build_provider(settings, db)
-        issue_deliveries = IssueDeliveries(db, settings)
-        runner = DeliveryWorker(
-            db,
-            provider,
-            delivery,
-            dsn=dsn,
-            db_settings=settings.db,
-            renderers={ISSUE_KIND: issue_deliveries.render},
-            after_batch=issue_deliveries.after_batch,
-        )
-        scheduler_wake = asyncio.Event()
-        runner.add_wakeup(scheduler_wake)
-        tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
-        tasks.append(
-            asyncio.create_task(
-                run_scheduler(db, settings, stopper.event, wake=scheduler_wake), name="scheduler"
-            )
-        )
+        provider = _start_worker(settings, db, dsn, stopper, concurrency, tasks)
     if web or worker:
         from herald.composition import housekeeping
 
@@ -262,6 +242,47 @@ async def _run_parts(
             task.cancel()
         if provider is not None:
             await provider.aclose()
+        if process_metrics is not None:
+            await process_metrics.close()
+
+
+def _start_worker(
+    settings: Settings,
+    db: Database,
+    dsn: str,
+    stopper: Stopper,
+    concurrency: int | None,
+    tasks: list[asyncio.Task[None]],
+) -> EmailProvider:
+    """The delivery worker and the scheduler loop, as tasks; returns the provider."""
+    from herald.delivery.worker import DeliveryWorker
+    from herald.email.factory import build_provider
+    from herald.issues.delivery import IssueDeliveries, run_scheduler
+    from herald.issues.service import ISSUE_KIND
+
+    delivery = settings.delivery
+    if concurrency:
+        delivery = delivery.model_copy(update={"concurrency": concurrency})
+    provider = build_provider(settings, db)
+    issue_deliveries = IssueDeliveries(db, settings)
+    runner = DeliveryWorker(
+        db,
+        provider,
+        delivery,
+        dsn=dsn,
+        db_settings=settings.db,
+        renderers={ISSUE_KIND: issue_deliveries.render},
+        after_batch=issue_deliveries.after_batch,
+    )
+    scheduler_wake = asyncio.Event()
+    runner.add_wakeup(scheduler_wake)
+    tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
+    tasks.append(
+        asyncio.create_task(
+            run_scheduler(db, settings, stopper.event, wake=scheduler_wake), name="scheduler"
+        )
+    )
+    return provider
 
 
 async def _serve(server: _Server, stopper: Stopper) -> None:

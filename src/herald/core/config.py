@@ -116,6 +116,15 @@ class DatabaseSettings(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    # When set, the processes a command starts serve Prometheus metrics at
+    # http://<HERALD_METRICS__HOST>:<port>/metrics, never on the public port.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+    # How often the elected process recomputes the queue and issue gauges.
+    gauge_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+
+
 class EmbeddedSettings(_Section):
     # Postgres refuses to run as root; when Herald runs as root it runs the
     # embedded server as this existing unprivileged user.
@@ -194,6 +203,7 @@ class Settings(BaseSettings):
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     auth: AuthSettings = AuthSettings()
     delivery: DeliverySettings = DeliverySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("secret_key", "database_url", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 from herald.core import sql
 from herald.core.config import DatabaseSettings
 from herald.core.errors import Unavailable
+from herald.core.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, DB_POOL_WAITING
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
@@ -71,9 +72,18 @@ async def connect(
 class Database:
     """A bounded asyncpg pool. Use ``connection()`` / ``transaction()``, never the raw pool."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], settings: DatabaseSettings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        settings: DatabaseSettings,
+        name: str = "herald",
+    ) -> None:
         self._pool = pool
         self._settings = settings
+        self._open = DB_POOL_CONNECTIONS.labels(name, "open")
+        self._in_use = DB_POOL_CONNECTIONS.labels(name, "in_use")
+        self._waiting = DB_POOL_WAITING.labels(name)
+        DB_POOL_MAX.labels(name).set(settings.pool_max_size)
 
     @classmethod
     async def open(
@@ -91,7 +101,7 @@ class Database:
             )
         except _UNAVAILABLE_ERRORS as exc:
             raise Unavailable(f"cannot connect to the database: {exc}") from exc
-        return cls(pool, settings)
+        return cls(pool, settings, application_name)
 
     async def close(self) -> None:
         try:
@@ -101,11 +111,23 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
+        waiting = True
+        self._waiting.inc()
         try:
             async with self._pool.acquire(timeout=self._settings.acquire_timeout_seconds) as conn:
-                yield conn
+                waiting = False
+                self._waiting.dec()
+                self._in_use.inc()
+                self._open.set(self._pool.get_size())
+                try:
+                    yield conn
+                finally:
+                    self._in_use.dec()
         except _UNAVAILABLE_ERRORS as exc:
             raise Unavailable("the database is unavailable, please retry shortly") from exc
+        finally:
+            if waiting:
+                self._waiting.dec()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -127,6 +149,11 @@ class Database:
 
     def stats(self) -> dict[str, Any]:
         return {"size": self._pool.get_size(), "idle": self._pool.get_idle_size()}
+
+
+async def try_advisory_lock(conn: Connection, key: int) -> bool:
+    """Take the session-level advisory lock ``key`` if it is free (or this session's)."""
+    return bool(await conn.fetchval(QUERIES["try_advisory_lock"], key))
 
 
 def quote_ident(name: str) -> str:

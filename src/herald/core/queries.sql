@@ -11,3 +11,8 @@ SELECT to_regclass('alembic_version') IS NOT NULL
 
 -- name: schema_revisions
 SELECT version_num FROM alembic_version
+
+-- name: try_advisory_lock
+-- Session-level: held until released or the connection closes (a process that dies
+-- gives it up with its connection).
+SELECT pg_try_advisory_lock($1::bigint)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from herald.core.config import DeliverySettings
 from herald.core.db import Database
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
-from herald.delivery import repository
+from herald.delivery import metrics, repository
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed, decide, render_stored
 from herald.email.message import (
     EmailMessage,
@@ -52,13 +53,16 @@ async def render_stored_batch(deliveries: Sequence[ClaimedDelivery]) -> list[Ren
 
 @dataclass
 class Counters:
-    """What a worker has done; also the figures the metrics will export."""
+    """What a worker has done; :func:`herald.delivery.metrics.export` turns each batch's
+    figures into the Prometheus counters."""
 
     claimed: int = 0
     sent: int = 0
     retried: int = 0
     failed: int = 0
     released: int = 0
+    suppressed: int = 0
+    rescued: int = 0  # claimed after another worker's lease ran out
     renewals: int = 0  # heartbeat UPDATEs
     lost: int = 0  # rows whose lease ran out under a live worker
     fenced_misses: int = 0  # rows a fenced result write no longer found
@@ -77,6 +81,7 @@ class Batch:
     results: dict[int, SendResult | Suppressed] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
     recorded: set[int] = field(default_factory=set)
+    claimed_at: float = field(default_factory=time.monotonic)
 
     @property
     def unfinished(self) -> list[int]:
@@ -102,6 +107,7 @@ class BatchRunner:
         self._after_batch = after_batch
         self._worker = worker
         self._sending = asyncio.Semaphore(settings.send_concurrency)
+        self.provider_name = provider.name
 
     # -- the batch's life ----------------------------------------------------------
 
@@ -155,6 +161,7 @@ class BatchRunner:
         report.sent += recorded.sent
         report.retried += recorded.retried
         report.failed += recorded.failed
+        report.suppressed += recorded.suppressed
         if outcomes.failed or outcomes.retry:
             log.info(
                 "batch had failures",
@@ -240,6 +247,9 @@ class BatchRunner:
                     answers = [TransientFailure(f"provider error: {exc!r}")] * len(chunk)
                 for (delivery, _), answer in zip(chunk, answers, strict=True):
                     batch.results[delivery.id] = answer
+                metrics.CLAIM_TO_ACCEPTED.labels(self._provider.name).observe(
+                    time.monotonic() - batch.claimed_at
+                )
 
         await asyncio.gather(*(send(chunk) for chunk in chunks))
 

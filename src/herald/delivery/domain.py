@@ -53,6 +53,7 @@ class ClaimedDelivery:
     attempts: int  # including the attempt this claim is for
     max_attempts: int
     issue_id: UUID | None = None
+    rescued: bool = False  # its previous claim's lease had run out
 
     @classmethod
     def from_row(cls, row: Any) -> ClaimedDelivery:
@@ -66,6 +67,7 @@ class ClaimedDelivery:
             message=json.loads(raw) if raw is not None else None,
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
+            rescued=bool(row.get("rescued", False)),
         )
 
 

@@ -10,7 +10,7 @@ RETURNING id
 
 -- name: claim
 WITH due AS (
-    SELECT id
+    SELECT id, status AS was
     FROM deliveries
     WHERE status IN ('queued', 'sending') AND available_at <= now()
     ORDER BY available_at
@@ -27,7 +27,7 @@ SET status = 'sending',
 FROM due
 WHERE d.id = due.id
 RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.issue_id, d.message::text AS message,
-          d.attempts, d.max_attempts
+          d.attempts, d.max_attempts, due.was = 'sending' AS rescued
 
 -- name: renew_lease
 -- Heartbeat of a live worker: push the lease of the rows it still holds forward, so a
@@ -120,3 +120,17 @@ SELECT (SELECT count(*) FROM released) AS released, pg_notify('herald_deliveries
 
 -- name: status_counts
 SELECT status, count(*)::bigint AS n FROM deliveries GROUP BY status
+
+-- name: pending_counts
+-- The queue gauge: rows still to send (finished rows are counted by the outcome counters).
+SELECT status, count(*)::bigint AS n
+FROM deliveries
+WHERE status IN ('queued', 'sending')
+GROUP BY status
+
+-- name: oldest_ready_age
+-- Seconds since the oldest claimable row became claimable (0 when none is): the first
+-- entry of the deliveries_due index.
+SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(available_at)), 0)::float8
+FROM deliveries
+WHERE status IN ('queued', 'sending') AND available_at <= now()

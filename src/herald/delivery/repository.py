@@ -104,6 +104,17 @@ async def status_counts(conn: Connection) -> dict[str, int]:
     return {row["status"]: int(row["n"]) for row in rows}
 
 
+async def pending_counts(conn: Connection) -> dict[str, int]:
+    """Rows still to send, by status (``queued``, ``sending``)."""
+    rows = await conn.fetch(Q["pending_counts"])
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
+async def oldest_ready_age(conn: Connection) -> float:
+    age: float = await conn.fetchval(Q["oldest_ready_age"])
+    return age
+
+
 async def take_tokens(conn: Connection, bucket: str, rate: float, count: int) -> float:
     """Take ``count`` tokens from the shared bucket; the balance (negative = debt)."""
     balance: float = await conn.fetchval(Q["take_tokens"], bucket, rate, float(count))

@@ -38,7 +38,7 @@ from herald.core.db import Database, connect
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
 from herald.core.waiting import sleep_or_stop, wait_any
-from herald.delivery import repository
+from herald.delivery import metrics, repository
 from herald.delivery.batch import (
     AfterBatch,
     Batch,
@@ -155,7 +155,7 @@ class DeliveryWorker:
             await self._unreserve(limit)
             raise
         await self._unreserve(limit - len(rows))
-        report = Counters(claimed=len(rows))
+        report = Counters(claimed=len(rows), rescued=sum(row.rescued for row in rows))
         if not rows:
             return report
         batch = Batch(rows, lease)
@@ -179,6 +179,7 @@ class DeliveryWorker:
             stopping.cancel()
             await stop_task(heartbeat)
             self.totals.add(report)
+            metrics.export(report, self._runner.provider_name)
         return report
 
     @property
@@ -225,6 +226,8 @@ class DeliveryWorker:
         async with self._db.connection() as conn:
             balance = await repository.take_tokens(conn, RATE_BUCKET, rate, count)
         if balance < 0:
+            metrics.RATE_LIMIT_WAITS.inc()
+            metrics.RATE_LIMIT_WAIT_SECONDS.inc(-balance / rate)
             await sleep_or_stop(stop, -balance / rate)
             if stop.is_set():
                 await self._unreserve(count)

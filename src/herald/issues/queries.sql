@@ -224,3 +224,8 @@ FROM deliveries AS d
 WHERE d.issue_id = $1::uuid AND ($2::text IS NULL OR d.status = $2::text)
 ORDER BY d.updated_at DESC, d.id DESC
 LIMIT $3::integer
+
+-- name: issue_gauges
+SELECT status, count(*)::bigint AS issues, COALESCE(sum(recipients), 0)::bigint AS recipients
+FROM newsletter_issues
+GROUP BY status

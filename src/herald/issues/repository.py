@@ -278,3 +278,9 @@ async def recent_deliveries(
         )
         for r in rows
     ]
+
+
+async def issue_gauges(conn: Connection) -> list[tuple[str, int, int]]:
+    """(status, issues, recipients) for every issue status in use."""
+    rows = await conn.fetch(Q["issue_gauges"])
+    return [(row["status"], int(row["issues"]), int(row["recipients"])) for row in rows]

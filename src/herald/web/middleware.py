@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald.core.errors import PayloadTooLarge
 from herald.core.telemetry import get_logger
+from herald.web import metrics
 from herald.web.errors import error_response, herald_error_response
 
 log = get_logger("herald.access")
@@ -50,7 +51,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "<unmatched>"
+    return path if isinstance(path, str) else metrics.UNMATCHED
 
 
 class RequestContextMiddleware:
@@ -78,6 +79,7 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        metrics.IN_FLIGHT.inc()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
@@ -92,12 +94,19 @@ class RequestContextMiddleware:
                     )
                     await response(scope, receive, send_with_id)
             finally:
+                metrics.IN_FLIGHT.dec()
+                elapsed = time.perf_counter() - started
+                route = _route_template(scope)
+                status = status_holder["status"]
+                metrics.REQUEST_DURATION.labels(
+                    metrics.method_label(scope["method"]), route, metrics.status_class(status)
+                ).observe(elapsed)
                 log.info(
                     "request",
                     method=scope["method"],
-                    route=_route_template(scope),
-                    status=status_holder["status"],
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
                 )
 
 

@@ -1,0 +1,130 @@
+"""Prometheus metrics: bounded labels, parseable output, gauges computed by one process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from herald.composition.metrics import GAUGE_LOCK_KEY, run_gauges
+from herald.core.config import Settings
+from herald.core.db import Database, connect, try_advisory_lock
+from herald.core.metrics import start_metrics_server
+from herald.delivery import metrics as delivery_metrics
+from herald.issues import metrics as issue_metrics
+from tests.support.queue import wait_until
+
+
+def scrape() -> dict[str, list[tuple[dict[str, str], float]]]:
+    """name → [(labels, value)] for every sample the process registry exports."""
+    text = generate_latest(REGISTRY).decode()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def series(name: str) -> set[tuple[tuple[str, str], ...]]:
+    return {tuple(sorted(labels.items())) for labels, _ in scrape().get(name, [])}
+
+
+async def test_ten_thousand_distinct_urls_make_a_bounded_number_of_series(
+    client: httpx.AsyncClient,
+) -> None:
+    before = series("http_server_request_duration_seconds_count")
+    semaphore = asyncio.Semaphore(50)
+
+    async def get(path: str) -> None:
+        async with semaphore:
+            await client.get(path)
+
+    paths = [f"/no/such/page/{uuid.uuid4()}" for _ in range(5_000)]
+    paths += [f"/admin/issues/{uuid.uuid4()}" for _ in range(4_000)]  # one route template
+    paths += [f"/subscriptions/confirm?subscription_token={uuid.uuid4().hex}" for _ in range(1_000)]
+    await asyncio.gather(*(get(path) for path in paths))
+
+    after = series("http_server_request_duration_seconds_count")
+    new = after - before
+    assert len(new) <= 6, new  # a few (route, status class) pairs, not one per URL
+    routes = {dict(labels)["route"] for labels in after}
+    assert "<unmatched>" in routes
+    assert "/admin/issues/{issue_id}" in routes
+    assert not any("no/such" in route for route in routes)
+    counts = {
+        dict(labels)["route"]: value
+        for labels, value in scrape()["http_server_request_duration_seconds_count"]
+        if dict(labels)["method"] == "GET"
+    }
+    assert counts["<unmatched>"] >= 5_000
+
+
+async def test_the_listener_serves_text_that_prometheus_parses(client: httpx.AsyncClient) -> None:
+    await client.get("/health/live")
+    server = start_metrics_server("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+    assert response.status_code == 200
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {
+        "http_server_request_duration_seconds",
+        "http_server_active_requests",
+        "herald_db_pool_connections",
+        "herald_db_pool_waiting",
+        "herald_delivery_outcomes",
+        "herald_queue_oldest_ready_age_seconds",
+    } <= names
+
+
+async def test_gauges_show_the_queue_and_issues(db: Database) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO deliveries (kind, recipient, message, status, max_attempts, "
+            "available_at) VALUES ('confirmation', 'a@example.com', '{}'::jsonb, 'queued', 8, "
+            "now() - interval '90 seconds')"
+        )
+        await delivery_metrics.refresh_gauges(conn)
+        await issue_metrics.refresh_gauges(conn)
+    samples = scrape()
+    [(_, age)] = samples["herald_queue_oldest_ready_age_seconds"]
+    assert 90 <= age < 600
+    queued = {labels["status"]: value for labels, value in samples["herald_deliveries"]}
+    assert queued["queued"] >= 1
+    issues = {labels["status"] for labels, _ in samples["herald_issues"]}
+    assert issues == {"draft", "scheduled", "publishing", "sent"}
+
+
+async def test_one_process_holds_the_gauge_lock_and_another_takes_over(
+    database_url: str, settings: Settings
+) -> None:
+    first = await connect(database_url, settings.db)
+    second = await connect(database_url, settings.db)
+    try:
+        assert await try_advisory_lock(first, GAUGE_LOCK_KEY)
+        assert not await try_advisory_lock(second, GAUGE_LOCK_KEY)
+        await first.close()  # the leader's process died with its connection
+        await wait_until(lambda: try_advisory_lock(second, GAUGE_LOCK_KEY), timeout=10)
+    finally:
+        for conn in (first, second):
+            if not conn.is_closed():
+                await conn.close()
+
+
+async def test_the_gauge_loop_refreshes_on_its_timer(database_url: str, settings: Settings) -> None:
+    quick = settings.model_copy(
+        update={"metrics": settings.metrics.model_copy(update={"gauge_interval_seconds": 0.05})}
+    )
+    delivery_metrics.OLDEST_READY_AGE.set(-1)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_gauges(database_url, quick, stop))
+    try:
+        await wait_until(lambda: delivery_metrics.OLDEST_READY_AGE._value.get() >= 0, timeout=10)
+    finally:
+        stop.set()
+        await loop
