@@ -136,7 +136,12 @@ def podman() -> Podman:
         check=False,
     )
     assert base.returncode == 0, f"building the base image failed:\n{base.stderr[-4000:]}"
-    return Podman(env)
+    podman = Podman(env)
+    # Containers a killed earlier run left behind (their records outlive the run).
+    names = podman.run("ps", "--all", "--filter=name=^herald-e2e-", "--format={{.Names}}")
+    for name in names.stdout.split():
+        podman.run("rm", "--force", "--time=0", name)
+    return podman
 
 
 @pytest.fixture(scope="session")
@@ -271,6 +276,9 @@ async def test_image_runs_migrate_web_and_worker_and_stops_cleanly(
             "HERALD_SECRET_KEY": "container-e2e-" + "k" * 40,
             "HERALD_LOG_FORMAT": "json",
             "HERALD_DELIVERY__POLL_INTERVAL_SECONDS": "0.5",
+            # CI shares 2 cores with the build and the forwarder: 3 s defaults can run out.
+            "HERALD_DB__CONNECT_TIMEOUT_SECONDS": "15",
+            "HERALD_DB__ACQUIRE_TIMEOUT_SECONDS": "15",
         }
         # As deploy/compose.yaml runs it: read-only root, no capabilities, no new privileges.
         run_args = [
@@ -340,6 +348,11 @@ async def test_image_runs_migrate_web_and_worker_and_stops_cleanly(
                 assert state.strip() == "0", (
                     f"{name} exited {state.strip()}:\n{(out + err)[-4000:]}"
                 )
+        except BaseException:
+            for name in (web, worker):  # what the containers said, for the failure report
+                logs = podman.run("logs", name)
+                sys.stderr.write(f"--- podman logs {name}\n{(logs.stdout + logs.stderr)[-6000:]}\n")
+            raise
         finally:
             podman.run("rm", "--force", "--time=0", web, worker)
 
