@@ -41,6 +41,7 @@ else
 fi
 
 echo "building base image $tag with mmdebstrap"
+# shellcheck disable=SC2016 # "$1" in the hook is the new root, expanded by mmdebstrap's shell
 mmdebstrap \
     --quiet \
     --mode=root \

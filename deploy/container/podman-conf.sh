@@ -4,8 +4,10 @@
 #   CONTAINERS_CONF=DIR/containers.conf CONTAINERS_STORAGE_CONF=DIR/storage.conf podman ...
 #
 # Images live in HERALD_PODMAN_ROOT (default /var/tmp/herald-podman), kept between runs so the
-# base image and the build's layers are reused; container state (runroot, libpod's database)
-# lives in DIR and goes away with it.
+# base image and the build's layers are reused; the run-time state (runroot, tmp dir) lives in
+# DIR and goes away with it. libpod's database stays beside the images (the default,
+# graphroot/libpod): conmon's "podman container cleanup" finds it from --root, and with the
+# database anywhere else that cleanup fails and every container exit waits 20 s for it.
 #
 # Settings this machine kind needs (measured):
 #   runtime = "runc", cgroup_manager = "cgroupfs": crun and systemd refuse hybrid cgroups;
