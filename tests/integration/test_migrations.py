@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
+from structlog.testing import capture_logs
 
 from herald.core import migrate
 from tests.support.database import with_database
 from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.schema import differences, schema_snapshot
 
 
 async def tables(dsn: str) -> set[str]:
@@ -41,12 +44,92 @@ async def test_upgrade_is_idempotent(database_url: str) -> None:
     assert await migrate.database_revisions(database_url) == migrate.script_heads()
 
 
+def migration_chain() -> list[tuple[str, str | None]]:
+    """(revision, parent) from the first migration to head; the history has no branches."""
+    parents = migrate.script_revisions()
+    children = {parent: revision for revision, parent in parents.items()}
+    assert len(children) == len(parents), f"branched migration history: {parents}"
+    chain: list[tuple[str, str | None]] = []
+    parent: str | None = None
+    while parent in children:
+        chain.append((children[parent], parent))
+        parent = children[parent]
+    assert [r for r, _ in chain][-1:] == sorted(migrate.script_heads()), chain
+    return chain
+
+
+def assert_same_schema(expected: str, actual: str, what: str) -> None:
+    assert actual == expected, f"{what}:\n" + differences(expected, actual, "expected", what)
+
+
+def assert_empty_schema(snapshot: str, what: str) -> None:
+    """Nothing but Alembic's empty version table is left."""
+    lines = [line for line in snapshot.splitlines() if line and not line.startswith("-- ")]
+    leftovers = [line for line in lines if "alembic_version" not in line]
+    assert not leftovers, f"{what} leaves behind:\n" + "\n".join(leftovers)
+
+
 async def test_downgrade_to_base_and_back(database_url: str) -> None:
-    before = await tables(database_url)
+    """upgrade → downgrade → upgrade: the schema after the round trip is the one a straight
+    upgrade builds (compared on the whole catalog snapshot, tests/support/schema.py)."""
+    straight = await schema_snapshot(database_url)
     await asyncio.to_thread(migrate.downgrade, database_url, "base")
     assert await tables(database_url) == {"alembic_version"}
+    assert_empty_schema(await schema_snapshot(database_url), "downgrade to base")
     assert await migrate.upgrade_async(database_url) is True
-    assert await tables(database_url) == before
+    assert_same_schema(straight, await schema_snapshot(database_url), "after the round trip")
+
+
+async def test_every_migration_downgrades_and_upgrades_again(
+    pg_admin_dsn: str, database_url: str
+) -> None:
+    """Step by step from an empty database: each revision's downgrade restores exactly the
+    schema before it, and upgrading again rebuilds exactly the same schema."""
+    import uuid
+
+    dsn = await fresh_database(pg_admin_dsn, f"herald_steps_{uuid.uuid4().hex[:8]}")
+    try:
+        chain = migration_chain()
+        snapshots: dict[str, str] = {}
+        for revision, parent in chain:
+            await asyncio.to_thread(migrate.upgrade, dsn, revision)
+            upgraded = await schema_snapshot(dsn)
+            await asyncio.to_thread(migrate.downgrade, dsn, parent or "base")
+            downgraded = await schema_snapshot(dsn)
+            if parent is None:
+                assert_empty_schema(downgraded, f"{revision}'s downgrade")
+            else:
+                assert_same_schema(snapshots[parent], downgraded, f"{revision}'s downgrade")
+            await asyncio.to_thread(migrate.upgrade, dsn, revision)
+            assert_same_schema(upgraded, await schema_snapshot(dsn), f"{revision} upgraded again")
+            snapshots[revision] = upgraded
+        straight = await schema_snapshot(database_url)  # the template: migrated to head at once
+        assert_same_schema(straight, snapshots[chain[-1][0]], "head reached step by step")
+    finally:
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            name = urlsplit(dsn).path.lstrip("/")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def test_a_schema_newer_than_the_code_is_left_alone(database_url: str) -> None:
+    """Rollback / rolling deploy: a newer release migrated the database to a revision this
+    code has never heard of. Start-up and `herald migrate` warn and carry on instead of
+    failing on Alembic's "Can't locate revision" (tests/e2e/test_migration_compat.py)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE alembic_version SET version_num = '9999_next_release'")
+    finally:
+        await conn.close()
+    with capture_logs() as logs:
+        assert await migrate.upgrade_async(database_url) is False
+    assert await migrate.database_revisions(database_url) == {"9999_next_release"}
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert "newer than this code" in warning["event"]
+    assert warning["database_revisions"] == ["9999_next_release"]
+    assert warning["code_head"] == sorted(migrate.script_heads())
 
 
 async def test_concurrent_migrate_processes_apply_each_migration_once(

@@ -4,6 +4,12 @@ Every process start checks the schema; importing Alembic (and SQLAlchemy) costs
 about two seconds on a small machine, so the common case — the database is
 already at head — is answered with one query and a look at the migration files,
 and Alembic is only loaded when there is something to do.
+
+A database at a revision this code does not know was migrated by a newer release
+(a rollback, or old and new processes side by side during a rolling deploy):
+start-up and ``herald migrate`` leave it alone with a warning instead of failing
+on Alembic's "Can't locate revision", because migrations are expand/contract
+(docs/MIGRATIONS.md) and the previous release's code works on the newer schema.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from herald.core import sql
+from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 QUERIES = sql.load("herald.core")
+log = get_logger("herald.migrate")
 
 # Arbitrary, fixed: every Herald process serialises migrations on this advisory lock.
 MIGRATION_LOCK_KEY = 7_204_183_551
@@ -34,20 +42,23 @@ def versions_dir() -> Path:
     return Path(str(resources.files("herald.migrations"))) / "versions"
 
 
-def script_heads() -> set[str]:
-    """Head revisions read straight from the migration files (no Alembic import)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
+def script_revisions() -> dict[str, str | None]:
+    """Every revision in the migration files with its parent (no Alembic import)."""
+    parents: dict[str, str | None] = {}
     for path in versions_dir().glob("*.py"):
         text = path.read_text(encoding="utf-8")
         revision = _REVISION.search(text)
         down = _DOWN_REVISION.search(text)
         if revision is None or down is None:
             raise RuntimeError(f"{path.name}: cannot read revision/down_revision")
-        revisions.add(revision.group(1))
-        if down.group(1):
-            parents.add(down.group(1))
-    return revisions - parents
+        parents[revision.group(1)] = down.group(1) or None
+    return parents
+
+
+def script_heads() -> set[str]:
+    """Head revisions read straight from the migration files (no Alembic import)."""
+    parents = script_revisions()
+    return set(parents) - {p for p in parents.values() if p}
 
 
 async def database_revisions(dsn: str) -> set[str]:
@@ -93,9 +104,26 @@ def downgrade(dsn: str, revision: str) -> None:
 
 
 async def upgrade_async(dsn: str, revision: str = "head") -> bool:
-    """Upgrade unless already at head; True when Alembic had to run."""
-    if revision == "head" and await database_revisions(dsn) == script_heads():
-        return False
+    """Upgrade unless already at head; True when Alembic had to run.
+
+    A database at a revision unknown to this code (a newer release migrated it) is
+    left as it is, with a warning, and counts as up to date.
+    """
+    if revision == "head":
+        current = await database_revisions(dsn)
+        heads = script_heads()
+        if current == heads:
+            return False
+        unknown = current - set(script_revisions())
+        if unknown:
+            log.warning(
+                "database schema is newer than this code: not migrating; a newer release "
+                "migrated it, and its migrations keep the previous release working "
+                "(docs/MIGRATIONS.md)",
+                database_revisions=sorted(current),
+                code_head=sorted(heads),
+            )
+            return False
     # Alembic is synchronous and env.py runs its own event loop: give it a thread.
     await asyncio.to_thread(upgrade, dsn, revision)
     return True
