@@ -17,6 +17,7 @@ from herald.auth import routes as auth
 from herald.auth.passwords import Passwords
 from herald.composition.housekeeping import run as run_housekeeping
 from herald.composition.metrics import run_gauges
+from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues.progress import ProgressHub, dedicated_connection
@@ -58,8 +59,9 @@ def create_app(
     started by uvicorn's supervisor, which have no runtime of their own).
     ``metrics_gauges``: take part in the election of the process that computes the queue
     and issue gauges, when ``HERALD_METRICS__PORT`` is set (the same processes).
-    ``listen_dsn``: where the live-progress hub opens its one LISTEN connection
-    (default ``dsn``; with neither, it holds one connection of the pool).
+    ``listen_dsn``: Postgres itself, where the live-progress hub opens its one LISTEN
+    connection and the gauge election takes its lock (default ``dsn``; with neither, the
+    hub holds one connection of the pool).
     ``on_started``: called with the app state once startup is done.
     """
     if (dsn is None) == (db is None):
@@ -87,8 +89,8 @@ def create_app(
             else None
         )
         gauges = (
-            asyncio.create_task(run_gauges(str(dsn), settings, stop))
-            if metrics_gauges and dsn is not None and settings.metrics.port is not None
+            asyncio.create_task(run_gauges(listen, settings, stop))
+            if metrics_gauges and listen is not None and settings.metrics.port is not None
             else None
         )
         if on_started is not None:
@@ -131,8 +133,14 @@ def create_app(
         app.include_router(docs.router)
         app.include_router(dev_outbox.router)
     app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
-    # Added last = outermost: the request id and the security headers cover even a 413.
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added last = outermost: the request id and the security headers cover even a 413,
+    # and the request's server span (when tracing is on) covers everything.
     app.add_middleware(BodySizeLimitMiddleware, routes=ISSUE_FORMS)
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
     app.add_middleware(RequestContextMiddleware)
-    return app
+    tracing.add_server_spans(app)

@@ -32,10 +32,12 @@ from herald.web.state import AppState
 def app_from_env() -> FastAPI:
     """uvicorn factory for child processes."""
     from herald.composition.app import create_app
+    from herald.composition.runtime import start_tracing
     from herald.core.telemetry import configure_logging
 
     settings = load_settings()
     configure_logging(settings)
+    start_tracing("herald-web")
     assert settings.database_url is not None, "the parent passes HERALD_DATABASE_URL"
     return create_app(
         settings,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database, ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
@@ -53,6 +54,13 @@ def warn_if_exposed(settings: Settings) -> None:
     warning = exposure_warning(settings)
     if warning is not None:
         log.warning(warning, host=settings.host, port=settings.port)
+
+
+def start_tracing(role: str) -> None:
+    """OTLP traces of this process when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (flushed at
+    exit by the SDK); otherwise nothing at all (``core/tracing.py``)."""
+    if tracing.configure(role) is not None:
+        log.info("tracing on: spans go to the OTLP endpoint", role=role)
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -150,6 +158,7 @@ async def run(
     """
     stopper = Stopper()
     stopper.install()
+    start_tracing("herald-" + "+".join(n for n, on in (("web", web), ("worker", worker)) if on))
     if web:
         warn_if_exposed(settings)
     from herald.core import migrate

@@ -3,7 +3,8 @@
 Everything, including uvicorn's and Alembic's stdlib logging, goes through one
 structlog pipeline, so every line carries the request id bound for the current
 request and no line carries a secret: values under sensitive keys are redacted
-before rendering.
+before rendering. While tracing is on (``core/tracing.py``), every line written
+inside a traced request or operation also carries its ``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from herald.core import tracing
 from herald.core.config import Settings
 
 REDACTED = "**********"
@@ -70,6 +72,17 @@ def redact_secrets(
     return event_dict
 
 
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """``trace_id``/``span_id`` (hex) of the current span, when one is traced."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
+
+
 def _renderer(settings: Settings) -> Any:
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and settings.is_production
@@ -85,6 +98,7 @@ def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -3,7 +3,8 @@
 * ``RequestContextMiddleware``: one request id per request (``X-Request-ID`` if
   the client sent a sane one, otherwise generated), bound to every log line of
   the request and echoed back; then one access-log line with method, route
-  template, status and latency.
+  template, status and latency. The request's server span (when tracing is on) is
+  named by the route template.
   Unhandled exceptions end here: logged with their traceback, answered with a
   500 that names the request id.
 * ``BodySizeLimitMiddleware``: bodies over the limit get 413 — by
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from herald.core import tracing
 from herald.core.errors import PayloadTooLarge
 from herald.core.telemetry import get_logger
 from herald.web import metrics
@@ -72,6 +74,8 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if tracing.enabled():
+                    tracing.name_server_span(scope["method"], _route_template(scope))
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
                 headers = list(message.get("headers", []))

@@ -1,0 +1,280 @@
+"""Traces (OpenTelemetry), exported over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+(or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, and nothing at all when it is not.
+
+Off (the default), :func:`configure` sets up nothing and imports nothing of the SDK or
+the instrumentations: every function here is a no-op behind one ``None`` check
+(:func:`span` yields an inert handle, :func:`current_traceparent` is None), so tracing
+costs nothing.
+
+On, each process (``herald-web``, ``herald-worker``, ``herald-web+worker``) gets a
+tracer provider of its own (service ``herald``, the role in ``herald.process.role``),
+a batch exporter reading the standard ``OTEL_EXPORTER_OTLP_*``/``OTEL_BSP_*``
+variables, and the maintained instrumentations: ASGI server spans (the app adds
+:func:`add_server_spans` outermost), asyncpg and aiohttp client spans. Herald's own
+spans (fan-out, batch, provider call) come from :func:`span`.
+
+Database queries and HTTP calls made outside any traced operation (the worker's and
+scheduler's polls, heartbeats, housekeeping) would each be a trace of one span every
+few seconds; the sampler drops such *root client* spans and keeps everything else.
+
+The W3C ``traceparent`` of the request that published an issue (or enqueued a
+confirmation email) is stored with it; the worker's fan-out, batch and provider-call
+spans carry a *link* to it, so one trace leads from the publish to every send.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, SpanContext, Tracer
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+SERVICE_NAME = "herald"
+ROLE_ATTRIBUTE = "herald.process.role"
+MAX_LINKS = 32  # a batch of many origins (confirmations) links to the first 32
+
+AttributeValue = str | bool | int | float
+Kind = Literal["internal", "server", "client", "producer", "consumer"]
+
+
+def wanted(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment asks for traces (an OTLP endpoint is set)."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+class SpanHandle(Protocol):
+    """What Herald's code does with a span: annotate it, link it to an origin."""
+
+    def set(self, key: str, value: AttributeValue) -> None: ...
+
+    def link(self, traceparent: str | None) -> None: ...
+
+
+class _Off:
+    __slots__ = ()
+
+    def set(self, key: str, value: AttributeValue) -> None:
+        pass
+
+    def link(self, traceparent: str | None) -> None:
+        pass
+
+
+OFF: SpanHandle = _Off()
+
+
+@dataclass
+class Tracing:
+    """The process's tracing set-up; :meth:`shutdown` flushes and undoes it."""
+
+    role: str
+    provider: TracerProvider
+    tracer: Tracer
+    instrumentors: list[Any] = field(default_factory=list)
+
+    def span_context(self, traceparent: str | None) -> SpanContext | None:
+        """The (remote) span context a stored ``traceparent`` names; None if not valid."""
+        if not traceparent:
+            return None
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        span_context = trace.get_current_span(context).get_span_context()
+        return span_context if span_context.is_valid else None
+
+    def shutdown(self) -> None:
+        for instrumentor in self.instrumentors:
+            instrumentor.uninstrument()
+        self.provider.shutdown()  # flushes the spans still queued
+        if _active.tracing is self:
+            _active.tracing = None
+
+
+class _Active:
+    """The process's set-up; None: tracing is off."""
+
+    tracing: Tracing | None = None
+
+
+_active = _Active()
+
+
+def enabled() -> bool:
+    return _active.tracing is not None
+
+
+def configure(role: str) -> Tracing | None:
+    """Set up tracing for this process when :func:`wanted`; None (and nothing done) if not.
+
+    Idempotent: a second call returns the set-up of the first."""
+    if _active.tracing is not None:
+        return _active.tracing
+    if not wanted():
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    attributes: dict[str, AttributeValue] = {ROLE_ATTRIBUTE: role}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = SERVICE_NAME
+    provider = TracerProvider(
+        resource=Resource.create(attributes), sampler=ParentBased(root=_root_sampler())
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    instrumentors: list[Any] = [
+        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]
+        AioHttpClientInstrumentor(),
+    ]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=provider)
+    _active.tracing = Tracing(role, provider, provider.get_tracer("herald"), instrumentors)
+    return _active.tracing
+
+
+def _root_sampler() -> Any:
+    """Keeps every root span but a client span's (a query or call outside any operation)."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.trace import SpanKind
+
+    class KeepOperations(Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,  # noqa: ARG002 - the SDK passes these by name
+            trace_id: int,  # noqa: ARG002
+            name: str,  # noqa: ARG002
+            kind: SpanKind | None = None,
+            attributes: Any = None,
+            links: Any = None,  # noqa: ARG002
+            trace_state: Any = None,  # noqa: ARG002
+        ) -> SamplingResult:
+            if kind is SpanKind.CLIENT:
+                return SamplingResult(Decision.DROP)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+        def get_description(self) -> str:
+            return "KeepOperations{drop root client spans}"
+
+    return KeepOperations()
+
+
+class _On:
+    __slots__ = ("_span", "_tracing")
+
+    def __init__(self, span: Span, tracing: Tracing) -> None:
+        self._span = span
+        self._tracing = tracing
+
+    def set(self, key: str, value: AttributeValue) -> None:
+        self._span.set_attribute(key, value)
+
+    def link(self, traceparent: str | None) -> None:
+        context = self._tracing.span_context(traceparent)
+        if context is not None:
+            self._span.add_link(context)
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    kind: Kind = "internal",
+    start_ns: int | None = None,
+    links: Iterable[str | None] = (),
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Iterator[SpanHandle]:
+    """A span around the block, current inside it, linked to the ``traceparent`` of
+    each origin in ``links`` (duplicates and Nones skipped, at most :data:`MAX_LINKS`).
+    ``start_ns`` (``time.time_ns()``) backdates it: an operation that is known to be
+    worth a span only after its first query starts it then, and still covers that query.
+    Off: an inert handle, nothing else."""
+    tracing = _active.tracing
+    if tracing is None:
+        yield OFF
+        return
+    from opentelemetry.trace import Link, SpanKind
+
+    contexts = []
+    for traceparent in dict.fromkeys(links):
+        context = tracing.span_context(traceparent)
+        if context is not None:
+            contexts.append(Link(context))
+            if len(contexts) == MAX_LINKS:
+                break
+    with tracing.tracer.start_as_current_span(
+        name,
+        kind=SpanKind[kind.upper()],
+        links=contexts,
+        attributes=dict(attributes or {}),
+        start_time=start_ns,
+    ) as current:
+        yield _On(current, tracing)
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to store with what it causes; None
+    when tracing is off or the current span is not sampled."""
+    if _active.tracing is None:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    if not trace.get_current_span().get_span_context().trace_flags.sampled:
+        return None
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+def current_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` in hex of the current sampled span, for log lines."""
+    if _active.tracing is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def add_server_spans(app: Any) -> None:
+    """Add the ASGI server-span middleware to a Starlette app (call it last: outermost)."""
+    tracing = _active.tracing
+    if tracing is None:
+        return
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.util.http import get_excluded_urls
+
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        tracer_provider=tracing.provider,
+        excluded_urls=get_excluded_urls("ASGI"),  # OTEL_PYTHON_ASGI_EXCLUDED_URLS
+        exclude_spans=["receive", "send"],
+    )
+
+
+def name_server_span(method: str, route: str) -> None:
+    """Name the request's server span by its route template (``POST /admin/newsletters``,
+    ``GET /admin/issues/{issue_id}``) rather than its path. Call it when the response
+    starts: the instrumentation ends the span with the response's last byte."""
+    if _active.tracing is None:
+        return
+    from opentelemetry import trace
+
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.update_name(f"{method} {route}")
+        current.set_attribute("http.route", route)
