@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,6 +33,8 @@ def series(name: str) -> set[tuple[tuple[str, str], ...]]:
     return {tuple(sorted(labels.items())) for labels, _ in scrape().get(name, [])}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # 10 s alone; several times that on a loaded machine
 async def test_ten_thousand_distinct_urls_make_a_bounded_number_of_series(
     client: httpx.AsyncClient,
 ) -> None:
