@@ -160,10 +160,10 @@ async def test_a_failing_scheduled_issue_does_not_hold_back_the_others(
     healthy = await make_due(db, service)
     real_start = repository.start_publishing
 
-    async def start(conn: object, issue_id: uuid.UUID) -> bool:
+    async def start(conn: object, issue_id: uuid.UUID, traceparent: str | None = None) -> bool:
         if issue_id == failing:
             raise RuntimeError("disk full")
-        return await real_start(conn, issue_id)  # type: ignore[arg-type]
+        return await real_start(conn, issue_id, traceparent)  # type: ignore[arg-type]
 
     monkeypatch.setattr(repository, "start_publishing", start)
     assert await service.publish_due() == [healthy]

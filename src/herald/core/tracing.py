@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -58,6 +58,8 @@ class SpanHandle(Protocol):
 
 
 class _Off:
+    """The handle, and its context manager, while tracing is off: one shared object."""
+
     __slots__ = ()
 
     def set(self, key: str, value: AttributeValue) -> None:
@@ -66,8 +68,14 @@ class _Off:
     def link(self, traceparent: str | None) -> None:
         pass
 
+    def __enter__(self) -> SpanHandle:
+        return self
 
-OFF: SpanHandle = _Off()
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+OFF = _Off()
 
 
 @dataclass
@@ -186,7 +194,6 @@ class _On:
             self._span.add_link(context)
 
 
-@contextmanager
 def span(
     name: str,
     *,
@@ -194,16 +201,27 @@ def span(
     start_ns: int | None = None,
     links: Iterable[str | None] = (),
     attributes: Mapping[str, AttributeValue] | None = None,
-) -> Iterator[SpanHandle]:
+) -> AbstractContextManager[SpanHandle]:
     """A span around the block, current inside it, linked to the ``traceparent`` of
     each origin in ``links`` (duplicates and Nones skipped, at most :data:`MAX_LINKS`).
     ``start_ns`` (``time.time_ns()``) backdates it: an operation that is known to be
     worth a span only after its first query starts it then, and still covers that query.
-    Off: an inert handle, nothing else."""
+    Off: the one inert handle, nothing else (``links`` is not even iterated)."""
     tracing = _active.tracing
     if tracing is None:
-        yield OFF
-        return
+        return OFF
+    return _span(tracing, name, kind, start_ns, links, attributes)
+
+
+@contextmanager
+def _span(
+    tracing: Tracing,
+    name: str,
+    kind: Kind,
+    start_ns: int | None,
+    links: Iterable[str | None],
+    attributes: Mapping[str, AttributeValue] | None,
+) -> Iterator[SpanHandle]:
     from opentelemetry.trace import Link, SpanKind
 
     contexts = []

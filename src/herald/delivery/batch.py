@@ -13,6 +13,10 @@
 * **Every recipient on its own.** A renderer's per-row failures are that row's
   result; a renderer or provider that raises as a whole turns into a transient
   failure of its rows, never into a crashed batch whose results are lost.
+* **Traced** (when tracing is on): one ``herald.delivery.batch`` span from the claim
+  to the record, and one ``herald.email.send`` span per provider call (provider,
+  messages, outcome); both link to where their rows' traces start (the request
+  that published the issue or enqueued the message).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from herald.core import tracing
 from herald.core.config import DeliverySettings
 from herald.core.db import Database
 from herald.core.errors import Unavailable
@@ -31,6 +36,7 @@ from herald.core.telemetry import get_logger
 from herald.delivery import metrics, repository
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed, decide, render_stored
 from herald.email.message import (
+    Accepted,
     EmailMessage,
     EmailProvider,
     PermanentFailure,
@@ -82,6 +88,7 @@ class Batch:
     lost: set[int] = field(default_factory=set)
     recorded: set[int] = field(default_factory=set)
     claimed_at: float = field(default_factory=time.monotonic)
+    claim_started_ns: int | None = None  # wall clock (time.time_ns) before the claim query
 
     @property
     def unfinished(self) -> list[int]:
@@ -113,16 +120,27 @@ class BatchRunner:
 
     async def process(self, batch: Batch, report: Counters) -> None:
         """Render, send, record. Cancellable: see :meth:`finish_cancelled`."""
-        live = [d for d in batch.rows if d.attempts <= d.max_attempts]
-        rendered = await self._render(live)
-        to_send: list[tuple[ClaimedDelivery, EmailMessage]] = []
-        for delivery, message in zip(live, rendered, strict=True):
-            if isinstance(message, EmailMessage):
-                to_send.append((delivery, message))
-            else:
-                batch.results[delivery.id] = message
-        await self._send(to_send, batch)
-        await self.record(batch, report)
+        with tracing.span(
+            "herald.delivery.batch",
+            kind="consumer",
+            start_ns=batch.claim_started_ns,
+            links=(d.traceparent for d in batch.rows),
+            attributes={
+                "herald.delivery.rows": len(batch.rows),
+                "herald.delivery.worker": self._worker,
+                "herald.email.provider": self.provider_name,
+            },
+        ):
+            live = [d for d in batch.rows if d.attempts <= d.max_attempts]
+            rendered = await self._render(live)
+            to_send: list[tuple[ClaimedDelivery, EmailMessage]] = []
+            for delivery, message in zip(live, rendered, strict=True):
+                if isinstance(message, EmailMessage):
+                    to_send.append((delivery, message))
+                else:
+                    batch.results[delivery.id] = message
+            await self._send(to_send, batch)
+            await self.record(batch, report)
 
     async def record(self, batch: Batch, report: Counters) -> None:
         """Write every known result (and give up on rows past their attempts)."""
@@ -240,11 +258,22 @@ class BatchRunner:
                 chunk = [(d, m) for d, m in chunk if d.id not in batch.lost]
                 if not chunk:
                     return
-                try:
-                    answers = await self._provider.send_batch([m for _, m in chunk])
-                except Exception as exc:
-                    log.exception("the provider raised instead of answering")
-                    answers = [TransientFailure(f"provider error: {exc!r}")] * len(chunk)
+                with tracing.span(
+                    "herald.email.send",
+                    links=(d.traceparent for d, _ in chunk),
+                    attributes={
+                        "herald.email.provider": self._provider.name,
+                        "herald.email.messages": len(chunk),
+                    },
+                ) as span:
+                    try:
+                        answers = await self._provider.send_batch([m for _, m in chunk])
+                    except Exception as exc:
+                        log.exception("the provider raised instead of answering")
+                        answers = [TransientFailure(f"provider error: {exc!r}")] * len(chunk)
+                        span.set("herald.email.outcome", "error")
+                    else:
+                        span.set("herald.email.outcome", outcome_of(answers))
                 for (delivery, _), answer in zip(chunk, answers, strict=True):
                     batch.results[delivery.id] = answer
                 metrics.CLAIM_TO_ACCEPTED.labels(self._provider.name).observe(
@@ -279,6 +308,19 @@ class BatchRunner:
             return 0
         log.info("released unsent deliveries", worker=self._worker, released=released)
         return released
+
+
+def outcome_of(answers: Sequence[SendResult]) -> str:
+    """One word for a provider call's answers: accepted, transient, permanent or mixed."""
+    kinds = {_OUTCOME_WORDS[type(answer)] for answer in answers}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+_OUTCOME_WORDS: dict[type, str] = {
+    Accepted: "accepted",
+    TransientFailure: "transient",
+    PermanentFailure: "permanent",
+}
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:

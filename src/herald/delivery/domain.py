@@ -54,6 +54,7 @@ class ClaimedDelivery:
     max_attempts: int
     issue_id: UUID | None = None
     rescued: bool = False  # its previous claim's lease had run out
+    traceparent: str | None = None  # where its trace starts (read only while tracing is on)
 
     @classmethod
     def from_row(cls, row: Any) -> ClaimedDelivery:
@@ -68,6 +69,7 @@ class ClaimedDelivery:
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
             rescued=bool(row.get("rescued", False)),
+            traceparent=row.get("traceparent"),
         )
 
 

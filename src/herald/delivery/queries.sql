@@ -4,11 +4,15 @@
 -- Every write of a worker is fenced by the lease token it got when claiming.
 
 -- name: enqueue
-INSERT INTO deliveries (kind, recipient, subscriber_id, message, max_attempts)
-VALUES ($1::text, $2::text, $3::uuid, $4::jsonb, $5::integer)
+-- traceparent: the span that enqueued the message (NULL when tracing is off).
+INSERT INTO deliveries (kind, recipient, subscriber_id, message, max_attempts, traceparent)
+VALUES ($1::text, $2::text, $3::uuid, $4::jsonb, $5::integer, $6::text)
 RETURNING id
 
 -- name: claim
+-- traceparent (only when $5 says tracing is on): where the row's trace starts, its own
+-- (the request that enqueued it) or its issue's (fan-out rows carry none): the
+-- batch's spans link to it. Off, the issue is not looked up.
 WITH due AS (
     SELECT id, status AS was
     FROM deliveries
@@ -27,7 +31,11 @@ SET status = 'sending',
 FROM due
 WHERE d.id = due.id
 RETURNING d.id, d.kind, d.recipient, d.subscriber_id, d.issue_id, d.message::text AS message,
-          d.attempts, d.max_attempts, due.was = 'sending' AS rescued
+          d.attempts, d.max_attempts, due.was = 'sending' AS rescued,
+          CASE WHEN $5::boolean THEN coalesce(
+              d.traceparent,
+              (SELECT i.traceparent FROM newsletter_issues AS i WHERE i.id = d.issue_id)
+          ) END AS traceparent
 
 -- name: renew_lease
 -- Heartbeat of a live worker: push the lease of the rows it still holds forward, so a

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 from uuid import UUID
 
-from herald.core import sql
+from herald.core import sql, tracing
 from herald.core.db import Connection
 from herald.delivery.domain import ClaimedDelivery, DeliveryKind, Outcomes
 from herald.email.message import EmailMessage
@@ -23,7 +23,8 @@ async def enqueue(
     max_attempts: int,
     subscriber_id: UUID | None = None,
 ) -> int:
-    """Queue one rendered message. Call inside the transaction of the change that causes it."""
+    """Queue one rendered message. Call inside the transaction of the change that causes it.
+    The current span (the request's) is stored with it: the worker's spans link to it."""
     delivery_id: int = await conn.fetchval(
         Q["enqueue"],
         kind,
@@ -31,6 +32,7 @@ async def enqueue(
         subscriber_id,
         json.dumps(message.to_json()),
         max_attempts,
+        tracing.current_traceparent(),
     )
     return delivery_id
 
@@ -38,7 +40,9 @@ async def enqueue(
 async def claim(
     conn: Connection, *, limit: int, lease_seconds: float, lease_token: UUID, worker: str
 ) -> list[ClaimedDelivery]:
-    rows = await conn.fetch(Q["claim"], limit, lease_seconds, lease_token, worker)
+    rows = await conn.fetch(
+        Q["claim"], limit, lease_seconds, lease_token, worker, tracing.enabled()
+    )
     return [ClaimedDelivery.from_row(row) for row in rows]
 
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 
 import asyncpg
@@ -142,6 +143,7 @@ class DeliveryWorker:
         if not await self._reserve(limit, stop):
             return Counters()
         lease = uuid.uuid4()
+        claim_started_ns = time.time_ns()
         try:
             async with self._db.connection() as conn:
                 rows = await repository.claim(
@@ -158,7 +160,7 @@ class DeliveryWorker:
         report = Counters(claimed=len(rows), rescued=sum(row.rescued for row in rows))
         if not rows:
             return report
-        batch = Batch(rows, lease)
+        batch = Batch(rows, lease, claim_started_ns=claim_started_ns)
         heartbeat = asyncio.create_task(self._runner.keep_lease(batch, report))
         processing = asyncio.create_task(self._runner.process(batch, report))
         stopping = asyncio.create_task(stop.wait())

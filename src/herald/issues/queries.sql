@@ -34,7 +34,7 @@ UPDATE newsletter_issues
 SET status = 'publishing', published_at = now(), scheduled_at = NULL, updated_at = now(),
     recipients = 0, fanout_cursor = NULL, fanout_done_at = NULL, fanout_error = NULL,
     fanout_attempts = 0, fanout_retry_at = NULL, publish_error = NULL, publish_attempts = 0,
-    publish_retry_at = NULL
+    publish_retry_at = NULL, traceparent = $2::text
 WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
 RETURNING id
 
@@ -43,8 +43,9 @@ SELECT pg_notify('herald_deliveries', '')
 
 -- name: claim_fanout
 -- The oldest issue whose deliveries are still being queued and not backing off,
--- locked for one chunk (SKIP LOCKED: one worker per issue at a time).
-SELECT id, fanout_cursor
+-- locked for one chunk (SKIP LOCKED: one worker per issue at a time). traceparent:
+-- where the publish was traced (the fan-out span links to it).
+SELECT id, fanout_cursor, traceparent
 FROM newsletter_issues
 WHERE status = 'publishing' AND fanout_done_at IS NULL
   AND (fanout_retry_at IS NULL OR fanout_retry_at <= now())

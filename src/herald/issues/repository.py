@@ -72,9 +72,12 @@ async def list_issues(conn: Connection, limit: int = 100) -> list[Issue]:
     return [_issue(row) for row in await conn.fetch(Q["list_issues"], limit)]
 
 
-async def start_publishing(conn: Connection, issue_id: uuid.UUID) -> bool:
-    """Mark the issue publishing (its deliveries are queued by the workers); wakes them."""
-    started = await conn.fetchval(Q["start_publishing"], issue_id) is not None
+async def start_publishing(
+    conn: Connection, issue_id: uuid.UUID, traceparent: str | None = None
+) -> bool:
+    """Mark the issue publishing (its deliveries are queued by the workers); wakes them.
+    ``traceparent``: the publishing span, which the workers' spans will link to."""
+    started = await conn.fetchval(Q["start_publishing"], issue_id, traceparent) is not None
     if started:
         await conn.execute(Q["wake_workers"])  # delivered at commit
     return started
@@ -88,10 +91,17 @@ class FanOutStep:
     done: bool  # every confirmed subscriber has a delivery now
 
 
-async def claim_fanout(conn: Connection) -> tuple[uuid.UUID, uuid.UUID | None] | None:
-    """Lock the next issue still fanning out (inside a transaction): (id, cursor)."""
+@dataclass(frozen=True, slots=True)
+class FanOutClaim:
+    issue_id: uuid.UUID
+    cursor: uuid.UUID | None  # the last subscriber queued so far
+    traceparent: str | None  # where the publish was traced
+
+
+async def claim_fanout(conn: Connection) -> FanOutClaim | None:
+    """Lock the next issue still fanning out (inside a transaction)."""
     row = await conn.fetchrow(Q["claim_fanout"])
-    return (row["id"], row["fanout_cursor"]) if row else None
+    return FanOutClaim(row["id"], row["fanout_cursor"], row["traceparent"]) if row else None
 
 
 async def fan_out_chunk(

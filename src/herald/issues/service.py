@@ -4,11 +4,14 @@ What the issue pages only read (overviews, previews) is in ``issues/views.py``."
 
 from __future__ import annotations
 
+import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
@@ -25,7 +28,7 @@ from herald.issues.rendering import (
     off_loop,
     render_or_refuse,
 )
-from herald.issues.repository import FanOutStep
+from herald.issues.repository import FanOutClaim, FanOutStep
 from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
@@ -160,11 +163,13 @@ class IssueService:
 
         Only marks the issue: the fan-out runs in the workers (:meth:`fan_out_step`), so
         this returns in milliseconds whatever the number of subscribers. The bodies are
-        rendered once with sample values first, so a broken issue is refused here."""
+        rendered once with sample values first, so a broken issue is refused here.
+        The current span (the request's, or the scheduler's) is stored with the issue:
+        the workers' spans link to it."""
         issue = await self._get(conn, issue_id)
         if issue.status.editable:
             await validate(IssueContent(issue.title, issue.html, issue.text, issue.markdown))
-        if not await repository.start_publishing(conn, issue_id):
+        if not await repository.start_publishing(conn, issue_id, tracing.current_traceparent()):
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")
         log.info("issue published", issue_id=str(issue_id))
@@ -172,33 +177,49 @@ class IssueService:
 
     async def fan_out_step(self) -> FanOutStep | None:
         """Queue the next chunk of the oldest issue still fanning out; None when there is
-        none. A chunk that fails is recorded on the issue and retried with backoff."""
+        none. A chunk that fails is recorded on the issue and retried with backoff.
+
+        A chunk is one span (from the claim to the commit) linked to the publish."""
         chunk = self.settings.delivery.fanout_chunk
-        claimed: tuple[uuid.UUID, uuid.UUID | None] | None = None
+        claimed: FanOutClaim | None = None
+        started = time.time_ns()
         try:
-            async with self.db.transaction() as conn:
-                claimed = await repository.claim_fanout(conn)
-                if claimed is None:
-                    return None
-                issue_id, cursor = claimed
-                step = await repository.fan_out_chunk(
-                    conn,
-                    issue_id,
-                    cursor,
-                    chunk=chunk,
-                    max_attempts=self.settings.delivery.max_attempts,
-                )
-                if step.done:
-                    await repository.complete_issues(conn, [issue_id])  # nobody to send to
-                    log.info("issue fanned out", issue_id=str(issue_id), recipients=step.recipients)
-                await repository.notify_progress(conn, issue_id)
+            with ExitStack() as span_of_chunk:
+                async with self.db.transaction() as conn:
+                    claimed = await repository.claim_fanout(conn)
+                    if claimed is None:
+                        return None
+                    issue_id = claimed.issue_id
+                    span = span_of_chunk.enter_context(
+                        tracing.span(
+                            "herald.issues.fan_out",
+                            start_ns=started,
+                            links=[claimed.traceparent],
+                            attributes={"herald.issue_id": str(issue_id), "herald.chunk": chunk},
+                        )
+                    )
+                    step = await repository.fan_out_chunk(
+                        conn,
+                        issue_id,
+                        claimed.cursor,
+                        chunk=chunk,
+                        max_attempts=self.settings.delivery.max_attempts,
+                    )
+                    span.set("herald.queued", step.queued)
+                    span.set("herald.fanout_done", step.done)
+                    if step.done:
+                        await repository.complete_issues(conn, [issue_id])  # nobody to send to
+                        log.info(
+                            "issue fanned out", issue_id=str(issue_id), recipients=step.recipients
+                        )
+                    await repository.notify_progress(conn, issue_id)
         except Unavailable:
             raise
         except Exception as exc:  # recorded on the issue, retried with backoff
             if claimed is None:
                 raise
-            await self._fanout_failed(claimed[0], exc)
-            return FanOutStep(claimed[0], 0, 0, done=False)
+            await self._fanout_failed(claimed.issue_id, exc)
+            return FanOutStep(claimed.issue_id, 0, 0, done=False)
         return step
 
     async def _fanout_failed(self, issue_id: uuid.UUID, exc: Exception) -> None:
@@ -237,12 +258,18 @@ class IssueService:
         failed: set[uuid.UUID] = set()
         while True:
             issue_id: uuid.UUID | None = None
+            started = time.time_ns()
             try:
                 async with self.db.transaction() as conn:
                     issue_id = await repository.lock_due_issue(conn)
                     if issue_id is None or issue_id in failed:
                         return published
-                    await self.publish_in(conn, issue_id)
+                    with tracing.span(
+                        "herald.issues.publish_scheduled",
+                        start_ns=started,
+                        attributes={"herald.issue_id": str(issue_id)},
+                    ):
+                        await self.publish_in(conn, issue_id)
                 published.append(issue_id)
             except Unavailable:
                 raise
