@@ -1,5 +1,6 @@
 """Pieces the delivery benchmarks share: an embedded Postgres in a temp dir, the standalone
-Postmark sink, real ``herald worker`` processes, and per-process CPU and memory from /proc.
+Postmark sink, real ``herald worker`` processes, and per-process CPU and memory from /proc;
+``--tracing``: an OTLP collector that every Herald process exports its spans to.
 
 Everything listens on loopback or a unix socket and is torn down on exit.
 """
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+import _report
 from herald.core import migrate
 from herald.core.db import quote_ident
 from herald.core.embedded_pg import EmbeddedPostgres
@@ -460,3 +462,44 @@ class CpuTracker:
 
     def per_process(self, group: str) -> dict[int, float]:
         return {pid: v - self._start.get(pid, 0.0) for pid, v in self._seen[group].items()}
+
+
+@contextlib.asynccontextmanager
+async def tracing_collector() -> AsyncIterator[Any]:
+    """An OTLP/HTTP collector in this process (``tests/support/otlp.py``, counting the
+    spans it decodes) and ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at it, so every Herald
+    process started meanwhile traces (the exporter's defaults otherwise: a batch every
+    5 s or 512 spans). The sections go to ``bench/results/tracing/`` (or
+    ``$HERALD_BENCH_RESULTS/tracing``): a traced run never replaces an untraced one."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.support.otlp import OtlpReceiver
+
+    _report.RESULTS = _report.RESULTS / "tracing"
+    async with OtlpReceiver(keep=False) as collector:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
+        log(f"tracing on: Herald processes export to the collector at {collector.endpoint}")
+        try:
+            yield collector
+        finally:
+            os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+            received, exports = collector.received, collector.requests
+            log(f"the collector received {received:,} spans in {exports:,} exports")
+
+
+def run_traced(tracing: bool, main: Callable[[], Awaitable[int]]) -> int:
+    """``asyncio.run(main())``, inside :func:`tracing_collector` when ``tracing``."""
+
+    async def traced() -> int:
+        if not tracing:
+            return await main()
+        async with tracing_collector():
+            return await main()
+
+    return asyncio.run(traced())
+
+
+TRACING_HELP = (
+    "trace every Herald process (OTLP to a collector in this process); "
+    "sections go to bench/results/tracing/"
+)

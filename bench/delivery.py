@@ -19,6 +19,7 @@ not count every message)::
 
     .venv/bin/python bench/delivery.py            # 100k subscribers, 3 runs per transport
     .venv/bin/python bench/delivery.py --quick    # 10k, 1 run
+    .venv/bin/python bench/delivery.py --tracing  # the workers traced, to a collector here
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ from pathlib import Path
 import asyncpg
 
 import _report
-from _harness import embedded_postgres, machine, postmark_sink, postmaster_pid
+from _harness import (
+    TRACING_HELP,
+    embedded_postgres,
+    machine,
+    postmark_sink,
+    postmaster_pid,
+    run_traced,
+)
 from _sinks import nginx_postmark, smtp_sink
 from herald.core.config import Settings
 from herald.core.telemetry import configure_logging
@@ -269,7 +277,9 @@ def main() -> int:
     parser.add_argument(
         "--only", action="append", choices=["batch", "single", "smtp"], help="a subset"
     )
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--tracing", action="store_true", help=TRACING_HELP)
+    args = parser.parse_args()
+    return run_traced(args.tracing, lambda: main_async(args))
 
 
 if __name__ == "__main__":

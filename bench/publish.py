@@ -45,6 +45,7 @@ from pathlib import Path
 import asyncpg
 
 from _harness import (
+    TRACING_HELP,
     Workers,
     children,
     confirmed_subscribers,
@@ -59,6 +60,7 @@ from _harness import (
     postmark_sink,
     postmaster_pid,
     py_spy_executable,
+    run_traced,
     start_py_spy,
     worker_env,
 )
@@ -393,7 +395,9 @@ def main() -> int:
     )
     parser.add_argument("--py-spy", metavar="DIR", help="profile the first worker of each run")
     parser.add_argument("--json", metavar="PATH", help="also write every run's numbers here")
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--tracing", action="store_true", help=TRACING_HELP)
+    args = parser.parse_args()
+    return run_traced(args.tracing, lambda: main_async(args))
 
 
 if __name__ == "__main__":

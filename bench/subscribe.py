@@ -17,6 +17,7 @@ Herald/trivial ratio (target >= 0.5) and Herald's p99 (target <= 100 ms)::
     .venv/bin/python bench/subscribe.py                # full: uvicorn+granian, 1 and 2 processes
     .venv/bin/python bench/subscribe.py --quick        # uvicorn, 2 processes, 5 s, 1 run
     .venv/bin/python bench/subscribe.py --py-spy DIR   # also profile a Herald web process
+    .venv/bin/python bench/subscribe.py --tracing      # Herald traced, to a collector here
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import asyncpg
 
 import _report
 from _harness import (
+    TRACING_HELP,
     Workers,
     children,
     cpu_seconds,
@@ -47,6 +49,7 @@ from _harness import (
     migrated_database,
     postmark_sink,
     postmaster_pid,
+    run_traced,
     start_py_spy,
     worker_env,
 )
@@ -305,13 +308,14 @@ def main() -> int:
         help="extra environment for both apps (e.g. HERALD_DB__POOL_MAX_SIZE=20)",
     )
     parser.add_argument("--py-spy", metavar="DIR", help="profile the first Herald web process")
+    parser.add_argument("--tracing", action="store_true", help=TRACING_HELP)
     args = parser.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)
     args.seconds = args.seconds or (5 if args.quick else 12)
     if args.py_spy:
         Path(args.py_spy).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(main_async(args))
+        return run_traced(args.tracing, lambda: main_async(args))
     return 130
 
 
