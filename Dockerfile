@@ -3,20 +3,21 @@
 #   docker build -t herald .          (or: podman build --format docker -t herald .)
 #   docker run -e HERALD_DATABASE_URL=... herald migrate | serve | worker
 #
-# Three stages from one Debian-based Python image (BASE_IMAGE, bookworm, Python 3.11+):
-#   builder  the virtualenv (pins from requirements.lock), extension modules stripped,
-#            everything byte-compiled; pip and uv stay here
+# Stages from one Debian-based Python image (BASE_IMAGE, bookworm, Python 3.11+):
+#   deps     the virtualenv with the pinned dependencies (requirements.lock), extension
+#            modules stripped, byte-compiled; pip and uv stay here. builder adds Herald.
 #   rootfs   only what the processes use out of the base image: Python, its standard library,
 #            the shared libraries it and the virtualenv link, CA certificates, time zones
-#            (deploy/container/runtime_root.py); checked by importing every Herald module
-#   final    FROM scratch: that file system plus the virtualenv, as user 10001. No shell, no
-#            package manager, no pip: debug with `docker exec -it CONTAINER python3`.
+#            (deploy/container/runtime_root.py)
+#   final    FROM scratch: that file system plus the virtualenv, as user 10001, checked by
+#            importing every Herald module. No shell, no package manager, no pip: debug with
+#            `docker exec -it CONTAINER python3`.
 # Behind a TLS-intercepting proxy, give the builds the proxy's CA bundle read-only, e.g.
 #   podman build --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro
 # (it is never copied into the image).
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
-FROM ${BASE_IMAGE} AS builder
+FROM ${BASE_IMAGE} AS deps
 ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
@@ -34,44 +35,39 @@ RUN apt-get update \
 RUN python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# Dependencies first (a layer that changes only with the pins): Herald's runtime dependencies
-# at the versions of requirements.lock, less those deploy/container/exclude.txt leaves out.
+# Herald's runtime dependencies at the versions of requirements.lock, less those
+# deploy/container/exclude.txt leaves out; debug symbols stripped from their shared objects
+# (about 40 MB of the wheels' 55), the C/Cython sources some wheels ship dropped, and all of
+# it byte-compiled with unchecked hashes: the image never changes, so imports need not stat
+# the sources. A stage of its own: it changes only with the pins.
 COPY pyproject.toml requirements.lock ./
 COPY deploy/container/exclude.txt deploy/container/
 RUN /opt/uv/bin/uv venv --python python3 /opt/herald \
     && /opt/uv/bin/uv pip install --python /opt/herald/bin/python \
         --requirement pyproject.toml \
         --constraint requirements.lock \
-        --override deploy/container/exclude.txt
-COPY README.md ./
-COPY src ./src
-COPY deploy/container/healthcheck.py /opt/herald/bin/herald-healthcheck
-# The package itself; then strip debug symbols from shared objects (about 40 MB of the wheels'
-# 55), drop the C/Cython sources some wheels ship, and byte-compile everything once, with
-# unchecked hashes: the image never changes, so imports need not stat the sources.
-RUN /opt/uv/bin/uv pip install --python /opt/herald/bin/python --no-deps . \
-    && sed -i '1i #!/opt/herald/bin/python' /opt/herald/bin/herald-healthcheck \
-    && chmod 0755 /opt/herald/bin/herald-healthcheck \
+        --override deploy/container/exclude.txt \
     && find /opt/herald -type f \( -name '*.so' -o -name '*.so.*' \) -exec strip --strip-unneeded {} + \
     && find /opt/herald/lib -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' \
         -o -name '*.cpp' -o -name '*.hpp' \) -delete \
     && /opt/herald/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/herald/lib
 
+FROM deps AS builder
+COPY README.md ./
+COPY src ./src
+COPY deploy/container/healthcheck.py /opt/herald/bin/herald-healthcheck
+RUN /opt/uv/bin/uv pip install --python /opt/herald/bin/python --no-deps . \
+    && sed -i '1i #!/opt/herald/bin/python' /opt/herald/bin/herald-healthcheck \
+    && chmod 0755 /opt/herald/bin/herald-healthcheck \
+    && /opt/herald/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+        "$(/opt/herald/bin/python -c 'import herald, os; print(os.path.dirname(herald.__file__))')"
+
+# From the dependencies alone (Herald itself links nothing), so a change to src/ reuses it.
 FROM ${BASE_IMAGE} AS rootfs
 SHELL ["/bin/sh", "-eu", "-c"]
-COPY --from=builder /opt/herald /opt/herald
+COPY --from=deps /opt/herald /opt/herald
 COPY deploy/container/runtime_root.py /tmp/runtime_root.py
-RUN python3 /tmp/runtime_root.py /rootfs /opt/herald 10001 \
-    && cp -a /opt/herald /rootfs/opt/ \
-    && chroot --userspec=10001:10001 /rootfs /opt/herald/bin/python -c "$(printf '%s\n' \
-        'import importlib, pkgutil, herald' \
-        'for m in pkgutil.walk_packages(herald.__path__, "herald."):' \
-        '    if ".migrations" not in m.name and not m.name.endswith("__main__"):' \
-        '        importlib.import_module(m.name)' \
-        'import asyncpg, uvloop, httptools, ssl, sqlite3, uuid, zoneinfo' \
-        'zoneinfo.ZoneInfo("Europe/Berlin"); ssl.create_default_context()')" \
-    && chroot --userspec=10001:10001 /rootfs /opt/herald/bin/herald --help >/dev/null \
-    && rm -rf /rootfs/opt/herald
+RUN python3 /tmp/runtime_root.py /rootfs /opt/herald 10001
 
 FROM scratch
 LABEL org.opencontainers.image.title="Herald" \
@@ -88,6 +84,8 @@ ENV PATH=/opt/herald/bin:/usr/local/bin:/usr/bin:/bin \
     HERALD_DATA_DIR=/var/lib/herald
 WORKDIR /var/lib/herald
 USER 10001:10001
+# The image checks itself as it will run: every Herald module imports, `herald --help` works.
+RUN ["herald-healthcheck", "--self-test"]
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["herald-healthcheck"]

@@ -49,7 +49,7 @@ def test_image_contract() -> None:
     text = DOCKERFILE.read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert instructions[0] == "ARG BASE_IMAGE=python:3.12-slim-bookworm"
-    assert "FROM ${BASE_IMAGE} AS builder" in instructions
+    assert "FROM ${BASE_IMAGE} AS deps" in instructions
     final = text[text.rindex("\nFROM ") :]
     assert re.search(r"^USER [1-9]\d*:[1-9]\d*$", final, re.MULTILINE), "numeric non-root user"
     assert re.search(r'^ENTRYPOINT \["herald"\]$', final, re.MULTILINE), "exec-form entrypoint"
