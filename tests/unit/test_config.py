@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.core import config
+from herald.core import dev_secret
 from herald.core.config import (
     Environment,
     ProviderName,
@@ -155,7 +155,7 @@ def test_a_start_racing_the_first_one_gets_the_same_key_never_an_empty_one(
 ) -> None:
     """Two first starts at once: the second begins while the first is making its key."""
     monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "data"))
-    generate = config.secrets.token_urlsafe
+    generate = dev_secret.secrets.token_urlsafe
     racer_keys: list[str] = []
 
     def generate_while_another_start_runs(nbytes: int) -> str:
@@ -166,7 +166,7 @@ def test_a_start_racing_the_first_one_gets_the_same_key_never_an_empty_one(
             racer_keys[0] = racer.get_secret_value()
         return generate(nbytes)
 
-    monkeypatch.setattr(config.secrets, "token_urlsafe", generate_while_another_start_runs)
+    monkeypatch.setattr(dev_secret.secrets, "token_urlsafe", generate_while_another_start_runs)
     first = load_settings()
     assert first.secret_key is not None
     key = first.secret_key.get_secret_value()
@@ -181,7 +181,7 @@ def test_a_start_that_dies_while_making_the_key_leaves_no_empty_key_file(
 ) -> None:
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HERALD_DATA_DIR", str(data_dir))
-    module = config.secrets if step == "token_urlsafe" else config.os
+    module = dev_secret.secrets if step == "token_urlsafe" else dev_secret.os
     original = getattr(module, step)
 
     def fail(*args: object) -> None:

@@ -4,7 +4,9 @@ The queue and issue gauges cost a query each, so they are computed on a timer, n
 scrape, and by *one* process of the whole deployment: each process with metrics enabled
 tries a session-level advisory lock on a connection of its own every interval; the one
 that holds it refreshes the gauges. When that process dies its connection closes, the
-lock goes with it, and another process takes over at its next tick.
+lock goes with it, and another process takes over at its next tick. That connection goes
+to Postgres itself (the direct URL): through a pooler in transaction mode every process
+would "hold" the lock on a shared server connection, and it would outlive its holder.
 """
 
 from __future__ import annotations

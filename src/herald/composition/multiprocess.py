@@ -2,7 +2,8 @@
 
 The parent resolves the database once (starting the embedded Postgres if no
 URL is configured) and migrates; each child builds its app from the
-environment, with the resolved URL handed down in ``HERALD_DATABASE_URL``.
+environment, with the resolved URL handed down in ``HERALD_DATABASE_URL`` (and
+``HERALD_DIRECT_DATABASE_URL``, when set, for their LISTEN connections and the gauge lock).
 With ``HERALD_METRICS__PORT`` set, the parent serves ``/metrics`` for all of them
 (prometheus_client's multiprocess mode, see ``core/metrics.py``).
 """
@@ -39,9 +40,11 @@ def app_from_env() -> FastAPI:
     configure_logging(settings)
     start_tracing("herald-web")
     assert settings.database_url is not None, "the parent passes HERALD_DATABASE_URL"
+    direct = settings.direct_database_url or settings.database_url
     return create_app(
         settings,
         dsn=settings.database_url.get_secret_value(),
+        listen_dsn=direct.get_secret_value(),
         housekeeping=True,
         metrics_gauges=True,
         on_started=_drain_on_signals,
@@ -71,14 +74,16 @@ def serve(settings: Settings, workers: int) -> None:
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is not None:
         dsn = settings.database_url.get_secret_value()
+        direct = settings.direct_database_url or settings.database_url
+        direct_dsn = direct.get_secret_value()
     else:
         embedded = EmbeddedPostgres(settings.data_dir, run_as_user=settings.embedded.run_as_user)
-        dsn = embedded.start()
+        dsn = direct_dsn = embedded.start()
         asyncio.run(ensure_database(embedded.dsn("postgres"), embedded.database, settings.db))
     listener: MetricsServer | None = None
     metrics_dir: str | None = None
     try:
-        asyncio.run(migrate.upgrade_async(dsn))
+        asyncio.run(migrate.upgrade_async(direct_dsn))
         if settings.metrics.port is not None:
             # Every child writes its values into this directory (it must be set before a
             # child imports prometheus_client); this process serves their sum.

@@ -1,7 +1,8 @@
 """Process lifecycles: what ``herald up``, ``serve`` and ``worker`` run.
 
 One shape for all three: resolve the database (starting the embedded Postgres
-when no URL is configured), apply pending migrations, open one pool, run the
+when no URL is configured), apply pending migrations (on the direct URL when a
+pooler stands in front: ``DatabaseUrls``), open one pool, run the
 web server and/or the delivery worker until SIGTERM/SIGINT, then drain:
 readiness turns 503, the web server finishes in-flight requests, the worker
 stops claiming and finishes or releases its batch, and the process exits 0.
@@ -77,28 +78,39 @@ async def open_database(settings: Settings, purpose: str = "herald-cli") -> Asyn
     """A migrated database with a small pool, for one-shot commands."""
     from herald.core import migrate
 
-    async with database_dsn(settings) as dsn:
-        await migrate.upgrade_async(dsn)
+    async with database_urls(settings) as urls:
+        await migrate.upgrade_async(urls.direct)
         small = settings.db.model_copy(update={"pool_min_size": 1, "pool_max_size": 2})
-        db = await Database.open(dsn, small, purpose)
+        db = await Database.open(urls.pool, small, purpose)
         try:
             yield db
         finally:
             await db.close()
 
 
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """``pool``: the connection pool's URL (a pooler's, when there is one). ``direct``:
+    Postgres itself, for LISTEN, migrations and session advisory locks (the same URL
+    unless ``HERALD_DIRECT_DATABASE_URL`` is set)."""
+
+    pool: str
+    direct: str
+
+
 @asynccontextmanager
-async def database_dsn(settings: Settings) -> AsyncIterator[str]:
-    """The configured database URL, or an embedded Postgres kept up for the block."""
+async def database_urls(settings: Settings) -> AsyncIterator[DatabaseUrls]:
+    """The configured database URLs, or an embedded Postgres kept up for the block."""
     if settings.database_url is not None:
-        yield settings.database_url.get_secret_value()
+        direct = settings.direct_database_url or settings.database_url
+        yield DatabaseUrls(settings.database_url.get_secret_value(), direct.get_secret_value())
         return
     embedded = EmbeddedPostgres(settings.data_dir, run_as_user=settings.embedded.run_as_user)
     dsn = await asyncio.to_thread(embedded.start)
     try:
         await ensure_database(embedded.dsn("postgres"), embedded.database, settings.db)
         log.debug("embedded postgres ready", data_dir=str(embedded.pgdata))
-        yield dsn
+        yield DatabaseUrls(dsn, dsn)
     finally:
         stopped = await asyncio.to_thread(embedded.stop)
         log.debug("embedded postgres released", stopped=stopped)
@@ -163,17 +175,17 @@ async def run(
         warn_if_exposed(settings)
     from herald.core import migrate
 
-    async with database_dsn(settings) as dsn:
-        await migrate.upgrade_async(dsn)
+    async with database_urls(settings) as urls:
+        await migrate.upgrade_async(urls.direct)
         pool_name = "herald-" + "+".join(n for n, on in (("web", web), ("worker", worker)) if on)
-        db = await Database.open(dsn, settings.db, pool_name)
+        db = await Database.open(urls.pool, settings.db, pool_name)
         try:
             if on_database is not None:
                 await on_database(db)
             await _run_parts(
                 settings,
                 db,
-                dsn,
+                urls.direct,
                 stopper,
                 web=web,
                 worker=worker,
@@ -187,7 +199,7 @@ async def run(
 async def _run_parts(
     settings: Settings,
     db: Database,
-    dsn: str,
+    direct_dsn: str,
     stopper: Stopper,
     *,
     web: bool,
@@ -199,9 +211,9 @@ async def _run_parts(
     provider: EmailProvider | None = None
     from herald.composition import metrics
 
-    process_metrics = metrics.start_for_process(settings, dsn, stopper.event)
+    process_metrics = metrics.start_for_process(settings, direct_dsn, stopper.event)
     if worker:
-        provider = _start_worker(settings, db, dsn, stopper, concurrency, tasks)
+        provider = _start_worker(settings, db, direct_dsn, stopper, concurrency, tasks)
     if web or worker:
         from herald.composition import housekeeping
 
@@ -212,7 +224,7 @@ async def _run_parts(
     if web:
         from herald.composition.app import create_app
 
-        app = create_app(settings, db=db, listen_dsn=dsn)
+        app = create_app(settings, db=db, listen_dsn=direct_dsn)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -258,7 +270,7 @@ async def _run_parts(
 def _start_worker(
     settings: Settings,
     db: Database,
-    dsn: str,
+    listen_dsn: str,
     stopper: Stopper,
     concurrency: int | None,
     tasks: list[asyncio.Task[None]],
@@ -278,7 +290,7 @@ def _start_worker(
         db,
         provider,
         delivery,
-        dsn=dsn,
+        dsn=listen_dsn,
         db_settings=settings.db,
         renderers={ISSUE_KIND: issue_deliveries.render},
         after_batch=issue_deliveries.after_batch,

@@ -2,15 +2,13 @@
 
 Names follow the contract: prefix ``HERALD_``, ``__`` between nesting levels
 (``HERALD_EMAIL__SMTP__HOST``). ``DATABASE_URL`` is accepted as an alias of
-``HERALD_DATABASE_URL``. Development gets safe defaults; production refuses to
-start with a missing or placeholder secret key, base URL or sender.
+``HERALD_DATABASE_URL``; behind a pooler in transaction mode (``HERALD_DB__POOLER``),
+``HERALD_DIRECT_DATABASE_URL`` names Postgres itself. Development gets safe defaults;
+production refuses to start with a missing or placeholder secret key, base URL or sender.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.core.dev_secret import development_secret_key
 from herald.core.errors import ConfigurationError
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -56,6 +55,19 @@ class SmtpTls(StrEnum):
     TLS = "tls"
     STARTTLS = "starttls"
     NONE = "none"
+
+
+class Pooler(StrEnum):
+    """What stands between Herald's pool and Postgres.
+
+    ``none``: Postgres itself (or a pooler in session mode). ``transaction``: a pooler
+    that hands a server connection to a client for one transaction at a time (PgBouncer
+    ``pool_mode = transaction``): no prepared-statement cache, no session state through
+    it; LISTEN, migrations and session advisory locks go to ``HERALD_DIRECT_DATABASE_URL``.
+    """
+
+    NONE = "none"
+    TRANSACTION = "transaction"
 
 
 class _Section(BaseModel):
@@ -108,6 +120,12 @@ class DatabaseSettings(_Section):
     connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     acquire_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     statement_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    pooler: Pooler = Pooler.NONE
+
+    @field_validator("pooler", mode="before")
+    @classmethod
+    def _lower_pooler(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _sizes(self) -> DatabaseSettings:
@@ -186,6 +204,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HERALD_DATABASE_URL", "DATABASE_URL")
     )
+    # Postgres itself, bypassing a pooler: LISTEN, migrations, session advisory locks.
+    direct_database_url: SecretStr | None = None
     data_dir: Path = Path(".herald")
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
@@ -205,7 +225,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
 
-    @field_validator("secret_key", "database_url", mode="before")
+    @field_validator("secret_key", "database_url", "direct_database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # Compose files often pass `HERALD_SECRET_KEY=`: empty means "not set".
@@ -238,6 +258,10 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def transaction_pooling(self) -> bool:
+        return self.db.pooler is Pooler.TRANSACTION
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some top-level fields replaced (used by CLI flags)."""
@@ -281,55 +305,28 @@ def _configuration_problems(settings: Settings) -> list[str]:
         problems.append("HERALD_EMAIL__SMTP__HOST is required for the smtp provider")
     if settings.email.provider is ProviderName.POSTMARK and not settings.email.postmark.base_url:
         problems.append("HERALD_EMAIL__POSTMARK__BASE_URL must not be empty")
-    return sorted(set(problems))
+    return sorted(set(problems + _database_problems(settings)))
 
 
-def _development_secret_key(data_dir: Path) -> SecretStr:
-    """Generate the development secret once and keep it in the data dir (mode 0600).
-
-    The key is written whole to a temporary file, flushed, and then hard-linked into
-    place, which fails if the name exists: a reader never sees a partial or empty key,
-    and of several first starts racing, the first link wins and everyone reads its key.
-    """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "secret_key"
-    if not path.exists():
-        _publish_new_key(path)
-    key = path.read_text().strip()
-    if not key:
-        raise ConfigurationError(
-            f"the development secret key file {path} is empty; delete it to have a new key "
-            f"generated (sessions will be signed out) or set HERALD_SECRET_KEY"
+def _database_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    if settings.transaction_pooling and settings.database_url is None:
+        problems.append(
+            "HERALD_DB__POOLER=transaction needs HERALD_DATABASE_URL (the pooler's URL); "
+            "the embedded Postgres has no pooler in front"
         )
-    return SecretStr(key)
-
-
-def _publish_new_key(path: Path) -> None:
-    key = secrets.token_urlsafe(48)
-    fd, name = tempfile.mkstemp(prefix=".secret_key.", dir=path.parent)  # mode 0600
-    temporary = Path(name)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return  # another process was first: its key is the key
-        except OSError:
-            # A filesystem without hard links: rename is still atomic for readers, but
-            # two starts racing here might each keep their own key for this run.
-            if path.exists():
-                return
-            temporary.replace(path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    finally:
-        temporary.unlink(missing_ok=True)
+    elif settings.transaction_pooling and settings.direct_database_url is None:
+        problems.append(
+            "HERALD_DB__POOLER=transaction needs HERALD_DIRECT_DATABASE_URL: a URL of Postgres "
+            "itself, not the pooler, for LISTEN/NOTIFY, migrations and advisory locks, which "
+            "do not work through a pooler in transaction mode"
+        )
+    if settings.direct_database_url is not None and settings.database_url is None:
+        problems.append(
+            "HERALD_DIRECT_DATABASE_URL is set without HERALD_DATABASE_URL; set both (the "
+            "pooler's URL and Postgres' own) or neither (embedded Postgres)"
+        )
+    return problems
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -348,7 +345,7 @@ def load_settings(**overrides: Any) -> Settings:
     if problems:
         raise ConfigurationError("refusing to start:\n  " + "\n  ".join(problems))
     if settings.secret_key is None:
-        settings = settings.with_overrides(secret_key=_development_secret_key(settings.data_dir))
+        settings = settings.with_overrides(secret_key=development_secret_key(settings.data_dir))
     return settings
 
 
@@ -371,6 +368,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     data["sender"] = settings.sender
     url = settings.database_url.get_secret_value() if settings.database_url else None
     data["database_url"] = _redact_url(url) if url else "(embedded Postgres)"
+    direct = settings.direct_database_url
+    data["direct_database_url"] = _redact_url(direct.get_secret_value()) if direct else None
     return data
 
 

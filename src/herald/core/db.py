@@ -4,6 +4,16 @@ Every request-path use of the database goes through :class:`Database`, which
 bounds how long anything may wait: connecting, acquiring a pooled connection and
 running a statement. A dead or unreachable database therefore turns into a fast
 503 (via ``Unavailable``) instead of a hanging request.
+
+Behind a pooler in transaction mode (``HERALD_DB__POOLER=transaction``, PgBouncer
+``pool_mode = transaction``) each transaction may run on another server connection,
+so the pool keeps no session state there (measured with PgBouncer 1.18, README
+"Behind PgBouncer"): no prepared-statement cache (named statements vanish or, shared
+by several processes, bind to the wrong query), no reset query on release (its
+``RESET ALL`` would wipe settings the pooler gives its server connections), and only
+the startup parameters PgBouncer tracks per client (``application_name``,
+``TimeZone``): it refuses others, ``statement_timeout`` among them. LISTEN, migrations
+and session advisory locks use :func:`connect` on the direct URL instead.
 """
 
 from __future__ import annotations
@@ -18,13 +28,15 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from herald.core import sql
-from herald.core.config import DatabaseSettings
+from herald.core.config import DatabaseSettings, Pooler
 from herald.core.errors import Unavailable
 from herald.core.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, DB_POOL_WAITING
+from herald.core.telemetry import get_logger
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 QUERIES = sql.load("herald.core")
+log = get_logger("herald.db")
 
 # Failures that mean "the database cannot serve right now", not "this query is wrong".
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -45,13 +57,23 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE_ERRORS)
 
 
-def server_settings(settings: DatabaseSettings, application_name: str) -> dict[str, str]:
-    return {
-        "application_name": application_name,
+def server_settings(
+    settings: DatabaseSettings, application_name: str, *, pooled: bool = False
+) -> dict[str, str]:
+    """Startup parameters. ``pooled`` through a transaction pooler: only those PgBouncer
+    passes on (it refuses the timeouts; give them to its server connections instead)."""
+    tracked = {"application_name": application_name, "timezone": "UTC"}
+    if pooled and settings.pooler is Pooler.TRANSACTION:
+        return tracked
+    return tracked | {
         "statement_timeout": str(int(settings.statement_timeout_seconds * 1000)),
         "idle_in_transaction_session_timeout": "60000",
-        "timezone": "UTC",
     }
+
+
+async def _keep_session(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """The pool's reset on release behind a transaction pooler: nothing to reset (asyncpg
+    still rolls back an open transaction and drops listeners)."""
 
 
 async def connect(
@@ -89,6 +111,9 @@ class Database:
     async def open(
         cls, dsn: str, settings: DatabaseSettings, application_name: str = "herald"
     ) -> Database:
+        pooled: dict[str, Any] = {}
+        if settings.pooler is Pooler.TRANSACTION:
+            pooled = {"statement_cache_size": 0, "reset": _keep_session}
         try:
             pool = await asyncpg.create_pool(
                 dsn,
@@ -97,11 +122,30 @@ class Database:
                 timeout=settings.connect_timeout_seconds,
                 command_timeout=settings.statement_timeout_seconds + 5,
                 max_inactive_connection_lifetime=300.0,
-                server_settings=server_settings(settings, application_name),
+                server_settings=server_settings(settings, application_name, pooled=True),
+                **pooled,
             )
         except _UNAVAILABLE_ERRORS as exc:
             raise Unavailable(f"cannot connect to the database: {exc}") from exc
-        return cls(pool, settings, application_name)
+        database = cls(pool, settings, application_name)
+        if pooled:
+            await database._check_pooled_timeout()
+        return database
+
+    async def _check_pooled_timeout(self) -> None:
+        """Warn when statements through the pooler have no server-side time limit."""
+        try:
+            async with self.connection() as conn:
+                timeout = await conn.fetchval(QUERIES["statement_timeout"])
+        except Unavailable:
+            return
+        if timeout == "0":
+            log.warning(
+                "no statement_timeout on the pooler's server connections: queries are "
+                "only bounded by the client-side timeout; give them one (PgBouncer: "
+                "connect_query in [databases], or ALTER ROLE ... SET statement_timeout)",
+                client_timeout_seconds=self._settings.statement_timeout_seconds + 5,
+            )
 
     async def close(self) -> None:
         try:

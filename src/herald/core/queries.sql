@@ -16,3 +16,6 @@ SELECT version_num FROM alembic_version
 -- Session-level: held until released or the connection closes (a process that dies
 -- gives it up with its connection).
 SELECT pg_try_advisory_lock($1::bigint)
+
+-- name: statement_timeout
+SELECT current_setting('statement_timeout')

@@ -13,7 +13,9 @@ milliseconds and nothing is stranded if a notification is missed.
 ``DeliveryWorker.listening`` is true while the LISTEN connection is established
 (false once it is lost, true again after a reconnect; never true without a
 ``dsn``) and ``wait_listening`` waits for it, like the progress hub's: code that
-relies on the wake-up (tests) waits on that instead of sleeping.
+relies on the wake-up (tests) waits on that instead of sleeping. ``dsn`` is Postgres
+itself (``HERALD_DIRECT_DATABASE_URL`` when set): a pooler in transaction mode never
+delivers a notification.
 
 A batch in hand keeps its lease by heartbeat for as long as its worker is alive
 (:mod:`herald.delivery.batch`), however slow the provider.

@@ -56,7 +56,8 @@ _FAILURES: tuple[type[BaseException], ...] = (
 
 
 def dedicated_connection(dsn: str, settings: DatabaseSettings) -> ConnectionSource:
-    """A connection of its own, outside the pool (the preferred source)."""
+    """A connection of its own, outside the pool (the preferred source); ``dsn`` is
+    Postgres itself, never a transaction pooler, through which LISTEN hears nothing."""
 
     @asynccontextmanager
     async def source() -> AsyncIterator[Connection]:

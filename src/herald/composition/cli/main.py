@@ -106,13 +106,13 @@ def worker(
 def migrate() -> None:
     """Apply all migrations and exit (idempotent; safe to run concurrently)."""
     settings = cli_settings()
-    from herald.composition.runtime import database_dsn
+    from herald.composition.runtime import database_urls
     from herald.core import migrate as migrations
 
     async def apply() -> tuple[bool, set[str]]:
-        async with database_dsn(settings) as dsn:
-            ran = await migrations.upgrade_async(dsn)
-            return ran, await migrations.database_revisions(dsn)
+        async with database_urls(settings) as urls:  # never through a pooler
+            ran = await migrations.upgrade_async(urls.direct)
+            return ran, await migrations.database_revisions(urls.direct)
 
     ran, revisions = run(apply())
     state = "migrated to" if ran else "already at"
@@ -127,13 +127,13 @@ def outbox(
 ) -> None:
     """Print the messages held by the outbox provider, oldest first."""
     settings = cli_settings()
-    from herald.composition.runtime import database_dsn
+    from herald.composition.runtime import database_urls
     from herald.core.db import connect
     from herald.email.outbox import StoredMessage, list_messages
 
     async def fetch() -> list[StoredMessage]:
-        async with database_dsn(settings) as dsn:
-            conn = await connect(dsn, settings.db, "herald-cli")
+        async with database_urls(settings) as urls:
+            conn = await connect(urls.direct, settings.db, "herald-cli")
             try:
                 return await list_messages(conn, recipient=to, limit=limit)
             finally:
