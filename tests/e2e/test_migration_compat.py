@@ -10,6 +10,8 @@ checks that with real processes:
 
    * the newest tag reachable from ``HEAD^`` (a tag on ``HEAD`` itself is this
      release), or from ``HEAD`` when the working tree adds migration files;
+   * no tag: the revision in ``tests/e2e/previous_release.txt`` (the last one that
+     shipped), when that file exists;
    * no tag, and the working tree adds migration files that are not committed yet:
      ``HEAD`` (the code the new migrations will be deployed next to);
    * no tag: the parent of the newest commit that added a file under
@@ -83,6 +85,10 @@ ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = "src/herald/migrations/versions"
 TOLERANCE_MARKER = "newer than this code"
 OVERRIDE_ENV = "HERALD_PREVIOUS_RELEASE"
+# The last revision that shipped (landed on main with CI green), for as long as releases
+# are not tagged: a revision that only existed between two migrations of one change may
+# need packages the current lock no longer has. Update it when a release ships.
+RECORDED = Path(__file__).with_name("previous_release.txt")
 PASSWORD = "N-1-Compat-Pa55word-5e1d"
 LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 
@@ -157,6 +163,12 @@ def previous_release() -> tuple[str, str]:
     if tag.returncode == 0:
         name = tag.stdout.strip()
         return git("rev-parse", f"{name}^{{commit}}").stdout.strip(), f"the newest tag, {name}"
+    if RECORDED.exists():
+        recorded = RECORDED.read_text().split()[0]
+        resolved = git("rev-parse", "--verify", "--quiet", f"{recorded}^{{commit}}")
+        if resolved.returncode:
+            pytest.fail(f"{RECORDED.name} names {recorded}: not in this clone{hint}")
+        return resolved.stdout.strip(), f"{RECORDED.name}: the last revision that shipped"
     if added:
         head = git("rev-parse", "HEAD").stdout.strip()
         return head, f"HEAD: the working tree adds {', '.join(sorted(added))}"
