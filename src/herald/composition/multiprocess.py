@@ -68,7 +68,7 @@ def _drain_on_signals(state: AppState) -> None:
 
 
 def serve(settings: Settings, workers: int) -> None:
-    from herald.composition.runtime import warn_if_exposed
+    from herald.composition.runtime import uvicorn_options, warn_if_exposed
 
     warn_if_exposed(settings)
     embedded: EmbeddedPostgres | None = None
@@ -96,15 +96,8 @@ def serve(settings: Settings, workers: int) -> None:
         uvicorn.run(
             "herald.composition.multiprocess:app_from_env",
             factory=True,
-            host=settings.host,
-            port=settings.port,
             workers=workers,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
+            **uvicorn_options(settings),
         )
     finally:
         if listener is not None:

@@ -17,7 +17,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -225,17 +225,7 @@ async def _run_parts(
         from herald.composition.app import create_app
 
         app = create_app(settings, db=db, listen_dsn=direct_dsn)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            timeout_graceful_shutdown=int(settings.delivery.drain_seconds),
-        )
+        config = uvicorn.Config(app, **uvicorn_options(settings))
         server = _Server(config)
 
         def begin_web_shutdown() -> None:
@@ -304,6 +294,20 @@ def _start_worker(
         )
     )
     return provider
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How every Herald web server runs uvicorn (one process here, N in multiprocess)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "timeout_graceful_shutdown": int(settings.delivery.drain_seconds),
+    }
 
 
 async def _serve(server: _Server, stopper: Stopper) -> None:
