@@ -27,6 +27,7 @@ if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import shutil,sys; sys.exit
 fi
 echo "bench tools: $(command -v smtp-sink || echo /usr/sbin/smtp-sink) $(command -v nginx || echo /usr/sbin/nginx) $(command -v wrk) $(command -v hey)"
 # bench/metrics_overhead.py compares prometheus-client with the OpenTelemetry SDK.
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import opentelemetry.sdk, opentelemetry.exporter.prometheus' 2>/dev/null; then
-    .venv/bin/uv pip install --quiet --python .venv/bin/python opentelemetry-sdk opentelemetry-exporter-prometheus
+# The SDK is a dependency already: pin it to the lock, so this never moves the venv's packages.
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import opentelemetry.exporter.prometheus' 2>/dev/null; then
+    .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint requirements.lock opentelemetry-exporter-prometheus
 fi
