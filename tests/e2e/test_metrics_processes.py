@@ -7,33 +7,19 @@ import signal
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_newcomer import wait_ready
 from tests.support.database import free_port
+from tests.support.metrics import Samples, parse_samples, total
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.queue import wait_until
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
 async def scrape(port: int) -> Samples:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    return sum(
-        value
-        for found, value in samples.get(name, [])
-        if all(found.get(k) == v for k, v in labels.items())
-    )
+    return parse_samples(response.text)
 
 
 async def test_serve_workers_and_worker_export_metrics(database_url: str, tmp_path: Path) -> None:

@@ -16,17 +16,13 @@ from herald.core.db import Database, connect, try_advisory_lock
 from herald.core.metrics import start_metrics_server
 from herald.delivery import metrics as delivery_metrics
 from herald.issues import metrics as issue_metrics
+from tests.support.metrics import Samples, parse_samples
 from tests.support.queue import wait_until
 
 
-def scrape() -> dict[str, list[tuple[dict[str, str], float]]]:
-    """name → [(labels, value)] for every sample the process registry exports."""
-    text = generate_latest(REGISTRY).decode()
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
+def scrape() -> Samples:
+    """Every sample the process registry exports."""
+    return parse_samples(generate_latest(REGISTRY).decode())
 
 
 def series(name: str) -> set[tuple[tuple[str, str], ...]]:
