@@ -28,7 +28,7 @@ async def test_serve_workers_and_worker_export_metrics(database_url: str, tmp_pa
     common = {
         "HERALD_DATABASE_URL": database_url,
         "HERALD_PORT": str(port),
-        "HERALD_METRICS__GAUGE_INTERVAL_SECONDS": "0.2",
+        "HERALD_METRICS__GAUGE_INTERVAL_SECONDS": "1",
     }
     serve_env = herald_env(**common, HERALD_METRICS__PORT=str(serve_metrics))
     worker_env = herald_env(**common, HERALD_METRICS__PORT=str(worker_metrics))

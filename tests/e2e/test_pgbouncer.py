@@ -221,7 +221,7 @@ async def test_subscribe_publish_and_deliver_through_pgbouncer_in_transaction_mo
             "HERALD_SECRET_KEY": "pgbouncer-e2e-" + "k" * 40,
             # No polling to speak of: only NOTIFY, heard on the direct URL, wakes the workers.
             "HERALD_DELIVERY__POLL_INTERVAL_SECONDS": "60",
-            "HERALD_METRICS__GAUGE_INTERVAL_SECONDS": "0.5",
+            "HERALD_METRICS__GAUGE_INTERVAL_SECONDS": "1",
         }
         env = herald_env(**common)
         cli_output = ""

@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from herald.composition.metrics import start_listener
-from herald.core.config import Settings
-from herald.core.errors import HeraldError
+from herald.core.config import Settings, load_settings
+from herald.core.errors import ConfigurationError, HeraldError
 
 
 def test_no_port_no_listener() -> None:
@@ -39,3 +39,13 @@ def test_the_listener_answers_while_the_caller_is_busy() -> None:
         server.close()
     assert reply.startswith(b"HTTP/1.0 200")
     assert b"herald_queue_oldest_ready_age_seconds" in reply
+
+
+@pytest.mark.parametrize("interval", ["0", "0.01", "-1", "3601"])
+def test_a_gauge_interval_that_would_hammer_the_database_is_refused(
+    monkeypatch: pytest.MonkeyPatch, interval: str
+) -> None:
+    monkeypatch.setenv("HERALD_METRICS__GAUGE_INTERVAL_SECONDS", interval)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "gauge_interval_seconds" in caught.value.message
