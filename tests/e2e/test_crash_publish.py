@@ -39,10 +39,11 @@ from aiohttp import web
 
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.delivery.domain import DeliveryKind
 from herald.delivery.worker import DeliveryWorker
 from herald.issues.delivery import IssueDeliveries
 from herald.issues.domain import IssueContent
-from herald.issues.service import ISSUE_KIND, IssueService
+from herald.issues.service import IssueService
 from tests.support.bulk import copy_subscribers
 from tests.support.newsletters import drain, publish_now
 from tests.support.postmark_sink import PostmarkSink
@@ -317,7 +318,7 @@ async def test_an_issue_completes_even_if_the_worker_of_its_last_batch_died_befo
     provider = RecordingProvider(max_batch_size=50)
     issues = IssueDeliveries(db, settings)
     dying = DeliveryWorker(
-        db, provider, settings.delivery, renderers={ISSUE_KIND: issues.render}, name="dying"
+        db, provider, settings.delivery, renderers={DeliveryKind.ISSUE: issues.render}, name="dying"
     )
     await drain(dying)
     assert provider.sent.total() == 30

@@ -12,9 +12,10 @@ from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.delivery.domain import DeliveryKind
 from herald.delivery.worker import DeliveryWorker
 from herald.issues.delivery import IssueDeliveries
-from herald.issues.service import ISSUE_KIND, IssueService
+from herald.issues.service import IssueService
 from tests.support.queue import RecordingProvider
 
 PASSWORD = "correct horse battery staple"
@@ -74,7 +75,7 @@ class IssueWorker(DeliveryWorker):
             db,
             provider,
             settings.delivery.model_copy(update=delivery),
-            renderers={ISSUE_KIND: issues.render},
+            renderers={DeliveryKind.ISSUE: issues.render},
             after_batch=issues.after_batch,
             name=f"test-{uuid.uuid4().hex[:6]}",
         )

@@ -266,10 +266,10 @@ def _start_worker(
     tasks: list[asyncio.Task[None]],
 ) -> EmailProvider:
     """The delivery worker and the scheduler loop, as tasks; returns the provider."""
+    from herald.delivery.domain import DeliveryKind
     from herald.delivery.worker import DeliveryWorker
     from herald.email.factory import build_provider
     from herald.issues.delivery import IssueDeliveries, run_scheduler
-    from herald.issues.service import ISSUE_KIND
 
     delivery = settings.delivery
     if concurrency:
@@ -282,7 +282,7 @@ def _start_worker(
         delivery,
         dsn=listen_dsn,
         db_settings=settings.db,
-        renderers={ISSUE_KIND: issue_deliveries.render},
+        renderers={DeliveryKind.ISSUE: issue_deliveries.render},
         after_batch=issue_deliveries.after_batch,
     )
     scheduler_wake = asyncio.Event()

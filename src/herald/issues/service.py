@@ -33,8 +33,6 @@ from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
 
-# The kind the worker renders with issues/delivery.py's renderer (the composition plugs it in).
-ISSUE_KIND = DeliveryKind.ISSUE
 STATUSES = tuple(DeliveryStatus)
 
 # Backoff of a failed fan-out chunk or scheduled publish: 5 s, 10 s, … capped at 10 min.
