@@ -344,12 +344,20 @@ class IssueService:
             )
 
     async def progress(self, issue_id: uuid.UUID) -> Progress:
+        return (await self.with_progress(issue_id))[1]
+
+    async def with_progress(self, issue_id: uuid.UUID) -> tuple[Issue, Progress]:
+        """The issue and its progress, read together (one connection, one issue row)."""
         async with self.db.connection() as conn:
             issue = await self._get(conn, issue_id)
             counts = await repository.delivery_counts(conn, issue_id)
+        return issue, self._progress(issue, counts)
+
+    @staticmethod
+    def _progress(issue: Issue, counts: dict[DeliveryStatus, int]) -> Progress:
         recipients = issue.recipients if issue.recipients is not None else sum(counts.values())
         return Progress(
-            issue_id,
+            issue.id,
             issue.status,
             recipients,
             counts,

@@ -62,9 +62,7 @@ class IssueViews:
     async def overview(
         self, issue_id: uuid.UUID, status: DeliveryStatus | None = None, deliveries: int = 100
     ) -> IssueOverview:
-        service = IssueService(self.db, self.settings)
-        issue = await service.get(issue_id)
-        progress = await service.progress(issue_id)
+        issue, progress = await IssueService(self.db, self.settings).with_progress(issue_id)
         async with self.db.connection() as conn:
             rows = await repository.recent_deliveries(conn, issue_id, status, deliveries)
         try:
