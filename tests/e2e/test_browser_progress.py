@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_newcomer import ADMIN_LOGIN, wait_ready
+from tests.e2e.test_newcomer import admin_login, wait_ready
 from tests.support.database import free_port
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.tmp import public_tmpdir
@@ -96,8 +96,7 @@ async def test_publishing_in_a_browser_shows_live_progress(
     log_path = tmp_path / "up.log"
     async with herald_process("up", env=env, log_path=log_path) as up:
         await wait_ready(base_url)
-        login = ADMIN_LOGIN.search(log_path.read_text())
-        assert login, log_path.read_text()
+        login = await admin_login(log_path)
         async with playwright_api.async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True

@@ -34,6 +34,19 @@ async def wait_ready(base_url: str, timeout: float = 90.0) -> None:
         await wait_until(ready, timeout=timeout, interval=0.2)
 
 
+async def admin_login(log_path: Path) -> re.Match[str]:
+    """The admin login ``herald up`` prints once it serves: readiness can answer before the
+    banner is written, so wait for the line, not for readiness alone."""
+
+    def search() -> re.Match[str] | None:
+        return ADMIN_LOGIN.search(log_path.read_text())
+
+    await wait_until(lambda: search() is not None, timeout=30)
+    found = search()
+    assert found
+    return found
+
+
 async def outbox(env: dict[str, str], recipient: str) -> str:
     process = await asyncio.create_subprocess_exec(
         *HERALD,
@@ -89,8 +102,7 @@ async def test_newcomer_flow_with_herald_up(tmp_path: Path) -> None:
             assert "subscription confirmed" in confirmed.text
 
             # The first run printed the admin login exactly once: it works.
-            printed_login = ADMIN_LOGIN.search(log_path.read_text())
-            assert printed_login, log_path.read_text()
+            printed_login = await admin_login(log_path)
             form = await client.get("/login")
             token = CSRF.search(form.text)
             assert token
