@@ -22,7 +22,7 @@ from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import Issue
-from herald.issues.progress import ProgressHub, progress_stream
+from herald.issues.progress import RETRY_MS, ProgressHub, progress_stream
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import STATUSES, IssueService
 from herald.issues.views import GMAIL_CLIP_BYTES, IssueViews
@@ -231,6 +231,15 @@ async def issue_events(request: Request, state: State, issue_id: uuid.UUID) -> R
     hub = state.find(ProgressHub)
     if hub is None or hub.closed:
         raise Unavailable("live progress is not available while the server stops")
+    if state.draining:
+        # A stream that ends at once, asking the browser to come back in RETRY_MS: by
+        # then the load balancer sends it to a process that is not stopping (an error
+        # status would make EventSource give up for good).
+        return StreamingResponse(
+            iter([f"retry: {RETRY_MS}\n\n"]),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store"},
+        )
 
     token = request.cookies.get(SESSION_COOKIE, "")
     checked = [time.monotonic()]

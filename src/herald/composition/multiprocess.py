@@ -53,15 +53,26 @@ def app_from_env() -> FastAPI:
 
 def _drain_on_signals(state: AppState) -> None:
     """In a child, uvicorn's own handler stops the server; mark the app draining first so
-    /health/ready turns 503 and progress streams end instead of holding the shutdown."""
+    /health/ready turns 503 and progress streams end instead of holding the shutdown.
+    With ``HERALD_SHUTDOWN_DELAY_SECONDS`` the child serves on that long before uvicorn's
+    handler runs (from a timer thread: it only sets a flag the server polls); a second
+    signal stops it at once."""
     if threading.current_thread() is not threading.main_thread():
         return
+    delay = state.settings.shutdown_delay_seconds
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
 
         def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+            first = not state.draining
             state.draining = True
-            if callable(previous):
+            if not callable(previous):
+                return
+            if first and delay > 0:
+                timer = threading.Timer(delay, previous, args=(signum, frame))
+                timer.daemon = True
+                timer.start()
+            else:
                 previous(signum, frame)
 
         signal.signal(sig, handler)

@@ -4,7 +4,8 @@ One shape for all three: resolve the database (starting the embedded Postgres
 when no URL is configured), apply pending migrations (on the direct URL when a
 pooler stands in front: ``DatabaseUrls``), open one pool, run the
 web server and/or the delivery worker until SIGTERM/SIGINT, then drain:
-readiness turns 503, the web server finishes in-flight requests, the worker
+readiness turns 503 (and the web server keeps serving for
+``HERALD_SHUTDOWN_DELAY_SECONDS``, 0 by default), it finishes in-flight requests, the worker
 stops claiming and finishes or releases its batch, and the process exits 0.
 """
 
@@ -228,12 +229,23 @@ async def _run_parts(
         config = uvicorn.Config(app, **uvicorn_options(settings))
         server = _Server(config)
 
-        def begin_web_shutdown() -> None:
-            state = getattr(app.state, "herald", None)
-            if state is not None:
-                state.draining = True
+        def stop_serving() -> None:
             assert server is not None
             server.should_exit = True
+
+        def begin_web_shutdown() -> None:
+            state = getattr(app.state, "herald", None)
+            first = state is None or not state.draining
+            if state is not None:
+                state.draining = True
+            delay = settings.shutdown_delay_seconds
+            if first and delay > 0:
+                # Readiness answers 503 while requests are still served; a second
+                # signal ends the wait (the callback runs again with draining set).
+                log.info("draining: serving on with readiness 503", seconds=delay)
+                asyncio.get_running_loop().call_later(delay, stop_serving)
+            else:
+                stop_serving()
 
         stopper.callbacks.append(begin_web_shutdown)
         tasks.append(asyncio.create_task(_serve(server, stopper), name="web"))

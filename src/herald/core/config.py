@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips):
     # the client IP behind them drives login throttling. "*" trusts everyone.
     forwarded_allow_ips: str = "127.0.0.1"
+    # After SIGTERM the web server keeps serving this long with /health/ready at 503, so a
+    # load balancer polling readiness takes the process out before it stops accepting.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0, le=300)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
