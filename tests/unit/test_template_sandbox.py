@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import tracemalloc
 
@@ -154,3 +156,43 @@ def test_a_swallowed_interrupt_is_repeated_until_the_item_stops() -> None:
     (outcome,) = timebox.run_each([None], work, 0.2)
     # Not "ran to the end": the repeated interrupt stopped it before its 3 s were up.
     assert isinstance(outcome, timebox.TimeLimitExceeded)
+
+
+PROFILE_AFTER_A_TIME_LIMIT = """
+import asyncio
+from pyinstrument import Profiler
+from herald.core import timebox
+
+def spin():
+    while True:
+        pass
+
+async def main():
+    try:
+        await asyncio.to_thread(timebox.run_limited, spin, 0.1)
+    except timebox.TimeLimitExceeded:
+        pass
+    await asyncio.to_thread(timebox.run_limited, lambda: None, 1.0)
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    await asyncio.sleep(0.2)
+    profiler.stop()
+    print("slept")
+
+asyncio.run(main())
+"""
+
+
+def test_the_time_box_leaves_no_interpreter_wide_signal_behind() -> None:
+    # Clearing a pending interrupt with PyThreadState_SetAsyncExc(id, NULL) left CPython's
+    # "async exception pending" signal up for good: under a profiler's hook the event loop
+    # then spun forever inside asyncio.sleep (the admin profile endpoint wedged the process).
+    done = subprocess.run(
+        [sys.executable, "-c", PROFILE_AFTER_A_TIME_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "slept"
