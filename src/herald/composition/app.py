@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
-from herald.admin import dev_outbox, issues, newsletters, subscribers
+from herald.admin import dev_outbox, issues, newsletters, profiling, subscribers
 from herald.admin import routes as admin
 from herald.api import routes as api
 from herald.auth import routes as auth
@@ -127,6 +127,7 @@ def create_app(
     app.include_router(newsletters.router)
     app.include_router(issues.router)
     app.include_router(subscribers.router)
+    app.include_router(profiling.router)
     app.include_router(api.router)
     if not settings.is_production:
         app.include_router(docs.router)
