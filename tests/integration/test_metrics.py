@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from herald.composition.metrics import GAUGE_LOCK_KEY, run_gauges
+from herald.composition.metrics import GAUGE_LOCK_KEY, reset_all, run_gauges
 from herald.core.config import Settings
 from herald.core.db import Database, connect, try_advisory_lock
 from herald.core.metrics import start_metrics_server
@@ -130,3 +130,35 @@ async def test_the_gauge_loop_refreshes_on_its_timer(database_url: str, settings
     finally:
         stop.set()
         await loop
+
+
+async def test_a_process_that_loses_the_gauge_lock_stops_exporting_its_values(
+    database_url: str, settings: Settings, db: Database
+) -> None:
+    # A stale leader's last queue age would win every max() and fire the queue alert.
+    quick = settings.model_copy(
+        update={"metrics": settings.metrics.model_copy(update={"gauge_interval_seconds": 0.05})}
+    )
+    reset_all()  # values of earlier tests in this process are not this loop's
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_gauges(database_url, quick, stop))
+    other = await connect(database_url, settings.db)
+    try:
+        await wait_until(lambda: bool(delivery_metrics.DELIVERIES._metrics), timeout=10)
+        delivery_metrics.OLDEST_READY_AGE.set(999)  # as if the queue had been stuck
+        async with db.connection() as conn:  # the leader's connection breaks ...
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'herald-metrics' AND datname = current_database()"
+            )
+        # ... and another process takes the lock over.
+        await wait_until(lambda: try_advisory_lock(other, GAUGE_LOCK_KEY), timeout=10)
+        await wait_until(lambda: not delivery_metrics.DELIVERIES._metrics, timeout=10)
+        assert delivery_metrics.OLDEST_READY_AGE._value.get() == 0
+        await other.close()  # that one goes too: this process is elected again
+        await wait_until(lambda: bool(delivery_metrics.DELIVERIES._metrics), timeout=10)
+    finally:
+        stop.set()
+        await loop
+        if not other.is_closed():
+            await other.close()

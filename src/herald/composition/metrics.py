@@ -72,8 +72,16 @@ async def refresh_all(conn: Connection) -> None:
     await issue_metrics.refresh_gauges(conn)
 
 
+def reset_all() -> None:
+    delivery_metrics.reset_gauges()
+    issue_metrics.reset_gauges()
+
+
 async def run_gauges(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
-    """Every interval: hold (or try to take) the gauge lock; refresh the gauges if held."""
+    """Every interval: hold (or try to take) the gauge lock; refresh the gauges if held.
+
+    A process that loses the lock (its connection broke: another process may have taken
+    over) drops the values it exported, so a stale queue age never outlives its leader."""
     interval = settings.metrics.gauge_interval_seconds
     conn: Connection | None = None
     leader = False
@@ -81,6 +89,8 @@ async def run_gauges(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 if conn is None or conn.is_closed():
+                    if leader:
+                        reset_all()
                     conn, leader = await connect(dsn, settings.db, "herald-metrics"), False
                 leader = leader or await try_advisory_lock(conn, GAUGE_LOCK_KEY)
                 if leader:
@@ -88,14 +98,21 @@ async def run_gauges(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
             except (Unavailable, OSError) as exc:
                 log.warning("metrics gauges not refreshed: database unavailable", error=str(exc))
                 await _discard(conn)
-                conn = None
+                conn, leader = None, _reset_if(leader)
             except Exception:
                 log.exception("metrics gauges not refreshed")
                 await _discard(conn)
-                conn = None
+                conn, leader = None, _reset_if(leader)
             await sleep_or_stop(stop, interval)
     finally:
         await _discard(conn)
+
+
+def _reset_if(leader: bool) -> bool:
+    """After losing the connection (and so the lock): reset what was exported; not leader."""
+    if leader:
+        reset_all()
+    return False
 
 
 async def _discard(conn: Connection | None) -> None:

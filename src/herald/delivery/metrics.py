@@ -73,6 +73,13 @@ async def refresh_gauges(conn: Connection) -> None:
     OLDEST_READY_AGE.set(await repository.oldest_ready_age(conn))
 
 
+def reset_gauges() -> None:
+    """What a process that does not compute the gauges exports: no queue counts, age 0
+    (so ``max`` over the processes is the computing process's value, never a stale one)."""
+    DELIVERIES.clear()
+    OLDEST_READY_AGE.set(0)
+
+
 def export(report: Counters, provider: str) -> None:
     """Add one batch's figures to the counters."""
     for outcome, count in (

@@ -31,3 +31,9 @@ async def refresh_gauges(conn: Connection) -> None:
         issues, recipients = found.get(status.value, (0, 0))
         ISSUES.labels(status.value).set(issues)
         RECIPIENTS.labels(status.value).set(recipients)
+
+
+def reset_gauges() -> None:
+    """A process that no longer computes the gauges stops exporting its last values."""
+    ISSUES.clear()
+    RECIPIENTS.clear()
