@@ -75,6 +75,8 @@ def test_r1_crash_soak_small_loses_nobody(tmp_path: Path) -> None:
         "100",
         "--lease-seconds",
         "2",
+        "--kill-window-end",
+        "0.6",
         "--results",
         str(tmp_path),
         results=tmp_path,
