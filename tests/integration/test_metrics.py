@@ -16,7 +16,10 @@ from herald.core.db import Database, connect, try_advisory_lock
 from herald.core.metrics import start_metrics_server
 from herald.delivery import metrics as delivery_metrics
 from herald.issues import metrics as issue_metrics
+from herald.issues.domain import IssueContent
+from herald.issues.service import IssueService
 from tests.support.metrics import Samples, parse_samples
+from tests.support.newsletters import add_subscribers, publish_now
 from tests.support.queue import wait_until
 
 
@@ -162,3 +165,29 @@ async def test_a_process_that_loses_the_gauge_lock_stops_exporting_its_values(
         await loop
         if not other.is_closed():
             await other.close()
+
+
+async def test_the_send_in_progress_is_counted_by_delivery_status(
+    db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 5)
+    service = IssueService(db, settings)
+    sending = await service.create_draft(IssueContent.parse(title="Now", text_content="x"), None)
+    await publish_now(service, sending)
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE deliveries SET status = 'sent', sent_at = now() WHERE id IN"
+            " (SELECT id FROM deliveries WHERE issue_id = $1 ORDER BY id LIMIT 2)",
+            sending,
+        )
+        await conn.execute(
+            "UPDATE deliveries SET status = 'failed', last_error = 'bounced' WHERE id ="
+            " (SELECT id FROM deliveries WHERE issue_id = $1 AND status = 'queued'"
+            "  ORDER BY id LIMIT 1)",
+            sending,
+        )
+        await issue_metrics.refresh_gauges(conn)
+    counts = {
+        labels["status"]: value for labels, value in scrape()["herald_publishing_issue_deliveries"]
+    }
+    assert counts == {"queued": 2, "sending": 0, "sent": 2, "failed": 1, "suppressed": 0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Gauge
 
 from herald.core.db import Connection
+from herald.delivery.domain import DeliveryStatus
 from herald.issues import repository
 from herald.issues.domain import IssueStatus
 
@@ -20,6 +21,13 @@ RECIPIENTS = Gauge(
     ["status"],
     multiprocess_mode="livemostrecent",
 )
+PUBLISHING_DELIVERIES = Gauge(
+    "herald_publishing_issue_deliveries",
+    "Deliveries of the issues being published, by delivery status (queued, sending, "
+    "sent, failed, suppressed): the send in progress.",
+    ["status"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 async def refresh_gauges(conn: Connection) -> None:
@@ -31,9 +39,15 @@ async def refresh_gauges(conn: Connection) -> None:
         issues, recipients = found.get(status.value, (0, 0))
         ISSUES.labels(status.value).set(issues)
         RECIPIENTS.labels(status.value).set(recipients)
+    counts = await repository.publishing_delivery_counts(conn)
+    for delivery_status in DeliveryStatus:
+        PUBLISHING_DELIVERIES.labels(delivery_status.value).set(
+            counts.get(delivery_status.value, 0)
+        )
 
 
 def reset_gauges() -> None:
     """A process that no longer computes the gauges stops exporting its last values."""
     ISSUES.clear()
     RECIPIENTS.clear()
+    PUBLISHING_DELIVERIES.clear()

@@ -230,3 +230,11 @@ LIMIT $3::integer
 SELECT status, count(*)::bigint AS issues, COALESCE(sum(recipients), 0)::bigint AS recipients
 FROM newsletter_issues
 GROUP BY status
+
+-- name: publishing_delivery_counts
+-- The deliveries of the issues being sent, by delivery status (the gauge of the send in
+-- progress; finished issues' outcomes are counted by the outcome counters).
+SELECT status, count(*)::bigint AS n
+FROM deliveries
+WHERE issue_id IN (SELECT id FROM newsletter_issues WHERE status = 'publishing')
+GROUP BY status

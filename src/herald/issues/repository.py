@@ -294,3 +294,9 @@ async def issue_gauges(conn: Connection) -> list[tuple[str, int, int]]:
     """(status, issues, recipients) for every issue status in use."""
     rows = await conn.fetch(Q["issue_gauges"])
     return [(row["status"], int(row["issues"]), int(row["recipients"])) for row in rows]
+
+
+async def publishing_delivery_counts(conn: Connection) -> dict[str, int]:
+    """Deliveries of the issues being published, by delivery status."""
+    rows = await conn.fetch(Q["publishing_delivery_counts"])
+    return {row["status"]: int(row["n"]) for row in rows}
