@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint fmt clean bench bench-quick browser
+.PHONY: help run test check lint fmt clean bench bench-quick browser assets
 
 help:
 	@echo "make run    - start Herald on an embedded Postgres (development outbox)"
@@ -13,6 +13,7 @@ help:
 	@echo "make check  - lint + type-check + every test"
 	@echo "make fmt    - format and autofix"
 	@echo "make browser - install headless Chromium for the browser test (Debian package)"
+	@echo "make assets - re-vendor the pinned front-end libraries (htmx, uPlot) from the npm registry"
 
 # The virtualenv is rebuilt when the dependency pins change.
 $(STAMP): pyproject.toml requirements.lock
@@ -46,6 +47,12 @@ browser:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
 	fi
+
+# Front-end libraries under src/herald/web/static/vendor, pinned in its vendor.json: each
+# tarball is checked against the registry's dist.integrity. Needs npm and the registry, so
+# it is never part of `make test` (the tests check the vendored files offline).
+assets:
+	$(PYTHON) tools/vendor_assets.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
