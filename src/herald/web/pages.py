@@ -1,5 +1,8 @@
 """Render a full HTML page: flashes shown once, a CSRF token, the CSP nonce, the user.
 
+The layout (``web/templates/layout.html``) also gets the request path, to mark the
+active navigation item.
+
 Every server-rendered page goes through :func:`page`, so no template can forget
 the CSRF token or leave a flash message standing.
 """
@@ -36,6 +39,7 @@ def page(
         csrf_token=token,
         csp_nonce=getattr(request.state, "csp_nonce", ""),
         user=session,
+        current_path=request.url.path,
         **context,
     )
     response = HTMLResponse(html, status_code=status_code, headers=headers)
