@@ -219,6 +219,14 @@ class AuthService:
                 await repository.touch_session(conn, session.token_hash)
         return session
 
+    async def session_alive(self, token: str) -> bool:
+        """Whether the session still exists and has not expired. Unlike
+        :meth:`resolve_session` it is no activity: an open live socket, which asks this
+        every few seconds, keeps no session alive past its idle limit."""
+        idle = self.settings.auth.session_idle_minutes * 60
+        async with self.db.connection() as conn:
+            return await repository.find_session(conn, digest(token), idle) is not None
+
     async def end_session(self, token: str) -> None:
         async with self.db.connection() as conn:
             await repository.delete_session(conn, digest(token))

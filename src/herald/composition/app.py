@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
-from herald.admin import dev_outbox, issues, newsletters, profiling, subscribers
+from herald.admin import dev_outbox, issues, live, newsletters, profiling, subscribers
 from herald.admin import routes as admin
 from herald.api import routes as api
 from herald.auth import routes as auth
 from herald.auth.passwords import Passwords
 from herald.composition.housekeeping import run as run_housekeeping
 from herald.composition.metrics import run_gauges
+from herald.core import live as live_events
 from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.issues import progress
 from herald.issues.progress import ProgressHub, dedicated_connection
+from herald.issues.service import IssueService
 from herald.subscriptions import routes as subscriptions
 from herald.web import docs, errors, health
 from herald.web.middleware import (
@@ -82,6 +86,7 @@ def create_app(
         app.state.herald = AppState(settings=settings, db=database)
         app.state.herald.provide(Passwords, passwords)
         app.state.herald.provide(ProgressHub, hub)
+        live_parts = _LiveParts.start(app.state.herald, listen)
         stop = asyncio.Event()
         cleaner = (
             asyncio.create_task(run_housekeeping(database, settings, stop))
@@ -101,6 +106,7 @@ def create_app(
             app.state.herald.draining = True
             stop.set()
             await hub.stop()  # ends the open progress streams
+            await live_parts.stop()
             if cleaner is not None:
                 await cleaner
             if gauges is not None:
@@ -120,14 +126,10 @@ def create_app(
         openapi_url=None if settings.is_production else docs.OPENAPI_URL,
     )
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(subscriptions.router)
-    app.include_router(auth.router)
-    app.include_router(admin.router)
-    app.include_router(newsletters.router)
-    app.include_router(issues.router)
-    app.include_router(subscribers.router)
+    for feature in (health, subscriptions, auth, admin, newsletters, issues, subscribers):
+        app.include_router(feature.router)
     app.include_router(profiling.router)
+    app.include_router(live.router)  # GET /admin/live, the WebSocket
     app.include_router(api.router)
     if not settings.is_production:
         app.include_router(docs.router)
@@ -135,6 +137,44 @@ def create_app(
     app.mount("/static", StaticFiles(packages=[("herald.web", "static")]), name="static")
     _add_middleware(app, settings)
     return app
+
+
+@dataclass
+class _LiveParts:
+    """The live WebSocket's hub, fed by one LISTEN connection (opened with the first
+    socket): ``herald_live`` events as they are, ``herald_progress`` through the relay."""
+
+    hub: live_events.LiveHub
+    relay: live.ProgressRelay
+    listener: live_events.Listener
+
+    @classmethod
+    def start(cls, state: AppState, listen: str | None) -> _LiveParts:
+        settings, database = state.settings, state.db
+        listener = live_events.Listener(
+            live_events.dedicated_connection(listen, settings.db, "herald-live")
+            if listen
+            else database.connection
+        )
+        hub = live_events.LiveHub(on_first_subscriber=listener.start)
+        relay = live.ProgressRelay(hub, IssueService(database, settings).progress)
+        listener.on(live_events.CHANNEL, hub.publish)
+        listener.on(progress.CHANNEL, relay.on_notify)
+
+        def resync() -> None:
+            if listener.connects > 1:  # events may have been missed while it was down
+                hub.publish(live_events.event("resync"))
+
+        listener.on_connect(resync)
+        state.provide(live_events.LiveHub, hub)
+        state.provide(live_events.Listener, listener)
+        state.on_drain(hub.drain)  # the sockets close with 1001 at once
+        return cls(hub, relay, listener)
+
+    async def stop(self) -> None:
+        self.hub.drain()
+        await self.listener.stop()
+        await self.relay.stop()
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

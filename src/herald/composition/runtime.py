@@ -319,6 +319,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "timeout_graceful_shutdown": int(settings.delivery.drain_seconds),
+        # GET /admin/live (admin/live.py): protocol pings find dead clients; a client
+        # sends nothing that matters, so its messages stay small; no per-socket zlib.
+        "ws": "websockets-sansio",
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "ws_max_size": 64 * 1024,
+        "ws_per_message_deflate": False,
     }
 
 

@@ -19,3 +19,7 @@ SELECT pg_try_advisory_lock($1::bigint)
 
 -- name: statement_timeout
 SELECT current_setting('statement_timeout')
+
+-- name: notify_live
+-- A live event for signed-in browsers (core/live.py); delivered at commit.
+SELECT pg_notify('herald_live', $1::text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from herald.core import sql
+from herald.core import live, sql
 from herald.core.db import Connection
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import Issue, IssueContent, IssueStatus
@@ -80,6 +80,7 @@ async def start_publishing(
     started = await conn.fetchval(Q["start_publishing"], issue_id, traceparent) is not None
     if started:
         await conn.execute(Q["wake_workers"])  # delivered at commit
+        await notify_status(conn, issue_id, IssueStatus.PUBLISHING)
     return started
 
 
@@ -126,11 +127,17 @@ async def fanout_failed(
 
 
 async def schedule(conn: Connection, issue_id: uuid.UUID, at: datetime) -> bool:
-    return await conn.fetchval(Q["schedule_issue"], issue_id, at) is not None
+    scheduled = await conn.fetchval(Q["schedule_issue"], issue_id, at) is not None
+    if scheduled:
+        await notify_status(conn, issue_id, IssueStatus.SCHEDULED)
+    return scheduled
 
 
 async def unschedule(conn: Connection, issue_id: uuid.UUID) -> bool:
-    return await conn.fetchval(Q["unschedule_issue"], issue_id) is not None
+    unscheduled = await conn.fetchval(Q["unschedule_issue"], issue_id) is not None
+    if unscheduled:
+        await notify_status(conn, issue_id, IssueStatus.DRAFT)
+    return unscheduled
 
 
 async def lock_due_issue(conn: Connection) -> uuid.UUID | None:
@@ -146,6 +153,8 @@ async def publish_failed(
     attempts: int | None = await conn.fetchval(
         Q["publish_failed"], issue_id, error, base, cap, to_draft
     )
+    if attempts is not None and to_draft:
+        await notify_status(conn, issue_id, IssueStatus.DRAFT)
     return attempts
 
 
@@ -166,7 +175,10 @@ async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[
         locked = [row["id"] for row in await conn.fetch(Q["lock_publishing_issues"], done)]
         if not locked:
             return []
-        return [row["id"] for row in await conn.fetch(Q["complete_issues"], locked)]
+        completed = [row["id"] for row in await conn.fetch(Q["complete_issues"], locked)]
+        for issue_id in completed:
+            await notify_status(conn, issue_id, IssueStatus.SENT)
+        return completed
 
 
 async def complete_finished_issues(conn: Connection) -> list[uuid.UUID]:
@@ -180,7 +192,8 @@ async def retry_failed(conn: Connection, issue_id: uuid.UUID) -> int:
     """Queue an issue's failed deliveries again, reopening the issue first (its row lock
     orders this against a concurrent complete_issues)."""
     async with conn.transaction():
-        await conn.fetchval(Q["reopen_for_retry"], issue_id)
+        if await conn.fetchval(Q["reopen_for_retry"], issue_id) is not None:
+            await notify_status(conn, issue_id, IssueStatus.PUBLISHING)
         row = await conn.fetchrow(Q["retry_failed"], issue_id)
     return int(row["retried"]) if row else 0
 
@@ -222,6 +235,11 @@ async def subscribers_for_rendering(
 
 async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
     await conn.execute(Q["notify_progress"], str(issue_id))
+
+
+async def notify_status(conn: Connection, issue_id: uuid.UUID, status: IssueStatus) -> None:
+    """The live ``issue.status`` event (``core/live.py``), delivered at commit."""
+    await live.notify(conn, live.event("issue.status", issue_id=str(issue_id), status=status))
 
 
 @dataclass(frozen=True, slots=True)

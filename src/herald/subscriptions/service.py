@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from herald.core import live
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import NotFound, Unauthorized, ValidationError
@@ -80,6 +81,7 @@ class SubscriptionService:
             )
             if inserted is not None:
                 await self._enqueue(conn, inserted, message)
+                await live.notify(conn, live.event("subscriber.created", subscriber_id=inserted))
                 log.info("subscription created", subscriber_id=str(inserted))
                 return SubscribeOutcome.CONFIRMATION_SENT
             # The address exists (or a concurrent request inserted it first): lock its row.
@@ -131,6 +133,8 @@ class SubscriptionService:
                     "this confirmation link has expired: subscribe again to get a new one"
                 )
             await repository.confirm(conn, found.subscriber_id)
+            confirmed = live.event("subscriber.confirmed", subscriber_id=found.subscriber_id)
+            await live.notify(conn, confirmed)
         log.info("subscription confirmed", subscriber_id=str(found.subscriber_id))
         return ConfirmOutcome.CONFIRMED
 
@@ -152,6 +156,9 @@ class SubscriptionService:
             raise ValidationError("this unsubscribe link is not valid", field="token")
         async with self.db.connection() as conn:
             known, changed = await repository.unsubscribe(conn, subscriber_id)
+            if changed:
+                gone = live.event("subscriber.unsubscribed", subscriber_id=subscriber_id)
+                await live.notify(conn, gone)
         if changed:
             log.info("unsubscribed", subscriber_id=str(subscriber_id))
         return changed or not known

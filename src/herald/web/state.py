@@ -10,6 +10,7 @@ reader still gets its precise type.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, cast
 
@@ -27,8 +28,27 @@ T = TypeVar("T")
 class AppState:
     settings: Settings
     db: Database
-    draining: bool = False
     _parts: dict[type[Any], object] = field(default_factory=dict, repr=False)
+    _draining: bool = field(default=False, repr=False)
+    _on_drain: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def draining(self) -> bool:
+        """Set once the process starts to stop: readiness 503, live channels end."""
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        first = value and not self._draining
+        self._draining = value
+        if first:
+            for callback in list(self._on_drain):
+                callback()
+
+    def on_drain(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when ``draining`` is first set (from wherever it is set: a
+        signal handler, another thread — the callback must be safe there)."""
+        self._on_drain.append(callback)
 
     def provide(self, kind: type[T], part: T) -> None:
         """Keep ``part`` as this process's ``kind`` (one per type)."""
