@@ -169,6 +169,12 @@ async def walk_every_page(
     await page.wait_for_url("**/admin/dashboard")
     await camera.shoot(page, "dashboard")
 
+    # htmx is loaded (with the nonce) on signed-in pages; uPlot is served for the charts.
+    assert await page.evaluate("typeof window.htmx") == "object"
+    for asset in ("uplot/uPlot.iife.min.js", "uplot/uPlot.min.css", "htmx/LICENSE"):
+        response = await page.request.get(f"/static/vendor/{asset}")
+        assert response.status == 200, asset
+
     # The theme toggle (script) overrides the system's scheme and is remembered.
     await page.emulate_media(color_scheme="light")
     await page.click("[data-theme-toggle]")
