@@ -5,7 +5,7 @@ subscription pages (home, "check your inbox", confirmed, unsubscribe, an error p
 screenshotting each at 1280 and 375 px in both colour schemes into a folder the test
 prints (a copy goes to /tmp/herald-screens for a human to look at). On every page: no CSP
 violation, no console error or warning, no request to any host but Herald's, and nothing
-wider than a phone's screen at 375 px (tables scroll inside their own box).
+wider than a phone's screen at 375 or 360 px (tables scroll inside their own box).
 
 Uses the Chromium set-up of test_browser_progress.py (Debian's package, `make browser`);
 skipped without it on a developer's machine, failed without it in CI.
@@ -78,12 +78,11 @@ class Camera:
                 path = self.folder / f"{name}-{width_name}-{scheme}.png"
                 await page.screenshot(path=str(path), full_page=True)
                 self.shots.append(path)
-            if width_name == "phone":
-                overflow = await page.evaluate(
-                    "document.documentElement.scrollWidth - window.innerWidth"
-                )
-                if overflow > 0:
-                    self.problems.append(f"{name}: {overflow}px wider than a 375px phone")
+        for narrow in (375, 360):  # nothing wider than the phone: tables scroll in their box
+            await page.set_viewport_size({"width": narrow, "height": 740})
+            overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            if overflow > 0:
+                self.problems.append(f"{name}: {overflow}px wider than a {narrow}px phone")
         violations = await page.evaluate("window.__cspViolations || []")
         self.problems += [f"{name}: CSP violation {v}" for v in violations]
         await page.set_viewport_size({"width": 1280, "height": 800})
