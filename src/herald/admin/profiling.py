@@ -21,13 +21,14 @@ from pyinstrument.renderers.speedscope import SpeedscopeRenderer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from herald.auth.web import require_session
+from herald.auth.web import require_admin
 from herald.core.errors import Conflict, ValidationError
 from herald.web import csrf
 from herald.web.forms import read_form
 from herald.web.state import State
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
+# An operator tool: admins only (editors get 403).
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 MAX_SECONDS = 60
 FORMATS = {"html": ("text/html", "html"), "speedscope": ("application/json", "speedscope.json")}

@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, Response
 
 from herald.auth.domain import Scope
 from herald.auth.service import PasswordChangeRejected
-from herald.auth.web import CurrentSession, auth_service, require_session
+from herald.auth.web import AdminSession, CurrentSession, auth_service, require_session
 from herald.core.errors import NotFound, ValidationError
 from herald.web import csrf, flash
 from herald.web.errors import form_errors
@@ -48,13 +48,13 @@ async def change_password(request: Request, state: State, session: CurrentSessio
 
 
 @router.get("/api-keys", response_class=HTMLResponse)
-async def api_keys(request: Request, state: State, session: CurrentSession) -> Response:
+async def api_keys(request: Request, state: State, session: AdminSession) -> Response:
     keys = await auth_service(state).list_api_keys(session.user_id)
     return page(request, "admin/api_keys.html", keys=keys, scopes=[s.value for s in Scope])
 
 
 @router.post("/api-keys")
-async def create_api_key(request: Request, state: State, session: CurrentSession) -> Response:
+async def create_api_key(request: Request, state: State, session: AdminSession) -> Response:
     form = await read_form(request)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
     with form_errors("/admin/api-keys", ValidationError):
@@ -76,7 +76,7 @@ async def create_api_key(request: Request, state: State, session: CurrentSession
 
 @router.post("/api-keys/{key_id}/revoke")
 async def revoke_api_key(
-    request: Request, state: State, session: CurrentSession, key_id: uuid.UUID
+    request: Request, state: State, session: AdminSession, key_id: uuid.UUID
 ) -> Response:
     form = await read_form(request)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))

@@ -35,6 +35,21 @@ class Scope(StrEnum):
         return self is Scope.WRITE or needed is Scope.READ
 
 
+class Role(StrEnum):
+    """What a signed-in user may do: an admin everything; an editor issues and subscribers,
+    not users, API keys or settings."""
+
+    ADMIN = "admin"
+    EDITOR = "editor"
+
+    @classmethod
+    def parse(cls, raw: str) -> Role:
+        try:
+            return cls(raw.strip().lower())
+        except ValueError:
+            raise ValidationError("A role is admin or editor.", field="role") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Username:
     value: str
@@ -59,6 +74,25 @@ class UserRecord:
     username: str
     password_hash: str
     password_changed_at: datetime
+    role: Role
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A row of the users page: never the password hash."""
+
+    id: uuid.UUID
+    username: str
+    role: Role
+    disabled_at: datetime | None
+    created_at: datetime
+    password_changed_at: datetime
+    sessions: int
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +104,11 @@ class SessionRecord:
     username: str
     last_seen_at: datetime
     created_at: datetime
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
 
 class PasswordPolicyError(ValidationError):

@@ -1,23 +1,47 @@
 -- Admin users, sessions, login throttling, API keys.
 
 -- name: insert_user
-INSERT INTO users (id, username, password_hash)
-VALUES ($1::uuid, $2::text, $3::text)
+INSERT INTO users (id, username, password_hash, role)
+VALUES ($1::uuid, $2::text, $3::text, $4::text)
 ON CONFLICT ((lower(username))) DO NOTHING
 RETURNING id
 
 -- name: find_user_by_username
-SELECT id, username, password_hash, password_changed_at
+SELECT id, username, password_hash, password_changed_at, role, disabled_at
 FROM users
 WHERE lower(username) = lower($1::text)
 
 -- name: find_user_by_id
-SELECT id, username, password_hash, password_changed_at
+SELECT id, username, password_hash, password_changed_at, role, disabled_at
 FROM users
 WHERE id = $1::uuid
 
 -- name: count_users
 SELECT count(*) FROM users
+
+-- name: list_users
+SELECT u.id, u.username, u.role, u.disabled_at, u.created_at, u.password_changed_at,
+       (SELECT count(*) FROM sessions AS s
+        WHERE s.user_id = u.id AND s.expires_at > now())::integer AS sessions
+FROM users AS u
+ORDER BY lower(u.username)
+
+-- name: lock_active_admins
+-- Taken before a change that could leave no active admin: two admins demoting or
+-- disabling each other concurrently queue here, and the second sees the first's change.
+SELECT id FROM users
+WHERE role = 'admin' AND disabled_at IS NULL
+ORDER BY id
+FOR UPDATE
+
+-- name: set_user_role
+UPDATE users SET role = $2::text WHERE id = $1::uuid RETURNING id
+
+-- name: set_user_disabled
+UPDATE users
+SET disabled_at = CASE WHEN $2::boolean THEN coalesce(disabled_at, now()) END
+WHERE id = $1::uuid
+RETURNING id
 
 -- name: set_password_hash
 -- Rehash on login: same password, new parameters; sessions are not touched.
@@ -33,11 +57,13 @@ INSERT INTO sessions (token_hash, user_id, expires_at, user_agent, ip)
 VALUES ($1::bytea, $2::uuid, now() + make_interval(secs => $3::float8), $4::text, $5::text)
 
 -- name: find_session
--- A session is alive while both its absolute expiry and its idle limit lie ahead.
-SELECT s.token_hash, s.user_id, u.username, s.last_seen_at, s.created_at
+-- A session is alive while both its absolute expiry and its idle limit lie ahead,
+-- and its user is not disabled.
+SELECT s.token_hash, s.user_id, u.username, s.last_seen_at, s.created_at, u.role
 FROM sessions AS s
 JOIN users AS u ON u.id = s.user_id
 WHERE s.token_hash = $1::bytea
+  AND u.disabled_at IS NULL
   AND s.expires_at > now()
   AND s.last_seen_at > now() - make_interval(secs => $2::float8)
 
@@ -92,7 +118,7 @@ VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::bytea, $6::text)
 SELECT k.id, k.user_id, u.username, k.scope, u.password_changed_at
 FROM api_keys AS k
 JOIN users AS u ON u.id = k.user_id
-WHERE k.key_hash = $1::bytea AND k.revoked_at IS NULL
+WHERE k.key_hash = $1::bytea AND k.revoked_at IS NULL AND u.disabled_at IS NULL
 
 -- name: touch_api_key
 UPDATE api_keys SET last_used_at = now()

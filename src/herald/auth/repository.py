@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from herald.auth.domain import Scope, SessionRecord, UserRecord
+from herald.auth.domain import Role, Scope, SessionRecord, UserRecord, UserSummary
 from herald.core import sql
 from herald.core.db import Connection
 
@@ -37,14 +37,51 @@ class ApiKeyView:
 def _user(row: Any) -> UserRecord | None:
     if row is None:
         return None
-    return UserRecord(row["id"], row["username"], row["password_hash"], row["password_changed_at"])
+    return UserRecord(
+        row["id"],
+        row["username"],
+        row["password_hash"],
+        row["password_changed_at"],
+        Role(row["role"]),
+        row["disabled_at"],
+    )
 
 
-async def insert_user(conn: Connection, username: str, password_hash: str) -> uuid.UUID | None:
+async def insert_user(
+    conn: Connection, username: str, password_hash: str, role: Role
+) -> uuid.UUID | None:
     inserted: uuid.UUID | None = await conn.fetchval(
-        Q["insert_user"], uuid.uuid4(), username, password_hash
+        Q["insert_user"], uuid.uuid4(), username, password_hash, role.value
     )
     return inserted
+
+
+async def list_users(conn: Connection) -> list[UserSummary]:
+    return [
+        UserSummary(
+            r["id"],
+            r["username"],
+            Role(r["role"]),
+            r["disabled_at"],
+            r["created_at"],
+            r["password_changed_at"],
+            r["sessions"],
+        )
+        for r in await conn.fetch(Q["list_users"])
+    ]
+
+
+async def lock_active_admins(conn: Connection) -> set[uuid.UUID]:
+    """The active admins, locked until the end of the transaction."""
+    return {row["id"] for row in await conn.fetch(Q["lock_active_admins"])}
+
+
+async def set_user_role(conn: Connection, user_id: uuid.UUID, role: Role) -> bool:
+    return await conn.fetchval(Q["set_user_role"], user_id, role.value) is not None
+
+
+async def set_user_disabled(conn: Connection, user_id: uuid.UUID, disabled: bool) -> bool:
+    return await conn.fetchval(Q["set_user_disabled"], user_id, disabled) is not None
 
 
 async def find_user_by_username(conn: Connection, username: str) -> UserRecord | None:
@@ -87,7 +124,12 @@ async def find_session(
     if row is None:
         return None
     return SessionRecord(
-        row["token_hash"], row["user_id"], row["username"], row["last_seen_at"], row["created_at"]
+        row["token_hash"],
+        row["user_id"],
+        row["username"],
+        row["last_seen_at"],
+        row["created_at"],
+        Role(row["role"]),
     )
 
 

@@ -15,6 +15,7 @@ import jwt
 from herald.auth import devices, repository
 from herald.auth.domain import (
     API_KEY_PREFIX,
+    Role,
     Scope,
     SessionRecord,
     Username,
@@ -90,15 +91,15 @@ class AuthService:
 
     # -- users ----------------------------------------------------------------
 
-    async def create_user(self, username: str, password: str) -> uuid.UUID:
+    async def create_user(self, username: str, password: str, role: Role = Role.ADMIN) -> uuid.UUID:
         name = Username.parse(username)
         check_new_password(password)
         password_hash = await self.passwords.hash(password)
         async with self.db.connection() as conn:
-            user_id = await repository.insert_user(conn, name.value, password_hash)
+            user_id = await repository.insert_user(conn, name.value, password_hash, role)
         if user_id is None:
             raise Conflict(f"a user named {name.value!r} already exists")
-        log.info("user created", username=name.value)
+        log.info("user created", username=name.value, role=role.value)
         return user_id
 
     async def set_password(self, username: str, password: str) -> None:
@@ -178,6 +179,10 @@ class AuthService:
         verification = await self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not verification.ok:
             log.info("login failed", ip=ip, trusted_device=bool(trusted))
+            raise AuthenticationFailed
+        if user.disabled_at is not None:
+            # The same answer as a wrong password: the attempt stays counted.
+            log.info("login refused: user disabled", username=user.username)
             raise AuthenticationFailed
         async with self.db.connection() as conn:
             await repository.delete_attempts(conn, attempt)
@@ -329,7 +334,11 @@ class AuthService:
             raise Unauthorized("invalid access token") from None
         async with self.db.connection() as conn:
             user = await repository.find_user_by_id(conn, user_id)
-        # A password change revokes every token issued before it.
-        if user is None or claims["pwv"] != _password_version(user.password_changed_at):
+        # A password change revokes every token issued before it; disabling the user, all.
+        if (
+            user is None
+            or user.disabled_at is not None
+            or claims["pwv"] != _password_version(user.password_changed_at)
+        ):
             raise Unauthorized("the access token is no longer valid")
         return Principal(user.id, user.username, scope, "jwt")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import Request
 
+from herald.auth.accounts import UserAdmin
 from herald.auth.domain import Scope, SessionRecord
 from herald.auth.passwords import Passwords
 from herald.auth.service import BEARER, AuthService, Principal
@@ -40,6 +41,25 @@ async def require_session(
 
 
 CurrentSession = Annotated[SessionRecord, Depends(require_session)]
+
+ADMINS_ONLY = (
+    "Only admins can manage users, API keys and settings. Ask an admin if you need a change there."
+)
+
+
+async def require_admin(session: CurrentSession) -> SessionRecord:
+    """The pages of users, API keys and settings: an editor gets 403 (the JSON API's
+    scopes are a separate matter, see ``writer``)."""
+    if not session.is_admin:
+        raise Forbidden(ADMINS_ONLY)
+    return session
+
+
+AdminSession = Annotated[SessionRecord, Depends(require_admin)]
+
+
+def user_admin(state: AppState) -> UserAdmin:
+    return UserAdmin(state.db, state.part(Passwords))
 
 
 async def principal(request: Request, state: State) -> Principal:

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from herald.auth.domain import Scope
+from herald.auth.domain import Role, Scope
 from herald.auth.passwords import Passwords
 from herald.auth.repository import ApiKeyView
 from herald.auth.service import AuthService
@@ -60,16 +60,22 @@ def _run(settings: Settings, action: Callable[[AuthService], Awaitable[T]]) -> T
 
 
 @users_app.command("create")
-def users_create(username: str, password_stdin: PasswordStdin = False) -> None:
-    """Create an admin user."""
+def users_create(
+    username: str,
+    password_stdin: PasswordStdin = False,
+    role: Annotated[
+        Role, typer.Option(help="admin (everything) or editor (issues and subscribers only).")
+    ] = Role.ADMIN,
+) -> None:
+    """Create a user: an admin unless --role editor."""
     settings = cli_settings()
     password = _read_password(password_stdin)
 
     async def create(service: AuthService) -> uuid.UUID:
-        return await service.create_user(username, password)
+        return await service.create_user(username, password, role)
 
     _run(settings, create)
-    typer.echo(f"user {username} created")
+    typer.echo(f"user {username} created ({role.value})")
 
 
 @users_app.command("set-password")
