@@ -45,6 +45,7 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/admin/newsletters", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/issues/new", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/issues/{issue_id}/edit", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/issues/preview", ISSUE_FORM_MAX_BYTES),  # the editor's
 ]
 
 
