@@ -61,7 +61,7 @@ WHERE expires_at < now() - make_interval(secs => $1::float8)
 -- Idempotent: an unsubscribed address stays unsubscribed; pending links die with it.
 WITH gone AS (
     UPDATE subscriptions
-    SET status = 'unsubscribed', updated_at = now()
+    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
     WHERE id = $1::uuid AND status <> 'unsubscribed'
     RETURNING id
 ), tokens AS (
@@ -75,11 +75,99 @@ SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
 WHERE id = $1::uuid
 
--- name: search_subscribers
--- The admin's subscriber list, newest first; $1 is an email substring (NULL: everyone).
--- strpos, not LIKE, so '%' and '_' in a search are plain characters.
+-- name: custom_plans
+-- The list statements below hold optional filters ("$n IS NULL OR …"): with the values
+-- planned in (not a generic plan), the planner drops the absent ones and picks the
+-- index of the ones present. Transaction-local.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
+
+-- name: list_newest
+-- One keyset page, newest first, after the cursor ($1 created_at, $2 id). Filters, each
+-- NULL for none: $3 status; $4 a "contains" text (three characters or more: the GIN
+-- trigram index finds the rows, strpos checks them); $5 a LIKE "starts with" pattern
+-- (email or name, the text_pattern_ops indexes). Run under custom_plans.
 SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
-WHERE $1::text IS NULL OR strpos(lower(email), lower($1::text)) > 0
+WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
+  AND ($3::text IS NULL OR status = $3::text)
+  AND ($4::text IS NULL OR (
+        herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
+        AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)))
+  AND ($5::text IS NULL OR lower(email) LIKE lower($5::text) OR lower(name) LIKE lower($5::text))
 ORDER BY created_at DESC, id DESC
-LIMIT $2::integer OFFSET $3::integer
+LIMIT $6::integer
+
+-- name: list_oldest
+-- list_newest the other way round: oldest first, after the cursor.
+SELECT id, email, name, status, created_at, confirmed_at
+FROM subscriptions
+WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
+  AND ($3::text IS NULL OR status = $3::text)
+  AND ($4::text IS NULL OR (
+        herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
+        AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)))
+  AND ($5::text IS NULL OR lower(email) LIKE lower($5::text) OR lower(name) LIKE lower($5::text))
+ORDER BY created_at, id
+LIMIT $6::integer
+
+-- name: status_counts
+-- Maintained by the subscriptions_count_* triggers (migration 0009): 3 statuses x 16 slots.
+SELECT status, sum(n)::bigint AS n
+FROM subscriber_counts
+GROUP BY status
+
+-- name: subscriber_deliveries
+-- One subscriber's deliveries, newest first, after the cursor ($2 created_at, $3 id).
+SELECT d.id, d.kind, d.status, d.attempts, d.last_error, d.created_at, d.sent_at,
+       d.issue_id, i.title AS issue_title
+FROM deliveries AS d
+LEFT JOIN newsletter_issues AS i ON i.id = d.issue_id
+WHERE d.subscriber_id = $1::uuid AND (d.created_at, d.id) < ($2::timestamptz, $3::bigint)
+ORDER BY d.created_at DESC, d.id DESC
+LIMIT $4::integer
+
+-- name: get_for_timeline
+SELECT id, email, name, status, created_at, confirmed_at, updated_at, unsubscribed_at
+FROM subscriptions
+WHERE id = $1::uuid
+
+-- name: lock_resendable
+-- Pending subscribers among $1 with fewer than $3 confirmation emails in the last $2
+-- seconds (HERALD_SUBSCRIPTIONS__MAX_CONFIRMATIONS_PER_DAY), locked: a concurrent
+-- resend of the same subscriber waits, then counts the email this one queued.
+SELECT s.id, s.email, s.name
+FROM subscriptions AS s
+WHERE s.id = ANY($1::uuid[])
+  AND s.status = 'pending_confirmation'
+  AND (SELECT count(*) FROM deliveries AS d
+       WHERE d.subscriber_id = s.id AND d.kind = 'confirmation'
+         AND d.created_at > now() - make_interval(secs => $2::float8)) < $3::integer
+ORDER BY s.id
+FOR UPDATE OF s
+
+-- name: unsubscribe_many
+-- The admin's unsubscribe: like unsubscribe, for many; returns how many changed.
+WITH gone AS (
+    UPDATE subscriptions
+    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND status <> 'unsubscribed'
+    RETURNING id
+), tokens AS (
+    DELETE FROM subscription_tokens WHERE subscriber_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone
+
+-- name: delete_many
+-- Deleting keeps the delivery history: the subscriptions_forget_deliveries trigger sets
+-- their subscriber_id to NULL (issue counts stay right; the address stays in
+-- recipient). Their queued emails are suppressed first so none goes out afterwards
+-- (a worker re-checks issue emails anyway; confirmations carry their own message).
+WITH queued AS (
+    UPDATE deliveries
+    SET status = 'suppressed', last_error = 'subscriber deleted', updated_at = now()
+    WHERE subscriber_id = ANY($1::uuid[]) AND status = 'queued'
+), gone AS (
+    DELETE FROM subscriptions WHERE id = ANY($1::uuid[])
+    RETURNING id
+)
+SELECT count(*) FROM gone

@@ -10,6 +10,7 @@ from typing import Any
 from herald.core import sql
 from herald.core.db import Connection
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
+from herald.subscriptions.listing import Cursor, ListFilter, Sort, TimelineEvent
 
 Q = sql.load("herald.subscriptions")
 
@@ -124,9 +125,86 @@ async def get_by_id(conn: Connection, subscriber_id: uuid.UUID) -> SubscriptionV
     return _view(row) if row is not None else None
 
 
-async def search(
-    conn: Connection, query: str | None, *, limit: int, offset: int = 0
+async def list_page(
+    conn: Connection, where: ListFilter, after: Cursor, limit: int, *, forward: bool = True
 ) -> list[SubscriptionView]:
-    """Newest first; ``query`` is an email substring, matched case-insensitively."""
-    rows = await conn.fetch(Q["search_subscribers"], query or None, limit, offset)
+    """Up to ``limit`` subscribers matching ``where`` after ``after`` in its sort order
+    (``forward=False``: before it, nearest first). Call inside a transaction."""
+    newest = (where.sort is Sort.NEWEST) == forward
+    status = where.tab.status
+    await conn.execute(Q["custom_plans"])
+    rows = await conn.fetch(
+        Q["list_newest"] if newest else Q["list_oldest"],
+        after.created_at,
+        after.id,
+        status.value if status else None,
+        where.contains,
+        where.prefix_pattern,
+        limit,
+    )
     return [_view(row) for row in rows]
+
+
+async def status_counts(conn: Connection) -> dict[SubscriptionStatus, int]:
+    rows = await conn.fetch(Q["status_counts"])
+    found = {SubscriptionStatus(row["status"]): int(row["n"]) for row in rows}
+    return {status: found.get(status, 0) for status in SubscriptionStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineSubscriber:
+    view: SubscriptionView
+    updated_at: datetime
+    unsubscribed_at: datetime | None
+
+
+async def get_for_timeline(conn: Connection, subscriber_id: uuid.UUID) -> TimelineSubscriber | None:
+    row = await conn.fetchrow(Q["get_for_timeline"], subscriber_id)
+    if row is None:
+        return None
+    return TimelineSubscriber(_view(row), row["updated_at"], row["unsubscribed_at"])
+
+
+async def deliveries_of(
+    conn: Connection, subscriber_id: uuid.UUID, before: Cursor, limit: int
+) -> list[tuple[int, TimelineEvent]]:
+    """(delivery id, event) for one subscriber's deliveries, newest first."""
+    rows = await conn.fetch(
+        Q["subscriber_deliveries"], subscriber_id, before.created_at, before.id, limit
+    )
+    return [
+        (
+            row["id"],
+            TimelineEvent(
+                at=row["created_at"],
+                kind=row["kind"],
+                status=row["status"],
+                title=row["issue_title"] or "",
+                issue_id=row["issue_id"],
+                attempts=row["attempts"],
+                detail=row["last_error"] or "",
+                sent_at=row["sent_at"],
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def lock_resendable(
+    conn: Connection, ids: list[uuid.UUID], *, window_seconds: float, per_window: int
+) -> list[Subscription]:
+    rows = await conn.fetch(Q["lock_resendable"], ids, window_seconds, per_window)
+    return [
+        Subscription(row["id"], row["email"], row["name"], SubscriptionStatus.PENDING)
+        for row in rows
+    ]
+
+
+async def unsubscribe_many(conn: Connection, ids: list[uuid.UUID]) -> int:
+    changed: int = await conn.fetchval(Q["unsubscribe_many"], ids)
+    return changed
+
+
+async def delete_many(conn: Connection, ids: list[uuid.UUID]) -> int:
+    deleted: int = await conn.fetchval(Q["delete_many"], ids)
+    return deleted

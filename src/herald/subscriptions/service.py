@@ -1,5 +1,5 @@
-"""Subscribe, confirm and unsubscribe: the use cases behind the public routes; and the
-admin's subscriber list.
+"""Subscribe, confirm and unsubscribe: the use cases behind the public routes (the
+admin's subscriber pages are ``directory``).
 
 Every state change and the email it causes commit together (transactional
 outbox): the confirmation email is a row in ``deliveries`` written in the same
@@ -35,10 +35,6 @@ from herald.subscriptions.unsubscribe import parse_token
 log = get_logger("herald.subscriptions")
 
 DAY_SECONDS = 24 * 3600.0
-# The admin's subscriber list.
-PAGE_SIZE = 50
-MAX_PAGE = 10_000
-MAX_QUERY_LENGTH = 320
 
 
 class SubscribeOutcome(StrEnum):
@@ -51,16 +47,6 @@ class SubscribeOutcome(StrEnum):
 class ConfirmOutcome(StrEnum):
     CONFIRMED = "confirmed"
     ALREADY_CONFIRMED = "already_confirmed"
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriberPage:
-    """One page of the admin's subscriber list: ``query`` and ``number`` as applied."""
-
-    query: str
-    number: int
-    subscribers: list[repository.SubscriptionView]
-    has_next: bool
 
 
 @dataclass(frozen=True)
@@ -162,23 +148,3 @@ class SubscriptionService:
         if changed:
             log.info("unsubscribed", subscriber_id=str(subscriber_id))
         return changed or not known
-
-    # -- the admin's subscriber pages -----------------------------------------------
-
-    async def search(self, query: str, page: int = 1) -> SubscriberPage:
-        """Subscribers whose address contains ``query`` (all when empty), newest first,
-        :data:`PAGE_SIZE` a page; the query is trimmed and the page number bounded."""
-        text = query.strip()[:MAX_QUERY_LENGTH]
-        number = min(max(page, 1), MAX_PAGE)
-        async with self.db.connection() as conn:
-            rows = await repository.search(
-                conn, text, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE
-            )
-        return SubscriberPage(text, number, rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE)
-
-    async def subscriber(self, subscriber_id: uuid.UUID) -> repository.SubscriptionView:
-        async with self.db.connection() as conn:
-            found = await repository.get_by_id(conn, subscriber_id)
-        if found is None:
-            raise NotFound("no such subscriber")
-        return found
