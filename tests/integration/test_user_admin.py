@@ -270,6 +270,14 @@ async def test_an_editor_gets_403_on_admin_pages_but_publishes_and_sees_subscrib
     [reader] = await add_subscribers(db, 1)
     assert (await editor_client.get("/admin/subscribers")).status_code == 200
     assert (await editor_client.get(f"/admin/subscribers/{reader}")).status_code == 200
+    token = await csrf(editor_client, f"/admin/subscribers/{reader}")
+    unsubscribed = await editor_client.post(
+        f"/admin/subscribers/{reader}/unsubscribe", data={"csrf_token": token}
+    )
+    assert unsubscribed.status_code == 303
+    async with db.connection() as conn:
+        status = await conn.fetchval("SELECT status FROM subscriptions WHERE id = $1", reader)
+    assert status == "unsubscribed"
     assert (await editor_client.get("/admin/issues")).status_code == 200
     form = await newsletter_form(editor_client)
     published = await editor_client.post(
