@@ -2,7 +2,8 @@
 
 The Content-Security-Policy allows no inline script except with the per-request
 nonce (``request.state.csp_nonce``), styles only from Herald itself, no
-framing (``frame-ancestors 'none'``), and forms that post only back to Herald.
+framing (``frame-ancestors 'none'``), frames only from Herald itself (the issue editor's
+preview, which answers with a policy of its own), and forms that post only back to Herald.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def content_security_policy(nonce: str) -> str:
         "style-src 'self'; "
         "img-src 'self' data:; "
         "connect-src 'self'; "
+        "frame-src 'self'; "
         "form-action 'self'; "
         "frame-ancestors 'none'; "
         "base-uri 'none'"
