@@ -12,6 +12,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Conflict, ValidationError
 from herald.issues.domain import IssueContent, IssueStatus
+from herald.issues.proofs import Proofs
 from herald.issues.service import IssueService
 from tests.support.newsletters import add_subscribers, drain, fan_out, issue_worker, publish_now
 from tests.support.queue import RecordingProvider
@@ -95,7 +96,8 @@ async def test_a_test_send_goes_to_one_address_only(
 ) -> None:
     await add_subscribers(db, 3)
     issue_id = await service.create_draft(CONTENT, None)
-    await service.send_test(issue_id, "editor@example.org", name="Ed")
+    proofs = Proofs(db, settings)
+    assert await proofs.send(issue_id, ["editor@example.org"], name="Ed") == ["editor@example.org"]
     provider = RecordingProvider()
     await drain(issue_worker(db, settings, provider))
     [message] = provider.messages
@@ -103,8 +105,8 @@ async def test_a_test_send_goes_to_one_address_only(
     assert message.subject == "[TEST] Hello"
     assert "Dear Ed" in message.html_body
     assert (await service.get(issue_id)).status is IssueStatus.DRAFT
-    with pytest.raises(ValidationError):
-        await service.send_test(issue_id, "not an address")
+    with pytest.raises(ValidationError, match="'not an address' is not a valid email address"):
+        await proofs.send(issue_id, ["ok@example.org", "not an address"])
 
 
 async def test_failed_deliveries_can_be_retried(

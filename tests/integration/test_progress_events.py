@@ -246,6 +246,8 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             "percent": 0.0,
             "fanning_out": False,
             "fanout_error": None,
+            "rate_per_min": None,  # nothing finished yet
+            "eta_seconds": None,
             "queued": 4,
             "sending": 0,
             "sent": 0,

@@ -29,3 +29,23 @@ def test_a_publishing_issue_counts_every_finished_delivery() -> None:
 
 def test_a_sent_issue_with_nobody_to_send_to_is_complete() -> None:
     assert Progress(uuid.uuid4(), IssueStatus.SENT, 0, {}).percent == 100.0
+
+
+def test_the_rate_is_measured_over_the_streams_last_minute() -> None:
+    from herald.issues.progress import RateWindow
+
+    window = RateWindow(window=60, least=5)
+    issue_id = uuid.uuid4()
+
+    def at(done: int) -> Progress:
+        return Progress(
+            issue_id, IssueStatus.PUBLISHING, 1000, {"sent": done, "queued": 1000 - done}
+        )
+
+    assert window.rate(at(0), 0.0).rate_per_min is None  # too soon to tell
+    halfway = window.rate(at(100), 10.0)
+    assert halfway.rate_per_min == 600.0
+    assert halfway.eta_seconds == 90  # 900 left at 600 a minute
+    later = window.rate(at(400), 70.0)  # the first sample has left the window
+    assert later.rate_per_min == 300 * 60 / 60
+    assert Progress(issue_id, IssueStatus.SENT, 10, {"sent": 10}).eta_seconds is None

@@ -2,17 +2,22 @@
 
 * The editor chooses a format: Markdown (HTML and text are derived from it), or
   HTML and/or plain text written by hand.
-* A schedule is a ``datetime-local`` value (``2030-01-31T09:30``) plus a UTC offset
-  (``+02:00``, ``-0500`` or ``Z``) that the page's script fills in from the browser
-  for the chosen date; a value that carries its own offset (full ISO-8601) wins.
-  Either way the result is timezone-aware.
+* A schedule is a ``datetime-local`` value (``2030-01-31T09:30``) read in a named time
+  zone (``Europe/Paris``, the form's select; the page's script preselects the browser's),
+  so a date across a daylight-saving change gets that date's offset. Without a zone, a
+  UTC offset (``+02:00``, ``-0500`` or ``Z``) is used; a value that carries its own
+  offset (full ISO-8601) wins over both. Either way the result is timezone-aware.
+* A test send goes to up to :data:`MAX_TEST_ADDRESSES` addresses, separated by commas,
+  semicolons or new lines (each is validated by the service).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from herald.core.errors import ValidationError
 from herald.issues.domain import Issue, IssueContent
@@ -20,6 +25,8 @@ from herald.issues.domain import Issue, IssueContent
 FORMATS = ("markdown", "html")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
 _MAX_OFFSET = timedelta(hours=14)
+_ADDRESS_SEPARATORS = re.compile(r"[,;\s]+")
+MAX_TEST_ADDRESSES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,11 @@ class IssueForm:
             text_content=issue.text,
         )
 
+    def preview_content(self) -> IssueContent:
+        """What the editor shows while typing: an untitled draft is previewed as such."""
+        titled = self if self.title.strip() else replace(self, title="Untitled issue")
+        return titled.content()
+
     def content(self) -> IssueContent:
         if self.format == "markdown":
             if not self.markdown.strip():
@@ -78,8 +90,50 @@ def parse_offset(raw: str) -> timezone:
     return timezone(-delta if sign == "-" else delta)
 
 
-def parse_schedule(value: str, utc_offset: str) -> datetime:
-    """A timezone-aware instant from the schedule form (the future check is the service's)."""
+@cache
+def zone_names() -> tuple[str, ...]:
+    """Every IANA zone name this machine knows, sorted (the schedule form's select)."""
+    return tuple(sorted(available_timezones() | {"UTC"}))
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """``Europe/Paris`` → its zone; an unknown name is a 400 naming it."""
+    text = name.strip()
+    if text not in zone_names():
+        raise ValidationError(f"unknown time zone {text!r}", field="timezone")
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {text!r}", field="timezone") from None
+
+
+def zone_or_utc(name: str | None) -> tzinfo:
+    """The zone to show times in (a remembered choice), UTC when unknown or absent."""
+    try:
+        return parse_zone(name) if name else UTC
+    except ValidationError:
+        return UTC
+
+
+def parse_addresses(raw: str) -> list[str]:
+    """The test-send field: addresses separated by commas, semicolons or new lines."""
+    found = [a for a in _ADDRESS_SEPARATORS.split(raw.strip()) if a]
+    if not found:
+        raise ValidationError("enter at least one email address", field="email")
+    unique = list(dict.fromkeys(found))
+    if len(unique) > MAX_TEST_ADDRESSES:
+        raise ValidationError(
+            f"a test goes to at most {MAX_TEST_ADDRESSES} addresses ({len(unique)} given)",
+            field="email",
+        )
+    return unique
+
+
+def parse_schedule(value: str, utc_offset: str, zone: str = "") -> datetime:
+    """A timezone-aware instant from the schedule form (the future check is the service's).
+
+    In a named zone, a wall-clock time that does not exist (skipped by a daylight-saving
+    change) is refused; one that happens twice means the first time (``fold=0``)."""
     text = value.strip()
     if not text:
         raise ValidationError("choose a date and time to schedule the issue", field="scheduled_at")
@@ -89,6 +143,16 @@ def parse_schedule(value: str, utc_offset: str) -> datetime:
         raise ValidationError(
             "the schedule time must look like 2030-01-31T09:30", field="scheduled_at"
         ) from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=parse_offset(utc_offset))
-    return at
+    if at.tzinfo is not None:
+        return at
+    if zone.strip():
+        tz = parse_zone(zone)
+        local = at.replace(tzinfo=tz)
+        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != at:
+            raise ValidationError(
+                f"{text} does not exist in {zone.strip()} (the clocks skip it for "
+                "daylight saving time): choose another time",
+                field="scheduled_at",
+            )
+        return local
+    return at.replace(tzinfo=parse_offset(utc_offset))

@@ -11,7 +11,9 @@ nothing missed while it was down goes unseen. Stopping the hub ends every stream
 :func:`progress_stream` is one browser's ``text/event-stream``: the current
 progress at once, again after notifications for its issue (bursts coalesced to
 at most one event per ``min_interval``), a comment as heartbeat, and a last event
-when the issue is ``sent``.
+when the issue is ``sent``. Each event carries the rate (finished deliveries a minute)
+over the stream's last :data:`RATE_WINDOW_SECONDS` and the ETA at that rate; until the
+stream has watched for :data:`RATE_MIN_SECONDS`, the average since publishing.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import contextlib
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -221,6 +225,31 @@ def sse(event: str, data: dict[str, object]) -> str:
 
 HEARTBEAT = ": heartbeat\n\n"
 RETRY_MS = 3000
+RATE_WINDOW_SECONDS = 60.0
+RATE_MIN_SECONDS = 5.0
+
+
+class RateWindow:
+    """Finished deliveries a minute over the last ``window`` seconds of samples."""
+
+    def __init__(self, window: float = RATE_WINDOW_SECONDS, least: float = RATE_MIN_SECONDS):
+        self._window = window
+        self._least = least
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def rate(self, progress: Progress, now: float) -> Progress:
+        """``progress`` with the window's rate, when the window is long enough to tell."""
+        if progress.status is not IssueStatus.PUBLISHING:
+            self._samples.clear()
+            return progress
+        self._samples.append((now, progress.done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self._window:
+            self._samples.popleft()
+        started, done_then = self._samples[0]
+        if now - started < self._least:
+            return progress
+        per_minute = max(0, progress.done - done_then) * 60 / (now - started)
+        return replace(progress, rate_per_min=per_minute)
 
 
 async def _load_or_none(load: Callable[[], Awaitable[Progress]]) -> Progress | None:
@@ -250,10 +279,12 @@ async def progress_stream(
     ``should_stop`` is asked at least every ``tick`` seconds (client disconnected?
     process draining?), so an open stream never holds up a graceful shutdown.
     """
+    window = RateWindow()
     with hub.watch(issue_id) as watch:  # watch first: a notification during the read counts
         progress = await _load_or_none(load)
         if progress is None:
             return
+        progress = window.rate(progress, time.monotonic())
         yield f"retry: {RETRY_MS}\n" + sse("progress", progress.as_json())
         last_event = last_write = time.monotonic()
         while progress.status is not IssueStatus.SENT:
@@ -267,6 +298,7 @@ async def progress_stream(
                 fresh = await _load_or_none(load)
                 if fresh is None:
                     return
+                fresh = window.rate(fresh, time.monotonic())
                 if woken or fresh != progress:
                     progress = fresh
                     yield sse("progress", progress.as_json())

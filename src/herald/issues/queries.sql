@@ -19,12 +19,36 @@ FROM newsletter_issues
 WHERE id = $1::uuid
 
 -- name: list_issues
+-- A page of the issue list, newest first, after the keyset cursor ($2, $3) when given.
 SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
        completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
        fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at
 FROM newsletter_issues
-ORDER BY created_at DESC
+WHERE $2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY created_at DESC, id DESC
 LIMIT $1::integer
+
+-- name: unsent_counts
+-- The deliveries of a page of issues that are not 'sent', by issue and status: each
+-- (issue, status) pair is one range of deliveries_issue_status, and 'sent' (nearly all
+-- rows of a finished issue) is never read; sent = recipients minus these.
+SELECT issue_id, status, count(*)::bigint AS n
+FROM deliveries
+WHERE issue_id = ANY($1::uuid[]) AND status IN ('queued', 'sending', 'failed', 'suppressed')
+GROUP BY issue_id, status
+
+-- name: confirmed_subscribers
+-- Who would get an issue published now (an index-only scan of subscriptions_confirmed).
+SELECT count(*)::bigint FROM subscriptions WHERE status = 'confirmed'
+
+-- name: failure_reasons
+-- The most common reasons an issue's deliveries failed (reads only its failed rows).
+SELECT coalesce(last_error, 'no error recorded') AS reason, count(*)::bigint AS n
+FROM deliveries
+WHERE issue_id = $1::uuid AND status = 'failed'
+GROUP BY 1
+ORDER BY n DESC, reason
+LIMIT $2::integer
 
 -- name: start_publishing
 -- Only a draft or scheduled issue can start; the row lock makes concurrent
@@ -219,11 +243,14 @@ ORDER BY d.created_at DESC, d.id DESC
 LIMIT $2::integer
 
 -- name: recent_deliveries
+-- One page of an issue's recipients (of one status, or all), newest delivery first, keyset
+-- on id: $4 is the last id of the previous page (no OFFSET).
 SELECT d.id, d.recipient, d.subscriber_id, d.status, d.attempts, d.last_error, d.sent_at,
        d.updated_at
 FROM deliveries AS d
 WHERE d.issue_id = $1::uuid AND ($2::text IS NULL OR d.status = $2::text)
-ORDER BY d.updated_at DESC, d.id DESC
+  AND ($4::bigint IS NULL OR d.id < $4::bigint)
+ORDER BY d.id DESC
 LIMIT $3::integer
 
 -- name: issue_gauges

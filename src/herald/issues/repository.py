@@ -68,8 +68,33 @@ async def get_issue(conn: Connection, issue_id: uuid.UUID) -> Issue | None:
     return _issue(row) if row else None
 
 
-async def list_issues(conn: Connection, limit: int = 100) -> list[Issue]:
-    return [_issue(row) for row in await conn.fetch(Q["list_issues"], limit)]
+async def list_issues(
+    conn: Connection, limit: int = 100, before: tuple[datetime, uuid.UUID] | None = None
+) -> list[Issue]:
+    """Newest first; ``before``: the (created_at, id) of the previous page's last issue."""
+    at, last_id = before if before else (None, None)
+    return [_issue(row) for row in await conn.fetch(Q["list_issues"], limit, at, last_id)]
+
+
+async def unsent_counts(
+    conn: Connection, issue_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[DeliveryStatus, int]]:
+    """Per issue, its deliveries in every status but ``sent`` (see queries.sql)."""
+    counts: dict[uuid.UUID, dict[DeliveryStatus, int]] = {i: {} for i in issue_ids}
+    for row in await conn.fetch(Q["unsent_counts"], issue_ids):
+        counts[row["issue_id"]][DeliveryStatus(row["status"])] = int(row["n"])
+    return counts
+
+
+async def confirmed_subscribers(conn: Connection) -> int:
+    return int(await conn.fetchval(Q["confirmed_subscribers"]))
+
+
+async def failure_reasons(
+    conn: Connection, issue_id: uuid.UUID, limit: int
+) -> list[tuple[str, int]]:
+    rows = await conn.fetch(Q["failure_reasons"], issue_id, limit)
+    return [(row["reason"], int(row["n"])) for row in rows]
 
 
 async def start_publishing(
@@ -290,9 +315,14 @@ class DeliveryRow:
 
 
 async def recent_deliveries(
-    conn: Connection, issue_id: uuid.UUID, status: DeliveryStatus | None = None, limit: int = 100
+    conn: Connection,
+    issue_id: uuid.UUID,
+    status: DeliveryStatus | None = None,
+    limit: int = 100,
+    before: int | None = None,
 ) -> list[DeliveryRow]:
-    rows = await conn.fetch(Q["recent_deliveries"], issue_id, status, limit)
+    """A page of an issue's deliveries, newest first; ``before``: the previous page's last id."""
+    rows = await conn.fetch(Q["recent_deliveries"], issue_id, status, limit, before)
     return [
         DeliveryRow(
             r["id"],

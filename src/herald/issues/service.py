@@ -1,13 +1,14 @@
-"""Newsletter issue use cases: drafts, publishing (fan-out), scheduling, test sends, retries.
+"""Newsletter issue use cases: drafts, publishing (fan-out), scheduling, retries, progress.
 
-What the issue pages only read (overviews, previews) is in ``issues/views.py``."""
+What the issue pages only read (overviews, previews) is in ``issues/views.py``; test sends
+are ``issues/proofs.py``."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -16,20 +17,15 @@ from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
-from herald.delivery import repository as deliveries
-from herald.delivery.domain import DeliveryKind, DeliveryStatus
-from herald.email.message import EmailMessage
+from herald.delivery.domain import DeliveryStatus
 from herald.issues import repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus, require_editable
 from herald.issues.rendering import (
     check_renders,
     compile_issue,
-    issue_email,
     off_loop,
-    render_or_refuse,
 )
 from herald.issues.repository import FanOutClaim, FanOutStep
-from herald.subscriptions.domain import SubscriberEmail
 
 log = get_logger("herald.issues")
 
@@ -66,6 +62,7 @@ class Progress:
     counts: dict[DeliveryStatus, int]
     fanning_out: bool = False
     fanout_error: str | None = None
+    rate_per_min: float | None = None  # finished deliveries a minute, lately (None: unknown)
 
     @property
     def done(self) -> int:
@@ -79,6 +76,17 @@ class Progress:
             return 0.0 if self.fanning_out else 100.0
         return 100.0 * self.done / self.recipients
 
+    @property
+    def eta_seconds(self) -> int | None:
+        """Time to finish at the current rate; None while recipients are still being queued
+        (their number is not known yet), without a rate, or when there is nothing left."""
+        left = self.recipients - self.done
+        if self.status is not IssueStatus.PUBLISHING or self.fanning_out or left <= 0:
+            return None
+        if not self.rate_per_min:
+            return None
+        return round(60 * left / self.rate_per_min)
+
     def as_json(self) -> dict[str, object]:
         return {
             "issue_id": str(self.issue_id),
@@ -87,6 +95,8 @@ class Progress:
             "percent": round(self.percent, 1),
             "fanning_out": self.fanning_out,
             "fanout_error": self.fanout_error,
+            "rate_per_min": None if self.rate_per_min is None else round(self.rate_per_min, 1),
+            "eta_seconds": self.eta_seconds,
             **{s.value: self.counts.get(s, 0) for s in STATUSES},
         }
 
@@ -123,10 +133,6 @@ class IssueService:
     async def get(self, issue_id: uuid.UUID) -> Issue:
         async with self.db.connection() as conn:
             return await self._get(conn, issue_id)
-
-    async def recent(self, limit: int = 100) -> list[Issue]:
-        async with self.db.connection() as conn:
-            return await repository.list_issues(conn, limit)
 
     async def _get(self, conn: Connection, issue_id: uuid.UUID) -> Issue:
         issue = await repository.get_issue(conn, issue_id)
@@ -315,33 +321,11 @@ class IssueService:
         log.info("failed deliveries retried", issue_id=str(issue_id), retried=retried)
         return retried
 
-    async def send_test(self, issue_id: uuid.UUID, email: str, name: str = "Test Reader") -> None:
-        """Queue one rendered copy to ``email`` (its unsubscribe link is inert)."""
-        address = SubscriberEmail.parse(email)
-        issue = await self.get(issue_id)
-        base_url = self.settings.public_base_url
-
-        def render() -> EmailMessage:
-            compiled = compile_issue(f"[TEST] {issue.title}", issue.html, issue.text)
-            return render_or_refuse(
-                lambda: issue_email(
-                    compiled,
-                    sender=self.settings.sender,
-                    recipient=address.value,
-                    name=name,
-                    unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=test",
-                    base_url=base_url,
-                )
-            )
-
-        message = await off_loop(render)
-        async with self.db.transaction() as conn:
-            await deliveries.enqueue(
-                conn,
-                kind=DeliveryKind.TEST,
-                message=message,
-                max_attempts=self.settings.delivery.max_attempts,
-            )
+    async def publish_preview(self, issue_id: uuid.UUID) -> tuple[Issue, int]:
+        """The issue, and how many confirmed subscribers would get it if published now."""
+        async with self.db.connection() as conn:
+            issue = await self._get(conn, issue_id)
+            return issue, await repository.confirmed_subscribers(conn)
 
     async def progress(self, issue_id: uuid.UUID) -> Progress:
         return (await self.with_progress(issue_id))[1]
@@ -356,7 +340,7 @@ class IssueService:
     @staticmethod
     def _progress(issue: Issue, counts: dict[DeliveryStatus, int]) -> Progress:
         recipients = issue.recipients if issue.recipients is not None else sum(counts.values())
-        return Progress(
+        progress = Progress(
             issue.id,
             issue.status,
             recipients,
@@ -364,3 +348,10 @@ class IssueService:
             fanning_out=issue.fanning_out,
             fanout_error=issue.fanout_error if issue.fanning_out else None,
         )
+        # The average since publishing; an open progress stream replaces it with the rate
+        # of its last minute (issues/progress.py).
+        if issue.status is IssueStatus.PUBLISHING and issue.published_at is not None:
+            minutes = (datetime.now(UTC) - issue.published_at).total_seconds() / 60
+            if minutes > 0 and progress.done:
+                progress = replace(progress, rate_per_min=progress.done / minutes)
+        return progress

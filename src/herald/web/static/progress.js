@@ -1,5 +1,6 @@
 // Live delivery progress on the issue page: server-sent events from
-// /admin/issues/{id}/events update the <progress> bar, the counts and the status.
+// /admin/issues/{id}/events update the <progress> bar, the counts, the rate and ETA,
+// and the status.
 // Loaded as an external file with the page's CSP nonce; no inline handlers.
 (function () {
   "use strict";
@@ -37,6 +38,22 @@
     if (fanoutError && fanoutErrorText) {
       fanoutErrorText.textContent = progress.fanout_error || "";
       fanoutError.hidden = !progress.fanout_error;
+    }
+    var figures = document.getElementById("progress-figures");
+    var rate = document.getElementById("progress-rate");
+    var eta = document.getElementById("progress-eta");
+    if (figures && rate && eta) {
+      figures.hidden = !started;
+      rate.textContent = progress.rate_per_min === null || progress.rate_per_min === undefined
+        ? "—" : Math.round(progress.rate_per_min).toLocaleString("en-US");
+      if (progress.status === "sent") {
+        eta.textContent = "done";
+      } else if (progress.eta_seconds === null || progress.eta_seconds === undefined) {
+        eta.textContent = "—";
+      } else {
+        eta.textContent = Math.floor(progress.eta_seconds / 60) + " min " +
+          (progress.eta_seconds % 60) + " s";
+      }
     }
     statusText.textContent = progress.status;
     statusText.className = "status status-" + progress.status;

@@ -1,30 +1,27 @@
-// Fill the schedule form's UTC offset from the browser's time zone, for the
-// chosen date (so a date across a daylight-saving change gets its own offset).
+// The schedule form: preselect the browser's time zone (unless the editor chose one
+// before, which the server remembered), so "09:30" means 09:30 where the editor is.
+// Without this script the select shows UTC or the remembered zone; the server reads
+// the wall-clock time in the zone chosen, daylight saving included.
 (function () {
   "use strict";
   var form = document.getElementById("schedule-form");
   if (!form) {
     return;
   }
-  var when = form.querySelector("[name=scheduled_at]");
-  var offset = form.querySelector("[name=utc_offset]");
-
-  function pad(n) {
-    return (n < 10 ? "0" : "") + n;
+  var zone = form.querySelector("select[name=timezone]");
+  if (!zone || zone.getAttribute("data-remembered") === "yes") {
+    return;
   }
-
-  function fill() {
-    var date = when.value ? new Date(when.value) : new Date();
-    if (isNaN(date.getTime())) {
+  var browserZone = "";
+  try {
+    browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch (error) {
+    return;
+  }
+  for (var i = 0; i < zone.options.length; i += 1) {
+    if (zone.options[i].value === browserZone) {
+      zone.selectedIndex = i;
       return;
     }
-    var minutes = -date.getTimezoneOffset(); // minutes ahead of UTC
-    var sign = minutes < 0 ? "-" : "+";
-    var abs = Math.abs(minutes);
-    offset.value = sign + pad(Math.floor(abs / 60)) + ":" + pad(abs % 60);
   }
-
-  fill();
-  when.addEventListener("change", fill);
-  form.addEventListener("submit", fill);
 })();

@@ -1,0 +1,148 @@
+"""The issue editor: new and edit forms, and the live preview of unsaved content.
+
+The editor posts a plain form (it saves without JavaScript). ``web/static/editor.js``
+posts the same form, debounced while typing, to ``POST /admin/issues/preview``: once as
+``format=json`` (the text part, the HTML part's size against Gmail's clipping limit, or
+the template error) and once into the page's preview frame (``format=html``: the HTML
+part as a document of its own with the preview's sandboxing policy, never inserted
+into the admin page). ``admin/issues.py`` puts these routes ahead of its own, so that
+``/admin/issues/new`` is never read as an issue id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from html import escape
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from herald.admin.issue_forms import IssueForm
+from herald.auth.web import CurrentSession, require_session
+from herald.core.errors import Conflict, ValidationError
+from herald.issues.domain import Issue
+from herald.issues.sandbox import LIMITS_HELP
+from herald.issues.service import IssueService
+from herald.issues.views import GMAIL_CLIP_BYTES, IssuePreview, IssueViews
+from herald.web import csrf, flash
+from herald.web.errors import FormError, form_errors
+from herald.web.forms import read_form
+from herald.web.pages import page
+from herald.web.state import AppState, State
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_session)])
+
+# The email's own inline styles, its images, and nothing that runs or posts: ``sandbox``
+# gives the page an opaque origin (no cookies, no scripts, no forms), links still open.
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# The editor's live preview is framed by the editor page itself (same origin only).
+FRAMED_PREVIEW_CSP = PREVIEW_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+
+
+def issue_service(state: AppState) -> IssueService:
+    return IssueService(state.db, state.settings)
+
+
+def issue_views(state: AppState) -> IssueViews:
+    return IssueViews(state.db, state.settings)
+
+
+def issue_url(issue_id: uuid.UUID) -> str:
+    return f"/admin/issues/{issue_id}"
+
+
+async def read_issue_form(request: Request, state: AppState) -> dict[str, str]:
+    form = await read_form(request, max_fields=20)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    return form
+
+
+@router.get("/issues/new", response_class=HTMLResponse)
+async def new_issue_form(request: Request) -> Response:
+    return _form_page(request, IssueForm(), None, None)
+
+
+def _form_page(
+    request: Request, form: IssueForm, issue: Issue | None, error: str | None, status: int = 200
+) -> Response:
+    return page(
+        request,
+        "admin/issue_form.html",
+        status_code=status,
+        form=form,
+        issue=issue,
+        error=error,
+        limits=LIMITS_HELP,
+        clip_kb=GMAIL_CLIP_BYTES // 1024,
+        clip_bytes=GMAIL_CLIP_BYTES,
+    )
+
+
+@router.post("/issues/new")
+async def create_issue(request: Request, state: State, session: CurrentSession) -> Response:
+    form = IssueForm.from_form(await read_issue_form(request, state))
+    try:
+        issue_id = await issue_service(state).create_draft(form.content(), session.user_id)
+    except ValidationError as exc:
+        return _form_page(request, form, None, exc.message, 400)
+    return flash.redirect(issue_url(issue_id), state.settings, "The draft has been saved.")
+
+
+@router.get("/issues/{issue_id}/edit", response_class=HTMLResponse)
+async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    issue = await issue_service(state).get(issue_id)
+    if not issue.status.editable:
+        message = f"This issue is {issue.status.value}: it can no longer be changed."
+        raise FormError(message, redirect_to=issue_url(issue_id))
+    return _form_page(request, IssueForm.from_issue(issue), issue, None)
+
+
+@router.post("/issues/{issue_id}/edit")
+async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
+    form = IssueForm.from_form(await read_issue_form(request, state))
+    service = issue_service(state)
+    with form_errors(issue_url(issue_id), Conflict):
+        try:
+            await service.update(issue_id, form.content())
+        except ValidationError as exc:  # the form again, with what was typed and why not
+            issue = await service.get(issue_id)
+            return _form_page(request, form, issue, exc.message, 400)
+    return flash.redirect(issue_url(issue_id), state.settings, "The issue has been saved.")
+
+
+@router.post("/issues/preview")
+async def preview_draft(request: Request, state: State, format: str = "html") -> Response:
+    """The editor's unsaved content rendered for the sample subscriber (time-boxed).
+
+    ``format=json``: the text part, the HTML part's size and whether Gmail would clip it
+    (a template error is a 400 naming it, as JSON). ``format=html``: the HTML part as a
+    sandboxed document for the editor's preview frame (an error is a 400 document saying
+    why, so the frame shows it)."""
+    if format not in {"html", "json"}:
+        raise ValidationError("format must be html or json", field="format")
+    form = IssueForm.from_form(await read_issue_form(request, state))
+    try:
+        preview = await issue_views(state).preview_content(form.preview_content())
+    except ValidationError as exc:
+        if format == "json":
+            raise
+        preview = IssuePreview(
+            "Cannot render", f"<p><strong>{escape(exc.message)}</strong></p>", ""
+        )
+        return _framed(preview, status=400)
+    if format == "json":
+        return JSONResponse(preview.as_json(), headers={"Cache-Control": "no-store"})
+    return _framed(preview)
+
+
+def _framed(preview: IssuePreview, status: int = 200) -> Response:
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": FRAMED_PREVIEW_CSP,
+        "X-Frame-Options": "SAMEORIGIN",
+    }
+    return HTMLResponse(preview.document(), status_code=status, headers=headers)

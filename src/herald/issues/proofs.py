@@ -1,0 +1,73 @@
+"""Test sends ("proofs"): the issue rendered for a few addresses the editor names, queued
+as ``test`` deliveries with an inert unsubscribe link and ``[TEST]`` in the subject."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.core.errors import ValidationError
+from herald.delivery import repository as deliveries
+from herald.delivery.domain import DeliveryKind
+from herald.email.message import EmailMessage
+from herald.issues.rendering import (
+    CompiledIssue,
+    compile_issue,
+    issue_email,
+    off_loop,
+    render_or_refuse,
+)
+from herald.issues.service import IssueService
+from herald.subscriptions.domain import SubscriberEmail
+
+MAX_ADDRESSES = 10
+
+
+@dataclass(frozen=True)
+class Proofs:
+    db: Database
+    settings: Settings
+
+    async def send(
+        self, issue_id: uuid.UUID, emails: Sequence[str], name: str = "Test Reader"
+    ) -> list[str]:
+        """Queue one rendered copy to each address, all or none: an invalid address is a
+        400 naming it. The addresses as queued (normalised)."""
+        addresses = list(dict.fromkeys(SubscriberEmail.parse(e).value for e in emails))
+        if not addresses:
+            raise ValidationError("enter at least one email address", field="email")
+        if len(addresses) > MAX_ADDRESSES:
+            raise ValidationError(
+                f"a test goes to at most {MAX_ADDRESSES} addresses", field="email"
+            )
+        issue = await IssueService(self.db, self.settings).get(issue_id)
+        base_url = self.settings.public_base_url
+
+        def one(compiled: CompiledIssue, address: str) -> EmailMessage:
+            return issue_email(
+                compiled,
+                sender=self.settings.sender,
+                recipient=address,
+                name=name,
+                unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=test",
+                base_url=base_url,
+            )
+
+        def render() -> list[EmailMessage]:
+            compiled = compile_issue(f"[TEST] {issue.title}", issue.html, issue.text)
+            return [render_or_refuse(partial(one, compiled, a)) for a in addresses]
+
+        messages = await off_loop(render)
+        async with self.db.transaction() as conn:
+            for message in messages:
+                await deliveries.enqueue(
+                    conn,
+                    kind=DeliveryKind.TEST,
+                    message=message,
+                    max_attempts=self.settings.delivery.max_attempts,
+                )
+        return addresses
