@@ -3,7 +3,7 @@
 // for Gmail's clipping limit, or the template error) and into a fresh sandboxed frame
 // (the HTML part as its own document, with its own strict policy: the email's HTML is
 // never inserted into this page). A new frame each time keeps the back button's
-// history clean; it replaces the shown one once loaded. Without this script the
+// history clean. Without this script the
 // Preview button posts into the frame and Save still saves.
 (function () {
   "use strict";
@@ -49,23 +49,12 @@
   }
 
   function loadFrame() {
+    // A fresh frame for each version: no history entry piles up behind the back button.
     var shown = document.getElementById("preview-frame");
     var fresh = shown.cloneNode(false);
     fresh.removeAttribute("src");
-    shown.name = "preview-old";
-    fresh.name = "preview-frame";
-    fresh.id = "preview-frame-next";
-    fresh.hidden = true;
-    shown.parentNode.insertBefore(fresh, shown.nextSibling);
+    shown.replaceWith(fresh);
     form.requestSubmit(button);
-    fresh.addEventListener("load", function () {
-      if (fresh.name !== "preview-frame") {
-        return; // a newer frame has taken over
-      }
-      shown.remove();
-      fresh.id = "preview-frame";
-      fresh.hidden = false;
-    });
   }
 
   function refresh() {
