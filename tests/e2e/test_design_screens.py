@@ -243,7 +243,11 @@ async def walk_every_page(
     await camera.shoot(page, "issue-edit")
     await page.goto(issue_url)
     await page.click("#publish")
+    await page.wait_for_url(f"{base_url}{issue_url}/publish")
+    await camera.shoot(page, "issue-publish-confirm")
+    await page.click("#confirm-publish")
     await page.wait_for_url(f"{base_url}{issue_url}")
+    await camera.shoot(page, "issue-publishing")
     for _ in range(600):  # progress.js updates the status live (no eval: the CSP forbids it)
         if await page.text_content("#issue-status") == "sent":
             break
