@@ -83,19 +83,15 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
 
 -- name: list_newest
 -- One keyset page, newest first, after the cursor ($1 created_at, $2 id). Filters, each
--- NULL for none: $3 status; $4 a "contains" text (three characters or more: the GIN
--- trigram index finds the rows, strpos checks them); $5 a LIKE "starts with" pattern
--- (email or name, the text_pattern_ops indexes). Run under custom_plans.
+-- NULL for none: $3 status; $4 a LIKE "starts with" pattern (email or name, the
+-- text_pattern_ops indexes). Run under custom_plans. ("Contains" searches: contains_*.)
 SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
 WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
   AND ($3::text IS NULL OR status = $3::text)
-  AND ($4::text IS NULL OR (
-        herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
-        AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)))
-  AND ($5::text IS NULL OR lower(email) LIKE lower($5::text) OR lower(name) LIKE lower($5::text))
+  AND ($4::text IS NULL OR lower(email) LIKE lower($4::text) OR lower(name) LIKE lower($4::text))
 ORDER BY created_at DESC, id DESC
-LIMIT $6::integer
+LIMIT $5::integer
 
 -- name: list_oldest
 -- list_newest the other way round: oldest first, after the cursor.
@@ -103,12 +99,9 @@ SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
 WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
   AND ($3::text IS NULL OR status = $3::text)
-  AND ($4::text IS NULL OR (
-        herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
-        AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)))
-  AND ($5::text IS NULL OR lower(email) LIKE lower($5::text) OR lower(name) LIKE lower($5::text))
+  AND ($4::text IS NULL OR lower(email) LIKE lower($4::text) OR lower(name) LIKE lower($4::text))
 ORDER BY created_at, id
-LIMIT $6::integer
+LIMIT $5::integer
 
 -- name: status_counts
 -- Maintained by the subscriptions_count_* triggers (migration 0009): 3 statuses x 16 slots.
@@ -171,3 +164,69 @@ WITH queued AS (
     RETURNING id
 )
 SELECT count(*) FROM gone
+
+-- name: contains_newest_recent
+-- A "contains" search, first try: walk the newest $6 rows after the cursor (the list's
+-- index) and keep the matches. A common text (a domain) fills its page within a few
+-- hundred rows, where the trigram index would fetch every one of its 100,000 matches
+-- to sort them. Fewer than $5 back: the caller asks contains_newest.
+SELECT id, email, name, status, created_at, confirmed_at
+FROM (
+    SELECT id, email, name, status, created_at, confirmed_at
+    FROM subscriptions
+    WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
+      AND ($3::text IS NULL OR status = $3::text)
+    ORDER BY created_at DESC, id DESC
+    LIMIT $6::integer
+) AS recent
+WHERE strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0
+ORDER BY created_at DESC, id DESC
+LIMIT $5::integer
+
+-- name: contains_oldest_recent
+-- contains_newest_recent, oldest first.
+SELECT id, email, name, status, created_at, confirmed_at
+FROM (
+    SELECT id, email, name, status, created_at, confirmed_at
+    FROM subscriptions
+    WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
+      AND ($3::text IS NULL OR status = $3::text)
+    ORDER BY created_at, id
+    LIMIT $6::integer
+) AS recent
+WHERE strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0
+ORDER BY created_at, id
+LIMIT $5::integer
+
+-- name: contains_newest
+-- A "contains" search through the trigram index: every row holding all the text's
+-- trigrams (MATERIALIZED: found by the index, never by walking the list), checked with
+-- strpos, then sorted. Fast when the text is rare, which it is when the first try
+-- came back short.
+WITH candidates AS MATERIALIZED (
+    SELECT id, email, name, status, created_at, confirmed_at
+    FROM subscriptions
+    WHERE herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
+      AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)
+)
+SELECT id, email, name, status, created_at, confirmed_at
+FROM candidates
+WHERE (created_at, id) < ($1::timestamptz, $2::uuid)
+  AND ($3::text IS NULL OR status = $3::text)
+ORDER BY created_at DESC, id DESC
+LIMIT $5::integer
+
+-- name: contains_oldest
+-- contains_newest, oldest first.
+WITH candidates AS MATERIALIZED (
+    SELECT id, email, name, status, created_at, confirmed_at
+    FROM subscriptions
+    WHERE herald_subscriber_trigrams(email, name) @> herald_trigrams(lower($4::text))
+      AND (strpos(lower(email), lower($4::text)) > 0 OR strpos(lower(name), lower($4::text)) > 0)
+)
+SELECT id, email, name, status, created_at, confirmed_at
+FROM candidates
+WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
+  AND ($3::text IS NULL OR status = $3::text)
+ORDER BY created_at, id
+LIMIT $5::integer

@@ -133,15 +133,39 @@ async def list_page(
     newest = (where.sort is Sort.NEWEST) == forward
     status = where.tab.status
     await conn.execute(Q["custom_plans"])
+    if where.contains is not None:
+        return await _contains(conn, where.contains, status, after, limit, newest=newest)
     rows = await conn.fetch(
         Q["list_newest"] if newest else Q["list_oldest"],
         after.created_at,
         after.id,
         status.value if status else None,
-        where.contains,
         where.prefix_pattern,
         limit,
     )
+    return [_view(row) for row in rows]
+
+
+# How many of the newest rows a "contains" search walks before it asks the trigram index.
+RECENT_WINDOW = 10_000
+
+
+async def _contains(
+    conn: Connection,
+    text: str,
+    status: SubscriptionStatus | None,
+    after: Cursor,
+    limit: int,
+    *,
+    newest: bool,
+) -> list[SubscriptionView]:
+    """A page of a substring search in two tries: the next :data:`RECENT_WINDOW` rows of
+    the list (a common text fills its page there), else the trigram index (a rare one)."""
+    args = (after.created_at, after.id, status.value if status else None, text, limit)
+    recent = Q["contains_newest_recent"] if newest else Q["contains_oldest_recent"]
+    rows = await conn.fetch(recent, *args, RECENT_WINDOW)
+    if len(rows) < limit:
+        rows = await conn.fetch(Q["contains_newest"] if newest else Q["contains_oldest"], *args)
     return [_view(row) for row in rows]
 
 
