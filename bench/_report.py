@@ -23,7 +23,7 @@ from pathlib import Path
 RESULTS = Path(
     os.environ.get("HERALD_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
 )
-ORDER = ("P1", "P2", "P3", "P4", "R1", "R2", "R3", "R6")
+ORDER = ("P1", "P2", "P3", "P4", "R1", "R2", "R3", "R6", "A1")
 
 
 def spread(values: list[float], fmt: str = ",.0f") -> str:

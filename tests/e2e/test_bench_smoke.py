@@ -90,3 +90,28 @@ def test_r1_crash_soak_small_loses_nobody(tmp_path: Path) -> None:
     assert run["duplicates"] <= run["duplicate_bound"], f"seed {run['seed']}"
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert (tmp_path / "R1.md").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a1_admin_subscriber_pages_small(tmp_path: Path) -> None:
+    # bench/admin.py at 5,000 subscribers / 20,000 deliveries: every page answers 200.
+    completed = run_bench(
+        "admin.py",
+        "--subscribers",
+        "5000",
+        "--deliveries",
+        "20000",
+        "--heavy",
+        "300",
+        "--requests",
+        "20",
+        "--no-fail",
+        results=tmp_path,
+        timeout=110,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    data = json.loads((tmp_path / "A1.json").read_text())
+    assert len(data["results"]) >= 12
+    assert all(len(times) == 20 for times in data["results"].values())
+    assert "### A1" in (tmp_path / "A1.md").read_text()

@@ -1,0 +1,415 @@
+"""A1 — the admin's subscriber pages at 1M subscribers and 10M delivery rows.
+
+One embedded Postgres (``--cluster DIR`` keeps it, and the loaded database, between
+invocations) gets ``--subscribers`` subscribers (80 % confirmed, 10 % pending, 10 %
+unsubscribed; varied names and domains; sign-up times spread over two years) and
+``--deliveries`` issue deliveries (as many issues as it takes, every subscriber getting
+each), plus one subscriber with ``--heavy`` confirmation deliveries of their own. Loading
+happens on the schema of migration 0009; 0010 (the list's indexes, built concurrently)
+runs afterwards, timed. Then the app runs in-process (httpx over ASGI: server time, no
+network) signed in as an admin, and each page is requested ``--requests`` times after
+3 warm-ups; p50 / p95 / max per page against the 100 ms p95 target::
+
+    .venv/bin/python bench/admin.py                                   # 1M / 10M
+    .venv/bin/python bench/admin.py --subscribers 20000 --deliveries 100000   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import sys
+import tempfile
+import time
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from _harness import embedded_postgres, log, machine
+from _load import percentile
+from _report import command_line, today, verdict, write_section
+from herald.auth.passwords import Passwords
+from herald.auth.service import AuthService
+from herald.core import migrate
+from herald.core.config import Settings
+from herald.core.db import Database, quote_ident
+
+TARGET_MS = 100.0
+PASSWORD = "a1-bench-Pa55word-77f1"  # noqa: S105 - a throw-away benchmark login
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+OLDER = re.compile(r'rel="next" href="([^"]+)"')
+PG_SETTINGS = {"shared_buffers": "1GB", "maintenance_work_mem": "512MB", "work_mem": "16MB"}
+FIRST = [
+    "ada",
+    "alan",
+    "grace",
+    "linus",
+    "marie",
+    "nikola",
+    "rosalind",
+    "tim",
+    "barbara",
+    "edsger",
+    "donald",
+    "frances",
+    "john",
+    "katherine",
+    "margaret",
+    "ken",
+    "dennis",
+    "radia",
+    "shafi",
+    "leslie",
+    "hedy",
+    "annie",
+    "claude",
+    "sophie",
+    "émilie",
+    "jürgen",
+]
+LAST = [
+    "lovelace",
+    "turing",
+    "hopper",
+    "torvalds",
+    "curie",
+    "tesla",
+    "franklin",
+    "berners",
+    "liskov",
+    "dijkstra",
+    "knuth",
+    "allen",
+    "backus",
+    "johnson",
+    "hamilton",
+    "thompson",
+    "ritchie",
+    "perlman",
+    "goldwasser",
+    "lamport",
+    "lamarr",
+    "easley",
+    "shannon",
+    "wilson",
+]
+DOMAINS = [
+    "gmail.com",
+    "example.org",
+    "fastmail.com",
+    "proton.me",
+    "yahoo.co.uk",
+    "uni-heidelberg.de",
+    "company.example",
+    "outlook.com",
+    "web.de",
+    "icloud.com",
+]
+
+
+async def load(dsn: str, subscribers: int, deliveries: int, heavy: int) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    took: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        await conn.execute(
+            """
+            INSERT INTO subscriptions (id, email, name, status, created_at, updated_at,
+                                       confirmed_at, unsubscribed_at)
+            SELECT gen_random_uuid(),
+                   f[1 + n % cardinality(f)] || '.' || l[1 + (n / 7) % cardinality(l)] || n
+                       || '@' || d[1 + (n / 3) % cardinality(d)],
+                   initcap(f[1 + n % cardinality(f)]) || ' '
+                       || initcap(l[1 + (n / 7) % cardinality(l)]),
+                   CASE WHEN n % 10 = 0 THEN 'pending_confirmation'
+                        WHEN n % 10 = 1 THEN 'unsubscribed' ELSE 'confirmed' END,
+                   at, at,
+                   CASE WHEN n % 10 <> 0 THEN at + interval '5 minutes' END,
+                   CASE WHEN n % 10 = 1 THEN at + interval '30 days' END
+            FROM generate_series(1, $1::integer) AS n,
+                 LATERAL (SELECT now() - make_interval(secs => ($1 - n) * (63072000.0 / $1))
+                          AS at) AS t,
+                 (SELECT $2::text[] AS f, $3::text[] AS l, $4::text[] AS d) AS words
+            """,
+            subscribers,
+            FIRST,
+            LAST,
+            DOMAINS,
+        )
+        took["subscribers"] = time.perf_counter() - started
+        issues = max(1, round(deliveries / subscribers))
+        started = time.perf_counter()
+        await conn.execute(
+            """
+            INSERT INTO newsletter_issues (id, title, html_content, text_content, status,
+                                           published_at, completed_at, recipients)
+            SELECT gen_random_uuid(), 'Issue ' || i, '<p>hi</p>', 'hi', 'sent',
+                   now() - make_interval(days => 7 * ($1 - i)),
+                   now() - make_interval(days => 7 * ($1 - i)),
+                   $2
+            FROM generate_series(1, $1::integer) AS i
+            """,
+            issues,
+            subscribers,
+        )
+        await conn.execute(
+            """
+            INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, status, attempts,
+                                    max_attempts, created_at, updated_at, sent_at, last_error)
+            SELECT 'issue', s.email, s.id, i.id,
+                   CASE WHEN hashtext(s.email) % 50 = 0 THEN 'failed' ELSE 'sent' END,
+                   1, 5, i.published_at, i.published_at, i.published_at,
+                   CASE WHEN hashtext(s.email) % 50 = 0 THEN 'mailbox full' END
+            FROM newsletter_issues AS i, subscriptions AS s
+            """
+        )
+        took["deliveries"] = time.perf_counter() - started
+        await conn.execute(
+            """
+            INSERT INTO deliveries (kind, recipient, subscriber_id, status, attempts, max_attempts,
+                                    created_at, updated_at, sent_at, message)
+            SELECT 'confirmation', s.email, s.id, 'sent', 1, 5,
+                   now() - make_interval(mins => g), now() - make_interval(mins => g),
+                   now() - make_interval(mins => g), '{}'::jsonb
+            FROM (SELECT id, email FROM subscriptions ORDER BY created_at LIMIT 1) AS s,
+                 generate_series(1, $1::integer) AS g
+            """,
+            heavy,
+        )
+    finally:
+        await conn.close()
+    return took
+
+
+async def sample(dsn: str) -> dict[str, Any]:
+    """What the requests ask for: cursors deep in the list, search terms, the heavy one."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        total = await conn.fetchval("SELECT count(*) FROM subscriptions")
+        deep = await conn.fetchrow(
+            "SELECT created_at, id FROM subscriptions ORDER BY created_at DESC, id DESC"
+            " OFFSET $1 LIMIT 1",
+            total // 2,
+        )
+        heavy = await conn.fetchval("SELECT id FROM subscriptions ORDER BY created_at LIMIT 1")
+        typical = await conn.fetchval(
+            "SELECT id FROM subscriptions ORDER BY created_at DESC OFFSET $1 LIMIT 1", total // 3
+        )
+        picks = await conn.fetch("SELECT email FROM subscriptions ORDER BY random() LIMIT 200")
+    finally:
+        await conn.close()
+    emails = [r["email"] for r in picks]
+    return {
+        "deep": f"{deep['created_at'].isoformat()}~{deep['id']}",
+        "heavy": heavy,
+        "typical": typical,
+        "emails": emails,
+    }
+
+
+async def timed(client: httpx.AsyncClient, urls: list[str], rounds: int) -> list[float]:
+    for url in urls[:3]:
+        (await client.get(url)).raise_for_status()
+    out = []
+    for n in range(rounds):
+        url = urls[n % len(urls)]
+        started = time.perf_counter()
+        response = await client.get(url)
+        out.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code}")
+    return out
+
+
+async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, list[float]]:
+    from herald.composition.app import create_app
+
+    settings = Settings(
+        database_url=dsn,
+        secret_key="s" * 48,
+        base_url="http://herald.bench",
+        data_dir=Path(tempfile.mkdtemp(prefix="herald-a1-")),
+    )  # type: ignore[call-arg]
+    db = await Database.open(dsn, settings.db, "herald-bench")
+    passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
+    try:
+        await AuthService(db, settings, passwords).create_user("admin", PASSWORD)
+    except Exception as exc:  # noqa: BLE001 - a reused database has the user already
+        log(f"admin user not created ({exc.__class__.__name__}): reusing it")
+    finally:
+        passwords.close()
+    app = create_app(settings, db=db)
+    rng = random.Random(7)
+    emails = picks["emails"]
+    rare = [e.split("@")[0][len(e.split("@")[0]) // 3 :][:8] for e in emails]
+    prefixes = [e[:5] for e in emails]
+    results: dict[str, list[float]] = {}
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://herald.bench") as c:
+                page = await c.get("/login")
+                token = CSRF.search(page.text)
+                assert token
+                login = await c.post(
+                    "/login",
+                    data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
+                )
+                assert login.headers.get("location") == "/admin/dashboard", login.text
+                first = await c.get("/admin/subscribers")
+                page2 = OLDER.search(first.text)
+                cases: dict[str, list[str]] = {
+                    "list, first page": ["/admin/subscribers"],
+                    "list, page 2 (keyset link)": [unescape(page2.group(1))] if page2 else [],
+                    "list, middle of the list (keyset)": [
+                        "/admin/subscribers?" + httpx.QueryParams(after=picks["deep"]).__str__()
+                    ],
+                    "list, oldest first": ["/admin/subscribers?sort=oldest"],
+                    "tab: confirmed": ["/admin/subscribers?status=confirmed"],
+                    "tab: pending": ["/admin/subscribers?status=pending_confirmation"],
+                    "tab: unsubscribed": ["/admin/subscribers?status=unsubscribed"],
+                    "search, starts with (5 chars)": [
+                        "/admin/subscribers?" + str(httpx.QueryParams(q=p, match="prefix"))
+                        for p in prefixes
+                    ],
+                    "search, contains (rare, 8 chars)": [
+                        "/admin/subscribers?" + str(httpx.QueryParams(q=t)) for t in rare
+                    ],
+                    "search, contains (common: a domain)": [
+                        "/admin/subscribers?" + str(httpx.QueryParams(q=d)) for d in DOMAINS
+                    ],
+                    "search, contains + tab": [
+                        "/admin/subscribers?"
+                        + str(httpx.QueryParams(q=t, status="pending_confirmation"))
+                        for t in rare
+                    ],
+                    "detail + timeline, typical subscriber": [
+                        f"/admin/subscribers/{picks['typical']}"
+                    ],
+                    "detail + timeline, subscriber with many deliveries": [
+                        f"/admin/subscribers/{picks['heavy']}"
+                    ],
+                }
+                for name, urls in cases.items():
+                    if not urls:
+                        continue
+                    rng.shuffle(urls)
+                    results[name] = await timed(c, urls, rounds)
+                    log(
+                        f"{name}: p50 {percentile(results[name], 50):.1f} ms, "
+                        f"p95 {percentile(results[name], 95):.1f} ms"
+                    )
+    finally:
+        await db.close()
+    return results
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, list[float]], took: dict[str, float]
+) -> bool:
+    ok = all(percentile(v, 95) <= TARGET_MS for v in results.values())
+    lines = [
+        "### A1 — Admin subscriber pages at scale",
+        "",
+        f"`{command_line()}`",
+        "",
+        f"{args.subscribers:,} subscribers, {args.deliveries:,} issue deliveries (+{args.heavy:,} "
+        "for one subscriber); embedded Postgres with "
+        + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
+        + f"; the app in-process over ASGI (server time), {args.requests} requests per page "
+        f"after 3 warm-ups. {machine()}, {today()}.",
+        "",
+        "| Page | p50 ms | p95 ms | max ms | target p95 ≤ 100 ms |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, values in results.items():
+        p95 = percentile(values, 95)
+        lines.append(
+            f"| {name} | {percentile(values, 50):.1f} | {p95:.1f} | {max(values):.1f} "
+            f"| {verdict(p95 <= TARGET_MS)} |"
+        )
+    if took:
+        lines += [
+            "",
+            "Load and index build times: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in took.items())
+            + ".",
+        ]
+    write_section("A1", "\n".join(lines), {"results": results, "load_seconds": took})
+    return ok
+
+
+async def loaded(admin_dsn: str, dsn: str, name: str) -> bool:
+    """Whether a previous run (``--cluster``) left this database fully loaded and indexed."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT coalesce(bool_and(i.indisvalid), false) FROM pg_index AS i"
+                " WHERE i.indexrelid = to_regclass('subscriptions_search')"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> int:
+    with embedded_postgres(PG_SETTINGS, keep=args.cluster) as server:
+        admin_dsn = server.dsn("postgres")
+        name = f"herald_a1_{args.subscribers}_{args.deliveries}_{args.heavy}"
+        dsn = server.dsn(name)
+        exists = await loaded(admin_dsn, dsn, name)
+        if not exists:  # absent, or left half-loaded by an interrupted run
+            admin = await asyncpg.connect(admin_dsn)
+            try:
+                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+                await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+            finally:
+                await admin.close()
+        took: dict[str, float] = {}
+        if not exists:
+            await migrate.upgrade_async(dsn, "0009")
+            took = await load(dsn, args.subscribers, args.deliveries, args.heavy)
+            log(f"loaded: {took}")
+            started = time.perf_counter()
+            await migrate.upgrade_async(dsn, "head")
+            took["indexes (0010, concurrently)"] = time.perf_counter() - started
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("VACUUM ANALYZE")
+            finally:
+                await conn.close()
+            log(f"indexes: {took}")
+        picks = await sample(dsn)
+        results = await measure(dsn, args.requests, picks)
+    ok = report(args, results, took)
+    return 0 if ok or args.no_fail else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--deliveries", type=int, default=10_000_000)
+    parser.add_argument("--heavy", type=int, default=2_000, help="deliveries of one subscriber")
+    parser.add_argument("--requests", type=int, default=40, help="per page (at least 20)")
+    parser.add_argument("--cluster", type=Path, default=None, help="keep the cluster here")
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 on a missed target")
+    args = parser.parse_args()
+    if args.requests < 20:
+        parser.error("--requests: at least 20")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The subscriber pages in Chromium (issue 11 item 4): list, tabs, search, timeline,
+delete confirmation, a bulk action, at desktop and phone widths in light and dark.
+
+Screenshots go to a folder the test prints, with a copy in /tmp/herald-screens-subscribers.
+The design screens test's camera checks each page: no CSP violation, console error,
+foreign host, or anything wider than a phone.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herald.core.db import Database
+from tests.e2e.test_browser_progress import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    RECORD_VIOLATIONS,
+    require_browser,
+)
+from tests.e2e.test_design_screens import Camera
+from tests.e2e.test_newcomer import admin_login, wait_ready
+from tests.support.database import free_port
+from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.tmp import public_tmpdir
+
+HUMAN_COPY = Path("/tmp/herald-screens-subscribers")  # noqa: S108 - for a human to look at
+NAMES = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Zoë Ünder", "Edsger Dijkstra"]
+
+
+async def seed(db: Database) -> uuid.UUID:
+    """Subscribers of every status; the first one has a history of deliveries."""
+    rows = []
+    for n in range(75):
+        name = NAMES[n % len(NAMES)]
+        status = ("confirmed", "pending_confirmation", "unsubscribed", "confirmed")[n % 4]
+        email = f"{name.split()[0].lower().replace('ë', 'e')}.{n}@example.org"
+        rows.append((uuid.uuid4(), email, f"{name} {n}", status))
+    async with db.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO subscriptions (id, email, name, status, created_at, confirmed_at,"
+            " unsubscribed_at) VALUES ($1, $2, $3, $4,"
+            " now() - make_interval(hours => $5),"
+            " CASE WHEN $4 <> 'pending_confirmation'"
+            "      THEN now() - make_interval(hours => $5 - 1) END,"
+            " CASE WHEN $4 = 'unsubscribed' THEN now() - make_interval(mins => $5) END)",
+            [(*row, n + 2) for n, row in enumerate(rows)],
+        )
+        first = rows[0][0]
+        issues = [(uuid.uuid4(), f"Weekly #{n}") for n in range(1, 5)]
+        await conn.executemany(
+            "INSERT INTO newsletter_issues (id, title, html_content, text_content, status,"
+            " published_at) VALUES ($1, $2, '<p>hi</p>', 'hi', 'sent', now())",
+            issues,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, attempts,"
+            " max_attempts, created_at, sent_at, message)"
+            " VALUES ('confirmation', $2, $1, 'sent', 1, 5,"
+            " now() - interval '2 hours', now() - interval '2 hours', '{}')",
+            first,
+            rows[0][1],
+        )
+        await conn.executemany(
+            "INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, status, attempts,"
+            " max_attempts, last_error, sent_at) VALUES ('issue', $2, $1, $3, $4, $5, 5, $6,"
+            " CASE WHEN $4 = 'sent' THEN now() END)",
+            [
+                (first, rows[0][1], issues[0][0], "sent", 1, None),
+                (first, rows[0][1], issues[1][0], "failed", 5, "550 mailbox unavailable"),
+                (first, rows[0][1], issues[2][0], "sent", 2, None),
+                (first, rows[0][1], issues[3][0], "queued", 0, None),
+            ],
+        )
+    return first
+
+
+@pytest.mark.slow
+async def test_subscriber_pages_in_a_browser(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    playwright_api = require_browser()
+    first = await seed(db)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = herald_env(
+        HERALD_DATA_DIR=str(public_tmpdir("herald-subscriber-screens-")),
+        HERALD_DATABASE_URL=database_url,
+        HERALD_PORT=str(port),
+    )
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    camera = Camera(folder, port)
+    log_path = tmp_path / "up.log"
+    async with herald_process("up", env=env, log_path=log_path) as up:
+        await wait_ready(base_url)
+        password = (await admin_login(log_path)).group(1)
+        async with playwright_api.async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                context = await browser.new_context(base_url=base_url)
+                await context.add_init_script(RECORD_VIOLATIONS)
+                camera.watch(context)
+                page = await context.new_page()
+                camera.watch_page(page)
+                page.set_default_timeout(15_000)
+                await page.goto("/login")
+                await page.fill("#username", "admin")
+                await page.fill("#password", password)
+                await page.click("main button[type=submit]")
+                await page.wait_for_url("**/admin/dashboard")
+                await walk(page, camera, first)
+            finally:
+                await browser.close()
+        up.send_signal(signal.SIGTERM)
+        assert await wait_exit(up, 60) == 0, log_path.read_text()
+
+    copy_for_a_human(folder)
+    sys.stdout.write(f"\n{len(camera.shots)} screenshots in {folder} (copy: {HUMAN_COPY})\n")
+    assert camera.problems == [], "\n".join(camera.problems)
+    assert camera.foreign_hosts() == set(), camera.requested
+
+
+def copy_for_a_human(folder: Path) -> None:
+    if HUMAN_COPY.exists():
+        shutil.rmtree(HUMAN_COPY)
+    shutil.copytree(folder, HUMAN_COPY)
+
+
+async def walk(p: Any, camera: Camera, first: uuid.UUID) -> None:
+    await p.goto("/admin/subscribers")
+    assert "All 75" in re.sub(r"\s+", " ", await p.text_content("nav.tabs"))
+    await camera.shoot(p, "subscribers")
+    await p.click("a[rel=next]")
+    await camera.shoot(p, "subscribers-page-2")
+    await p.click("nav.tabs >> text=Pending")
+    await camera.shoot(p, "subscribers-tab-pending")
+
+    # Search: type, submit (no script needed).
+    await p.goto("/admin/subscribers")
+    await p.fill("#q", "hopper")
+    await p.press("#q", "Enter")
+    await p.wait_for_url("**q=hopper**")
+    shown = await p.locator("table.subscribers tbody tr").count()
+    assert shown == 15
+    await camera.shoot(p, "subscribers-search")
+
+    # The timeline of the subscriber with deliveries.
+    await p.goto(f"/admin/subscribers/{first}")
+    timeline = await p.text_content("table.timeline")
+    assert "550 mailbox unavailable" in timeline
+    assert "Weekly #4" in timeline
+    await camera.shoot(p, "subscriber-timeline")
+
+    # Delete, with its confirmation page.
+    await p.click("text=Delete…")
+    await p.wait_for_url(re.compile(r".*/delete$"))
+    await camera.shoot(p, "subscriber-delete-confirm")
+    await p.click("button.danger")
+    await p.wait_for_url(re.compile(r".*/admin/subscribers$"))
+    assert "1 subscriber deleted." in await p.text_content("main")
+    await camera.shoot(p, "subscribers-after-delete")
+
+    # A bulk action on a selection: tick two, unsubscribe.
+    await p.goto("/admin/subscribers?status=confirmed")
+    boxes = p.locator("table.subscribers input[type=checkbox]")
+    await boxes.nth(0).check()
+    await boxes.nth(1).check()
+    await p.select_option("select[name=action]", "unsubscribe")
+    await p.click("form.bulk button[type=submit]")
+    await p.wait_for_url("**status=confirmed")
+    assert "2 subscribers unsubscribed." in await p.text_content("main")
+
+    # Everyone matching a filter asks first.
+    await p.select_option("select[name=scope]", "filter")
+    await p.select_option("select[name=action]", "delete")
+    await p.click("form.bulk button[type=submit]")
+    await p.wait_for_selector("text=Cancel")
+    await camera.shoot(p, "subscribers-bulk-confirm")
