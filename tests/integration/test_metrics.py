@@ -135,6 +135,15 @@ async def test_the_gauge_loop_refreshes_on_its_timer(database_url: str, settings
         await loop
 
 
+async def lock_waiters(db: Database) -> bool:
+    async with db.connection() as conn:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    return bool(waiting)
+
+
 async def test_a_process_that_loses_the_gauge_lock_stops_exporting_its_values(
     database_url: str, settings: Settings, db: Database
 ) -> None:
@@ -149,13 +158,18 @@ async def test_a_process_that_loses_the_gauge_lock_stops_exporting_its_values(
     try:
         await wait_until(lambda: bool(delivery_metrics.DELIVERIES._metrics), timeout=10)
         delivery_metrics.OLDEST_READY_AGE.set(999)  # as if the queue had been stuck
-        async with db.connection() as conn:  # the leader's connection breaks ...
+        # Another process queues for the lock (a waiter is granted it the moment the
+        # holder goes, before the loop's new session can try again) ...
+        waiting = asyncio.create_task(
+            other.execute("SELECT pg_advisory_lock($1::bigint)", GAUGE_LOCK_KEY)
+        )
+        await wait_until(lambda: lock_waiters(db), timeout=10)
+        async with db.connection() as conn:  # ... and the leader's connection breaks.
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = 'herald-metrics' AND datname = current_database()"
             )
-        # ... and another process takes the lock over.
-        await wait_until(lambda: try_advisory_lock(other, GAUGE_LOCK_KEY), timeout=10)
+        await asyncio.wait_for(waiting, timeout=10)
         await wait_until(lambda: not delivery_metrics.DELIVERIES._metrics, timeout=10)
         assert delivery_metrics.OLDEST_READY_AGE._value.get() == 0
         await other.close()  # that one goes too: this process is elected again
