@@ -360,3 +360,26 @@ async def test_the_cli_creates_editors_and_still_admins_by_default(
     assert bad.exit_code != 0
     assert await row(db, "ed") == ("editor", False)
     assert await row(db, "boss") == ("admin", False)
+
+
+async def test_an_editor_cannot_manage_api_keys_through_the_json_api_either(
+    admin_client: httpx.AsyncClient, editor_client: httpx.AsyncClient, db: Database
+) -> None:
+    await create_user(admin_client, "ed")
+    granted = await editor_client.post(
+        "/api/v1/auth/token",
+        data={"username": "ed", "password": PASSWORD, "grant_type": "password"},
+    )
+    assert granted.status_code == 200, granted.text
+    bearer = {"Authorization": f"Bearer {granted.json()['access_token']}"}
+    assert (await editor_client.get("/api/v1/me", headers=bearer)).status_code == 200
+    for method, path, body in [
+        ("GET", "/api/v1/api-keys", None),
+        ("POST", "/api/v1/api-keys", {"name": "mine", "scope": "write"}),
+        ("DELETE", f"/api/v1/api-keys/{uuid.uuid4()}", None),
+    ]:
+        refused = await editor_client.request(method, path, json=body, headers=bearer)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.headers["content-type"].startswith("application/json")
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM api_keys") == 0

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from herald.auth.domain import Scope
 from herald.auth.service import BEARER, AuthenticationFailed
-from herald.auth.web import Reader, Writer, auth_service
+from herald.auth.web import KeyManager, Reader, Writer, auth_service
 from herald.core.errors import Forbidden, Unauthorized, ValidationError
 from herald.web.client import client_ip
 from herald.web.forms import read_form
@@ -90,13 +90,13 @@ def _key_json(key: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", dependencies=[KeyManager])
 async def list_api_keys(who: Reader, state: State) -> dict[str, Any]:
     keys = await auth_service(state).list_api_keys(who.user_id)
     return {"api_keys": [_key_json(k) for k in keys]}
 
 
-@router.post("/api-keys", status_code=201)
+@router.post("/api-keys", status_code=201, dependencies=[KeyManager])
 async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str, Any]:
     if who.via == "api_key":
         # Otherwise a leaked key could mint permanent successors and outlive its revocation.
@@ -107,7 +107,7 @@ async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str
     return {"id": str(key_id), "key": key, "scope": body.scope}
 
 
-@router.delete("/api-keys/{key_id}", status_code=204)
+@router.delete("/api-keys/{key_id}", status_code=204, dependencies=[KeyManager])
 async def revoke_api_key(key_id: uuid.UUID, who: Writer, state: State) -> Response:
     await auth_service(state).revoke_api_key(key_id, who.user_id)
     return Response(status_code=204)

@@ -20,6 +20,7 @@ class ApiKeyRecord:
     user_id: uuid.UUID
     username: str
     scope: Scope
+    role: Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +213,9 @@ async def find_api_key(conn: Connection, key_hash: bytes) -> ApiKeyRecord | None
     row = await conn.fetchrow(Q["find_api_key"], key_hash)
     if row is None:
         return None
-    return ApiKeyRecord(row["id"], row["user_id"], row["username"], Scope(row["scope"]))
+    return ApiKeyRecord(
+        row["id"], row["user_id"], row["username"], Scope(row["scope"]), Role(row["role"])
+    )
 
 
 async def touch_api_key(conn: Connection, key_id: uuid.UUID) -> None:

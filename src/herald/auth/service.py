@@ -75,6 +75,11 @@ class Principal:
     username: str
     scope: Scope
     via: str  # "session", "api_key" or "jwt"
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +321,7 @@ class AuthService:
                 if key is None:
                     raise Unauthorized("invalid or revoked API key")
                 await repository.touch_api_key(conn, key.id)
-            return Principal(key.user_id, key.username, key.scope, "api_key")
+            return Principal(key.user_id, key.username, key.scope, "api_key", key.role)
         try:
             claims = jwt.decode(
                 token,
@@ -341,4 +346,4 @@ class AuthService:
             or claims["pwv"] != _password_version(user.password_changed_at)
         ):
             raise Unauthorized("the access token is no longer valid")
-        return Principal(user.id, user.username, scope, "jwt")
+        return Principal(user.id, user.username, scope, "jwt", user.role)

@@ -81,5 +81,14 @@ async def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+async def key_manager(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """The API-key routes: an admin's key or token (an editor's gets 403, as in the admin
+    pages), with the write scope for changes (checked by the route's ``Writer``)."""
+    if not who.is_admin:
+        raise Forbidden(ADMINS_ONLY)
+    return who
+
+
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
+KeyManager = Depends(key_manager)
