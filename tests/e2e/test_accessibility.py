@@ -12,12 +12,13 @@ outbox, and the public pages (subscribe, check your inbox, confirmed, unsubscrib
 page) — in the light and the dark theme. A self-test first shows that axe does report a
 critical violation planted in the page.
 
-One server and one browser for the whole walk; skipped without Chromium like the other
-browser tests (failed in CI).
+One server and one browser for the whole walk; skipped without Chromium, npm or the
+registry like the other browser tests (failed in CI).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -92,7 +93,10 @@ async def test_no_serious_or_critical_axe_violation_on_any_page(
     try:
         auditor = Auditor(axe_source())
     except AxeUnavailable as exc:
-        pytest.fail(f"axe-core could not be fetched from the npm registry: {exc}")
+        message = f"axe-core could not be fetched from the npm registry: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     await add_confirmed_subscribers(db, 3)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
