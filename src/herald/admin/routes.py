@@ -23,11 +23,6 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 PASSWORD_CHANGED = "Your password has been changed."  # noqa: S105 - a message, not a secret
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, session: CurrentSession) -> Response:
-    return page(request, "admin/dashboard.html", username=session.username)
-
-
 @router.get("/password", response_class=HTMLResponse)
 async def password_form(request: Request) -> Response:
     return page(request, "admin/password.html")

@@ -11,7 +11,16 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
-from herald.admin import dev_outbox, issues, live, newsletters, profiling, subscribers, users
+from herald.admin import (
+    dashboard,
+    dev_outbox,
+    issues,
+    live,
+    newsletters,
+    profiling,
+    subscribers,
+    users,
+)
 from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
 from herald.api import routes as api
@@ -130,6 +139,7 @@ def create_app(
     errors.install(app)
     for feature in (health, subscriptions, auth, admin, newsletters, issues, subscribers):
         app.include_router(feature.router)
+    app.include_router(dashboard.router)  # /admin/dashboard and its figures
     app.include_router(users.router)  # /admin/users
     app.include_router(admin_settings.router)  # /admin/settings
     app.include_router(profiling.router)

@@ -230,3 +230,18 @@ WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
   AND ($3::text IS NULL OR status = $3::text)
 ORDER BY created_at, id
 LIMIT $5::integer
+
+-- name: daily_figures
+-- Maintained by the subscriptions_daily_* triggers (migration 0011): UTC days after $1,
+-- up to 16 slot rows a day (a year is at most ~6,000 rows, read by primary key).
+SELECT day,
+       sum(subscribed)::bigint AS subscribed,
+       sum(confirmed)::bigint AS confirmed,
+       sum(unsubscribed)::bigint AS unsubscribed,
+       sum(deleted)::bigint AS deleted,
+       sum(confirmed_net)::bigint AS confirmed_net,
+       sum(pending_net)::bigint AS pending_net
+FROM subscriber_daily
+WHERE day > $1::date
+GROUP BY day
+ORDER BY day

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from herald.core import sql
@@ -232,3 +232,33 @@ async def unsubscribe_many(conn: Connection, ids: list[uuid.UUID]) -> int:
 async def delete_many(conn: Connection, ids: list[uuid.UUID]) -> int:
     deleted: int = await conn.fetchval(Q["delete_many"], ids)
     return deleted
+
+
+@dataclass(frozen=True, slots=True)
+class DailyFigures:
+    """One UTC day of ``subscriber_daily`` (migration 0011), its slots summed."""
+
+    day: date
+    subscribed: int
+    confirmed: int
+    unsubscribed: int
+    deleted: int
+    confirmed_net: int
+    pending_net: int
+
+
+async def daily_figures(conn: Connection, after: date) -> list[DailyFigures]:
+    """Every recorded day after ``after`` (including any after today), oldest first."""
+    rows = await conn.fetch(Q["daily_figures"], after)
+    return [
+        DailyFigures(
+            row["day"],
+            int(row["subscribed"]),
+            int(row["confirmed"]),
+            int(row["unsubscribed"]),
+            int(row["deleted"]),
+            int(row["confirmed_net"]),
+            int(row["pending_net"]),
+        )
+        for row in rows
+    ]
