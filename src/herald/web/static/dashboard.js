@@ -232,10 +232,15 @@
       });
     }, 150);
   });
-  // Theme toggles (herald.js) change the custom properties: redraw with the new colours.
+  // Theme toggles (herald.js) and the system's scheme change the custom properties:
+  // redraw with the new colours.
   new MutationObserver(drawCharts).observe(document.documentElement, {
     attributes: true,
     attributeFilter: ["data-theme"],
   });
+  if (window.matchMedia) {
+    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
+    if (scheme.addEventListener) scheme.addEventListener("change", drawCharts);
+  }
   drawCharts();
 })();
