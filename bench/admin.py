@@ -318,7 +318,7 @@ def report(
 ) -> bool:
     ok = all(percentile(v, 95) <= TARGET_MS for v in results.values())
     lines = [
-        "### A1 — Admin subscriber pages at scale",
+        "### A1 — Admin subscriber pages and dashboard at scale",
         "",
         f"`{command_line()}`",
         "",
