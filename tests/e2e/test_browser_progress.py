@@ -114,6 +114,20 @@ async def test_publishing_in_a_browser_shows_live_progress(
     assert '"level": "error"' not in log, log
 
 
+async def preview_frame_text(page: Any) -> str:
+    """The editor's preview frame's text, or "" while there is none: the editor replaces
+    the frame for each render, so a frame found a moment ago may be gone (detached)."""
+    from playwright.async_api import Error as PlaywrightError
+
+    frame = page.frame(name="preview-frame")
+    if frame is None:
+        return ""
+    try:
+        return str(await frame.text_content("body") or "")
+    except PlaywrightError:
+        return ""
+
+
 async def drive_the_browser(context: Any, password: str, base_url: str) -> None:
     await context.add_init_script(RECORD_VIOLATIONS)
     page = await context.new_page()
@@ -147,22 +161,17 @@ async def drive_the_browser(context: Any, password: str, base_url: str) -> None:
             break
         await page.wait_for_timeout(100)
     assert "this went out live." in (await page.text_content("#preview-text") or "")
-    frame = page.frame(name="preview-frame")
     for _ in range(100):
-        frame = page.frame(name="preview-frame")
-        if frame and "Hello Sample Subscriber" in (await frame.text_content("body") or ""):
+        if "Hello Sample Subscriber" in await preview_frame_text(page):
             break
         await page.wait_for_timeout(100)
-    assert frame
-    assert "this went out live." in (await frame.text_content("body") or "")
+    assert "this went out live." in await preview_frame_text(page)
     await page.fill("#markdown", "Hello **{{ subscriber.name }}**, this went out live!")
     for _ in range(100):
-        frame = page.frame(name="preview-frame")
-        if frame and "live!" in (await frame.text_content("body") or ""):
+        if "live!" in await preview_frame_text(page):
             break
         await page.wait_for_timeout(100)
-    assert frame
-    assert "this went out live!" in (await frame.text_content("body") or "")
+    assert "this went out live!" in await preview_frame_text(page)
     await page.click("text=Save draft")
     await page.wait_for_url(re.compile(r".*/admin/issues/[0-9a-f-]{36}$"))
     match = ISSUE_URL.search(page.url)
