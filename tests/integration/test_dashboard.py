@@ -9,10 +9,11 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.subscriptions import repository
+from herald.subscriptions import audience, repository
 from herald.subscriptions.audience import AudienceStats
 from herald.subscriptions.directory import Action, SubscriberDirectory
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
@@ -151,7 +152,12 @@ async def test_the_figures_fragment(admin_client: httpx.AsyncClient, db: Databas
     assert figures["counts"] == {"pending_confirmation": 0, "confirmed": 3, "unsubscribed": 0}
     assert figures["days"]["subscribed"][-1] == 3
     assert figures["totals"]["subscribed"] == 3
-    assert figures["queue"] == {"queued": 0, "sending": 0, "oldest_ready_seconds": 0.0}
+    assert figures["queue"] == {
+        "queued": 0,
+        "sending": 0,
+        "oldest_ready_seconds": 0.0,
+        "capped": False,
+    }
     assert figures["issues"] == []
 
 
@@ -164,3 +170,46 @@ async def test_bad_periods_are_a_400_and_strangers_are_sent_to_login(
     admin_client.cookies.clear()
     response = await admin_client.get("/admin/dashboard/figures")
     assert (response.status_code, response.headers["location"]) == (303, "/login")
+
+
+async def test_the_queue_tile_and_the_last_issues(
+    admin_client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued rows are counted up to a cap ("N+" beyond); an issue shows its results."""
+    monkeypatch.setattr(audience, "QUEUE_COUNT_CAP", 5)
+    issue = uuid.uuid4()
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO newsletter_issues (id, title, html_content, text_content, status,"
+            " published_at, recipients) VALUES ($1, 'Weekly', '<p>hi</p>', 'hi', 'sent',"
+            " now(), 10)",
+            issue,
+        )
+        await conn.executemany(
+            "INSERT INTO deliveries (kind, recipient, issue_id, status, attempts, max_attempts,"
+            " available_at) VALUES ('issue', $1, $2, $3, 1, 5, now() - interval '1 minute')",
+            [(f"q{n}@example.com", issue, "queued") for n in range(4)]
+            + [("f@example.com", issue, "failed"), ("s@example.com", issue, "suppressed")],
+        )
+    figures = (await admin_client.get("/admin/dashboard/figures")).json()
+    assert figures["queue"]["queued"] == 4
+    assert figures["queue"]["capped"] is False
+    assert figures["queue"]["oldest_ready_seconds"] >= 60
+    [shown] = figures["issues"]
+    assert shown == {
+        "issue_id": str(issue),
+        "status": "sent",
+        "recipients": 10,
+        "sent": 4,
+        "failed": 1,
+        "suppressed": 1,
+    }
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO deliveries (kind, recipient, issue_id, status, attempts, max_attempts)"
+            " VALUES ('issue', 'q9@example.com', $1, 'queued', 0, 5)",
+            issue,
+        )
+    page = await admin_client.get("/admin/dashboard")
+    assert 'data-tile="queued">5+<' in page.text
+    assert 'data-cell="failed"><a href="/admin/issues/' in page.text

@@ -136,6 +136,15 @@ FROM deliveries
 WHERE status IN ('queued', 'sending')
 GROUP BY status
 
+-- name: pending_counts_capped
+-- The dashboard's queue tile: like pending_counts, reading at most $1 rows (a page view
+-- during a million-recipient send must not count them all; the page says "N+").
+SELECT status, count(*)::bigint AS n
+FROM (
+    SELECT status FROM deliveries WHERE status IN ('queued', 'sending') LIMIT $1::integer
+) AS pending
+GROUP BY status
+
 -- name: oldest_ready_age
 -- Seconds since the oldest claimable row became claimable (0 when none is): the first
 -- entry of the deliveries_due index.

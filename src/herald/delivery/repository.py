@@ -114,6 +114,12 @@ async def pending_counts(conn: Connection) -> dict[str, int]:
     return {row["status"]: int(row["n"]) for row in rows}
 
 
+async def pending_counts_capped(conn: Connection, cap: int) -> dict[str, int]:
+    """:func:`pending_counts`, reading at most ``cap`` rows in all."""
+    rows = await conn.fetch(Q["pending_counts_capped"], cap)
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
 async def oldest_ready_age(conn: Connection) -> float:
     age: float = await conn.fetchval(Q["oldest_ready_age"])
     return age

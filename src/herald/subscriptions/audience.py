@@ -23,6 +23,7 @@ from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.repository import DailyFigures
 
 PERIODS = (30, 90, 365)
+QUEUE_COUNT_CAP = 100_000  # the queue tile says "100,000+" beyond
 DEFAULT_PERIOD = PERIODS[0]
 
 
@@ -53,6 +54,11 @@ class QueueState:
     queued: int
     sending: int
     oldest_ready_seconds: float
+
+    @property
+    def capped(self) -> bool:
+        """The counts stopped at :data:`QUEUE_COUNT_CAP`: there are at least that many."""
+        return self.queued + self.sending >= QUEUE_COUNT_CAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class Audience:
                 "queued": self.queue.queued,
                 "sending": self.queue.sending,
                 "oldest_ready_seconds": round(self.queue.oldest_ready_seconds, 1),
+                "capped": self.queue.capped,
             },
         }
 
@@ -142,7 +149,7 @@ class AudienceStats:
         async with self.db.transaction() as conn:
             counts = await repository.status_counts(conn)
             recorded = await repository.daily_figures(conn, today - timedelta(days=period))
-            pending = await deliveries.pending_counts(conn)
+            pending = await deliveries.pending_counts_capped(conn, QUEUE_COUNT_CAP)
             oldest = await deliveries.oldest_ready_age(conn)
         days, before = build_days(today, period, recorded, counts)
         queue = QueueState(pending.get("queued", 0), pending.get("sending", 0), oldest)

@@ -51,7 +51,7 @@
     setTile("today-subscribed", format(figures.days.subscribed[i]));
     setTile("today-confirmed", format(figures.days.confirmed[i]));
     setTile("today-unsubscribed", format(figures.days.unsubscribed[i]));
-    setTile("queued", format(figures.queue.queued));
+    setTile("queued", format(figures.queue.queued) + (figures.queue.capped ? "+" : ""));
     setTile("sending", format(figures.queue.sending));
     setTile("oldest", age(figures.queue.oldest_ready_seconds));
   }
