@@ -104,6 +104,9 @@
       chart.plot.destroy();
     });
     charts = [];
+    document.querySelectorAll("[data-js-only]").forEach(function (el) {
+      el.hidden = false; // the charts and their headings: nothing to show without script
+    });
     var data = chartData();
     var text = color("--muted", "#596273");
     var grid = color("--border", "#dde1e8");
