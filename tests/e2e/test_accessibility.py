@@ -18,9 +18,7 @@ registry like the other browser tests (failed in CI).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,18 +26,16 @@ from typing import Any
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_browser_progress import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    add_confirmed_subscribers,
-    require_browser,
-)
-from tests.e2e.test_newcomer import admin_login, outbox, wait_ready
 from tests.support.axe import AxeUnavailable, axe_source, serious
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.browser import (
+    add_confirmed_subscribers,
+    chromium,
+    herald_up,
+    require_browser,
+    skip_or_fail,
+)
+from tests.support.processes import outbox
 from tests.support.queue import wait_until
-from tests.support.tmp import public_tmpdir
 
 CONFIRM = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 UNSUBSCRIBE = re.compile(r"http://\S+/unsubscribe/one-click\?token=[^\s>]+")
@@ -93,33 +89,18 @@ async def test_no_serious_or_critical_axe_violation_on_any_page(
     try:
         auditor = Auditor(axe_source())
     except AxeUnavailable as exc:
-        message = f"axe-core could not be fetched from the npm registry: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"axe-core could not be fetched from the npm registry: {exc}")
     await add_confirmed_subscribers(db, 3)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-axe-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
-        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
-    )
-    log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        password = (await admin_login(log_path)).group(1)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                await walk(browser, auditor, base_url, password, env)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    async with (
+        herald_up(
+            database_url,
+            tmp_path / "up.log",
+            "herald-axe-",
+            HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
+        ) as herald,
+        chromium(playwright_api) as browser,
+    ):
+        await walk(browser, auditor, herald.base_url, herald.password, herald.env)
 
     sys.stdout.write(f"\naxe-core audited {len(auditor.audited)} pages; minor: {auditor.minor}\n")
     assert len(auditor.audited) >= 25, auditor.audited

@@ -1,9 +1,9 @@
 """A real browser on a real ``herald up``: write an issue, publish it, watch it go out.
 
 Headless Chromium (Debian's ``chromium`` package, installed by ``make browser``)
-driven by Playwright — never ``playwright install``, which downloads a browser
-build of its own. The page must update its progress bar and status from the
-server-sent events alone (no reload), under the strict CSP, with no violation.
+driven by Playwright (the set-up in tests/support/browser.py). The page must update its
+progress bar and status from the server-sent events alone (no reload), under the strict
+CSP, with no violation.
 
 Without Chromium or Playwright the test is skipped on a developer's machine and
 FAILS in CI (``CI=true``): a missing browser must not pass silently there.
@@ -11,69 +11,23 @@ FAILS in CI (``CI=true``): a missing browser must not pass silently there.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_newcomer import admin_login, wait_ready
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
-from tests.support.tmp import public_tmpdir
+from tests.support.browser import (
+    RECORD_VIOLATIONS,
+    add_confirmed_subscribers,
+    chromium,
+    herald_up,
+    require_browser,
+)
 
-CHROMIUM = os.environ.get("HERALD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SUBSCRIBERS = 300
 ISSUE_URL = re.compile(r"/admin/issues/([0-9a-f-]{36})$")
-
-# Runs in every page before its own scripts (through the DevTools protocol, so the
-# page's CSP does not apply to it): records CSP violations the page would report.
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
-});
-"""
-
-
-def require_browser() -> Any:
-    """The Playwright module, or skip (fail in CI) with the reason."""
-    problems = []
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        problems.append(f"no Chromium at {CHROMIUM} (run `make browser`)")
-    try:
-        from playwright import async_api
-    except ImportError:
-        problems.append("the playwright package is not installed (make installs dev deps)")
-        async_api = None
-    if problems:
-        message = "; ".join(problems)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the browser test cannot run in CI: {message}")
-        pytest.skip(message)
-    return async_api
-
-
-async def add_confirmed_subscribers(db: Database, count: int) -> None:
-    async with db.connection() as conn:
-        await conn.executemany(
-            "INSERT INTO subscriptions (id, email, name, status, confirmed_at)"
-            " VALUES ($1, $2, $3, 'confirmed', now())",
-            [(uuid.uuid4(), f"reader{n}@example.com", f"Reader {n}") for n in range(count)],
-        )
 
 
 @pytest.mark.slow
@@ -82,34 +36,23 @@ async def test_publishing_in_a_browser_shows_live_progress(
 ) -> None:
     playwright_api = require_browser()
     await add_confirmed_subscribers(db, SUBSCRIBERS)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-browser-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
-        # Slow enough to watch: ~3 s for 300 emails, in batches of 10.
-        HERALD_DELIVERY__RATE_PER_SECOND="100",
-        HERALD_DELIVERY__BATCH_SIZE="10",
-        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
-    )
     log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        login = await admin_login(log_path)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                context = await browser.new_context(
-                    base_url=base_url, timezone_id="Asia/Kolkata", locale="en-GB"
-                )
-                await drive_the_browser(context, login.group(1), base_url)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    async with (
+        herald_up(
+            database_url,
+            log_path,
+            "herald-browser-",
+            # Slow enough to watch: ~3 s for 300 emails, in batches of 10.
+            HERALD_DELIVERY__RATE_PER_SECOND="100",
+            HERALD_DELIVERY__BATCH_SIZE="10",
+            HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
+        ) as herald,
+        chromium(playwright_api) as browser,
+    ):
+        context = await browser.new_context(
+            base_url=herald.base_url, timezone_id="Asia/Kolkata", locale="en-GB"
+        )
+        await drive_the_browser(context, herald.password, herald.base_url)
     log = log_path.read_text()
     assert '"level": "error"' not in log, log
 

@@ -7,16 +7,13 @@ prints (a copy goes to /tmp/herald-screens for a human to look at). On every pag
 violation, no console error or warning, no request to any host but Herald's, and nothing
 wider than a phone's screen at 375 or 360 px (tables scroll inside their own box).
 
-Uses the Chromium set-up of test_browser_progress.py (Debian's package, `make browser`);
+Uses the Chromium set-up of tests/support/browser.py (Debian's package, `make browser`);
 skipped without it on a developer's machine, failed without it in CI.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,77 +21,21 @@ from urllib.parse import urlsplit
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_browser_progress import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    RECORD_VIOLATIONS,
+from tests.support.browser import (
+    Camera,
     add_confirmed_subscribers,
+    camera_page,
+    chromium,
+    herald_up,
     require_browser,
 )
-from tests.e2e.test_newcomer import admin_login, outbox, wait_ready
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.processes import outbox
 from tests.support.queue import wait_until
-from tests.support.tmp import public_tmpdir
 
-WIDTHS = {"desktop": (1280, 800), "phone": (375, 740)}
-SCHEMES = ("light", "dark")
 HUMAN_COPY = Path("/tmp/herald-screens")  # noqa: S108 - a fixed place for a human to look
 CONFIRM = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
 UNSUBSCRIBE = re.compile(r"http://\S+/unsubscribe/one-click\?token=[^\s>]+")
 ISSUE_URL = re.compile(r"/admin/issues/[0-9a-f-]{36}$")
-
-
-class Camera:
-    """Screenshots the current page of each context in every width and scheme, and checks it."""
-
-    def __init__(self, folder: Path, port: int) -> None:
-        self.folder = folder
-        self.port = port
-        self.problems: list[str] = []
-        self.requested: list[str] = []
-        self.shots: list[Path] = []
-
-    def watch(self, context: Any) -> None:
-        context.on("request", lambda request: self.requested.append(request.url))
-
-    def watch_page(self, page: Any) -> None:
-        def on_console(msg: Any) -> None:
-            # The error pages this walk asks for on purpose: their status is logged.
-            expected = re.search(r"/(no-such-page|admin/issues/new)$", page.url) is not None
-            refused = expected and re.search(r"status of 4\d\d", msg.text) is not None
-            if msg.type in {"error", "warning"} and not refused:
-                self.problems.append(f"{page.url}: console {msg.type}: {msg.text}")
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: self.problems.append(f"{page.url}: page error: {exc}"))
-
-    async def shoot(self, page: Any, name: str) -> None:
-        await page.wait_for_load_state("load")
-        for width_name, (width, height) in WIDTHS.items():
-            await page.set_viewport_size({"width": width, "height": height})
-            for scheme in SCHEMES:
-                await page.emulate_media(color_scheme=scheme)
-                path = self.folder / f"{name}-{width_name}-{scheme}.png"
-                await page.screenshot(path=str(path), full_page=True)
-                self.shots.append(path)
-        for narrow in (375, 360):  # nothing wider than the phone: tables scroll in their box
-            await page.set_viewport_size({"width": narrow, "height": 740})
-            overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
-            if overflow > 0:
-                self.problems.append(f"{name}: {overflow}px wider than a {narrow}px phone")
-        violations = await page.evaluate("window.__cspViolations || []")
-        self.problems += [f"{name}: CSP violation {v}" for v in violations]
-        await page.set_viewport_size({"width": 1280, "height": 800})
-        await page.emulate_media(color_scheme="light")
-
-    def foreign_hosts(self) -> set[str]:
-        local = {f"127.0.0.1:{self.port}"}
-        return {
-            urlsplit(url).netloc
-            for url in self.requested
-            if not url.startswith(("data:", "about:"))
-        } - local
 
 
 @pytest.mark.slow
@@ -102,58 +43,27 @@ async def test_every_page_at_desktop_and_phone_widths_in_light_and_dark(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
     playwright_api = require_browser()
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-screens-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
+    async with herald_up(
+        database_url,
+        tmp_path / "up.log",
+        "herald-screens-",
         HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
-    )
-    folder = tmp_path / "screens"
-    folder.mkdir()
-    camera = Camera(folder, port)
-    log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        password = (await admin_login(log_path)).group(1)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                await walk_every_page(browser, camera, base_url, password, env, db)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    ) as herald:
+        camera = Camera(tmp_path / "screens", herald.port)
+        async with chromium(playwright_api) as browser:
+            await walk_every_page(browser, camera, herald.base_url, herald.password, herald.env, db)
 
-    copy_for_a_human(folder)
-    sys.stdout.write(f"\n{len(camera.shots)} screenshots in {folder} (copy: {HUMAN_COPY})\n")
+    camera.copy_for_a_human(HUMAN_COPY)
     assert len(camera.shots) >= 4 * 20
     assert camera.problems == [], "\n".join(camera.problems)
     assert camera.foreign_hosts() == set(), camera.requested
 
 
-def copy_for_a_human(folder: Path) -> None:
-    if HUMAN_COPY.exists():
-        shutil.rmtree(HUMAN_COPY)
-    shutil.copytree(folder, HUMAN_COPY)
-
-
 async def walk_every_page(
     browser: Any, camera: Camera, base_url: str, password: str, env: dict[str, str], db: Database
 ) -> None:
-    admin = await browser.new_context(base_url=base_url)
-    visitor = await browser.new_context(base_url=base_url)
-    for context in (admin, visitor):
-        await context.add_init_script(RECORD_VIOLATIONS)
-        camera.watch(context)
-    page = await admin.new_page()
-    public = await visitor.new_page()
-    for p in (page, public):
-        camera.watch_page(p)
-        p.set_default_timeout(15_000)
+    page = await camera_page(await browser.new_context(base_url=base_url), camera)
+    public = await camera_page(await browser.new_context(base_url=base_url), camera)
 
     # Signing in: the form, a failed attempt (an error alert), then the dashboard.
     await page.goto("/login")

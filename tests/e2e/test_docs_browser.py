@@ -1,7 +1,7 @@
 """A real browser renders /docs (issue 8 item 10): Swagger UI from Herald's own /static,
 under Herald's CSP, with no request to any other host and no CSP violation.
 
-Uses the Chromium set-up of test_browser_progress.py (Debian's package, `make browser`);
+Uses the Chromium set-up of tests/support/browser.py (Debian's package, `make browser`);
 skipped without it on a developer's machine, failed without it in CI.
 """
 
@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.test_browser_progress import (
+from tests.e2e.test_newcomer import wait_ready
+from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     RECORD_VIOLATIONS,
     require_browser,
 )
-from tests.e2e.test_newcomer import wait_ready
 from tests.support.database import free_port
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.tmp import public_tmpdir

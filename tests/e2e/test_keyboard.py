@@ -14,24 +14,20 @@ editor role in test_user_roles.py.
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_browser_progress import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.support.browser import (
     add_confirmed_subscribers,
+    chromium,
+    herald_up,
     require_browser,
 )
-from tests.e2e.test_newcomer import admin_login, outbox, wait_ready
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.processes import outbox
 from tests.support.queue import wait_until
-from tests.support.tmp import public_tmpdir
 
 SUBSCRIBERS = 5
 ISSUE_URL = re.compile(r"/admin/issues/[0-9a-f-]{36}$")
@@ -83,31 +79,19 @@ async def test_sign_in_write_test_send_and_publish_with_the_keyboard_only(
 ) -> None:
     playwright_api = require_browser()
     await add_confirmed_subscribers(db, SUBSCRIBERS)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-keyboard-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
-        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
-    )
-    log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        password = (await admin_login(log_path)).group(1)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = await (await browser.new_context(base_url=base_url)).new_page()
-                page.set_default_timeout(15_000)
-                keys = Keyboard(page)
-                await drive(page, keys, password, env, base_url)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    async with (
+        herald_up(
+            database_url,
+            tmp_path / "up.log",
+            "herald-keyboard-",
+            HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.2",
+        ) as herald,
+        chromium(playwright_api) as browser,
+    ):
+        page = await (await browser.new_context(base_url=herald.base_url)).new_page()
+        page.set_default_timeout(15_000)
+        keys = Keyboard(page)
+        await drive(page, keys, herald.password, herald.env, herald.base_url)
     assert keys.stops > 10
     assert keys.unringed == [], "\n".join(keys.unringed)
 

@@ -4,7 +4,6 @@ follow its link, stop with SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 from pathlib import Path
@@ -13,53 +12,20 @@ import httpx
 
 from herald.core.embedded_pg import EmbeddedPostgres
 from tests.support.database import free_port
-from tests.support.processes import HERALD, herald_env, herald_process, wait_exit
+from tests.support.processes import (
+    ADMIN_LOGIN,
+    admin_login,
+    herald_env,
+    herald_process,
+    outbox,
+    wait_exit,
+    wait_ready,
+)
 from tests.support.queue import wait_until
 from tests.support.tmp import public_tmpdir
 
-ADMIN_LOGIN = re.compile(r"Admin login: admin / (\S+) at ")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"http://\S+/subscriptions/confirm\?subscription_token=[A-Za-z0-9]+")
-
-
-async def wait_ready(base_url: str, timeout: float = 90.0) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-
-        async def ready() -> bool:
-            try:
-                return (await client.get("/health/ready")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(ready, timeout=timeout, interval=0.2)
-
-
-async def admin_login(log_path: Path) -> re.Match[str]:
-    """The admin login ``herald up`` prints once it serves: readiness can answer before the
-    banner is written, so wait for the line, not for readiness alone."""
-
-    def search() -> re.Match[str] | None:
-        return ADMIN_LOGIN.search(log_path.read_text())
-
-    await wait_until(lambda: search() is not None, timeout=30)
-    found = search()
-    assert found
-    return found
-
-
-async def outbox(env: dict[str, str], recipient: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *HERALD,
-        "outbox",
-        "--to",
-        recipient,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    return stdout.decode()
 
 
 async def test_newcomer_flow_with_herald_up(tmp_path: Path) -> None:

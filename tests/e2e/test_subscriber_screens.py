@@ -2,16 +2,13 @@
 delete confirmation, a bulk action, at desktop and phone widths in light and dark.
 
 Screenshots go to a folder the test prints, with a copy in /tmp/herald-screens-subscribers.
-The design screens test's camera checks each page: no CSP violation, console error,
+The camera of tests/support/browser.py checks each page: no CSP violation, console error,
 foreign host, or anything wider than a phone.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import signal
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,17 +16,14 @@ from typing import Any
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_browser_progress import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    RECORD_VIOLATIONS,
+from tests.support.browser import (
+    Camera,
+    camera_page,
+    chromium,
+    herald_up,
     require_browser,
+    sign_in,
 )
-from tests.e2e.test_design_screens import Camera
-from tests.e2e.test_newcomer import admin_login, wait_ready
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
-from tests.support.tmp import public_tmpdir
 
 HUMAN_COPY = Path("/tmp/herald-screens-subscribers")  # noqa: S108 - for a human to look at
 NAMES = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Zoë Ünder", "Edsger Dijkstra"]
@@ -88,52 +82,17 @@ async def test_subscriber_pages_in_a_browser(
 ) -> None:
     playwright_api = require_browser()
     first = await seed(db)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-subscriber-screens-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
-    )
-    folder = tmp_path / "screens"
-    folder.mkdir()
-    camera = Camera(folder, port)
-    log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        password = (await admin_login(log_path)).group(1)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                context = await browser.new_context(base_url=base_url)
-                await context.add_init_script(RECORD_VIOLATIONS)
-                camera.watch(context)
-                page = await context.new_page()
-                camera.watch_page(page)
-                page.set_default_timeout(15_000)
-                await page.goto("/login")
-                await page.fill("#username", "admin")
-                await page.fill("#password", password)
-                await page.click("main button[type=submit]")
-                await page.wait_for_url("**/admin/dashboard")
-                await walk(page, camera, first)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    async with herald_up(database_url, tmp_path / "up.log", "herald-subscriber-screens-") as herald:
+        camera = Camera(tmp_path / "screens", herald.port)
+        async with chromium(playwright_api) as browser:
+            context = await browser.new_context(base_url=herald.base_url)
+            page = await camera_page(context, camera)
+            await sign_in(page, "admin", herald.password)
+            await walk(page, camera, first)
 
-    copy_for_a_human(folder)
-    sys.stdout.write(f"\n{len(camera.shots)} screenshots in {folder} (copy: {HUMAN_COPY})\n")
+    camera.copy_for_a_human(HUMAN_COPY)
     assert camera.problems == [], "\n".join(camera.problems)
     assert camera.foreign_hosts() == set(), camera.requested
-
-
-def copy_for_a_human(folder: Path) -> None:
-    if HUMAN_COPY.exists():
-        shutil.rmtree(HUMAN_COPY)
-    shutil.copytree(folder, HUMAN_COPY)
 
 
 async def walk(p: Any, camera: Camera, first: uuid.UUID) -> None:

@@ -5,32 +5,27 @@ another browser context and finds no Users, API keys or Settings anywhere, and a
 visit to /admin/users is refused (403). On the way every new page (settings overview,
 users, a user, the last-admin refusal, API keys, sender identity, configuration) is
 screenshotted at 1280 and 375 px, light and dark, into /tmp/herald-screens-users, with the
-checks of test_design_screens.py (no CSP violation, console error, foreign host, overflow).
+checks of the camera in tests/support/browser.py (no CSP violation, console error, foreign
+host, overflow).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.core.db import Database
-from tests.e2e.test_browser_progress import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    RECORD_VIOLATIONS,
+from tests.support.browser import (
+    Camera,
+    camera_page,
+    chromium,
+    herald_up,
     require_browser,
+    sign_in,
 )
-from tests.e2e.test_design_screens import Camera
-from tests.e2e.test_newcomer import admin_login, wait_ready
-from tests.support.database import free_port
-from tests.support.processes import herald_env, herald_process, wait_exit
-from tests.support.tmp import public_tmpdir
 
 HUMAN_COPY = Path("/tmp/herald-screens-users")  # noqa: S108 - a fixed place for a human to look
 EDITOR_PASSWORD = "an editor's long passphrase"
@@ -45,65 +40,27 @@ async def test_an_admin_creates_an_editor_who_sees_no_admin_pages(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
     playwright_api = require_browser()
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = herald_env(
-        HERALD_DATA_DIR=str(public_tmpdir("herald-users-")),
-        HERALD_DATABASE_URL=database_url,
-        HERALD_PORT=str(port),
+    async with herald_up(
+        database_url,
+        tmp_path / "up.log",
+        "herald-users-",
         HERALD_EMAIL__SENDER="Herald News <news@example.com>",
-    )
-    folder = tmp_path / "screens"
-    folder.mkdir()
-    camera = Camera(folder, port)
-    log_path = tmp_path / "up.log"
-    async with herald_process("up", env=env, log_path=log_path) as up:
-        await wait_ready(base_url)
-        password = (await admin_login(log_path)).group(1)
-        async with playwright_api.async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                await walk(browser, camera, base_url, password)
-            finally:
-                await browser.close()
-        up.send_signal(signal.SIGTERM)
-        assert await wait_exit(up, 60) == 0, log_path.read_text()
+    ) as herald:
+        camera = Camera(tmp_path / "screens", herald.port)
+        async with chromium(playwright_api) as browser:
+            await walk(browser, camera, herald.base_url, herald.password)
 
-    copy_for_a_human(folder)
-    sys.stdout.write(f"\n{len(camera.shots)} screenshots in {folder} (copy: {HUMAN_COPY})\n")
+    camera.copy_for_a_human(HUMAN_COPY)
     problems = [p for p in camera.problems if not EXPECTED_REFUSAL.search(p)]
     assert problems == [], "\n".join(problems)
     assert camera.foreign_hosts() == set(), camera.requested
 
 
-def copy_for_a_human(folder: Path) -> None:
-    if HUMAN_COPY.exists():
-        shutil.rmtree(HUMAN_COPY)
-    shutil.copytree(folder, HUMAN_COPY)
-
-
-async def sign_in(page: Any, username: str, password: str) -> None:
-    await page.goto("/login")
-    await page.fill("#username", username)
-    await page.fill("#password", password)
-    await page.click("main button[type=submit]")
-    await page.wait_for_url("**/admin/dashboard")
-
-
 async def walk(browser: Any, camera: Camera, base_url: str, password: str) -> None:
     admin = await browser.new_context(base_url=base_url)
     editor = await browser.new_context(base_url=base_url)
-    pages = []
-    for context in (admin, editor):
-        await context.add_init_script(RECORD_VIOLATIONS)
-        camera.watch(context)
-        page = await context.new_page()
-        camera.watch_page(page)
-        page.set_default_timeout(15_000)
-        pages.append(page)
-    page, other = pages
+    page = await camera_page(admin, camera)
+    other = await camera_page(editor, camera)
 
     await sign_in(page, "admin", password)
     await page.click("nav.mainnav a:text('Settings')")
