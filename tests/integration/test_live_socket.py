@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -25,45 +22,9 @@ from herald.core.live import Listener, LiveHub
 from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
 from herald.web.cookies import SESSION_COOKIE
-from herald.web.state import AppState
-from tests.support.database import free_port
 from tests.support.newsletters import CSRF, add_subscribers, create_admin, log_in
 from tests.support.queue import wait_until
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (pytest owns the process)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@dataclass
-class Served:
-    app: FastAPI
-    server: _Server
-    task: asyncio.Task[None]
-    port: int
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/admin/live"
-
-    @property
-    def state(self) -> AppState:
-        state: AppState = self.app.state.herald
-        return state
-
-    async def shut_down(self) -> None:
-        """What ``herald serve`` does on SIGTERM: draining first, then uvicorn's exit."""
-        self.state.draining = True
-        self.server.should_exit = True
-        await self.task
+from tests.support.served import Served, serve
 
 
 @pytest.fixture
@@ -72,18 +33,8 @@ async def served(settings: Settings, db: Database, database_url: str) -> AsyncIt
     from herald.composition.runtime import uvicorn_options
 
     app = create_app(settings, db=db, listen_dsn=database_url)
-    port = free_port()
-    options = uvicorn_options(settings) | {"host": "127.0.0.1", "port": port, "lifespan": "on"}
-    server = _Server(uvicorn.Config(app, **options))
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started or task.done(), timeout=30, interval=0.01)
-    assert server.started, "uvicorn did not start"
-    running = Served(app, server, task, port)
-    try:
+    async with serve(app, **uvicorn_options(settings)) as running:
         yield running
-    finally:
-        if not task.done():
-            await running.shut_down()
 
 
 @contextlib.asynccontextmanager

@@ -11,22 +11,17 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues.domain import IssueContent
 from herald.issues.progress import HEARTBEAT, ProgressHub, progress_stream
 from herald.issues.service import IssueService, Progress
-from herald.web.state import AppState
-from tests.support.database import free_port
 from tests.support.newsletters import (
     CSRF,
     add_subscribers,
@@ -37,62 +32,11 @@ from tests.support.newsletters import (
     publish_now,
 )
 from tests.support.queue import RecordingProvider, wait_until
+from tests.support.served import Served, serve
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (pytest owns the process)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@dataclass
-class Served:
-    app: FastAPI
-    server: _Server
-    task: asyncio.Task[None]
-    base_url: str
-
-    @property
-    def state(self) -> AppState:
-        state: AppState = self.app.state.herald
-        return state
-
-    @property
-    def hub(self) -> ProgressHub:
-        return self.state.part(ProgressHub)
-
-    async def shut_down(self) -> None:
-        """What ``herald serve`` does on SIGTERM: draining first, then uvicorn's exit."""
-        self.state.draining = True
-        self.server.should_exit = True
-        await self.task
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[Served]:
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started or task.done(), timeout=30, interval=0.01)
-    assert server.started, "uvicorn did not start"
-    served = Served(app, server, task, f"http://127.0.0.1:{port}")
-    try:
-        yield served
-    finally:
-        if not task.done():
-            await served.shut_down()
+def hub_of(served: Served) -> ProgressHub:
+    return served.state.part(ProgressHub)
 
 
 @pytest.fixture
@@ -100,7 +44,7 @@ async def served(settings: Settings, db: Database) -> AsyncIterator[Served]:
     """The app as ``herald up`` builds it: the hub holds one connection of the pool."""
     from herald.composition.app import create_app
 
-    async with serve(create_app(settings, db=db)) as running:
+    async with serve(create_app(settings, db=db), ws="none") as running:
         yield running
 
 
@@ -111,7 +55,7 @@ async def served_dedicated(
     """The app as ``serve --workers`` builds it: the hub has a connection of its own."""
     from herald.composition.app import create_app
 
-    async with serve(create_app(settings, db=db, listen_dsn=database_url)) as running:
+    async with serve(create_app(settings, db=db, listen_dsn=database_url), ws="none") as running:
         yield running
 
 
@@ -254,7 +198,7 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             "failed": 0,
             "suppressed": 0,
         }
-        await served.hub.wait_listening()
+        await hub_of(served).wait_listening()
 
         # A NOTIFY from any connection (here: not a worker) wakes the stream.
         await mark_sent(db, issue_id, 2)
@@ -270,7 +214,7 @@ async def test_the_stream_follows_notifications_and_worker_batches_until_sent(
             _, progress = await events.next()
         assert (progress["sent"], progress["percent"]) == (4, 100.0)
         assert await events.rest() == []  # and then the server ended the stream
-    await wait_until(lambda: served.hub.watchers == 0)
+    await wait_until(lambda: hub_of(served).watchers == 0)
 
 
 async def test_the_stream_ends_when_its_session_is_logged_out(
@@ -294,7 +238,7 @@ async def test_the_stream_ends_when_its_session_is_logged_out(
         rest = await events.rest(timeout=15)
         assert events.failed is None, f"the stream did not end: {events.failed!r}"
         assert all(name == "progress" for name, _ in rest)  # type: ignore[misc]
-    await wait_until(lambda: served.hub.watchers == 0)
+    await wait_until(lambda: hub_of(served).watchers == 0)
 
 
 async def test_a_sent_issue_gets_one_event_and_the_end(
@@ -319,7 +263,7 @@ async def test_one_listen_connection_serves_every_stream(
     quiet = await IssueService(db, settings).create_draft(
         IssueContent.parse(title="Quiet", text_content="x"), None
     )
-    hub = served_dedicated.hub
+    hub = hub_of(served_dedicated)
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(admin(served_dedicated.base_url, db, settings))
         streams = []
@@ -360,13 +304,13 @@ async def test_bursts_are_coalesced(served: Served, db: Database, settings: Sett
         open_events(client, issue_id) as events,
     ):
         await events.next()
-        await served.hub.wait_listening()
+        await hub_of(served).wait_listening()
         await events.skip(0.5)  # the connect wake-up
-        before = served.hub.notifications
+        before = hub_of(served).notifications
         started = time.monotonic()
         for _ in range(40):
             await notify(db, issue_id)
-        await wait_until(lambda: served.hub.notifications - before >= 40)
+        await wait_until(lambda: hub_of(served).notifications - before >= 40)
         received = 0
         with contextlib.suppress(TimeoutError):
             while True:
@@ -382,7 +326,7 @@ async def test_the_hub_reconnects_after_losing_its_connection(
 ) -> None:
     await add_subscribers(db, 3)
     issue_id = await published_issue(db, settings)
-    hub = served_dedicated.hub
+    hub = hub_of(served_dedicated)
     async with (
         admin(served_dedicated.base_url, db, settings) as client,
         open_events(client, issue_id) as events,
@@ -415,8 +359,8 @@ async def test_a_closed_browser_ends_its_stream(
     async with admin(served.base_url, db, settings) as client:
         async with open_events(client, issue_id) as events:
             await events.next()
-            assert served.hub.watchers == 1
-        await wait_until(lambda: served.hub.watchers == 0)
+            assert hub_of(served).watchers == 1
+        await wait_until(lambda: hub_of(served).watchers == 0)
 
 
 async def test_shutting_down_ends_open_streams_promptly(
@@ -429,7 +373,7 @@ async def test_shutting_down_ends_open_streams_promptly(
         open_events(client, issue_id) as events,
     ):
         await events.next()
-        await served.hub.wait_listening()
+        await hub_of(served).wait_listening()
         await events.skip()  # the connect wake-up
         started = time.monotonic()
         shutdown = asyncio.create_task(served.shut_down())
@@ -437,7 +381,7 @@ async def test_shutting_down_ends_open_streams_promptly(
         await asyncio.wait_for(shutdown, timeout=5)
     # Far below uvicorn's graceful timeout (10 s): the stream did not hold shutdown up.
     assert time.monotonic() - started < 3
-    assert served.hub.closed
+    assert hub_of(served).closed
     assert all(isinstance(item, str) for item in rest)  # no further progress events
 
 
