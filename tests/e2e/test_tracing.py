@@ -12,19 +12,22 @@ inside traced work carry ``trace_id``/``span_id``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from tests.e2e.test_newcomer import wait_ready
 from tests.support.database import free_port
 from tests.support.newsletters import add_subscribers, create_admin, log_in, newsletter_form
-from tests.support.otlp import OtlpReceiver, ReceivedLink, ReceivedSpan
+from tests.support.otlp import OtlpReceiver, ReceivedLink, ReceivedSpan, silent_collector
 from tests.support.postmark_sink import PostmarkSink
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.queue import wait_until
@@ -161,3 +164,43 @@ async def test_a_publish_is_traced_from_the_request_to_the_provider_calls(
     ]
     assert sent
     assert sent[0]["trace_id"] in {b.trace_id for b in batches}
+
+
+async def test_a_hung_collector_does_not_hold_up_shutdown(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each web process has spans queued for a collector that never answers; SIGTERM
+    still ends it within the flush budget (``tracing.FLUSH_SECONDS``), well inside the
+    drain budget, and it says what it dropped."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    async with silent_collector() as endpoint:
+        env = herald_env(
+            HERALD_DATABASE_URL=database_url,
+            HERALD_DATA_DIR=str(tmp_path / "data"),
+            HERALD_SECRET_KEY="s" * 48,
+            HERALD_PORT=str(port),
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="50",
+            # The first export hangs until the end: nothing is dropped before SIGTERM.
+            OTEL_EXPORTER_OTLP_TIMEOUT="300",
+        )
+        log_path = tmp_path / "serve.log"
+        async with herald_process("serve", "--workers", "2", env=env, log_path=log_path) as serve:
+            await wait_ready(base_url)
+            limits = httpx.Limits(max_keepalive_connections=0)  # new connections: both processes
+            async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+                for _ in range(5):
+                    pages = await asyncio.gather(*(client.get("/login") for _ in range(10)))
+                    assert {page.status_code for page in pages} == {200}
+            serve.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            code = await wait_exit(serve, 30)
+            elapsed = time.monotonic() - signalled
+    log = log_path.read_text(encoding="utf-8")
+    assert code == 0, log
+    dropped = [
+        line for line in log_lines(log_path) if "did not take the last spans" in line["event"]
+    ]
+    assert dropped, log
+    assert elapsed < tracing.FLUSH_SECONDS + 15, elapsed

@@ -9,8 +9,11 @@ counts (the benchmarks' collector, ``bench/_harness.py``).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,3 +143,23 @@ class OtlpReceiver:
 
     def named(self, name: str) -> list[ReceivedSpan]:
         return [span for span in self.spans if span.name == name]
+
+
+@asynccontextmanager
+async def silent_collector() -> AsyncIterator[str]:
+    """The endpoint of a collector that accepts connections, reads what is sent and never
+    answers: the hostile case of a hung collector (or a black-holed network path)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()

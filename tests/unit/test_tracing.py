@@ -8,11 +8,13 @@ import json
 import os
 import sys
 import textwrap
+import time
 
 import pytest
 
 from herald.core import tracing
-from tests.support.otlp import OtlpReceiver, ReceivedLink
+from herald.core.errors import ConfigurationError
+from tests.support.otlp import OtlpReceiver, ReceivedLink, silent_collector
 
 HEAVY = ("opentelemetry.sdk", "opentelemetry.instrumentation", "opentelemetry.exporter", "wrapt")
 
@@ -115,3 +117,118 @@ async def test_spans_links_and_log_fields_reach_the_collector() -> None:
     assert spans["linked later"].links == (link,)
     [line] = [json.loads(x) for x in err.splitlines() if '"inside"' in x]
     assert (line["trace_id"], line["span_id"]) == (origin.trace_id, origin.span_id)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}, 1.0),
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            0.1,
+        ),
+        ({"OTEL_TRACES_SAMPLER": " TraceIdRatio ", "OTEL_TRACES_SAMPLER_ARG": "0"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.5"}, 1.0),  # the argument alone names no sampler
+    ],
+)
+def test_the_sample_ratio_comes_from_the_standard_variables(
+    env: dict[str, str], expected: float
+) -> None:
+    assert tracing.sample_ratio(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "traceidratoi"}, "OTEL_TRACES_SAMPLER='traceidratoi'"),
+        ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "OTEL_TRACES_SAMPLER"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "10%"},
+            "OTEL_TRACES_SAMPLER_ARG='10%'",
+        ),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"}, "from 0 to 1"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "nan"}, "from 0 to 1"),
+    ],
+)
+def test_a_bad_sampler_is_a_configuration_error_naming_it(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        tracing.sample_ratio(env)
+    assert named in raised.value.message
+
+
+async def test_the_cli_refuses_a_bad_sampler_before_starting() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "herald",
+        "config",
+        env=clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+            OTEL_TRACES_SAMPLER="traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="half",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "OTEL_TRACES_SAMPLER_ARG='half' must be a number from 0 to 1" in err.decode()
+
+
+async def test_a_ratio_samples_operations_and_keeps_what_links_to_a_sampled_origin() -> None:
+    code = """
+        import json
+        from herald.core import tracing
+
+        setup = tracing.configure("herald-worker")
+        traced = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        untraced = "00-" + "3" * 32 + "-" + "4" * 16 + "-00"
+        for n in range(200):
+            with tracing.span(f"request {n}", kind="server"):
+                with tracing.span(f"inside {n}"):
+                    pass
+        for n in range(20):
+            with tracing.span(f"batch {n}", kind="consumer", links=[untraced, traced]):
+                with tracing.span(f"send {n}", kind="client"):
+                    pass
+        setup.shutdown()
+        print("ok")
+    """
+    async with OtlpReceiver() as receiver:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="50",
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0.25",
+        )
+        out, _ = await run_python(code, env)
+        names = {span.name for span in receiver.spans}
+    assert out.strip().endswith("ok")
+    requests = {n for n in range(200) if f"request {n}" in names}
+    assert 20 <= len(requests) <= 80, "about a quarter of the operations"
+    assert {n for n in range(200) if f"inside {n}" in names} == requests, "whole traces only"
+    batches = {f"batch {n}" for n in range(20)} | {f"send {n}" for n in range(20)}
+    assert batches <= names, "every batch sending a traced publish's deliveries, whole"
+
+
+async def test_a_hung_collector_delays_the_exit_by_the_flush_budget_only() -> None:
+    code = """
+        from herald.core import tracing
+
+        tracing.configure("herald-web")
+        for n in range(3000):  # six export batches: the SDK alone waits 30 s at exit
+            with tracing.span(f"request {n}", kind="server"):
+                pass
+        print("spans made", flush=True)
+    """
+    async with silent_collector() as endpoint:
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="50")
+        started = time.monotonic()
+        out, err = await run_python(code, env)
+        elapsed = time.monotonic() - started
+    assert out.strip() == "spans made"
+    assert "did not take the last spans within 5 s" in err
+    assert elapsed < tracing.FLUSH_SECONDS + 10, elapsed

@@ -125,6 +125,9 @@ def create_app(
             passwords.close()
             if own:
                 await database.close()
+            # A `serve --workers N` child is ended by its re-raised SIGTERM, never reaching
+            # exit hooks: its spans go now (bounded: a hung collector costs 5 s at most).
+            await asyncio.to_thread(tracing.flush)
 
     app = docs.HeraldAPI(
         title="Herald",

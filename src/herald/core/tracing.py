@@ -15,7 +15,14 @@ spans (fan-out, batch, provider call) come from :func:`span`.
 
 Database queries and HTTP calls made outside any traced operation (the worker's and
 scheduler's polls, heartbeats, housekeeping) would each be a trace of one span every
-few seconds; the sampler drops such *root client* spans and keeps everything else.
+few seconds; the sampler drops such *root client* spans. Operations (requests,
+fan-outs, batches) are kept in the share ``OTEL_TRACES_SAMPLER_ARG`` names
+(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``; all of them by default), and a batch
+that sends a sampled publish's deliveries is always kept (:func:`sample_ratio`).
+
+A collector that does not answer never holds a process up: the spans still queued are
+flushed for at most :data:`FLUSH_SECONDS` when a web app stops (its lifespan's end; a
+``serve --workers N`` child never reaches exit hooks) and at exit, then dropped.
 
 The W3C ``traceparent`` of the request that published an issue (or enqueued a
 confirmation email) is stored with it; the worker's fan-out, batch and provider-call
@@ -24,11 +31,16 @@ spans carry a *link* to it, so one trace leads from the publish to every send.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from herald.core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -38,6 +50,10 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 SERVICE_NAME = "herald"
 ROLE_ATTRIBUTE = "herald.process.role"
 MAX_LINKS = 32  # a batch of many origins (confirmations) links to the first 32
+# How long a process waits for its last spans to reach the collector. The SDK's own
+# exit hook waits up to 30 s for a collector that does not answer, which is past the
+# drain budget (deploy/: 40 s grace = 10 s preStop + 20 s drain + 10 s spare).
+FLUSH_SECONDS = 5.0
 
 AttributeValue = str | bool | int | float
 Kind = Literal["internal", "server", "client", "producer", "consumer"]
@@ -98,12 +114,39 @@ class Tracing:
         span_context = trace.get_current_span(context).get_span_context()
         return span_context if span_context.is_valid else None
 
-    def shutdown(self) -> None:
-        for instrumentor in self.instrumentors:
-            instrumentor.uninstrument()
-        self.provider.shutdown()  # flushes the spans still queued
+    stuck: bool = False  # an export outlived a flush: the collector does not answer
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Export the spans ended so far, waiting at most ``timeout`` seconds."""
+        return self._bounded(self.provider.force_flush, timeout)
+
+    def shutdown(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Stop tracing; flush the spans still queued for at most ``timeout`` seconds."""
         if _active.tracing is self:
             _active.tracing = None
+        for instrumentor in self.instrumentors:
+            instrumentor.uninstrument()
+        self.instrumentors.clear()
+        return self._bounded(self.provider.shutdown, timeout)
+
+    def _bounded(self, call: Callable[[], object], timeout: float) -> bool:
+        """Run ``call`` in a daemon thread for at most ``timeout`` seconds. False (and a
+        warning, once) when it did not finish: the spans it held are dropped, and the
+        process goes on, or exits, on time. Once stuck, later calls do not wait again."""
+        if self.stuck:
+            return False
+        thread = threading.Thread(target=call, name="herald-trace-flush", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if not thread.is_alive():
+            return True
+        self.stuck = True
+        logging.getLogger(__name__).warning(
+            "tracing: the OTLP collector did not take the last spans within %.0f s; "
+            "they are dropped",
+            timeout,
+        )
+        return False
 
 
 class _Active:
@@ -117,6 +160,12 @@ _active = _Active()
 
 def enabled() -> bool:
     return _active.tracing is not None
+
+
+def flush(timeout: float = FLUSH_SECONDS) -> None:
+    """Export what this process has traced so far (bounded); nothing when off."""
+    if _active.tracing is not None:
+        _active.tracing.flush(timeout)
 
 
 def configure(role: str) -> Tracing | None:
@@ -138,8 +187,9 @@ def configure(role: str) -> Tracing | None:
     attributes: dict[str, AttributeValue] = {ROLE_ATTRIBUTE: role}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = SERVICE_NAME
+    sampler = ParentBased(root=_root_sampler(sample_ratio()))
     provider = TracerProvider(
-        resource=Resource.create(attributes), sampler=ParentBased(root=_root_sampler())
+        resource=Resource.create(attributes), sampler=sampler, shutdown_on_exit=False
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     instrumentors: list[Any] = [
@@ -148,32 +198,89 @@ def configure(role: str) -> Tracing | None:
     ]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=provider)
-    _active.tracing = Tracing(role, provider, provider.get_tracer("herald"), instrumentors)
-    return _active.tracing
+    setup = Tracing(role, provider, provider.get_tracer("herald"), instrumentors)
+    _active.tracing = setup
+    atexit.register(setup.shutdown)  # bounded, unlike the SDK's own exit hook
+    return setup
 
 
-def _root_sampler() -> Any:
-    """Keeps every root span but a client span's (a query or call outside any operation)."""
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER"
+RATIO_VARIABLE = "OTEL_TRACES_SAMPLER_ARG"
+_FIXED_RATIOS = {
+    "always_on": 1.0,
+    "parentbased_always_on": 1.0,
+    "always_off": 0.0,
+    "parentbased_always_off": 0.0,
+}
+_RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+
+
+def sample_ratio(environ: Mapping[str, str] | None = None) -> float:
+    """The share of operations (requests, fan-outs, batches) traced, from the standard
+    ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``: unset or ``*always_on``, 1;
+    ``*always_off``, 0; ``traceidratio`` or ``parentbased_traceidratio``, the argument
+    (1 when unset). Anything else is a :class:`ConfigurationError` naming the variable:
+    a typo must not silently trace everything, or nothing."""
+    env = os.environ if environ is None else environ
+    name = env.get(SAMPLER_VARIABLE, "").strip().lower()
+    if not name:
+        return 1.0
+    if name in _FIXED_RATIOS:
+        return _FIXED_RATIOS[name]
+    if name not in _RATIO_SAMPLERS:
+        known = ", ".join([*_FIXED_RATIOS, *_RATIO_SAMPLERS])
+        raise ConfigurationError(f"{SAMPLER_VARIABLE}={name!r} is not one of: {known}")
+    raw = env.get(RATIO_VARIABLE, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        ratio = float(raw)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigurationError(f"{RATIO_VARIABLE}={raw!r} must be a number from 0 to 1")
+    return ratio
+
+
+def _root_sampler(ratio: float) -> Any:
+    """The decision for a span with no parent in this process:
+    - a client span (a query or HTTP call outside any operation: polls, heartbeats) is
+      dropped;
+    - an operation linked to a sampled origin (a batch sending a traced publish's
+      deliveries) is kept, so a sampled publish is followed to every send;
+    - any other operation is kept with probability ``ratio``, by its trace id.
+    Spans with a parent follow it (``ParentBased``), so a trace is whole or absent."""
+    from opentelemetry.sdk.trace.sampling import (
+        Decision,
+        Sampler,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
     from opentelemetry.trace import SpanKind
+
+    by_ratio = TraceIdRatioBased(ratio)
 
     class KeepOperations(Sampler):
         def should_sample(
             self,
-            parent_context: Any,  # noqa: ARG002 - the SDK passes these by name
-            trace_id: int,  # noqa: ARG002
-            name: str,  # noqa: ARG002
+            parent_context: Any,
+            trace_id: int,
+            name: str,
             kind: SpanKind | None = None,
             attributes: Any = None,
-            links: Any = None,  # noqa: ARG002
-            trace_state: Any = None,  # noqa: ARG002
+            links: Any = None,
+            trace_state: Any = None,
         ) -> SamplingResult:
             if kind is SpanKind.CLIENT:
                 return SamplingResult(Decision.DROP)
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+            if links and any(link.context.trace_flags.sampled for link in links):
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+            return by_ratio.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
 
         def get_description(self) -> str:
-            return "KeepOperations{drop root client spans}"
+            return f"KeepOperations{{drop root client spans, linked to sampled, {ratio}}}"
 
     return KeepOperations()
 

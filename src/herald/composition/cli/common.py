@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from herald.core import tracing
 from herald.core.config import Settings, load_settings
 from herald.core.errors import ConfigurationError, HeraldError
 
@@ -27,6 +28,8 @@ def cli_settings(**overrides: Any) -> Settings:
     """Load and validate settings (exit 2 with a message if invalid); configure logging."""
     try:
         settings = load_settings()
+        if tracing.wanted():
+            tracing.sample_ratio()  # a bad OTEL_TRACES_SAMPLER fails here, with the rest
     except ConfigurationError as exc:
         err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
         raise typer.Exit(2) from None
