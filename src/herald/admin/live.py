@@ -7,9 +7,12 @@ live session. Then JSON text messages, one event each (``core/live.py``):
 
 * ``hello`` at once; ``ping`` every :data:`HEARTBEAT_SECONDS` when nothing else was sent
   (the client treats a silent socket as dead; uvicorn's protocol pings find dead clients);
-* ``subscriber.created`` / ``subscriber.confirmed`` / ``subscriber.unsubscribed``
-  (``subscriber_id``), ``issue.status`` (``issue_id``, ``status``) — NOTIFYed by the
-  services that made the change, from any process;
+* ``subscriber.created`` / ``subscriber.confirmed`` / ``subscriber.unsubscribed`` /
+  ``subscriber.deleted`` (``subscriber_id``; ``resubscribed: true`` on a ``created`` for
+  an unsubscribed address signing up again), ``subscribers.changed`` (a bulk action's
+  ``action`` and ``count``), ``issue.status`` (``issue_id``, ``status``) — NOTIFYed by
+  the services that made the change, from any process, one per change that moves the
+  dashboard's figures (``tests/integration/test_live_events.py``);
 * ``issue.progress`` (``Progress.as_json()``): the workers' ``herald_progress``
   notifications, read once per process and coalesced to at most one event per issue
   every :data:`PROGRESS_INTERVAL_SECONDS`, whatever the number of sockets;

@@ -77,6 +77,15 @@ class SubscriptionService:
             if existing.status is SubscriptionStatus.CONFIRMED:
                 return SubscribeOutcome.ALREADY_CONFIRMED
             await repository.set_pending(conn, existing.id, new.name.value)
+            if existing.status is SubscriptionStatus.UNSUBSCRIBED:
+                # Back to pending: a sign-up in the figures (0011's subscriber_daily), so
+                # the live tiles hear of it, also when its confirmation email is throttled.
+                # A pending address signing up again changes no figure: no event.
+                again = live.event(
+                    "subscriber.created", subscriber_id=existing.id, resubscribed=True
+                )
+                await live.notify(conn, again)
+                log.info("subscription renewed", subscriber_id=str(existing.id))
             sent_today = await repository.confirmations_since(conn, existing.id, DAY_SECONDS)
             if sent_today >= self.settings.subscriptions.max_confirmations_per_day:
                 log.warning("confirmation throttled", subscriber_id=str(existing.id))
@@ -140,7 +149,7 @@ class SubscriptionService:
         subscriber_id = parse_token(self.settings, token)
         if subscriber_id is None:
             raise ValidationError("this unsubscribe link is not valid", field="token")
-        async with self.db.connection() as conn:
+        async with self.db.transaction() as conn:  # the change and its event commit together
             known, changed = await repository.unsubscribe(conn, subscriber_id)
             if changed:
                 gone = live.event("subscriber.unsubscribed", subscriber_id=subscriber_id)

@@ -200,6 +200,7 @@
         return;
       case "subscriber.created":
         bump("subscribed", "pending_confirmation", 1);
+        if (e.resubscribed) figures.counts.unsubscribed -= 1; // back from unsubscribed
         showTiles();
         return;
       case "subscriber.confirmed":
