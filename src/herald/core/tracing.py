@@ -50,9 +50,8 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 SERVICE_NAME = "herald"
 ROLE_ATTRIBUTE = "herald.process.role"
 MAX_LINKS = 32  # a batch of many origins (confirmations) links to the first 32
-# How long a process waits for its last spans to reach the collector. The SDK's own
-# exit hook waits up to 30 s for a collector that does not answer, which is past the
-# drain budget (deploy/: 40 s grace = 10 s preStop + 20 s drain + 10 s spare).
+# How long a process waits for its last spans to reach the collector (the SDK's exit
+# hook waits 30 s for a hung one: past the drain budget of deploy/, 40 s in all).
 FLUSH_SECONDS = 5.0
 
 AttributeValue = str | bool | int | float
@@ -216,11 +215,9 @@ _RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 
 
 def sample_ratio(environ: Mapping[str, str] | None = None) -> float:
-    """The share of operations (requests, fan-outs, batches) traced, from the standard
-    ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``: unset or ``*always_on``, 1;
-    ``*always_off``, 0; ``traceidratio`` or ``parentbased_traceidratio``, the argument
-    (1 when unset). Anything else is a :class:`ConfigurationError` naming the variable:
-    a typo must not silently trace everything, or nothing."""
+    """The share of operations traced, from ``OTEL_TRACES_SAMPLER`` (``*always_on``, 1;
+    ``*always_off``, 0; ``*traceidratio``: ``OTEL_TRACES_SAMPLER_ARG``, default 1).
+    Anything else is a :class:`ConfigurationError`: a typo must not trace all or none."""
     env = os.environ if environ is None else environ
     name = env.get(SAMPLER_VARIABLE, "").strip().lower()
     if not name:
@@ -243,13 +240,10 @@ def sample_ratio(environ: Mapping[str, str] | None = None) -> float:
 
 
 def _root_sampler(ratio: float) -> Any:
-    """The decision for a span with no parent in this process:
-    - a client span (a query or HTTP call outside any operation: polls, heartbeats) is
-      dropped;
-    - an operation linked to a sampled origin (a batch sending a traced publish's
-      deliveries) is kept, so a sampled publish is followed to every send;
-    - any other operation is kept with probability ``ratio``, by its trace id.
-    Spans with a parent follow it (``ParentBased``), so a trace is whole or absent."""
+    """For a span with no parent here: a client span (a query or call outside any
+    operation: polls, heartbeats) is dropped; an operation linked to a sampled origin (a
+    batch sending a traced publish) is kept; any other is kept with probability
+    ``ratio``. Spans with a parent follow it (``ParentBased``): whole traces or none."""
     from opentelemetry.sdk.trace.sampling import (
         Decision,
         Sampler,
