@@ -8,6 +8,8 @@ foreign host, or anything wider than a phone.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import uuid
 from pathlib import Path
@@ -89,6 +91,7 @@ async def test_subscriber_pages_in_a_browser(
             page = await camera_page(context, camera)
             await sign_in(page, "admin", herald.password)
             await walk(page, camera, first)
+            await background_jobs(page, camera, db)
 
     camera.copy_for_a_human(HUMAN_COPY)
     assert camera.problems == [], "\n".join(camera.problems)
@@ -145,3 +148,49 @@ async def walk(p: Any, camera: Camera, first: uuid.UUID) -> None:
     await p.click("form.bulk button[type=submit]")
     await p.wait_for_selector("text=Cancel")
     await camera.shoot(p, "subscribers-bulk-confirm")
+    await p.click("main form button.danger")
+    await p.wait_for_url("**status=confirmed")
+    main = re.sub(r"\s+", " ", await p.text_content("main"))
+    assert "subscribers deleted." in main
+    await camera.shoot(p, "subscribers-after-bulk-delete")
+
+
+async def background_jobs(p: Any, camera: Camera, db: Database) -> None:
+    """A big bulk action in progress (held by a live lease, so no worker takes it): its
+    block with a progress bar and Stop button, moved live by a job.progress event."""
+    job_id = uuid.uuid4()
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, kind, params, description, status, done, skipped, total,"
+            " lease_token, leased_until, attempts)"
+            " VALUES ($1, 'subscribers.bulk', '{}', 'Unsubscribing everyone confirmed',"
+            " 'running', 312000, 1500, 1000000, gen_random_uuid(), now() + interval '1 hour', 1)",
+            job_id,
+        )
+    await p.goto("/admin/subscribers")
+    state = p.locator(f'[data-job-id="{job_id}"] [data-job-state]')
+    assert re.sub(r"\s+", " ", await state.text_content()).strip() == "313,500 of 1,000,000 done"
+    await camera.shoot(p, "subscribers-job-running")
+    event = json.dumps(
+        {
+            "type": "job.progress",
+            "job_id": str(job_id),
+            "status": "running",
+            "done": 640000,
+            "skipped": 2000,
+            "total": 1000000,
+            "message": None,
+        }
+    )
+    for _ in range(50):  # until the page's socket is up and has the event
+        async with db.connection() as conn:
+            await conn.execute("SELECT pg_notify('herald_live', $1)", event)
+        if (await state.text_content() or "").strip() == "642,000 of 1,000,000 done":
+            break
+        await asyncio.sleep(0.2)
+    assert (await state.text_content() or "").strip() == "642,000 of 1,000,000 done"
+    assert await p.locator(f'[data-job-id="{job_id}"] progress').get_attribute("value") == "642000"
+    await p.click(f'[data-job-id="{job_id}"] button:has-text("Stop")')
+    await p.wait_for_url(re.compile(r".*/admin/subscribers$"))
+    assert "Stopped: 312,000 done before it was stopped." in await p.text_content("main")
+    await camera.shoot(p, "subscribers-job-stopped")

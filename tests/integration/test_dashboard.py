@@ -15,7 +15,8 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.subscriptions import audience, repository
 from herald.subscriptions.audience import AudienceStats
-from herald.subscriptions.directory import Action, SubscriberDirectory
+from herald.subscriptions.bulk import Action
+from herald.subscriptions.directory import SubscriberDirectory
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 from herald.subscriptions.service import SubscriptionService
 from tests.support.newsletters import add_subscribers

@@ -9,10 +9,14 @@ import uuid
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.subscriptions.directory import Action, SubscriberDirectory
+from herald.jobs.domain import JobStatus
+from herald.subscriptions import bulk
+from herald.subscriptions.bulk import Action
+from herald.subscriptions.directory import SubscriberDirectory
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 from herald.subscriptions.listing import ListFilter, Tab
 from herald.subscriptions.service import SubscriptionService
@@ -275,17 +279,16 @@ async def test_bulk_actions_on_a_selection_and_on_a_whole_filter(
 
 
 async def test_a_bulk_action_over_a_filter_walks_every_batch(
-    db: Database, settings: Settings, monkeypatch: object
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import herald.subscriptions.directory as directory_module
-
-    monkeypatch.setattr(directory_module, "BATCH_SIZE", 7)  # type: ignore[attr-defined]
+    monkeypatch.setattr(bulk, "BATCH_SIZE", 7)
     await add_subscribers(db, 30)
     await add_subscribers(db, 4, status="pending_confirmation", prefix="p")
-    result = await SubscriberDirectory(db, settings).act_on_filter(
-        Action.UNSUBSCRIBE, ListFilter(Tab.CONFIRMED)
+    job = await SubscriberDirectory(db, settings).act_on_filter(
+        Action.UNSUBSCRIBE, ListFilter(Tab.CONFIRMED), budget_seconds=None
     )
-    assert (result.done, result.skipped) == (30, 0)
+    assert (job.status, job.done, job.skipped, job.total) == (JobStatus.DONE, 30, 0, 30)
+    assert job.message == "30 subscribers unsubscribed."
     assert await real_counts(db) == {
         SubscriptionStatus.CONFIRMED: 0,
         SubscriptionStatus.PENDING: 4,

@@ -21,6 +21,7 @@ DOMAIN_MODULES = (
     "herald.delivery.domain",
     "herald.email.message",
     "herald.issues.domain",
+    "herald.jobs.domain",
     "herald.subscriptions.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")

@@ -16,9 +16,12 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from herald.auth.web import require_session
+from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import NotFound, ValidationError
-from herald.subscriptions.directory import MAX_SELECTED, Action, SubscriberDirectory
+from herald.jobs.domain import Job, JobStatus
+from herald.subscriptions import bulk as bulk_actions
+from herald.subscriptions.bulk import Action
+from herald.subscriptions.directory import MAX_SELECTED, SubscriberDirectory
 from herald.subscriptions.listing import ListFilter, Sort, Tab
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
@@ -79,7 +82,9 @@ async def list_subscribers(
     before: str = "",
 ) -> Response:
     where = ListFilter.parse(status=status, q=q, match=match, sort=sort)
-    found = await _directory(state).page(where, after=after, before=before)
+    directory = _directory(state)
+    found = await directory.page(where, after=after, before=before)
+    jobs = await directory.jobs()
     tabs = [
         (
             tab,
@@ -101,6 +106,8 @@ async def list_subscribers(
         older_url=list_url(where, after=str(found.older)) if found.older else "",
         sort_url={s: list_url(ListFilter(where.tab, where.query, where.match, s)) for s in Sort},
         clear_url=list_url(ListFilter(where.tab, "", where.match, where.sort)),
+        jobs=jobs,
+        here=list_url(where, after=after, before=before),
     )
 
 
@@ -139,7 +146,7 @@ async def confirm_delete(request: Request, state: State, subscriber_id: uuid.UUI
 
 
 @router.post("/subscribers/bulk")
-async def bulk(request: Request, state: State) -> Response:
+async def bulk(request: Request, state: State, session: CurrentSession) -> Response:
     fields, raw_ids = await _post(request, state)
     directory = _directory(state)
     with form_errors(LIST, ValidationError):
@@ -168,8 +175,31 @@ async def bulk(request: Request, state: State) -> Response:
             back=back,
         )
     with form_errors(back, ValidationError):
-        if everyone:
-            result = await directory.act_on_filter(action, where)
-        else:
+        if not everyone:
             result = await directory.act(action, ids)
-    return flash.redirect(back, state.settings, result.message())
+            return flash.redirect(back, state.settings, result.message())
+        job = await directory.act_on_filter(
+            action, where, budget_seconds=bulk_actions.INLINE_SECONDS, by=session.user_id
+        )
+    if job.status is JobStatus.FAILED:
+        raise FormError(f"{job.description}: {job.message}", redirect_to=back)
+    if job.status is JobStatus.DONE:
+        return flash.redirect(back, state.settings, job.message or "")
+    return flash.redirect(back, state.settings, background_message(job))
+
+
+def background_message(job: Job) -> str:
+    return (
+        f"{job.description} goes on in the background: {job.done + job.skipped:,} done so "
+        "far. Its progress is shown above the list."
+    )
+
+
+@router.post("/subscribers/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, state: State, job_id: uuid.UUID) -> Response:
+    fields, _ = await _post(request, state)
+    back = fields.get("back", "")
+    back = back if back.startswith(LIST) else LIST
+    with form_errors(back, ValidationError, NotFound):
+        job = await _directory(state).cancel_job(job_id)
+    return flash.redirect(back, state.settings, job.message or "Stopped.")

@@ -1,7 +1,8 @@
 """Periodic clean-up, run by worker processes (several may run it: each job is idempotent).
 
 Expired confirmation tokens (after a grace period), expired sessions, old login
-failures and idempotency keys past their 24 hours (``admin/idempotency.py``).
+failures, idempotency keys past their 24 hours (``admin/idempotency.py``) and background
+jobs finished more than 30 days ago.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
+from herald.jobs import repository as jobs
 from herald.subscriptions import repository as subscriptions
 
 log = get_logger("herald.housekeeping")
@@ -23,6 +25,8 @@ log = get_logger("herald.housekeeping")
 TOKEN_GRACE_SECONDS = 30 * 24 * 3600.0
 # Failed logins matter for throttling within minutes; a day is kept for inspection.
 FAILURES_KEPT_SECONDS = 24 * 3600.0
+# A finished background job stays on record (what ran, by whom, with what outcome) this long.
+JOBS_KEPT_SECONDS = 30 * 24 * 3600.0
 
 
 async def run_once(db: Database, settings: Settings) -> dict[str, int]:
@@ -38,6 +42,7 @@ async def run_once(db: Database, settings: Settings) -> dict[str, int]:
                 conn, FAILURES_KEPT_SECONDS
             ),
             "expired_idempotency_keys_deleted": await idempotency.delete_expired(conn),
+            "old_jobs_deleted": await jobs.delete_finished(conn, JOBS_KEPT_SECONDS),
         }
     if any(done.values()):
         log.info("housekeeping", **done)

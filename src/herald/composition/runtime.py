@@ -31,6 +31,7 @@ from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
     from herald.email.message import EmailProvider
+    from herald.jobs.runner import JobHandler
 
 log = get_logger("herald.runtime")
 
@@ -282,6 +283,7 @@ def _start_worker(
     from herald.delivery.worker import DeliveryWorker
     from herald.email.factory import build_provider
     from herald.issues.delivery import IssueDeliveries, run_scheduler
+    from herald.jobs.runner import JobRunner
 
     delivery = settings.delivery
     if concurrency:
@@ -305,7 +307,16 @@ def _start_worker(
             run_scheduler(db, settings, stopper.event, wake=scheduler_wake), name="scheduler"
         )
     )
+    jobs = JobRunner(db, job_handlers(settings), lease_seconds=delivery.lease_seconds)
+    tasks.append(asyncio.create_task(jobs.run(stopper.event), name="jobs"))
     return provider
+
+
+def job_handlers(settings: Settings) -> dict[str, JobHandler]:
+    """Every kind of background job a worker runs."""
+    from herald.subscriptions import bulk
+
+    return {bulk.KIND: bulk.BulkActionJob(settings)}
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

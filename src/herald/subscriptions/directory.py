@@ -1,36 +1,27 @@
 """The admin's subscriber pages: the list (status tabs with counts, search, keyset pages),
-one subscriber's timeline, and the actions on one subscriber or many.
+one subscriber's timeline, and the actions on one subscriber or many (the actions
+themselves, and the background job for "everyone matching", are in :mod:`.bulk`).
 
 Counts come from ``subscriber_counts``, kept by triggers in the transaction of every
-change (migration 0009), never from ``count(*)``. An action over "everyone matching
-the filter" walks the filter's keyset order in batches of :data:`BATCH_SIZE`, one
-transaction each, so it holds no lock for long and a crash leaves whole batches done.
-Subscribers who arrive while it runs (newer than where it started) are left alone.
+change (migration 0009), never from ``count(*)``.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from enum import StrEnum
 
 from herald.core import live
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.core.telemetry import get_logger
-from herald.delivery import repository as deliveries
-from herald.delivery.domain import DeliveryKind
-from herald.subscriptions import repository
-from herald.subscriptions.domain import (
-    NewSubscriber,
-    SubscriberEmail,
-    SubscriberName,
-    SubscriptionStatus,
-    hash_token,
-    new_confirmation_token,
-)
-from herald.subscriptions.emails import confirmation_email
+from herald.jobs import repository as job_repository
+from herald.jobs.domain import Job, JobStatus
+from herald.jobs.runner import run_now
+from herald.subscriptions import bulk, repository
+from herald.subscriptions.bulk import Action, ActionResult
+from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.listing import (
     Cursor,
     ListFilter,
@@ -44,24 +35,8 @@ log = get_logger("herald.subscriptions")
 
 PAGE_SIZE = 50
 TIMELINE_PAGE = 100
-BATCH_SIZE = 1000
 MAX_SELECTED = 500
-DAY_SECONDS = 24 * 3600.0
-
-
-class Action(StrEnum):
-    RESEND = "resend"
-    UNSUBSCRIBE = "unsubscribe"
-    DELETE = "delete"
-
-    @classmethod
-    def parse(cls, raw: str) -> Action:
-        try:
-            return cls(raw)
-        except ValueError:
-            raise ValidationError(
-                "choose an action: resend, unsubscribe or delete", field="action"
-            ) from None
+RECENT_JOBS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +51,6 @@ class SubscriberList:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    action: Action
-    done: int
-    skipped: int
-
-    def message(self) -> str:
-        who = "subscriber" if self.done == 1 else "subscribers"
-        text = {
-            Action.RESEND: f"Confirmation email sent to {self.done:,} {who}.",
-            Action.UNSUBSCRIBE: f"{self.done:,} {who} unsubscribed.",
-            Action.DELETE: f"{self.done:,} {who} deleted.",
-        }[self.action]
-        if self.skipped:
-            why = {
-                Action.RESEND: "not pending, or at today's limit of confirmation emails",
-                Action.UNSUBSCRIBE: "already unsubscribed",
-                Action.DELETE: "already gone",
-            }[self.action]
-            text += f" {self.skipped:,} skipped ({why})."
-        return text
 
 
 def _cursor(view: repository.SubscriptionView) -> Cursor:
@@ -185,72 +137,72 @@ class SubscriberDirectory:
     # -- actions --------------------------------------------------------------------
 
     async def act(self, action: Action, ids: list[uuid.UUID]) -> ActionResult:
-        """``action`` on the subscribers ``ids`` (at most :data:`MAX_SELECTED`)."""
+        """``action`` on the subscribers ``ids`` (at most :data:`MAX_SELECTED`), at once."""
         unique = list(dict.fromkeys(ids))
         if not unique:
             raise ValidationError("select at least one subscriber", field="id")
         if len(unique) > MAX_SELECTED:
             raise ValidationError(f"select at most {MAX_SELECTED} subscribers", field="id")
-        done = await self._batch(action, unique)
+        async with self.db.transaction() as conn:
+            done = await bulk.apply(conn, self.settings, action, unique)
         await self._announce(action, unique if len(unique) == 1 else [], done)
         return ActionResult(action, done, len(unique) - done)
 
-    async def act_on_filter(self, action: Action, where: ListFilter) -> ActionResult:
-        """``action`` on everyone matching ``where`` when it starts, batch by batch."""
-        cursor = Cursor.start(where.sort)
-        done = seen = 0
-        while True:
-            async with self.db.transaction() as conn:
-                rows = await repository.list_page(conn, where, cursor, BATCH_SIZE)
-            if not rows:
-                break
-            seen += len(rows)
-            done += await self._batch(action, [r.id for r in rows])
-            cursor = _cursor(rows[-1])
-            if len(rows) < BATCH_SIZE:
-                break
-        await self._announce(action, [], done)
-        log.info("bulk subscriber action", action=action.value, done=done, matched=seen)
-        return ActionResult(action, done, seen - done)
-
-    async def _batch(self, action: Action, ids: list[uuid.UUID]) -> int:
-        if action is Action.RESEND:
-            return await self._resend(ids)
+    async def act_on_filter(
+        self,
+        action: Action,
+        where: ListFilter,
+        *,
+        budget_seconds: float | None,
+        by: uuid.UUID | None = None,
+    ) -> Job:
+        """Start ``action`` on everyone matching ``where`` as a background job and run it
+        here for up to ``budget_seconds`` (None: to the end); the job as it stands then
+        (finished, or left to the workers with its progress so far)."""
+        total = None
+        if not where.query:
+            counts = await self.counts()
+            status = where.tab.status
+            total = counts[status] if status else sum(counts.values())
         async with self.db.transaction() as conn:
-            if action is Action.UNSUBSCRIBE:
-                return await repository.unsubscribe_many(conn, ids)
-            return await repository.delete_many(conn, ids)
-
-    async def _resend(self, ids: list[uuid.UUID]) -> int:
-        """A fresh token and confirmation email for each pending subscriber among ``ids``
-        under today's limit (``HERALD_SUBSCRIPTIONS__MAX_CONFIRMATIONS_PER_DAY``)."""
-        limits = self.settings.subscriptions
-        ttl_seconds = limits.token_ttl_hours * 3600
-        async with self.db.transaction() as conn:
-            pending = await repository.lock_resendable(
-                conn, ids, window_seconds=DAY_SECONDS, per_window=limits.max_confirmations_per_day
+            job = await job_repository.insert(
+                conn,
+                kind=bulk.KIND,
+                params=bulk.job_params(action, where),
+                description=bulk.describe(action, where),
+                total=total,
+                created_by=by,
             )
-            for subscriber in pending:
-                token = new_confirmation_token()
-                new = NewSubscriber(
-                    SubscriberEmail(subscriber.email), SubscriberName(subscriber.name)
-                )
-                message = confirmation_email(
-                    new,
-                    token=token,
-                    base_url=self.settings.public_base_url,
-                    sender=self.settings.sender,
-                    ttl_hours=limits.token_ttl_hours,
-                )
-                await repository.insert_token(conn, hash_token(token), subscriber.id, ttl_seconds)
-                await deliveries.enqueue(
-                    conn,
-                    kind=DeliveryKind.CONFIRMATION,
-                    message=message,
-                    max_attempts=self.settings.delivery.max_attempts,
-                    subscriber_id=subscriber.id,
-                )
-        return len(pending)
+        budget = float("inf") if budget_seconds is None else budget_seconds
+        job = await run_now(
+            self.db,
+            job,
+            bulk.BulkActionJob(self.settings),
+            budget_seconds=budget,
+            lease_seconds=self.settings.delivery.lease_seconds,
+        )
+        if job.status is JobStatus.DONE:
+            await self._announce(action, [], job.done)
+            log.info("bulk subscriber action", action=action.value, done=job.done)
+        return job
+
+    async def jobs(self) -> list[Job]:
+        """The bulk actions running, waiting, or finished in the last day (newest first)."""
+        async with self.db.connection() as conn:
+            return await job_repository.recent(conn, bulk.KIND, RECENT_JOBS)
+
+    async def cancel_job(self, job_id: uuid.UUID) -> Job:
+        """Stop a bulk action; what it already did stays done."""
+        async with self.db.transaction() as conn:
+            job = await job_repository.get(conn, job_id)
+            if job is None or job.kind != bulk.KIND:
+                raise NotFound("no such bulk action")
+            stopped = await job_repository.cancel(
+                conn, job_id, f"Stopped: {job.done:,} done before it was stopped."
+            )
+        if stopped is None:
+            raise ValidationError("this bulk action has already finished", field="job")
+        return stopped
 
     async def _announce(self, action: Action, one: list[uuid.UUID], done: int) -> None:
         """Tell the live dashboards: one event for one subscriber, a summary for many."""
