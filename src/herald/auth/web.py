@@ -31,6 +31,13 @@ async def optional_session(request: Request, state: State) -> SessionRecord | No
     return session
 
 
+async def session_of(request: Request) -> SessionRecord | None:
+    """``optional_session`` outside a route: for web/errors.py's ``SessionLookup`` (the
+    error page of an unknown /admin path shows the signed-in frame)."""
+    state: AppState = request.app.state.herald
+    return await optional_session(request, state)
+
+
 async def require_session(
     session: Annotated[SessionRecord | None, Depends(optional_session)],
 ) -> SessionRecord:

@@ -10,12 +10,20 @@ carries the request id (so an operator can find the log line), never details.
 :func:`herald_error_response` is the mapping; the exception handlers installed on
 the app and the plain ASGI middleware (the body limit, outside those handlers) both
 answer through it.
+
+An HTML error under ``/admin`` for someone signed in is a page of the admin, in its
+frame (navigation for their role, account menu) with a way back; the session is the one
+auth's dependency left on ``request.state.session``, or, where no route looked (an
+unknown path), the one :class:`SessionLookup` finds (auth's, provided through the app
+state by the composition root). Signed out, elsewhere, or for JSON and text: the plain
+error page or body, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,6 +45,8 @@ from herald.core.templating import render
 from herald.web import flash
 from herald.web.cookies import SESSION_COOKIE
 from herald.web.negotiate import Format, preferred_format
+from herald.web.pages import page
+from herald.web.state import AppState
 
 log = get_logger("herald.web")
 
@@ -70,6 +80,96 @@ _TITLES = {
 }
 
 
+ADMIN_PREFIX = "/admin"
+
+# Said instead of a message that only repeats the title (Starlette's "Not Found" for an
+# unknown path), on the signed-in error page.
+_PLAIN_MESSAGES = {
+    404: "There is no page at this address.",
+    405: "This page does not answer that kind of request.",
+}
+# The signed-in page's headings, where they differ from the titles above.
+_HEADINGS = {403: "Not allowed", 404: "Page not found"}
+# The section a path belongs to: where its error page leads back to.
+_SECTIONS = (
+    ("/admin/issues", "/admin/issues", "all issues"),
+    ("/admin/newsletters", "/admin/issues", "all issues"),
+    ("/admin/subscribers", "/admin/subscribers", "all subscribers"),
+)
+_DASHBOARD = ("/admin/dashboard", "the dashboard")
+
+
+@dataclass(frozen=True)
+class SessionLookup:
+    """Finds who is signed in for an error page under ``/admin`` that no route's
+    dependency got to (an unknown path): ``resolve`` leaves the session, or None, on
+    ``request.state.session``, like auth's own dependency. Auth provides it (through the
+    composition root); web/ knows only this shape."""
+
+    resolve: Callable[[Request], Awaitable[object]]
+
+
+def _admin_page(request: Request) -> bool:
+    path = request.url.path
+    under = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+    return under and preferred_format(request) is Format.HTML
+
+
+async def find_session(request: Request) -> None:
+    """Before an HTML error under ``/admin``: make sure ``request.state.session`` says
+    who is signed in (looked up once; None when signed out or the database is away)."""
+    if hasattr(request.state, "session") or not _admin_page(request):
+        return
+    state: AppState | None = getattr(request.app.state, "herald", None)
+    lookup = state.find(SessionLookup) if state is not None else None
+    if lookup is None:
+        return
+    try:
+        await lookup.resolve(request)
+    except errors.HeraldError:  # the database is away: the signed-out page will do
+        request.state.session = None
+
+
+def _way_back(path: str, status: int) -> tuple[str, str]:
+    """(href, label) of the page an error page leads back to."""
+    if status != 403:
+        for prefix, href, label in _SECTIONS:
+            if path.startswith(prefix + "/") and path.rstrip("/") != href:
+                return href, label
+    return _DASHBOARD
+
+
+def _signed_in_page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None
+) -> Response | None:
+    """The error as a page of the admin, for someone signed in; None otherwise."""
+    user = getattr(request.state, "session", None)
+    if user is None or not _admin_page(request):
+        return None
+    title = _TITLES.get(status, "Error")
+    if message.strip().lower() == title.lower():
+        message = _PLAIN_MESSAGES.get(status, message)
+    message = message[:1].upper() + message[1:]  # services say "no such subscriber"
+    if message and message[-1] not in ".!?)":
+        message += "."
+    back, back_label = _way_back(request.url.path, status)
+    try:
+        return page(
+            request,
+            "error.html",
+            status_code=status,
+            headers=headers,
+            title=_HEADINGS.get(status, title),
+            message=message,
+            status=status,
+            back=back,
+            back_label=back_label,
+        )
+    except Exception:  # never let the error page fail the error: the plain one then
+        log.exception("the signed-in error page failed", status=status)
+        return None
+
+
 def error_response(
     request: Request,
     status: int,
@@ -84,10 +184,13 @@ def error_response(
         body: dict[str, Any] = {"error": code, "message": message, **(extra or {})}
         return JSONResponse(body, status_code=status, headers=headers)
     if fmt is Format.HTML:
-        page = render(
+        signed_in = _signed_in_page(request, status, message, headers)
+        if signed_in is not None:
+            return signed_in
+        html = render(
             "error.html", title=_TITLES.get(status, "Error"), message=message, status=status
         )
-        return HTMLResponse(page, status_code=status, headers=headers)
+        return HTMLResponse(html, status_code=status, headers=headers)
     return PlainTextResponse(message + "\n", status_code=status, headers=headers)
 
 
@@ -150,6 +253,8 @@ def herald_error_response(request: Request, exc: errors.HeraldError) -> Response
 
 async def handle_herald_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.HeraldError)
+    if not isinstance(exc, FormError | errors.LoginRequired):  # those redirect
+        await find_session(request)
     return herald_error_response(request, exc)
 
 
@@ -161,6 +266,7 @@ async def handle_request_validation(request: Request, exc: Exception) -> Respons
         field = ".".join(location) or "request"
         kind = error.get("type", "")
         problems.append(f"{field} is missing" if kind == "missing" else f"{field}: {error['msg']}")
+    await find_session(request)
     return error_response(request, 400, "invalid_request", "; ".join(problems) or "invalid request")
 
 
@@ -168,6 +274,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "_")
+    await find_session(request)
     return error_response(request, exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
