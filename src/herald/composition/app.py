@@ -25,6 +25,7 @@ from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
 from herald.api import routes as api
 from herald.auth import routes as auth
+from herald.auth import web as auth_web
 from herald.auth.passwords import Passwords
 from herald.composition.housekeeping import run as run_housekeeping
 from herald.composition.metrics import run_gauges
@@ -97,6 +98,7 @@ def create_app(
         app.state.herald = AppState(settings=settings, db=database)
         app.state.herald.provide(Passwords, passwords)
         app.state.herald.provide(ProgressHub, hub)
+        app.state.herald.provide(errors.SessionLookup, errors.SessionLookup(auth_web.session_of))
         live_parts = _LiveParts.start(app.state.herald, listen)
         stop = asyncio.Event()
         cleaner = (
