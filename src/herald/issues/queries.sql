@@ -29,13 +29,14 @@ ORDER BY created_at DESC, id DESC
 LIMIT $1::integer
 
 -- name: unsent_counts
--- The deliveries of a page of issues that are not 'sent', by issue and status: each
--- (issue, status) pair is one range of deliveries_issue_status, and 'sent' (nearly all
--- rows of a finished issue) is never read; sent = recipients minus these.
-SELECT issue_id, status, count(*)::bigint AS n
-FROM deliveries
-WHERE issue_id = ANY($1::uuid[]) AND status IN ('queued', 'sending', 'failed', 'suppressed')
+-- The deliveries of a page of issues that are not 'sent', by issue and status, from the
+-- counts the deliveries_count_* triggers keep (migration 0014); sent = recipients minus
+-- these.
+SELECT issue_id, status, sum(n)::bigint AS n
+FROM issue_delivery_counts
+WHERE issue_id = ANY($1::uuid[]) AND status <> 'sent'
 GROUP BY issue_id, status
+HAVING sum(n) <> 0
 
 -- name: confirmed_subscribers
 -- Who would get an issue published now: the counter the subscriptions_count_* triggers
@@ -161,10 +162,28 @@ WHERE id = $1::uuid AND status = 'scheduled'
 RETURNING publish_attempts
 
 -- name: delivery_counts
-SELECT status, count(*)::bigint AS n
-FROM deliveries
+-- An issue's deliveries by status: the sum of the changes the deliveries_count_* triggers
+-- append (migration 0014), not a count of a million deliveries per progress event.
+SELECT status, sum(n)::bigint AS n
+FROM issue_delivery_counts
 WHERE issue_id = $1::uuid
 GROUP BY status
+HAVING sum(n) <> 0
+
+-- name: compact_delivery_counts
+-- Fold an issue's appended changes into one row per status (called once it is complete,
+-- under its row lock). The DELETE removes only the rows its snapshot sees and the INSERT
+-- adds their sums, so changes appended meanwhile by other transactions stay counted.
+WITH folded AS (
+    DELETE FROM issue_delivery_counts
+    WHERE issue_id = $1::uuid
+    RETURNING status, n
+)
+INSERT INTO issue_delivery_counts (issue_id, status, n)
+SELECT $1::uuid, status, sum(n)
+FROM folded
+GROUP BY status
+HAVING sum(n) <> 0
 
 -- name: lock_publishing_issues
 -- Taken before complete_issues, in its own statement: a retry_failed that reopened an
@@ -244,13 +263,28 @@ ORDER BY d.created_at DESC, d.id DESC
 LIMIT $2::integer
 
 -- name: recent_deliveries
--- One page of an issue's recipients (of one status, or all), newest delivery first, keyset
--- on id: $4 is the last id of the previous page (no OFFSET).
+-- One page of an issue's recipients whose status is one of $2 (one, or all of them), newest
+-- delivery first, keyset on id: $4 is the last id of the previous page (no OFFSET). Per
+-- status, one backward range of deliveries_issue_status_id (migration 0013) that stops
+-- after a page; the pages are merged. The bounds are row comparisons on the index's three
+-- columns, with no equality on issue_id or status, so that no other index can give the
+-- order: with "issue_id = $1 AND status = …" the planner walked the primary key backwards
+-- filtering rows, which reads the whole table for a status with no rows (queued, after a
+-- send) and every later issue's rows for an old issue.
 SELECT d.id, d.recipient, d.subscriber_id, d.status, d.attempts, d.last_error, d.sent_at,
        d.updated_at
-FROM deliveries AS d
-WHERE d.issue_id = $1::uuid AND ($2::text IS NULL OR d.status = $2::text)
-  AND ($4::bigint IS NULL OR d.id < $4::bigint)
+FROM unnest($2::text[]) AS s(status)
+CROSS JOIN LATERAL (
+    SELECT x.id, x.recipient, x.subscriber_id, x.status, x.attempts, x.last_error, x.sent_at,
+           x.updated_at
+    FROM deliveries AS x
+    WHERE x.issue_id IS NOT NULL
+      AND (x.issue_id, x.status, x.id) > ($1::uuid, s.status, 0::bigint)
+      AND (x.issue_id, x.status, x.id)
+          < ($1::uuid, s.status, coalesce($4::bigint, 9223372036854775807))
+    ORDER BY x.issue_id DESC, x.status DESC, x.id DESC
+    LIMIT $3::integer
+) AS d
 ORDER BY d.id DESC
 LIMIT $3::integer
 
@@ -261,8 +295,10 @@ GROUP BY status
 
 -- name: publishing_delivery_counts
 -- The deliveries of the issues being sent, by delivery status (the gauge of the send in
--- progress; finished issues' outcomes are counted by the outcome counters).
-SELECT status, count(*)::bigint AS n
-FROM deliveries
+-- progress; finished issues' outcomes are counted by the outcome counters), from the
+-- counts the deliveries_count_* triggers keep (migration 0014).
+SELECT status, sum(n)::bigint AS n
+FROM issue_delivery_counts
 WHERE issue_id IN (SELECT id FROM newsletter_issues WHERE status = 'publishing')
 GROUP BY status
+HAVING sum(n) <> 0

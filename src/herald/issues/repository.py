@@ -202,6 +202,7 @@ async def complete_issues(conn: Connection, issue_ids: list[uuid.UUID]) -> list[
             return []
         completed = [row["id"] for row in await conn.fetch(Q["complete_issues"], locked)]
         for issue_id in completed:
+            await conn.execute(Q["compact_delivery_counts"], issue_id)
             await notify_status(conn, issue_id, IssueStatus.SENT)
         return completed
 
@@ -321,8 +322,10 @@ async def recent_deliveries(
     limit: int = 100,
     before: int | None = None,
 ) -> list[DeliveryRow]:
-    """A page of an issue's deliveries, newest first; ``before``: the previous page's last id."""
-    rows = await conn.fetch(Q["recent_deliveries"], issue_id, status, limit, before)
+    """A page of an issue's deliveries (of ``status``, or all), newest first; ``before``:
+    the previous page's last id."""
+    statuses = [status.value] if status is not None else [s.value for s in DeliveryStatus]
+    rows = await conn.fetch(Q["recent_deliveries"], issue_id, statuses, limit, before)
     return [
         DeliveryRow(
             r["id"],
