@@ -41,9 +41,10 @@ RETURNING *
 
 -- name: advance
 -- A step's checkpoint, in the step's transaction; no row: the lease was lost or the job
--- was cancelled, and the step must roll back.
+-- was cancelled, and the step must roll back. ``attempts`` counts the claims since the
+-- last step that got done (a job that kills its runner every time is given up).
 UPDATE jobs
-SET position = $3, done = done + $4, skipped = skipped + $5,
+SET position = $3, done = done + $4, skipped = skipped + $5, attempts = 0,
     leased_until = now() + make_interval(secs => $6), updated_at = now()
 WHERE id = $1 AND lease_token = $2 AND status = 'running'
 RETURNING *
@@ -56,9 +57,11 @@ WHERE id = $1 AND lease_token = $2 AND status = 'running'
 RETURNING *
 
 -- name: release
--- Back to the queue (a drain, or a web request's time budget spent); progress is kept.
+-- Back to the queue (a drain, or a web request's time budget spent); progress is kept,
+-- and this claim, which ended cleanly, does not count as an attempt.
 UPDATE jobs
-SET status = 'queued', lease_token = NULL, leased_until = NULL, updated_at = now()
+SET status = 'queued', lease_token = NULL, leased_until = NULL, updated_at = now(),
+    attempts = greatest(attempts - 1, 0)
 WHERE id = $1 AND lease_token = $2 AND status = 'running'
 RETURNING *
 

@@ -19,7 +19,8 @@ Where jobs run:
 A step that raises :class:`~herald.core.errors.Unavailable` (the database went away)
 releases the job for a later retry; any other error fails it for good, with the error
 logged and its message kept: a step that failed once fails again. After
-:data:`MAX_ATTEMPTS` claims (a job that kills its runner every time) it is failed too.
+:data:`MAX_ATTEMPTS` claims in a row without a step done (a job that kills its runner
+every time) it is failed too; a drain or a spent time budget does not count.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class JobRunner:
             await self._finish(job, token, JobStatus.FAILED, f"unknown job kind {job.kind!r}")
             return True
         if job.attempts > MAX_ATTEMPTS:
-            message = f"stopped after {MAX_ATTEMPTS} attempts: it never finished a step"
+            message = f"stopped after {MAX_ATTEMPTS} attempts in a row that did no step"
             await self._finish(job, token, JobStatus.FAILED, message)
             return True
         await _run(self._db, job, handler, token, self._lease_seconds, stop=stop)
