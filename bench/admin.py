@@ -1,15 +1,19 @@
-"""A1 — the admin's subscriber pages and dashboard at 1M subscribers and 10M delivery rows.
+"""A1 — the admin's subscriber pages, dashboard and issue pages at 1M subscribers and 10M
+delivery rows.
 
 One embedded Postgres (``--cluster DIR`` keeps it, and the loaded database, between
 invocations) gets ``--subscribers`` subscribers (80 % confirmed, 10 % pending, 10 %
 unsubscribed; varied names and domains; sign-up times spread over two years) and
 ``--deliveries`` issue deliveries (as many issues as it takes, every subscriber getting
-each), plus one subscriber with ``--heavy`` confirmation deliveries of their own. Loading
-happens on the schema of migration 0009; 0010 (the list's indexes, built concurrently)
-and 0011 (the dashboard's per-day table, backfilled) run afterwards, timed. Then the app
+each), plus one subscriber with ``--heavy`` confirmation deliveries of their own, and one
+draft issue. Loading happens on the schema of migration 0009; the later migrations (the
+list's indexes, built concurrently, the dashboard's per-day table, the issue pages'
+index) run afterwards, timed (on a kept database, the ones it lacks). Then the app
 runs in-process (httpx over ASGI: server time, no network) signed in as an admin, and
 each page is requested ``--requests`` times after 3 warm-ups; p50 / p95 / max per page
-against the 100 ms p95 target::
+against the 100 ms p95 target. The issue pages are those of the oldest issue (sent, 1M
+recipients): the page with each recipient filter and its next page, the first
+``progress`` event of its event stream, and the draft's publish confirmation::
 
     .venv/bin/python bench/admin.py                                   # 1M / 10M
     .venv/bin/python bench/admin.py --subscribers 20000 --deliveries 100000   # smoke
@@ -44,6 +48,8 @@ TARGET_MS = 100.0
 PASSWORD = "a1-bench-Pa55word-77f1"  # noqa: S105 - a throw-away benchmark login
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 OLDER = re.compile(r'rel="next" href="([^"]+)"')
+NEXT_RECIPIENTS = re.compile(r'id="next-recipients" href="([^"]+)"')
+DRAFT_TITLE = "A1 draft"
 PG_SETTINGS = {"shared_buffers": "1GB", "maintenance_work_mem": "512MB", "work_mem": "16MB"}
 FIRST = [
     "ada",
@@ -202,6 +208,19 @@ async def sample(dsn: str) -> dict[str, Any]:
             "SELECT id FROM subscriptions ORDER BY created_at DESC OFFSET $1 LIMIT 1", total // 3
         )
         picks = await conn.fetch("SELECT email FROM subscriptions ORDER BY random() LIMIT 200")
+        oldest = await conn.fetchval(
+            "SELECT id FROM newsletter_issues WHERE status = 'sent' ORDER BY created_at LIMIT 1"
+        )
+        draft = await conn.fetchval(
+            "SELECT id FROM newsletter_issues WHERE title = $1 AND status = 'draft'", DRAFT_TITLE
+        )
+        if draft is None:  # a database loaded before the issue pages were measured
+            draft = await conn.fetchval(
+                "INSERT INTO newsletter_issues (id, title, markdown, html_content, text_content)"
+                " VALUES (gen_random_uuid(), $1, 'Hello {{ name }}',"
+                " '<p>Hello {{ name }}</p>', 'Hello {{ name }}') RETURNING id",
+                DRAFT_TITLE,
+            )
     finally:
         await conn.close()
     emails = [r["email"] for r in picks]
@@ -210,21 +229,47 @@ async def sample(dsn: str) -> dict[str, Any]:
         "heavy": heavy,
         "typical": typical,
         "emails": emails,
+        "issue": oldest,
+        "draft": draft,
     }
 
 
-async def timed(client: httpx.AsyncClient, urls: list[str], rounds: int) -> list[float]:
-    for url in urls[:3]:
-        (await client.get(url)).raise_for_status()
+async def first_event(client: httpx.AsyncClient, url: str) -> None:
+    """Open an event stream, read up to its first ``progress`` event, close it."""
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code}")
+        async for line in response.aiter_lines():
+            if line == "event: progress":
+                return
+    raise SystemExit(f"{url}: no progress event")
+
+
+async def timed(
+    client: httpx.AsyncClient, urls: list[str], rounds: int, *, stream: bool = False
+) -> list[float]:
+    async def fetch(url: str) -> None:
+        if stream:
+            await first_event(client, url)
+            return
+        response = await client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code}")
+
+    for url in [urls[n % len(urls)] for n in range(3)]:
+        await fetch(url)
     out = []
     for n in range(rounds):
         url = urls[n % len(urls)]
         started = time.perf_counter()
-        response = await client.get(url)
+        await fetch(url)
         out.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise SystemExit(f"{url}: {response.status_code}")
     return out
+
+
+def next_link(html: str, pattern: re.Pattern[str] = NEXT_RECIPIENTS) -> list[str]:
+    found = pattern.search(html)
+    return [unescape(found.group(1)).split("#")[0]] if found else []
 
 
 async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, list[float]]:
@@ -298,12 +343,13 @@ async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, lis
                     "dashboard, 30 days": ["/admin/dashboard"],
                     "dashboard, 365 days": ["/admin/dashboard?days=365"],
                     "dashboard figures (JSON, live refetch)": ["/admin/dashboard/figures"],
+                    **(await issue_cases(c, picks)),
                 }
                 for name, urls in cases.items():
                     if not urls:
                         continue
                     rng.shuffle(urls)
-                    results[name] = await timed(c, urls, rounds)
+                    results[name] = await timed(c, urls, rounds, stream=name.startswith(STREAM))
                     log(
                         f"{name}: p50 {percentile(results[name], 50):.1f} ms, "
                         f"p95 {percentile(results[name], 95):.1f} ms"
@@ -313,17 +359,45 @@ async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, lis
     return results
 
 
+STREAM = "issue: first progress event"
+
+
+async def issue_cases(c: httpx.AsyncClient, picks: dict[str, Any]) -> dict[str, list[str]]:
+    """The issue pages: the oldest sent issue (every subscriber of its day got it) with each
+    recipient filter the page offers and the next page of each, its live progress stream,
+    and the draft's publish confirmation."""
+    issue = f"/admin/issues/{picks['issue']}"
+    draft = f"/admin/issues/{picks['draft']}"
+    cases: dict[str, list[str]] = {
+        "issues list": ["/admin/issues"],
+        "issue: page, all recipients": [issue],
+        "issue: recipients, next page (keyset)": next_link((await c.get(issue)).text),
+    }
+    for status in ("sent", "failed", "queued", "sending", "suppressed"):
+        url = f"{issue}?status={status}"
+        cases[f"issue: recipients {status}"] = [url]
+        older = next_link((await c.get(url)).text)
+        if older:
+            cases[f"issue: recipients {status}, next page"] = older
+    cases[STREAM] = [f"{issue}/events"]
+    cases["draft: page"] = [draft]
+    cases["draft: editor"] = [f"{draft}/edit"]
+    cases["draft: publish confirmation (recipient count)"] = [f"{draft}/publish"]
+    return cases
+
+
 def report(
     args: argparse.Namespace, results: dict[str, list[float]], took: dict[str, float]
 ) -> bool:
     ok = all(percentile(v, 95) <= TARGET_MS for v in results.values())
     lines = [
-        "### A1 — Admin subscriber pages and dashboard at scale",
+        "### A1 — Admin subscriber pages, dashboard and issue pages at scale",
         "",
         f"`{command_line()}`",
         "",
         f"{args.subscribers:,} subscribers, {args.deliveries:,} issue deliveries (+{args.heavy:,} "
-        "for one subscriber); embedded Postgres with "
+        "for one subscriber; the issue pages are those of the oldest issue, sent to "
+        f"{args.subscribers:,}, and of a draft); embedded Postgres with "
         + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
         + f"; the app in-process over ASGI (server time), {args.requests} requests per page "
         f"after 3 warm-ups. {machine()}, {today()}.",
@@ -368,6 +442,14 @@ async def loaded(admin_dsn: str, dsn: str, name: str) -> bool:
         await conn.close()
 
 
+async def revision(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SELECT version_num FROM alembic_version"))
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> int:
     with embedded_postgres(PG_SETTINGS, keep=args.cluster) as server:
         admin_dsn = server.dsn("postgres")
@@ -388,16 +470,22 @@ async def run(args: argparse.Namespace) -> int:
             log(f"loaded: {took}")
             started = time.perf_counter()
             await migrate.upgrade_async(dsn, "head")
-            took["0010 indexes (concurrently) + 0011 per-day backfill"] = (
-                time.perf_counter() - started
-            )
+            took[f"migrations 0010-{await revision(dsn)}"] = time.perf_counter() - started
             conn = await asyncpg.connect(dsn)
             try:
                 await conn.execute("VACUUM ANALYZE")
             finally:
                 await conn.close()
             log(f"indexes: {took}")
-        await migrate.upgrade_async(dsn, "head")  # a kept database from an older run
+        else:  # a kept database from an older run: the migrations it lacks, timed
+            was = await revision(dsn)
+            started = time.perf_counter()
+            await migrate.upgrade_async(dsn, "head")
+            now = await revision(dsn)
+            if now != was:
+                took[f"migrations after {was} up to {now} (kept database)"] = (
+                    time.perf_counter() - started
+                )
         picks = await sample(dsn)
         results = await measure(dsn, args.requests, picks)
     ok = report(args, results, took)
