@@ -287,3 +287,25 @@ async def test_the_subscribers_page_shows_a_running_job_and_can_stop_it(
         f"/admin/subscribers/jobs/{uuid.uuid4()}/cancel", data={"csrf_token": csrf.group(1)}
     )
     assert unknown.status_code == 303
+
+
+async def test_a_draining_worker_releases_its_job_between_steps(
+    db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 20)
+    job = await started(db, settings, Action.UNSUBSCRIBE, ListFilter(Tab.ALL))
+    stop = asyncio.Event()
+
+    class StopsDuringItsStep:
+        async def step(self, conn: Connection, job: Job) -> Step:
+            stop.set()  # SIGTERM arrives while this step runs: it finishes, then no more
+            return await BulkActionJob(settings).step(conn, job)
+
+        def summary(self, job: Job) -> str:
+            return BulkActionJob(settings).summary(job)
+
+    assert await JobRunner(db, {bulk.KIND: StopsDuringItsStep()}, lease_seconds=5).run_one(stop)
+    released = await get(db, job.id)
+    assert (released.status, released.done, released.attempts) == (JobStatus.QUEUED, 14, 0)
+    assert await JobRunner(db, {bulk.KIND: BulkActionJob(settings)}, lease_seconds=5).run_one()
+    assert (await get(db, job.id)).status is JobStatus.DONE
