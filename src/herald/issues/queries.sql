@@ -209,7 +209,7 @@ WHERE i.id = ANY($1::uuid[])
 RETURNING i.id
 
 -- name: has_pending_deliveries
--- One probe of deliveries_issue_status bound to both columns. complete_issues runs only
+-- One probe of deliveries_issue_status_id per status. complete_issues runs only
 -- for issues without pending rows: its NOT EXISTS was planned as a merge anti-join over
 -- the whole index, which at 1M deliveries made it the hottest statement (BENCHMARKS.md P2).
 SELECT EXISTS (
