@@ -17,6 +17,7 @@ recipients): the page with each recipient filter and its next page, the first
 
     .venv/bin/python bench/admin.py                                   # 1M / 10M
     .venv/bin/python bench/admin.py --subscribers 20000 --deliveries 100000   # smoke
+    .venv/bin/python bench/admin.py --cluster DIR --only issue,draft          # issue pages
 """
 
 from __future__ import annotations
@@ -272,7 +273,9 @@ def next_link(html: str, pattern: re.Pattern[str] = NEXT_RECIPIENTS) -> list[str
     return [unescape(found.group(1)).split("#")[0]] if found else []
 
 
-async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, list[float]]:
+async def measure(
+    dsn: str, rounds: int, picks: dict[str, Any], only: tuple[str, ...] = ()
+) -> dict[str, list[float]]:
     from herald.composition.app import create_app
 
     settings = Settings(
@@ -346,7 +349,7 @@ async def measure(dsn: str, rounds: int, picks: dict[str, Any]) -> dict[str, lis
                     **(await issue_cases(c, picks)),
                 }
                 for name, urls in cases.items():
-                    if not urls:
+                    if not urls or (only and not name.startswith(only)):
                         continue
                     rng.shuffle(urls)
                     results[name] = await timed(c, urls, rounds, stream=name.startswith(STREAM))
@@ -487,7 +490,8 @@ async def run(args: argparse.Namespace) -> int:
                     time.perf_counter() - started
                 )
         picks = await sample(dsn)
-        results = await measure(dsn, args.requests, picks)
+        only = tuple(p for p in args.only.split(",") if p) if args.only else ()
+        results = await measure(dsn, args.requests, picks, only)
     ok = report(args, results, took)
     return 0 if ok or args.no_fail else 1
 
@@ -500,6 +504,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40, help="per page (at least 20)")
     parser.add_argument("--cluster", type=Path, default=None, help="keep the cluster here")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 on a missed target")
+    parser.add_argument(
+        "--only", default="", help="the pages whose names start so (comma-separated), e.g. issue"
+    )
     args = parser.parse_args()
     if args.requests < 20:
         parser.error("--requests: at least 20")
