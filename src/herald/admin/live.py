@@ -22,6 +22,10 @@ Close codes: 1001 when the process drains (the client reconnects, elsewhere), 10
 the session ends (logout in any process, expiry; rechecked every
 :data:`SESSION_RECHECK_SECONDS`), 1013 for a client too slow to keep up with its
 bounded queue (the hub never waits for it), 1011 when the database is unreachable.
+A close frame waits for the socket to take writes again, at most
+:data:`CLOSE_TIMEOUT_SECONDS`. On draining, the signal handling lets the web server's own
+shutdown (which would close what is still open with 1012) begin only once every socket
+has left its subscription (``LiveHub.wait_closed``; ``tests/e2e/test_live_load.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 HEARTBEAT_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
+# A close frame waits for the socket to take writes again: a client that stopped reading
+# may never let it, and must not hold its handler (and its queue) for longer than this.
+CLOSE_TIMEOUT_SECONDS = 10.0
 SESSION_RECHECK_SECONDS = 2.0
 PROGRESS_INTERVAL_SECONDS = 0.5
 
@@ -166,8 +173,9 @@ async def _serve(
         # Close first, then stop the tasks: on draining, the close frame must go out before
         # uvicorn's own shutdown (which would close with 1012) gets to this connection.
         if reason is not End.GONE and websocket.client_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await websocket.close(code=CLOSE_CODES[reason], reason=REASONS[reason])
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+                close = websocket.close(code=CLOSE_CODES[reason], reason=REASONS[reason])
+                await asyncio.wait_for(close, CLOSE_TIMEOUT_SECONDS)
     finally:
         for running in (ended, *tasks):
             running.cancel()

@@ -36,6 +36,10 @@ CHANNEL = "herald_live"
 # Postgres refuses payloads of 8000 bytes or more; Herald's events are a few ids.
 MAX_PAYLOAD_BYTES = 1000
 
+# A stopping process waits at most this long for its sockets' 1001 (LiveHub.wait_closed)
+# before its web server's own shutdown, which closes the sockets still open with 1012.
+CLOSE_ON_DRAIN_SECONDS = 5.0
+
 ConnectionSource = Callable[[], AbstractAsyncContextManager[Connection]]
 Handler = Callable[[str], None]
 
@@ -207,10 +211,11 @@ class End(StrEnum):
 class Subscription:
     """One socket's bounded queue of messages, and the reason it ended (if it did)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, on_slow: Callable[[], None] | None = None) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue(size)
         self.reason: End | None = None
         self._ended = asyncio.Event()
+        self._on_slow = on_slow
 
     def offer(self, message: str) -> None:
         """Queue ``message`` without waiting; a full queue ends the subscription."""
@@ -225,6 +230,8 @@ class Subscription:
         if self.reason is None:
             self.reason = reason
             self._ended.set()
+            if reason is End.SLOW and self._on_slow is not None:
+                self._on_slow()
 
     async def ended(self) -> End:
         await self._ended.wait()
@@ -242,34 +249,68 @@ class LiveHub:
         self._on_first = on_first_subscriber  # e.g. start the listener: lazily, like SSE's
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._open = 0  # subscribe() blocks not left yet: their sockets are still closing
+        self._all_closed: asyncio.Event | None = None
         self.draining = False
         self.dropped = 0  # slow clients dropped, for tests and the curious operator
 
     @property
     def subscribers(self) -> int:
+        """The subscriptions that receive messages (a dropped one no longer counts)."""
         return len(self._subscriptions)
+
+    @property
+    def open(self) -> int:
+        """The sockets whose ``subscribe`` block has not ended (dropped ones included,
+        until their close is done)."""
+        return self._open
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         self._loop = asyncio.get_running_loop()
         if self._on_first is not None:
             self._on_first()
-        subscription = Subscription(self._queue_size)
+        subscription = Subscription(self._queue_size, on_slow=self._dropped_one)
         if self.draining:
             subscription.end(End.DRAINING)
         self._subscriptions.add(subscription)
+        self._open += 1
+        if self._all_closed is None:
+            self._all_closed = asyncio.Event()
+        self._all_closed.clear()
         try:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            self._open -= 1
+            if self._open == 0:
+                self._all_closed.set()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every socket has left its
+        ``subscribe`` block (after draining: its 1001 close frame is written); True if
+        they all did. The process's signal handling waits on this before letting
+        uvicorn's shutdown begin, which would close the sockets still open with 1012."""
+        if self._open == 0 or self._all_closed is None:
+            return True
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+        except TimeoutError:
+            log.warning("live sockets still closing", open=self._open, waited=timeout)
+            return False
+        return True
 
     def publish(self, message: str) -> None:
         for subscription in list(self._subscriptions):
             subscription.offer(message)
             if subscription.reason is End.SLOW:
                 self._subscriptions.discard(subscription)
-                self.dropped += 1
-                log.info("live client dropped: it does not keep up")
+
+    def _dropped_one(self) -> None:
+        """A subscription ended as SLOW: its queue overflowed here, or its socket took
+        no write for a while (admin/live.py's send timeout)."""
+        self.dropped += 1
+        log.info("live client dropped: it does not keep up", dropped=self.dropped)
 
     def drain(self) -> None:
         """End every subscription (and refuse new ones); safe from a signal handler or
