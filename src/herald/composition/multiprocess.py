@@ -26,6 +26,7 @@ from herald.core import migrate
 from herald.core.config import Settings, load_settings
 from herald.core.db import ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
+from herald.core.live import CLOSE_ON_DRAIN_SECONDS, LiveHub
 from herald.core.metrics import MULTIPROCESS_ENV, MetricsServer
 from herald.web.state import AppState
 
@@ -55,27 +56,47 @@ def _drain_on_signals(state: AppState) -> None:
     """In a child, uvicorn's own handler stops the server; mark the app draining first so
     /health/ready turns 503 and progress streams end instead of holding the shutdown.
     With ``HERALD_SHUTDOWN_DELAY_SECONDS`` the child serves on that long before uvicorn's
-    handler runs (from a timer thread: it only sets a flag the server polls); a second
-    signal stops it at once."""
+    handler runs; a second signal stops it at once.
+
+    uvicorn's handler runs only once the live sockets have closed with 1001 (at most
+    ``CLOSE_ON_DRAIN_SECONDS``): its shutdown closes any socket still open with 1012 at
+    its next tick (0.1 s), and 2,000 closes on a busy machine take longer than that."""
     if threading.current_thread() is not threading.main_thread():
         return
+    loop = asyncio.get_running_loop()
     delay = state.settings.shutdown_delay_seconds
+    stopped = {"uvicorn": False}  # whether uvicorn's handler ran (once is enough)
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
 
         def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
             first = not state.draining
-            state.draining = True
+            state.draining = True  # the live sockets start closing with 1001
             if not callable(previous):
                 return
-            if first and delay > 0:
-                timer = threading.Timer(delay, previous, args=(signum, frame))
-                timer.daemon = True
-                timer.start()
-            else:
+            if not first:
+                stopped["uvicorn"] = True
                 previous(signum, frame)
+                return
+
+            async def stop() -> None:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                hub = state.find(LiveHub)
+                if hub is not None:
+                    await hub.wait_closed(CLOSE_ON_DRAIN_SECONDS)
+                if not stopped["uvicorn"]:  # a second signal may have stopped it already
+                    stopped["uvicorn"] = True
+                    previous(signum, frame)
+
+            # A signal handler may run between any two bytecodes of the loop's own code:
+            # it only wakes the loop, which starts the wait.
+            loop.call_soon_threadsafe(lambda: _STOPPING.add(loop.create_task(stop())))
 
         signal.signal(sig, handler)
+
+
+_STOPPING: set[asyncio.Task[None]] = set()  # a task's only reference (asyncio keeps weak ones)
 
 
 def serve(settings: Settings, workers: int) -> None:
