@@ -172,6 +172,13 @@ class AuthSettings(_Section):
     hashing_threads: int = Field(default=2, ge=1, le=32)
 
 
+class NewsletterSettings(_Section):
+    name: str = Field(default="", max_length=100)  # "": the sender's display name
+    accent: str = Field(default="#3451c7", pattern=r"^#[0-9a-fA-F]{6}$")
+    logo_url: str = Field(default="", max_length=2000, pattern=r"^(https?://[^\s/]+\S*)?$")
+    footer_address: str = Field(default="", max_length=300)
+
+
 class DeliverySettings(_Section):
     batch_size: int = Field(default=100, ge=1, le=5000)
     concurrency: int = Field(default=1, ge=1, le=64)
@@ -229,6 +236,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
+    newsletter: NewsletterSettings = NewsletterSettings()
 
     @field_validator("secret_key", "database_url", "direct_database_url", mode="before")
     @classmethod
