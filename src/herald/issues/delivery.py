@@ -33,6 +33,7 @@ from herald.core.telemetry import get_logger
 from herald.core.waiting import wait_any
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed
 from herald.delivery.worker import Rendered
+from herald.email.layout import Branding
 from herald.email.message import EmailMessage, PermanentFailure
 from herald.issues import repository
 from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
@@ -58,6 +59,7 @@ class IssueDeliveries:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
+        self._branding = Branding.from_settings(settings)
         self._compiled: OrderedDict[uuid.UUID, CompiledIssue | _Broken] = OrderedDict()
 
     async def render(self, batch: Sequence[ClaimedDelivery]) -> list[Rendered]:
@@ -77,7 +79,9 @@ class IssueDeliveries:
         """Runs in a thread: compiling and rendering are CPU work."""
         for issue_id, data in fresh.items():
             try:
-                self._remember(issue_id, compile_issue(data.title, data.html, data.text))
+                self._remember(
+                    issue_id, compile_issue(data.title, data.html, data.text, self._branding)
+                )
             except ValidationError as exc:
                 self._remember(issue_id, _Broken(exc.message))
         rendered: list[Rendered | None] = [None] * len(batch)

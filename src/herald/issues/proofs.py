@@ -13,6 +13,7 @@ from herald.core.db import Database
 from herald.core.errors import ValidationError
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
+from herald.email.layout import Branding
 from herald.email.message import EmailMessage
 from herald.issues.rendering import (
     CompiledIssue,
@@ -58,7 +59,12 @@ class Proofs:
             )
 
         def render() -> list[EmailMessage]:
-            compiled = compile_issue(f"[TEST] {issue.title}", issue.html, issue.text)
+            compiled = compile_issue(
+                f"[TEST] {issue.title}",
+                issue.html,
+                issue.text,
+                Branding.from_settings(self.settings),
+            )
             return [render_or_refuse(partial(one, compiled, a)) for a in addresses]
 
         messages = await off_loop(render)

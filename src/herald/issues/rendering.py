@@ -4,8 +4,12 @@ The editor's bodies are Jinja2 templates rendered in a *sandboxed* environment:
 ``{{ subscriber.name }}``, ``{{ subscriber.email }}``, ``{{ unsubscribe_url }}``
 and ``{{ issue.title }}`` are available, Python internals are not (attribute
 access to ``__class__``, ``mro``, … raises a SecurityError). Templates are
-compiled once per issue and rendered per recipient. Herald appends its own
-footer with a visible unsubscribe link, so no issue can go out without one.
+compiled once per issue and rendered per recipient. The HTML body is placed into
+the email layout (:mod:`herald.email.layout`), whose footer carries a visible
+unsubscribe link, so no issue can go out without one; the layout's content CSS is
+inlined into the body's template source once, at compile time
+(:mod:`herald.email.inline`), so a recipient's render stays one Jinja pass and a
+join. The text body gets a plain footer of its own.
 
 The sandbox bounds what a template can cost (:mod:`herald.issues.sandbox`), and
 every render outside the hot path of a worker batch runs in a small thread pool
@@ -17,9 +21,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from html import escape
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,12 +32,15 @@ from markdown_it import MarkdownIt
 
 from herald.core import timebox
 from herald.core.errors import ValidationError
+from herald.email.inline import inline_template
+from herald.email.layout import BoundLayout, Branding, Layout, default_layout
 from herald.email.message import EmailMessage
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
 
 T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
+PREHEADER_LENGTH = 100
 
 
 @cache
@@ -54,18 +60,48 @@ class CompiledIssue:
     """An issue's templates, compiled once, rendered for each recipient."""
 
     title: str
-    html: Any  # jinja2.Template
+    html: Any  # jinja2.Template: the HTML body, the layout's content CSS inlined
     text: Any
+    layout: Layout
+    reason: str  # why the reader gets it, in the layout's footer
+    _bound: dict[bool, BoundLayout] = field(default_factory=dict, compare=False, repr=False)
 
-    def render(self, *, name: str, email: str, unsubscribe_url: str) -> tuple[str, str]:
+    def render(
+        self, *, name: str, email: str, unsubscribe_url: str, view_url: str = ""
+    ) -> tuple[str, str]:
         context = {
             "subscriber": {"name": name, "email": email},
             "unsubscribe_url": unsubscribe_url,
             "issue": {"title": self.title},
         }
-        html = _render(self.html, context) + _html_footer(unsubscribe_url)
-        text = _render(self.text, context).rstrip() + _text_footer(unsubscribe_url)
-        return html, text
+        text = _render(self.text, context).rstrip()
+        html = self._layout(bool(view_url)).render(
+            content=_render(self.html, context),
+            preheader=preheader(text),
+            unsubscribe_url=unsubscribe_url,
+            view_url=view_url,
+        )
+        return html, text + _text_footer(unsubscribe_url)
+
+    def _layout(self, view: bool) -> BoundLayout:
+        """The layout with the title and footer filled in, once per issue."""
+        bound = self._bound.get(view)
+        if bound is None:
+            present = {"content", "preheader", "unsubscribe_url"} | (
+                {"view_url"} if view else set()
+            )
+            bound = self.layout.bind(frozenset(present), title=self.title, reason=self.reason)
+            self._bound[view] = bound
+        return bound
+
+
+def preheader(text: str, limit: int = PREHEADER_LENGTH) -> str:
+    """The first words of the text body, for the inbox's preview line."""
+    words = " ".join(text[: limit * 3].split())
+    if len(words) <= limit:
+        return words
+    cut = words[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(".,;:-") + "…"
 
 
 def _render(template: Any, variables: dict[str, Any]) -> str:
@@ -75,12 +111,25 @@ def _render(template: Any, variables: dict[str, Any]) -> str:
     return render_limited(template, variables, flat)
 
 
-def compile_issue(title: str, html: str, text: str) -> CompiledIssue:
-    """Compile both bodies; a template error is a 400 naming the body and line."""
+def compile_issue(
+    title: str, html: str, text: str, branding: Branding | None = None
+) -> CompiledIssue:
+    """Compile both bodies (the HTML one with the layout's CSS inlined); a template error
+    is a 400 naming the body and line."""
+    branding = branding or Branding()
+    layout = default_layout(branding)
+    try:
+        compiled_html = _compile(
+            inline_template(html, layout.content_css), autoescape=True, field="html_content"
+        )
+    except ValidationError:  # the error as the editor wrote it, with their line numbers
+        compiled_html = _compile(html, autoescape=True, field="html_content")
     return CompiledIssue(
         title=title,
-        html=_compile(html, autoescape=True, field="html_content"),
+        html=compiled_html,
         text=_compile(text, autoescape=False, field="text_content"),
+        layout=layout,
+        reason=f"You receive this because you subscribed to {branding.name}.",
     )
 
 
@@ -152,13 +201,6 @@ async def off_loop(func: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_pool[0], func)
 
 
-def _html_footer(unsubscribe_url: str) -> str:
-    return (
-        '\n<hr><p style="font-size:12px;color:#777">You receive this because you subscribed. '
-        f'<a href="{escape(unsubscribe_url)}">Unsubscribe</a></p>\n'
-    )
-
-
 def _text_footer(unsubscribe_url: str) -> str:
     return f"\n\n--\nYou receive this because you subscribed. Unsubscribe: {unsubscribe_url}\n"
 
@@ -177,8 +219,11 @@ def issue_email(
     name: str,
     unsubscribe_url: str,
     base_url: str,
+    view_url: str = "",
 ) -> EmailMessage:
-    html, text = compiled.render(name=name, email=recipient, unsubscribe_url=unsubscribe_url)
+    html, text = compiled.render(
+        name=name, email=recipient, unsubscribe_url=unsubscribe_url, view_url=view_url
+    )
     return EmailMessage(
         sender=sender,
         recipient=recipient,

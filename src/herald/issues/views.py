@@ -17,6 +17,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import ValidationError
 from herald.delivery.domain import DeliveryStatus
+from herald.email.layout import Branding
 from herald.issues import repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus
 from herald.issues.rendering import compile_issue, off_loop, render_or_refuse
@@ -100,7 +101,10 @@ class IssuePreview:
         }
 
     def document(self) -> str:
-        """The HTML part as a page of its own, titled after the issue."""
+        """The HTML part as a page of its own, titled after the issue: the email as it is
+        when it is a complete document (the email layout's), its title marked a preview."""
+        if self.html.startswith("<!doctype html>"):
+            return self.html.replace("<title>", "<title>Preview: ", 1)
         return (
             '<!doctype html>\n<html><head><meta charset="utf-8">'
             f"<title>Preview: {html.escape(self.title)}</title></head>\n"
@@ -112,6 +116,10 @@ class IssuePreview:
 class IssueViews:
     db: Database
     settings: Settings
+
+    @property
+    def _branding(self) -> Branding:
+        return Branding.from_settings(self.settings)
 
     async def issue_list(
         self, limit: int = 50, before: tuple[datetime, uuid.UUID] | None = None
@@ -166,7 +174,7 @@ class IssueViews:
         unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> tuple[str, str]:
-            compiled = compile_issue(content.title, content.html, content.text)
+            compiled = compile_issue(content.title, content.html, content.text, self._branding)
             return render_or_refuse(
                 lambda: compiled.render(
                     name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url=unsubscribe
@@ -194,7 +202,7 @@ class IssueViews:
         unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> tuple[str, str]:
-            compiled = compile_issue(issue.title, issue.html, issue.text)
+            compiled = compile_issue(issue.title, issue.html, issue.text, self._branding)
             return render_or_refuse(
                 lambda: compiled.render(name=name, email=email, unsubscribe_url=unsubscribe)
             )

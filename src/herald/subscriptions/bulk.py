@@ -21,6 +21,7 @@ from herald.core.db import Connection
 from herald.core.errors import ValidationError
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
+from herald.email.layout import Branding
 from herald.jobs.domain import Job, Step
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
@@ -132,6 +133,7 @@ async def _resend(conn: Connection, settings: Settings, ids: list[uuid.UUID]) ->
             base_url=settings.public_base_url,
             sender=settings.sender,
             ttl_hours=limits.token_ttl_hours,
+            branding=Branding.from_settings(settings),
         )
         await repository.insert_token(conn, hash_token(token), subscriber.id, ttl_seconds)
         await deliveries.enqueue(

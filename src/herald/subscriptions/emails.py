@@ -1,10 +1,15 @@
-"""The confirmation email: one link, the same in the HTML and the text body."""
+"""The confirmation email: one link, the same in the HTML and the text body; the HTML body
+is the confirmation's content placed into the email layout."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
 from urllib.parse import urlencode
 
-from herald.core.templating import render
+from herald.core.templating import environment, render
+from herald.email.inline import inline_template
+from herald.email.layout import Branding, default_layout
 from herald.email.message import EmailMessage
 from herald.subscriptions.domain import NewSubscriber
 
@@ -23,15 +28,45 @@ def _validity(ttl_hours: float) -> str:
     return f"{ttl_hours:g} hours"
 
 
+@lru_cache(maxsize=8)
+def _html_template(css: str) -> Any:
+    """The HTML content's template with the layout's CSS inlined, once per layout."""
+    env = environment()
+    source, _, _ = env.loader.get_source(env, "email/confirmation.html")  # type: ignore[union-attr]
+    return env.from_string(inline_template(source, css))
+
+
 def confirmation_email(
-    subscriber: NewSubscriber, *, token: str, base_url: str, sender: str, ttl_hours: float
+    subscriber: NewSubscriber,
+    *,
+    token: str,
+    base_url: str,
+    sender: str,
+    ttl_hours: float,
+    branding: Branding | None = None,
 ) -> EmailMessage:
+    branding = branding or Branding()
     link = confirmation_link(base_url, token)
-    context = {"name": subscriber.name.value, "link": link, "valid_days": _validity(ttl_hours)}
+    context = {
+        "name": subscriber.name.value,
+        "link": link,
+        "valid_days": _validity(ttl_hours),
+        "newsletter": branding.name,
+    }
+    layout = default_layout(branding)
+    html = layout.render(
+        content=_html_template(layout.content_css).render(**context),
+        preheader=f"Confirm your subscription to {branding.name}.",
+        title=CONFIRMATION_SUBJECT,
+        reason=(
+            f"You receive this because this address was entered on the sign-up form of "
+            f"{branding.name}."
+        ),
+    )
     return EmailMessage(
         sender=sender,
         recipient=subscriber.email.value,
         subject=CONFIRMATION_SUBJECT,
-        html_body=render("email/confirmation.html", **context),
+        html_body=html,
         text_body=render("email/confirmation.txt", **context),
     )

@@ -20,6 +20,7 @@ from herald.core.errors import NotFound, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
+from herald.email.layout import Branding
 from herald.email.message import EmailMessage
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
@@ -101,6 +102,7 @@ class SubscriptionService:
             base_url=self.settings.public_base_url,
             sender=self.settings.sender,
             ttl_hours=self.settings.subscriptions.token_ttl_hours,
+            branding=Branding.from_settings(self.settings),
         )
 
     async def _enqueue(
