@@ -13,43 +13,60 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
 
 import css_inline
 
-_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_OPENER = re.compile(r"\{[{%#]")
+_CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
 _TAG_OPEN = re.compile(r"<[A-Za-z/!]")
 
 
 def inline_css(html: str, css: str) -> str:
-    """``css`` inlined into the fragment ``html`` (its own ``<style>`` blocks too)."""
+    """``css`` inlined into the fragment ``html`` (its own ``<style>`` blocks too; they stay
+    when they hold media queries, which cannot be inlined)."""
     if not css.strip() and "<style" not in html.lower():
         return html
-    return css_inline.inline_fragment(html, css, keep_at_rules=False, minify_css=True)
+    keep = "@media" in html
+    return css_inline.inline_fragment(html, css, keep_style_tags=keep, minify_css=True)
 
 
 def inline_template(source: str, css: str) -> str:
     """``css`` inlined into a Jinja template's HTML source, every Jinja construct unchanged."""
-    if not _JINJA.search(source):
+    constructs = list(_constructs(source))
+    if not constructs:
         return inline_css(source, css)
     nonce = secrets.token_hex(4)
     originals: list[str] = []
     out: list[str] = []
     in_tag = False
     position = 0
-    for match in _JINJA.finditer(source):
-        before = source[position : match.start()]
+    for start, end in constructs:
+        before = source[position:start]
         in_tag = _still_in_tag(before, in_tag)
         out.append(before)
         number = len(originals)
-        originals.append(match.group())
+        originals.append(source[start:end])
         out.append(f"hj{nonce}n{number}x" if in_tag else f"<!--hj{nonce}n{number}x-->")
-        position = match.end()
+        position = end
     out.append(source[position:])
     inlined = inline_css("".join(out), css)
     placeholder = re.compile(
         rf'<!--hj{nonce}n(\d+)x-->|&lt;!--hj{nonce}n(\d+)x--&gt;|hj{nonce}n(\d+)x(?:="")?'
     )
     return placeholder.sub(lambda m: originals[int(next(g for g in m.groups() if g))], inlined)
+
+
+def _constructs(source: str) -> Iterator[tuple[int, int]]:
+    """Where each ``{{ … }}``, ``{% … %}`` and ``{# … #}`` starts and ends; one pass, so an
+    opener without its closer costs one search, not one per opener."""
+    position = 0
+    while (opener := _OPENER.search(source, position)) is not None:
+        end = source.find(_CLOSER[opener.group()[1]], opener.end())
+        if end < 0:
+            return
+        yield opener.start(), end + 2
+        position = end + 2
 
 
 def _still_in_tag(text: str, in_tag: bool) -> bool:

@@ -75,3 +75,24 @@ def test_rows_stay_inside_the_table() -> None:
 
 def test_a_template_without_jinja_is_inlined_as_it_is() -> None:
     assert inline_template("<p>x</p>", CSS) == '<p style="color:#111">x</p>'
+
+
+def test_openers_without_closers_cost_one_pass() -> None:
+    import time
+
+    source = "<p>" + "{{ {% {#" * 200_000 + "</p>"
+    started = time.perf_counter()
+    inlined = inline_template(source, CSS)
+    assert time.perf_counter() - started < 2
+    assert inlined.startswith('<p style="color:#111">{{ {% {#')
+
+
+def test_an_editors_own_styles_are_inlined_and_media_queries_kept() -> None:
+    inlined = inline_template(
+        "<style>.note { color: green } @media (max-width: 400px) { .note { color: blue } }"
+        '</style><p class="note">{{ x }}</p>',
+        CSS,
+    )
+    assert '<p class="note" style="color:green">{{ x }}</p>' in inlined
+    assert "<style>" in inlined
+    assert "@media (max-width: 400px)" in inlined
