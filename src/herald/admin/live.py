@@ -16,12 +16,15 @@ live session. Then JSON text messages, one event each (``core/live.py``):
 * ``issue.progress`` (``Progress.as_json()``): the workers' ``herald_progress``
   notifications, read once per process and coalesced to at most one event per issue
   every :data:`PROGRESS_INTERVAL_SECONDS`, whatever the number of sockets;
-* ``resync`` after the process's listen connection came back (events may be lost).
+* ``resync`` after the process's listen connection came back (events may be lost), or
+  in place of what was queued for this socket when a burst of events outran it.
 
 Close codes: 1001 when the process drains (the client reconnects, elsewhere), 1008 when
 the session ends (logout in any process, expiry; rechecked every
-:data:`SESSION_RECHECK_SECONDS`), 1013 for a client too slow to keep up with its
-bounded queue (the hub never waits for it), 1011 when the database is unreachable.
+:data:`SESSION_RECHECK_SECONDS`), 1013 for a client too slow to keep up (its bounded
+queue full while it took nothing for ``core.live.STALL_SECONDS``, or one send that
+waited :data:`SEND_TIMEOUT_SECONDS`: the hub never waits for it), 1011 when the
+database is unreachable.
 A close frame waits for the socket to take writes again, at most
 :data:`CLOSE_TIMEOUT_SECONDS`. On draining, the signal handling lets the web server's own
 shutdown (which would close what is still open with 1012) begin only once every socket
@@ -127,7 +130,7 @@ async def _serve(
     async def send() -> None:
         while True:
             try:
-                message = await asyncio.wait_for(subscription.queue.get(), HEARTBEAT_SECONDS)
+                message = await asyncio.wait_for(subscription.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 message = event("ping")
             try:

@@ -6,9 +6,12 @@ name or a secret — well under Postgres's 8000-byte limit), inside their transa
 an event is heard only once its change has committed. Every web process keeps **one**
 connection that LISTENs (:class:`Listener`, for any number of channels) — never one per
 browser — and a :class:`LiveHub` hands each message to every open socket's
-:class:`Subscription`: a bounded queue. The hub never waits for a socket: a queue that
-is full ends its subscription (the slow client is dropped and reconnects), and draining
-ends them all.
+:class:`Subscription`: a bounded queue. The hub never waits for a socket. A queue that
+fills while its socket is still taking messages (a burst: many NOTIFYs read at once,
+faster than any socket could be written between two turns of the event loop) is
+replaced by one ``resync`` (the client re-reads what it shows); a queue that fills while
+its socket has taken nothing for :data:`STALL_SECONDS` ends its subscription (the slow
+client is dropped and reconnects). Draining ends them all.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from enum import StrEnum
@@ -40,6 +44,9 @@ MAX_PAYLOAD_BYTES = 1000
 # before its web server's own shutdown, which closes the sockets still open with 1012.
 CLOSE_ON_DRAIN_SECONDS = 5.0
 
+# A full queue whose socket has taken no message for this long: the client is too slow.
+STALL_SECONDS = 2.0
+
 ConnectionSource = Callable[[], AbstractAsyncContextManager[Connection]]
 Handler = Callable[[str], None]
 
@@ -50,6 +57,9 @@ def event(kind: str, **fields: object) -> str:
     if len(text.encode()) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"live event {kind!r} is {len(text.encode())} bytes; keep it small")
     return text
+
+
+RESYNC = event("resync")  # "re-read what you show: events were missed"
 
 
 async def notify(conn: Connection, payload: str) -> None:
@@ -211,20 +221,44 @@ class End(StrEnum):
 class Subscription:
     """One socket's bounded queue of messages, and the reason it ended (if it did)."""
 
-    def __init__(self, size: int, on_slow: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        on_slow: Callable[[], None] | None = None,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue(size)
         self.reason: End | None = None
         self._ended = asyncio.Event()
         self._on_slow = on_slow
+        self._stall = stall_seconds
+        self._progress = time.monotonic()  # the socket last took a message (or had none)
 
-    def offer(self, message: str) -> None:
-        """Queue ``message`` without waiting; a full queue ends the subscription."""
+    def offer(self, message: str) -> bool:
+        """Queue ``message`` without waiting. A full queue ends the subscription when its
+        socket took nothing for ``stall_seconds``; otherwise (a burst) what is queued is
+        replaced by one ``resync``: then True."""
         if self.reason is not None:
-            return
+            return False
+        if self.queue.empty():
+            self._progress = time.monotonic()  # nothing waiting: no stall so far
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
-            self.end(End.SLOW)
+            if time.monotonic() - self._progress >= self._stall:
+                self.end(End.SLOW)
+                return False
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
+            return True
+        return False
+
+    async def get(self) -> str:
+        """The next message, once there is one (the socket is making progress)."""
+        message = await self.queue.get()
+        self._progress = time.monotonic()
+        return message
 
     def end(self, reason: End) -> None:
         if self.reason is None:
@@ -253,6 +287,7 @@ class LiveHub:
         self._all_closed: asyncio.Event | None = None
         self.draining = False
         self.dropped = 0  # slow clients dropped, for tests and the curious operator
+        self.resynced = 0  # queues replaced by a resync after a burst
 
     @property
     def subscribers(self) -> int:
@@ -301,10 +336,14 @@ class LiveHub:
         return True
 
     def publish(self, message: str) -> None:
+        resynced = 0
         for subscription in list(self._subscriptions):
-            subscription.offer(message)
+            resynced += subscription.offer(message)
             if subscription.reason is End.SLOW:
                 self._subscriptions.discard(subscription)
+        if resynced:
+            self.resynced += resynced
+            log.info("live burst: sockets told to resync", sockets=resynced)
 
     def _dropped_one(self) -> None:
         """A subscription ended as SLOW: its queue overflowed here, or its socket took
