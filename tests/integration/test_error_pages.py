@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import Depends
 
 from herald.auth.domain import Role
 from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
-from herald.auth.web import ADMINS_ONLY
+from herald.auth.web import ADMINS_ONLY, require_session
 from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
@@ -147,3 +148,29 @@ async def test_errors_stay_as_they_were_signed_out_elsewhere_and_for_json(
     stale = await client.get("/admin/nonsense", headers=HTML)
     assert stale.status_code == 404
     assert 'class="mainnav"' not in stale.text
+
+
+async def test_an_unexpected_error_under_admin_is_a_500_in_the_admin_frame(
+    settings: Settings, db: Database
+) -> None:
+    """The request middleware's 500 (anything unexpected) goes through the same page: the
+    session the route's dependency read is on the request's state."""
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    await add_user(db, settings, "admin", Role.ADMIN)
+    app = create_app(settings, db=db)
+    app.add_api_route("/admin/boom", boom, dependencies=[Depends(require_session)])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
+            await log_in(c)
+            page = await c.get("/admin/boom", headers=HTML)
+            assert page.status_code == 500
+            assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Settings"]
+            assert "request id" in page.text
+            assert "a bug" not in page.text
+            assert back_link(page.text) == "/admin/dashboard"
+            as_json = await c.get("/admin/boom", headers={"Accept": "application/json"})
+            assert as_json.json()["error"] == "internal_error"
