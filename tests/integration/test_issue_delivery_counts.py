@@ -1,5 +1,6 @@
 """An issue's deliveries by status, kept by the deliveries_count_* triggers (migration 0014),
-and the issue page's recipient pages over deliveries_issue_status_id (0013)."""
+and the issue page's recipient pages and failure reasons over deliveries_issue_status_id
+(0013)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from collections import Counter
 
 import asyncpg
+import httpx
 
 from herald.core import migrate
 from herald.core.config import Settings
@@ -17,6 +19,7 @@ from herald.delivery.domain import DeliveryStatus
 from herald.issues import repository
 from herald.issues.domain import IssueContent, IssueStatus
 from herald.issues.service import IssueService
+from herald.issues.views import FAILURE_SAMPLE
 from tests.support.database import with_database
 from tests.support.newsletters import add_subscribers, drain, issue_worker
 from tests.support.queue import RecordingProvider
@@ -246,3 +249,31 @@ async def test_migration_0014_counts_the_deliveries_already_there(pg_admin_dsn: 
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_failure_reasons_are_those_of_the_last_queued_failures(
+    db: Database, admin_client: httpx.AsyncClient
+) -> None:
+    async with db.connection() as conn:
+        issue_id = await new_issue(conn, FAILURE_SAMPLE + 300)
+        ids = await conn.fetch(
+            "SELECT id FROM deliveries WHERE issue_id = $1 ORDER BY id DESC", issue_id
+        )
+        newest = [r["id"] for r in ids]
+        for chunk, reason in (
+            (newest[:700], "mailbox full"),
+            (newest[700:FAILURE_SAMPLE], None),
+            (newest[FAILURE_SAMPLE : FAILURE_SAMPLE + 200], "an older reason"),
+        ):
+            await conn.execute(
+                "UPDATE deliveries SET status = 'failed', last_error = $2 WHERE id = ANY($1)",
+                chunk,
+                reason,
+            )
+    page = await admin_client.get(f"/admin/issues/{issue_id}")
+    assert page.status_code == 200
+    assert "Reasons of the last queued 1,000 of the 1,200 failed deliveries." in page.text
+    assert '<tr><td>mailbox full</td><td class="num">700</td></tr>' in page.text
+    assert '<tr><td>no error recorded</td><td class="num">300</td></tr>' in page.text
+    assert "an older reason" not in page.text.split('id="recipients"')[0]
+    assert "Retry 1200 failed deliveries" in page.text

@@ -44,10 +44,20 @@ HAVING sum(n) <> 0
 SELECT coalesce(sum(n), 0)::bigint FROM subscriber_counts WHERE status = 'confirmed'
 
 -- name: failure_reasons
--- The most common reasons an issue's deliveries failed (reads only its failed rows).
-SELECT coalesce(last_error, 'no error recorded') AS reason, count(*)::bigint AS n
-FROM deliveries
-WHERE issue_id = $1::uuid AND status = 'failed'
+-- The most common reasons among an issue's last queued $3 failed deliveries (highest ids):
+-- one backward range of deliveries_issue_status_id (row comparisons, as in
+-- recent_deliveries), so a page view reads at most $3 rows however many failed (reading all
+-- 20,000 failures of a 1M issue took 40 ms warm, 440 ms cold).
+SELECT coalesce(latest.last_error, 'no error recorded') AS reason, count(*)::bigint AS n
+FROM (
+    SELECT x.last_error
+    FROM deliveries AS x
+    WHERE x.issue_id IS NOT NULL
+      AND (x.issue_id, x.status, x.id) > ($1::uuid, 'failed', 0::bigint)
+      AND (x.issue_id, x.status, x.id) < ($1::uuid, 'failed', 9223372036854775807)
+    ORDER BY x.issue_id DESC, x.status DESC, x.id DESC
+    LIMIT $3::integer
+) AS latest
 GROUP BY 1
 ORDER BY n DESC, reason
 LIMIT $2::integer

@@ -91,9 +91,10 @@ async def confirmed_subscribers(conn: Connection) -> int:
 
 
 async def failure_reasons(
-    conn: Connection, issue_id: uuid.UUID, limit: int
+    conn: Connection, issue_id: uuid.UUID, limit: int, sample: int
 ) -> list[tuple[str, int]]:
-    rows = await conn.fetch(Q["failure_reasons"], issue_id, limit)
+    """The ``limit`` most common reasons among the issue's last queued ``sample`` failures."""
+    rows = await conn.fetch(Q["failure_reasons"], issue_id, limit, sample)
     return [(row["reason"], int(row["n"])) for row in rows]
 
 

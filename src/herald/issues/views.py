@@ -31,6 +31,9 @@ SAMPLE_EMAIL = "sample@example.com"
 
 
 FAILURE_REASONS = 5
+# The reasons are those of the last queued failures only (the highest ids), so that an issue
+# page costs the same however many of its deliveries failed.
+FAILURE_SAMPLE = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,10 @@ class IssueList:
 
 @dataclass(frozen=True, slots=True)
 class IssueOverview:
-    """The issue page: the issue, its progress, the most common reasons its deliveries
-    failed, one page of its deliveries (of one status, or all; ``next_before`` is the
-    next page's cursor), and the size of its HTML part (None when it cannot be rendered)."""
+    """The issue page: the issue, its progress, the most common reasons its last queued
+    :data:`FAILURE_SAMPLE` failed deliveries failed, one page of its deliveries (of one
+    status, or all; ``next_before`` is the next page's cursor), and the size of its HTML
+    part (None when it cannot be rendered)."""
 
     issue: Issue
     progress: Progress
@@ -74,6 +78,12 @@ class IssueOverview:
     failures: list[tuple[str, int]]
     before: int | None = None
     next_before: int | None = None
+
+    @property
+    def failures_sampled(self) -> int | None:
+        """How many failures the reasons are drawn from, when not all of them."""
+        failed = self.progress.counts.get(DeliveryStatus.FAILED, 0)
+        return FAILURE_SAMPLE if failed > FAILURE_SAMPLE else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +159,9 @@ class IssueViews:
             )
             failures = []
             if progress.counts.get(DeliveryStatus.FAILED):
-                failures = await repository.failure_reasons(conn, issue_id, FAILURE_REASONS)
+                failures = await repository.failure_reasons(
+                    conn, issue_id, FAILURE_REASONS, FAILURE_SAMPLE
+                )
         try:
             body_html, _ = await self._render(issue, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
             html_bytes: int | None = len(body_html.encode())
