@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Union
 import mjml
 
 from herald.core.errors import ValidationError
+from herald.email.message import Pieced
 
 if TYPE_CHECKING:
     from herald.core.config import Settings
@@ -63,6 +64,7 @@ PREHEADER_FILL = "&zwnj;&nbsp;" * 30
 _TOKEN = re.compile(r"\{\{\s*([#^/]?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _INLINE_STYLE = re.compile(r"<mj-style\s+inline\s*=\s*[\"']inline[\"']\s*>(.*?)</mj-style>", re.S)
 _XHTML_NAMESPACE = ' xmlns="http://www.w3.org/1999/xhtml"'
+_PREHEADER = re.compile(r"\{\{\s*preheader\s*\}\}")
 _STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S)
 _CSS_SPACE = re.compile(r"\s*([{};,>])\s*|(:)\s+|\s+")
 
@@ -170,14 +172,14 @@ class BoundLayout:
     literals: tuple[str, ...]
     names: tuple[str, ...]
 
-    def render(self, *, content: str, preheader: str = "", **values: str) -> str:
+    def render(self, *, content: str, preheader: str = "", **values: str) -> Pieced:
         filled = _escaped(content, preheader, values)
         literals = self.literals
         out = [literals[0]]
         for position, name in enumerate(self.names, 1):
             out.append(filled.get(name, ""))
             out.append(literals[position])
-        return "".join(out)
+        return Pieced.of(out)
 
 
 def _escaped(content: str, preheader: str, values: dict[str, str]) -> dict[str, str]:
@@ -185,7 +187,7 @@ def _escaped(content: str, preheader: str, values: dict[str, str]) -> dict[str, 
     if content:
         filled["content"] = content
     if preheader:
-        filled["preheader"] = escape(preheader) + PREHEADER_FILL
+        filled["preheader"] = escape(preheader)
     return filled
 
 
@@ -271,6 +273,7 @@ def compile_layout(source: str, branding: Branding = Branding()) -> Layout:
         raise ValidationError(f"the layout does not compile: {exc}") from None
     # No http link but the ones the email means: the XHTML namespace is noise in HTML.
     html = _minify_styles(html.replace(_XHTML_NAMESPACE, "", 1))
+    html = _PREHEADER.sub(lambda m: m.group() + PREHEADER_FILL, html)  # a literal, once
     parts = _parse(html)
     tokens = frozenset(_names(parts))
     for required in REQUIRED_TOKENS:

@@ -7,6 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+class Pieced(str):
+    """A string joined from pieces: the same literal pieces (even positions, shared by
+    every copy of an email: a layout's segments) around values (odd positions). It is
+    the joined string everywhere; a provider may encode the literal pieces once
+    (``herald.email.postmark``) instead of once per recipient."""
+
+    pieces: Sequence[str]
+
+    @classmethod
+    def of(cls, pieces: Sequence[str]) -> Pieced:
+        joined = cls("".join(pieces))
+        joined.pieces = pieces
+        return joined
+
+
 @dataclass(frozen=True, slots=True)
 class EmailMessage:
     """One fully rendered email to one recipient."""

@@ -28,6 +28,7 @@ from herald.email.message import (
     Accepted,
     EmailMessage,
     PermanentFailure,
+    Pieced,
     SendResult,
     TransientFailure,
 )
@@ -52,6 +53,40 @@ def _to_postmark(message: EmailMessage) -> dict[str, Any]:
     if message.headers:
         payload["Headers"] = [{"Name": name, "Value": value} for name, value in message.headers]
     return payload
+
+
+# The JSON of the literal pieces of layouts' HTML (see ``Pieced``): encoded once, not once
+# per recipient; a layout's segments are the same objects in every copy, so a lookup is an
+# identity check.
+_LITERALS: dict[str, str] = {}
+_MAX_LITERALS = 256
+_EMPTY_HTML = '"HtmlBody":""'
+
+
+def _encode(message: EmailMessage) -> str:
+    """``_to_postmark(message)`` as JSON; a pieced HTML body's literal pieces from the cache."""
+    html = message.html_body
+    if not isinstance(html, Pieced):
+        return _ENCODER.encode(_to_postmark(message))
+    payload = _to_postmark(message)
+    payload["HtmlBody"] = ""
+    # Every string value before HtmlBody is JSON-escaped, so this is the field itself.
+    return _ENCODER.encode(payload).replace(_EMPTY_HTML, '"HtmlBody":' + _pieced_json(html), 1)
+
+
+def _pieced_json(html: Pieced) -> str:
+    parts = []
+    for position, piece in enumerate(html.pieces):
+        if position % 2:
+            parts.append(_ENCODER.encode(piece)[1:-1])
+            continue
+        encoded = _LITERALS.get(piece)
+        if encoded is None:
+            if len(_LITERALS) >= _MAX_LITERALS:
+                _LITERALS.clear()
+            encoded = _LITERALS[piece] = _ENCODER.encode(piece)[1:-1]
+        parts.append(encoded)
+    return '"' + "".join(parts) + '"'
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -195,7 +230,7 @@ class PostmarkProvider:
             return []
         if count == 1:
             return [await self._send_single(messages[0])]
-        body = _ENCODER.encode([_to_postmark(message) for message in messages]).encode("ascii")
+        body = ("[" + ",".join(_encode(message) for message in messages) + "]").encode("ascii")
         answer = await self._post(self._batch_url, body)
         if isinstance(answer, str):
             return [TransientFailure(answer)] * count
@@ -205,7 +240,7 @@ class PostmarkProvider:
         return [_classify_status(status, raw, retry_after, location)] * count
 
     async def _send_single(self, message: EmailMessage) -> SendResult:
-        body = _ENCODER.encode(_to_postmark(message)).encode("ascii")
+        body = _encode(message).encode("ascii")
         answer = await self._post(self._single_url, body)
         if isinstance(answer, str):
             return TransientFailure(answer)

@@ -1,0 +1,48 @@
+"""A layout-rendered HTML body (``Pieced``) encodes to exactly the JSON a plain string does;
+its literal pieces are encoded once."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from herald.email import postmark
+from herald.email.message import EmailMessage, Pieced
+from herald.email.postmark import _encode, _to_postmark
+
+LAYOUT = ('<!doctype html><p class="a">', '</p><div>\u00e9 \\ \n</div><a href="', '">x</a>')
+
+
+def pieced(values: list[str]) -> Pieced:
+    pieces: list[str] = [LAYOUT[0]]
+    for literal, value in zip(LAYOUT[1:], values, strict=True):
+        pieces += [value, literal]
+    return Pieced.of(pieces)
+
+
+def message(html: str, headers: tuple[tuple[str, str], ...] = ()) -> EmailMessage:
+    return EmailMessage("Herald <n@h.test>", "r@x.test", 'Subject "q"', html, "text", headers)
+
+
+@given(st.lists(st.text(), min_size=2, max_size=2), st.booleans())
+def test_a_pieced_body_encodes_like_its_string(values: list[str], with_headers: bool) -> None:
+    html = pieced(values)
+    assert html == "".join(html.pieces)
+    headers = (("List-Id", '"HtmlBody":""'),) if with_headers else ()
+    expected = json.JSONEncoder(separators=(",", ":")).encode(
+        _to_postmark(message(str(html), headers))
+    )
+    assert _encode(message(html, headers)) == expected
+    assert json.loads(expected)["HtmlBody"] == html
+
+
+def test_literal_pieces_are_encoded_once_and_the_cache_is_bounded() -> None:
+    postmark._LITERALS.clear()
+    for n in range(3):
+        _encode(message(pieced([f"v{n}", f"w{n}"])))
+    assert set(postmark._LITERALS) == set(LAYOUT)
+    for n in range(postmark._MAX_LITERALS + 5):
+        _encode(message(Pieced.of([f"literal {n}"])))
+    assert len(postmark._LITERALS) <= postmark._MAX_LITERALS
