@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import html
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from html.parser import HTMLParser
 
 from herald.core.errors import Conflict, ValidationError
+from herald.email.plaintext import html_to_text
 
 MAX_TITLE_LENGTH = 200
-_WHITESPACE = re.compile(r"\s+")
-_SPACES = re.compile(r" {2,}")
 # The issue forms accept request bodies of up to 2 MiB (every other route 64 KiB): one
 # body field may use all of it.
 MAX_BODY_LENGTH = 2 * 1024 * 1024
@@ -134,51 +131,3 @@ def _text(value: object, field: str) -> str:
 def text_to_html(text: str) -> str:
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
     return "\n".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
-
-
-class _TextExtractor(HTMLParser):
-    _BLOCKS = frozenset(
-        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._href: str | None = None
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"script", "style", "head"}:
-            self._skip += 1
-        elif tag == "a":
-            self._href = dict(attrs).get("href")
-        elif tag == "li":
-            self.parts.append("\n- ")
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in {"script", "style", "head"}:
-            self._skip = max(0, self._skip - 1)
-        elif tag == "a":
-            if self._href and not self._href.startswith("#"):
-                self.parts.append(f" ({self._href})")
-            self._href = None
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(_WHITESPACE.sub(" ", data))
-
-
-def html_to_text(body: str) -> str:
-    """A readable plain-text version of an HTML body: blocks become lines, links keep URLs."""
-    parser = _TextExtractor()
-    parser.feed(body)
-    parser.close()
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).splitlines()]
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
-    return text.strip()
