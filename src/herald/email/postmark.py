@@ -64,29 +64,47 @@ _EMPTY_HTML = '"HtmlBody":""'
 
 
 def _encode(message: EmailMessage) -> str:
-    """``_to_postmark(message)`` as JSON; a pieced HTML body's literal pieces from the cache."""
+    """``_to_postmark(message)`` as JSON."""
+    out: list[str] = []
+    _encode_into(message, out)
+    return "".join(out)
+
+
+def _encode_batch(messages: Sequence[EmailMessage]) -> bytes:
+    """The messages as one JSON array, joined once."""
+    out = ["["]
+    for message in messages:
+        _encode_into(message, out)
+        out.append(",")
+    out[-1] = "]"
+    return "".join(out).encode("ascii")
+
+
+def _encode_into(message: EmailMessage, out: list[str]) -> None:
+    """``message``'s JSON, appended to ``out`` in parts; a pieced HTML body's literal pieces
+    from the cache."""
     html = message.html_body
     if not isinstance(html, Pieced):
-        return _ENCODER.encode(_to_postmark(message))
+        out.append(_ENCODER.encode(_to_postmark(message)))
+        return
     payload = _to_postmark(message)
     payload["HtmlBody"] = ""
     # Every string value before HtmlBody is JSON-escaped, so this is the field itself.
-    return _ENCODER.encode(payload).replace(_EMPTY_HTML, '"HtmlBody":' + _pieced_json(html), 1)
-
-
-def _pieced_json(html: Pieced) -> str:
-    parts = []
+    head, _, tail = _ENCODER.encode(payload).partition(_EMPTY_HTML)
+    out.append(head)
+    out.append('"HtmlBody":"')
     for position, piece in enumerate(html.pieces):
         if position % 2:
-            parts.append(_ENCODER.encode(piece)[1:-1])
+            out.append(_ENCODER.encode(piece)[1:-1])
             continue
         encoded = _LITERALS.get(piece)
         if encoded is None:
             if len(_LITERALS) >= _MAX_LITERALS:
                 _LITERALS.clear()
             encoded = _LITERALS[piece] = _ENCODER.encode(piece)[1:-1]
-        parts.append(encoded)
-    return '"' + "".join(parts) + '"'
+        out.append(encoded)
+    out.append('"')
+    out.append(tail)
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -230,7 +248,7 @@ class PostmarkProvider:
             return []
         if count == 1:
             return [await self._send_single(messages[0])]
-        body = ("[" + ",".join(_encode(message) for message in messages) + "]").encode("ascii")
+        body = _encode_batch(messages)
         answer = await self._post(self._batch_url, body)
         if isinstance(answer, str):
             return [TransientFailure(answer)] * count

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from herald.email import postmark
 from herald.email.message import EmailMessage, Pieced
-from herald.email.postmark import _encode, _to_postmark
+from herald.email.postmark import _encode, _encode_batch, _to_postmark
 
 LAYOUT = ('<!doctype html><p class="a">', '</p><div>\u00e9 \\ \n</div><a href="', '">x</a>')
 
@@ -46,3 +46,11 @@ def test_literal_pieces_are_encoded_once_and_the_cache_is_bounded() -> None:
     for n in range(postmark._MAX_LITERALS + 5):
         _encode(message(Pieced.of([f"literal {n}"])))
     assert len(postmark._LITERALS) <= postmark._MAX_LITERALS
+
+
+def test_a_batch_is_the_json_array_of_its_messages() -> None:
+    messages = [message(pieced([f"v{n}", f"w{n}"])) for n in range(3)] + [message("<p>plain</p>")]
+    expected = json.JSONEncoder(separators=(",", ":")).encode(
+        [_to_postmark(message(str(m.html_body))) for m in messages]
+    )
+    assert _encode_batch(messages) == expected.encode("ascii")
