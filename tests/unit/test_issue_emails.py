@@ -112,6 +112,10 @@ def test_the_preheader_is_the_start_of_the_text() -> None:
         ("Short text.", "Short text."),
         ("  Lines\n\nand   spaces  ", "Lines and spaces"),
         ("word " * 40, ("word " * 20).strip() + "…"),
+        (
+            "Title\n=====\n\nSee the log (https://x.test/log?a=1) now.\n\n- one\n- two",
+            "Title See the log now. one two",
+        ),
     ],
 )
 def test_preheaders(text: str, expected: str) -> None:

@@ -19,6 +19,7 @@ under a time limit (:func:`off_loop`), so no template freezes an event loop.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
 PREHEADER_LENGTH = 100
+_RULE = re.compile(r"[-=_*~#+]+")  # heading underlines, bullets, rules
+_LINK_TARGET = re.compile(r"\s*\(https?://[^\s)]*\)")
 
 
 @cache
@@ -96,8 +99,10 @@ class CompiledIssue:
 
 
 def preheader(text: str, limit: int = PREHEADER_LENGTH) -> str:
-    """The first words of the text body, for the inbox's preview line."""
-    words = " ".join(text[: limit * 3].split())
+    """The first words of the text body, for the inbox's preview line: without heading
+    underlines, list bullets and the URLs after links."""
+    head = _LINK_TARGET.sub("", text[: limit * 4])
+    words = " ".join(word for word in head.split() if not _RULE.fullmatch(word))
     if len(words) <= limit:
         return words
     cut = words[:limit].rsplit(" ", 1)[0]
