@@ -159,9 +159,9 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 text = convert(html)
-                outcome = (
-                    f"{len(text):,} chars out, widest line {max(map(len, text.splitlines())):,}"
-                    + ("" if "deep" not in case or "the deep text" in text else ", TEXT LOST")
+                widest = max(map(len, text.splitlines()), default=0)
+                outcome = f"{len(text):,} chars out, widest line {widest:,}" + (
+                    "" if "nested" not in case or "the deep text" in text else ", TEXT LOST"
                 )
             except Exception as exc:  # noqa: BLE001
                 outcome = f"{type(exc).__name__}"
