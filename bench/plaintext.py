@@ -8,7 +8,9 @@ lines between list items, lines wider than 78 columns that could have been wrapp
 time and outcome on hostile input (10,000-deep nesting, a 2 MiB body), and the size it
 adds to an installation. ``--show`` prints every output, to judge by eye.
 
-    .venv/bin/python bench/plaintext.py [--show]   # html2text and inscriptis: dev extras
+    .venv/bin/python bench/plaintext.py [--show]
+        # html2text and inscriptis are not Herald's dependencies: a converter whose
+        # package is missing is skipped (pip install html2text inscriptis to compare)
 """
 
 from __future__ import annotations
@@ -138,7 +140,11 @@ def main() -> None:
     args = parser.parse_args()
     sources = issues()
     for name, make in CONVERTERS.items():
-        convert = make()
+        try:
+            convert = make()
+        except ImportError:
+            print(f"== {name}: not installed (pip install {' '.join(PACKAGES[name])})")
+            continue
         size = installed_size(PACKAGES[name])
         print(f"== {name}: installs {size / 1e6:.1f} MB ({', '.join(PACKAGES[name]) or '-'})")
         total: dict[str, int] = {}
