@@ -365,14 +365,7 @@ async def db_connection(server: Server) -> AsyncIterator[asyncpg.Connection]:
     "args",
     [
         pytest.param(("--workers", "2"), id="workers"),
-        pytest.param(
-            (),
-            id="single",
-            marks=pytest.mark.skip(
-                reason="serve with one process (composition/runtime.py) still lets uvicorn's"
-                " shutdown race the 1001s: all 4,000 closed with 1012 in 2 runs of 2"
-            ),
-        ),
+        pytest.param((), id="single"),
     ],
 )
 async def test_sigterm_closes_two_thousand_sockets_with_going_away(

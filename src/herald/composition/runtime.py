@@ -27,6 +27,7 @@ from herald.core.config import Settings
 from herald.core.db import Database, ensure_database
 from herald.core.embedded_pg import EmbeddedPostgres
 from herald.core.errors import HeraldError
+from herald.core.live import CLOSE_ON_DRAIN_SECONDS, LiveHub
 from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -222,34 +223,7 @@ async def _run_parts(
         tasks.append(
             asyncio.create_task(housekeeping.run(db, settings, stopper.event), name="housekeeping")
         )
-    server: _Server | None = None
-    if web:
-        from herald.composition.app import create_app
-
-        app = create_app(settings, db=db, listen_dsn=direct_dsn)
-        config = uvicorn.Config(app, **uvicorn_options(settings))
-        server = _Server(config)
-
-        def stop_serving() -> None:
-            assert server is not None
-            server.should_exit = True
-
-        def begin_web_shutdown() -> None:
-            state = getattr(app.state, "herald", None)
-            first = state is None or not state.draining
-            if state is not None:
-                state.draining = True
-            delay = settings.shutdown_delay_seconds
-            if first and delay > 0:
-                # Readiness answers 503 while requests are still served; a second
-                # signal ends the wait (the callback runs again with draining set).
-                log.info("draining: serving on with readiness 503", seconds=delay)
-                asyncio.get_running_loop().call_later(delay, stop_serving)
-            else:
-                stop_serving()
-
-        stopper.callbacks.append(begin_web_shutdown)
-        tasks.append(asyncio.create_task(_serve(server, stopper), name="web"))
+    server = _start_web(settings, db, direct_dsn, stopper, tasks) if web else None
     if on_ready is not None:
         tasks.append(asyncio.create_task(_announce(server, settings, on_ready), name="announce"))
     try:
@@ -268,6 +242,54 @@ async def _run_parts(
             await provider.aclose()
         if process_metrics is not None:
             await process_metrics.close()
+
+
+def _start_web(
+    settings: Settings,
+    db: Database,
+    direct_dsn: str,
+    stopper: Stopper,
+    tasks: list[asyncio.Task[None]],
+) -> _Server:
+    """The web server, as a task; on the first signal it drains (readiness 503 for
+    ``HERALD_SHUTDOWN_DELAY_SECONDS``), lets the live sockets close with 1001, then stops
+    serving; a second signal stops it at once."""
+    from herald.composition.app import create_app
+
+    app = create_app(settings, db=db, listen_dsn=direct_dsn)
+    server = _Server(uvicorn.Config(app, **uvicorn_options(settings)))
+
+    def stop_serving() -> None:
+        server.should_exit = True
+
+    async def stop_later(delay: float) -> None:
+        await asyncio.sleep(delay)
+        # uvicorn's shutdown closes the sockets still open with 1012: let the live
+        # sockets' 1001 go out first (they started closing when draining was set).
+        state = getattr(app.state, "herald", None)
+        hub = state.find(LiveHub) if state is not None else None
+        if hub is not None:
+            await hub.wait_closed(CLOSE_ON_DRAIN_SECONDS)
+        stop_serving()
+
+    def begin_web_shutdown() -> None:
+        state = getattr(app.state, "herald", None)
+        first = state is None or not state.draining
+        if state is not None:
+            state.draining = True
+        if not first:  # a second signal: at once
+            stop_serving()
+            return
+        delay = settings.shutdown_delay_seconds
+        if delay > 0:
+            # Readiness answers 503 while requests are still served; a second signal
+            # ends the wait (the callback runs again with draining set).
+            log.info("draining: serving on with readiness 503", seconds=delay)
+        tasks.append(asyncio.create_task(stop_later(delay), name="stop-serving"))
+
+    stopper.callbacks.append(begin_web_shutdown)
+    tasks.append(asyncio.create_task(_serve(server, stopper), name="web"))
+    return server
 
 
 def _start_worker(
