@@ -22,6 +22,7 @@ from herald.admin.issue_forms import IssueForm
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import Conflict, ValidationError
 from herald.issues.domain import Issue
+from herald.issues.rendering import off_loop
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import IssueService
 from herald.issues.views import GMAIL_CLIP_BYTES, IssuePreview, IssueViews
@@ -86,7 +87,8 @@ def _form_page(
 async def create_issue(request: Request, state: State, session: CurrentSession) -> Response:
     form = IssueForm.from_form(await read_issue_form(request, state))
     try:
-        issue_id = await issue_service(state).create_draft(form.content(), session.user_id)
+        content = await off_loop(form.content)  # Markdown and HTML→text: CPU, off the loop
+        issue_id = await issue_service(state).create_draft(content, session.user_id)
     except ValidationError as exc:
         return _form_page(request, form, None, exc.message, 400)
     return flash.redirect(issue_url(issue_id), state.settings, "The draft has been saved.")
@@ -107,7 +109,7 @@ async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> R
     service = issue_service(state)
     with form_errors(issue_url(issue_id), Conflict):
         try:
-            await service.update(issue_id, form.content())
+            await service.update(issue_id, await off_loop(form.content))
         except ValidationError as exc:  # the form again, with what was typed and why not
             issue = await service.get(issue_id)
             return _form_page(request, form, issue, exc.message, 400)
@@ -126,7 +128,7 @@ async def preview_draft(request: Request, state: State, format: str = "html") ->
         raise ValidationError("format must be html or json", field="format")
     form = IssueForm.from_form(await read_issue_form(request, state))
     try:
-        preview = await issue_views(state).preview_content(form.preview_content())
+        preview = await issue_views(state).preview_content(await off_loop(form.preview_content))
     except ValidationError as exc:
         if format == "json":
             raise

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from herald.admin import idempotency
 from herald.auth.web import CurrentSession, require_session
 from herald.issues.domain import IssueContent
+from herald.issues.rendering import off_loop
 from herald.issues.service import IssueService
 from herald.web import csrf, flash
 from herald.web.forms import read_form
@@ -40,7 +41,11 @@ async def publish_newsletter(request: Request, state: State, session: CurrentSes
     title = form.get("title", "")
     text_content = form.get("text_content", "")
     html_content = form.get("html_content", "")
-    content = IssueContent.parse(title=title, html_content=html_content, text_content=text_content)
+    content = await off_loop(  # HTML→text is CPU work: off the event loop
+        lambda: IssueContent.parse(
+            title=title, html_content=html_content, text_content=text_content
+        )
+    )
     once = idempotency.StoredResponse(
         session.user_id,
         key,
