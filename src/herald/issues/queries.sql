@@ -312,3 +312,11 @@ FROM issue_delivery_counts
 WHERE issue_id IN (SELECT id FROM newsletter_issues WHERE status = 'publishing')
 GROUP BY status
 HAVING sum(n) <> 0
+
+-- name: web_copy
+-- A "view in browser" link's issue and reader in one round trip: nothing unless the
+-- issue went out (publishing or sent) and the subscriber still exists (in any status).
+SELECT i.title, i.html_content, i.text_content, s.email, s.name
+FROM newsletter_issues AS i
+JOIN subscriptions AS s ON s.id = $2::uuid
+WHERE i.id = $1::uuid AND i.status IN ('publishing', 'sent')

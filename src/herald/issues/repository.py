@@ -260,6 +260,24 @@ async def subscribers_for_rendering(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class WebCopyData:
+    issue: RenderData
+    email: str
+    name: str
+
+
+async def web_copy(
+    conn: Connection, issue_id: uuid.UUID, subscriber_id: uuid.UUID
+) -> WebCopyData | None:
+    """A sent (or publishing) issue and one subscriber, for their web copy; else None."""
+    r = await conn.fetchrow(Q["web_copy"], issue_id, subscriber_id)
+    if r is None:
+        return None
+    issue = RenderData(issue_id, r["title"], r["html_content"], r["text_content"])
+    return WebCopyData(issue, r["email"], r["name"])
+
+
 async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
     await conn.execute(Q["notify_progress"], str(issue_id))
 
