@@ -3,7 +3,8 @@
 Issue rows carry no message: each batch is rendered at send time from the issue
 (compiled once per worker) and the subscriber's *current* row. That is where
 suppression is re-checked: someone who unsubscribed after the issue was queued
-is recorded as ``suppressed`` and not sent. After each batch, finished issues
+is recorded as ``suppressed`` and not sent. Each email links to the reader's signed web
+copy (:mod:`herald.issues.webcopy`: one HMAC per recipient). After each batch, finished issues
 are marked ``sent`` and a progress notification goes out to web processes.
 
 Rendering runs in a thread (the worker's event loop keeps renewing its lease
@@ -39,6 +40,7 @@ from herald.issues import repository
 from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
 from herald.issues.repository import Recipient
 from herald.issues.sandbox import RENDER_SECONDS
+from herald.issues.webcopy import view_url
 from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.unsubscribe import unsubscribe_url
 
@@ -86,6 +88,7 @@ class IssueDeliveries:
                 self._remember(issue_id, _Broken(exc.message))
         rendered: list[Rendered | None] = [None] * len(batch)
         jobs: list[tuple[int, CompiledIssue, Recipient]] = []
+        issue_ids: dict[int, uuid.UUID] = {}  # position -> issue id, for the view link
         for position, delivery in enumerate(batch):
             compiled = self._compiled.get(delivery.issue_id) if delivery.issue_id else None
             recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
@@ -101,10 +104,12 @@ class IssueDeliveries:
                 rendered[position] = Suppressed(f"the subscriber is {recipient.status}")
             else:
                 jobs.append((position, compiled, recipient))
+                if delivery.issue_id:  # always, with a compiled issue
+                    issue_ids[position] = delivery.issue_id
         timeouts: dict[int, int] = {}  # id(compiled) -> timeouts in a row
 
         def one(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
-            _, compiled, recipient = job
+            position, compiled, recipient = job
             if timeouts.get(id(compiled), 0) >= TIMEOUTS_BEFORE_GIVING_UP:
                 return PermanentFailure(
                     f"the issue cannot be rendered: it took longer than {RENDER_SECONDS:g} "
@@ -117,6 +122,7 @@ class IssueDeliveries:
                 name=recipient.name,
                 unsubscribe_url=unsubscribe_url(self._settings, recipient.id),
                 base_url=self._settings.public_base_url,
+                view_url=view_url(self._settings, issue_ids[position], recipient.id),
             )
             timeouts.pop(id(compiled), None)
             return message

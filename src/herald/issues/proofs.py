@@ -1,5 +1,10 @@
 """Test sends ("proofs"): the issue rendered for a few addresses the editor names, queued
-as ``test`` deliveries with an inert unsubscribe link and ``[TEST]`` in the subject."""
+as ``test`` deliveries with an inert unsubscribe link and ``[TEST]`` in the subject.
+
+Their "View in browser" link opens the admin's preview of the issue (sign-in required), not
+a reader's signed web copy: a test address is no subscriber, so there is no reader's copy to
+show, and a signed public link to an unpublished draft would leak it to anyone the test is
+forwarded to. The link is there so the test shows the footer exactly as readers get it."""
 
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class Proofs:
                 name=name,
                 unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=test",
                 base_url=base_url,
+                view_url=f"{base_url}/admin/issues/{issue_id}/preview",
             )
 
         def render() -> list[EmailMessage]:

@@ -9,7 +9,9 @@ the email layout (:mod:`herald.email.layout`), whose footer carries a visible
 unsubscribe link, so no issue can go out without one; the layout's content CSS is
 inlined into the body's template source once, at compile time
 (:mod:`herald.email.inline`), so a recipient's render stays one Jinja pass and a
-join. The text body gets a plain footer of its own.
+join. The text body gets a plain footer of its own. A recipient's ``view_url`` (their
+signed web copy, :mod:`herald.issues.webcopy`) fills the layout's "View in browser" link
+and a line of the text footer.
 
 The sandbox bounds what a template can cost (:mod:`herald.issues.sandbox`), and
 every render outside the hot path of a worker batch runs in a small thread pool
@@ -84,7 +86,7 @@ class CompiledIssue:
             unsubscribe_url=unsubscribe_url,
             view_url=view_url,
         )
-        return html, text + _text_footer(unsubscribe_url)
+        return html, text + _text_footer(unsubscribe_url, view_url)
 
     def _layout(self, view: bool) -> BoundLayout:
         """The layout with the title and footer filled in, once per issue."""
@@ -206,8 +208,11 @@ async def off_loop(func: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_pool[0], func)
 
 
-def _text_footer(unsubscribe_url: str) -> str:
-    return f"\n\n--\nYou receive this because you subscribed. Unsubscribe: {unsubscribe_url}\n"
+def _text_footer(unsubscribe_url: str, view_url: str = "") -> str:
+    view = f"View in your browser: {view_url}\n" if view_url else ""
+    return (
+        f"\n\n--\n{view}You receive this because you subscribed. Unsubscribe: {unsubscribe_url}\n"
+    )
 
 
 @cache  # one base URL per process: computed once, not per recipient
