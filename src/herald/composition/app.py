@@ -34,6 +34,7 @@ from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues import progress
+from herald.issues import routes as issue_pages
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.issues.service import IssueService
 from herald.subscriptions import routes as subscriptions
@@ -142,7 +143,17 @@ def create_app(
         openapi_url=None if settings.is_production else docs.OPENAPI_URL,
     )
     errors.install(app)
-    for feature in (health, subscriptions, auth, admin, newsletters, issues, subscribers):
+    # issue_pages: GET /v/{token}, a reader's web copy of an issue ("view in browser")
+    for feature in (
+        health,
+        subscriptions,
+        issue_pages,
+        auth,
+        admin,
+        newsletters,
+        issues,
+        subscribers,
+    ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
     app.include_router(users.router)  # /admin/users
