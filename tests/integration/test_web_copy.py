@@ -13,6 +13,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.email.message import EmailMessage
 from herald.issues.domain import IssueContent
+from herald.issues.proofs import Proofs
 from herald.issues.service import IssueService
 from herald.issues.webcopy import ROBOTS_META, make_token
 from tests.support.newsletters import add_subscribers, drain, issue_worker
@@ -168,3 +169,20 @@ async def test_a_draft_is_a_404_until_it_goes_out(
     assert (await client.get(url)).status_code == 404
     await service.publish(issue_id)  # publishing: the first emails may be out
     assert (await client.get(url)).status_code == 200
+
+
+async def test_a_test_send_links_the_admins_preview_not_a_public_copy(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    issue_id = await IssueService(db, settings).create_draft(CONTENT, None)
+    await Proofs(db, settings).send(issue_id, ["editor@example.org"], name="Ed")
+    provider = RecordingProvider()
+    await drain(issue_worker(db, settings, provider))
+    [message] = provider.messages
+    preview = f"http://herald.test/admin/issues/{issue_id}/preview"
+    assert f'href="{preview}"' in message.html_body
+    assert f"View in your browser: {preview}\n" in message.text_body
+    assert "/v/" not in message.html_body
+    anonymous = await client.get(path(preview))
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login"
