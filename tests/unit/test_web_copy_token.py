@@ -8,7 +8,14 @@ from pydantic import SecretStr
 
 from herald.core.config import Settings
 from herald.issues.rendering import compile_issue
-from herald.issues.webcopy import ROBOTS_META, make_token, parse_token, view_url, with_robots_meta
+from herald.issues.webcopy import (
+    ROBOTS_META,
+    ViewLinks,
+    make_token,
+    parse_token,
+    view_url,
+    with_robots_meta,
+)
 
 SETTINGS = Settings(secret_key=SecretStr("k" * 48), base_url="https://news.herald.test")
 ISSUE, READER = uuid.uuid4(), uuid.uuid4()
@@ -19,6 +26,11 @@ def test_a_token_names_its_issue_and_reader_and_is_short() -> None:
     assert len(token) == 66
     assert parse_token(SETTINGS, token) == (ISSUE, READER)
     assert view_url(SETTINGS, ISSUE, READER) == f"https://news.herald.test/v/{token}"
+    links = ViewLinks(SETTINGS, ISSUE)  # the worker's: the same tokens, made faster
+    for reader in (READER, uuid.uuid4(), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)):
+        url = links(reader)
+        assert url == f"https://news.herald.test/v/{make_token(SETTINGS, ISSUE, reader)}"
+        assert parse_token(SETTINGS, url.rsplit("/", 1)[1]) == (ISSUE, reader)
 
 
 def test_another_key_or_a_changed_character_is_refused() -> None:

@@ -40,7 +40,7 @@ from herald.issues import repository
 from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
 from herald.issues.repository import Recipient
 from herald.issues.sandbox import RENDER_SECONDS
-from herald.issues.webcopy import view_url
+from herald.issues.webcopy import ViewLinks
 from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.unsubscribe import unsubscribe_url
 
@@ -55,6 +55,20 @@ class _Broken:
 
     def __init__(self, error: str) -> None:
         self.error = error
+
+
+class _IssueLinks(dict[uuid.UUID | None, ViewLinks]):
+    """Each issue's :class:`ViewLinks`, made the first time a batch needs them."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def __missing__(self, issue_id: uuid.UUID | None) -> ViewLinks:
+        if issue_id is None:  # a row with a compiled issue has its id
+            raise KeyError(issue_id)
+        links = self[issue_id] = ViewLinks(self._settings, issue_id)
+        return links
 
 
 class IssueDeliveries:
@@ -88,7 +102,8 @@ class IssueDeliveries:
                 self._remember(issue_id, _Broken(exc.message))
         rendered: list[Rendered | None] = [None] * len(batch)
         jobs: list[tuple[int, CompiledIssue, Recipient]] = []
-        issue_ids: dict[int, uuid.UUID] = {}  # position -> issue id, for the view link
+        links = _IssueLinks(self._settings)  # per issue: its readers' web-copy links
+        view_links: dict[int, ViewLinks] = {}  # per position
         for position, delivery in enumerate(batch):
             compiled = self._compiled.get(delivery.issue_id) if delivery.issue_id else None
             recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
@@ -104,8 +119,7 @@ class IssueDeliveries:
                 rendered[position] = Suppressed(f"the subscriber is {recipient.status}")
             else:
                 jobs.append((position, compiled, recipient))
-                if delivery.issue_id:  # always, with a compiled issue
-                    issue_ids[position] = delivery.issue_id
+                view_links[position] = links[delivery.issue_id]
         timeouts: dict[int, int] = {}  # id(compiled) -> timeouts in a row
 
         def one(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
@@ -122,7 +136,7 @@ class IssueDeliveries:
                 name=recipient.name,
                 unsubscribe_url=unsubscribe_url(self._settings, recipient.id),
                 base_url=self._settings.public_base_url,
-                view_url=view_url(self._settings, issue_ids[position], recipient.id),
+                view_url=view_links[position](recipient.id),
             )
             timeouts.pop(id(compiled), None)
             return message
