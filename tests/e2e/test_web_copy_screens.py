@@ -3,7 +3,7 @@ fixture issue with every Markdown construct (plus a script and an inline handler
 editor pasted) is published, the worker sends it to the outbox, and the link in the
 delivered email opens the copy. It shows the email's own styles and image, runs no
 script, overflows nothing at 375 px, and is screenshotted at 1280 and 375 px, light and
-dark, into /tmp/herald-screens-webcopy.
+dark, into /tmp/herald-screens-webcopy, with the 404 page a tampered link gets.
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ async def test_the_web_copy_shows_the_email_and_runs_nothing(
             )
             assert chart == 1200, "the email's images show"
             await camera.shoot(page, "webcopy")
+            tampered = path[:-1] + ("B" if path[-1] == "A" else "A")
+            refused = await page.goto(tampered)
+            assert refused.status == 404
+            await camera.shoot(page, "webcopy-404")
             await context.close()
     camera.copy_for_a_human(HUMAN_COPY)
     blocked = [p for p in camera.problems if BLOCKED.search(p)]
