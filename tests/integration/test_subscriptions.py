@@ -102,6 +102,24 @@ async def test_the_unsubscribe_form_carries_a_csrf_token_and_posts_as_is(
         assert await conn.fetchval("SELECT status FROM subscriptions") == "unsubscribed"
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_forged_unsubscribe_token_with_non_ascii_is_refused_not_a_500(
+    client: httpx.AsyncClient, db: Database, settings: Settings, method: str
+) -> None:
+    [subscriber] = await add_subscribers(db, 1)
+    ident = make_token(settings, subscriber).partition(".")[0]
+    forged = f"{ident}.{'é' * 22}"  # the right length, characters compare_digest refuses
+    response = await client.request(
+        method,
+        "/unsubscribe/one-click",
+        params={"token": forged},
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT status FROM subscriptions") == "confirmed"
+
+
 async def test_valid_form_returns_200_and_persists_a_pending_subscription(
     client: httpx.AsyncClient, db: Database
 ) -> None:

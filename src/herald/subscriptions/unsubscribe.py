@@ -25,7 +25,10 @@ def make_token(settings: Settings, subscriber_id: uuid.UUID) -> str:
 def parse_token(settings: Settings, token: str) -> uuid.UUID | None:
     ident, _, signature = token.partition(".")
     expected = mac(settings, _PURPOSE, ident)[:_MAC_CHARS]
-    if len(signature) != _MAC_CHARS or not hmac.compare_digest(signature, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a 500 otherwise).
+    if len(signature) != _MAC_CHARS or not hmac.compare_digest(
+        signature.encode(), expected.encode()
+    ):
         return None
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(ident + "=" * (-len(ident) % 4)))
