@@ -10,10 +10,10 @@ rows). With this index a status is one backward range scan that stops after a pa
 
 Partial, like ``deliveries_issue_status``: confirmation emails (no issue) are not in it.
 The new index covers every lookup the old one served (same leading columns); 0015 drops
-``deliveries_issue_status``. ``CREATE INDEX
-CONCURRENTLY`` cannot run in a transaction, hence a migration of its own in an autocommit
-block, ``IF NOT EXISTS`` (a second ``herald migrate`` may run it meanwhile); deliveries
-keep going during the build (~1-2 min at 10M rows, 474 MB). A one-step expand.
+``deliveries_issue_status``. ``CREATE INDEX CONCURRENTLY`` cannot run in a transaction,
+hence a migration of its own in an autocommit block, ``IF NOT EXISTS`` (a second ``herald
+migrate`` may run it meanwhile); deliveries keep going during the build (474 MB at 10M
+rows; 0013-0015 took 25 s together there, BENCHMARKS.md A1). A one-step expand.
 
 Revision ID: 0013
 Revises: 0012
