@@ -33,6 +33,7 @@ from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.queue import wait_until
 
 READERS = 3
+SECRET = "SeCrEtToKeN0123456789abcdef"
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
@@ -93,6 +94,9 @@ async def test_a_publish_is_traced_from_the_request_to_the_provider_calls(
                     "/subscriptions", data={"name": "New", "email": "new@example.com"}
                 )
                 assert subscribed.status_code == 200, subscribed.text
+                # Capability tokens in paths and queries never reach the trace backend.
+                for path in (f"/unsubscribe/one-click?token={SECRET}.x", f"/v/{SECRET}"):
+                    assert (await client.get(path)).status_code in {400, 404}
             await wait_until(lambda: len(sink.messages) == READERS + 1, timeout=60)
             serve.send_signal(signal.SIGTERM)
             worker.send_signal(signal.SIGTERM)
@@ -145,6 +149,14 @@ async def test_a_publish_is_traced_from_the_request_to_the_provider_calls(
         assert shared == [confirmation]
     else:
         assert confirmation.attributes["herald.email.messages"] == 1
+
+    # The token-bearing requests were traced, by route template, without their tokens.
+    names = {s.name for s in spans}
+    assert {"GET /unsubscribe/one-click", "GET /v/{token}"} <= names, names
+    leaked = [
+        (s.name, key) for s in spans for key, value in s.attributes.items() if SECRET in str(value)
+    ]
+    assert not leaked, leaked
 
     # Polls outside any operation (claims, heartbeats, housekeeping) make no traces.
     roots = {s.name for s in spans if not s.parent_span_id}

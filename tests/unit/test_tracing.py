@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from herald.core import tracing
+from herald.core import tracing, tracing_sampler
 from herald.core.errors import ConfigurationError
 from tests.support.otlp import OtlpReceiver, ReceivedLink, silent_collector
 
@@ -58,7 +58,7 @@ async def test_without_an_endpoint_nothing_is_set_up_or_imported() -> None:
     code = f"""
         import sys
         from herald.composition import runtime
-        from herald.core import tracing
+        from herald.core import tracing, tracing_sampler
         from herald.delivery import batch
         from herald.issues import service
 
@@ -80,7 +80,7 @@ async def test_without_an_endpoint_nothing_is_set_up_or_imported() -> None:
 async def test_spans_links_and_log_fields_reach_the_collector() -> None:
     code = """
         import json, logging
-        from herald.core import tracing
+        from herald.core import tracing, tracing_sampler
         from herald.core.config import Settings
         from herald.core.telemetry import configure_logging, get_logger
 
@@ -137,7 +137,7 @@ async def test_spans_links_and_log_fields_reach_the_collector() -> None:
 def test_the_sample_ratio_comes_from_the_standard_variables(
     env: dict[str, str], expected: float
 ) -> None:
-    assert tracing.sample_ratio(env) == expected
+    assert tracing_sampler.sample_ratio(env) == expected
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_the_sample_ratio_comes_from_the_standard_variables(
 )
 def test_a_bad_sampler_is_a_configuration_error_naming_it(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        tracing.sample_ratio(env)
+        tracing_sampler.sample_ratio(env)
     assert named in raised.value.message
 
 
@@ -181,7 +181,7 @@ async def test_the_cli_refuses_a_bad_sampler_before_starting() -> None:
 async def test_a_ratio_samples_operations_and_keeps_what_links_to_a_sampled_origin() -> None:
     code = """
         import json
-        from herald.core import tracing
+        from herald.core import tracing, tracing_sampler
 
         setup = tracing.configure("herald-worker")
         traced = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
@@ -216,7 +216,7 @@ async def test_a_ratio_samples_operations_and_keeps_what_links_to_a_sampled_orig
 
 async def test_a_hung_collector_delays_the_exit_by_the_flush_budget_only() -> None:
     code = """
-        from herald.core import tracing
+        from herald.core import tracing, tracing_sampler
 
         tracing.configure("herald-web")
         for n in range(3000):  # six export batches: the SDK alone waits 30 s at exit

@@ -39,8 +39,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
-from herald.core.errors import ConfigurationError
+from herald.core.tracing_sampler import root_sampler, sample_ratio
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -186,7 +187,7 @@ def configure(role: str) -> Tracing | None:
     attributes: dict[str, AttributeValue] = {ROLE_ATTRIBUTE: role}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = SERVICE_NAME
-    sampler = ParentBased(root=_root_sampler(sample_ratio()))
+    sampler = ParentBased(root=root_sampler(sample_ratio()))
     provider = TracerProvider(
         resource=Resource.create(attributes), sampler=sampler, shutdown_on_exit=False
     )
@@ -201,82 +202,6 @@ def configure(role: str) -> Tracing | None:
     _active.tracing = setup
     atexit.register(setup.shutdown)  # bounded, unlike the SDK's own exit hook
     return setup
-
-
-SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER"
-RATIO_VARIABLE = "OTEL_TRACES_SAMPLER_ARG"
-_FIXED_RATIOS = {
-    "always_on": 1.0,
-    "parentbased_always_on": 1.0,
-    "always_off": 0.0,
-    "parentbased_always_off": 0.0,
-}
-_RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
-
-
-def sample_ratio(environ: Mapping[str, str] | None = None) -> float:
-    """The share of operations traced, from ``OTEL_TRACES_SAMPLER`` (``*always_on``, 1;
-    ``*always_off``, 0; ``*traceidratio``: ``OTEL_TRACES_SAMPLER_ARG``, default 1).
-    Anything else is a :class:`ConfigurationError`: a typo must not trace all or none."""
-    env = os.environ if environ is None else environ
-    name = env.get(SAMPLER_VARIABLE, "").strip().lower()
-    if not name:
-        return 1.0
-    if name in _FIXED_RATIOS:
-        return _FIXED_RATIOS[name]
-    if name not in _RATIO_SAMPLERS:
-        known = ", ".join([*_FIXED_RATIOS, *_RATIO_SAMPLERS])
-        raise ConfigurationError(f"{SAMPLER_VARIABLE}={name!r} is not one of: {known}")
-    raw = env.get(RATIO_VARIABLE, "").strip()
-    if not raw:
-        return 1.0
-    try:
-        ratio = float(raw)
-    except ValueError:
-        ratio = -1.0
-    if not 0.0 <= ratio <= 1.0:
-        raise ConfigurationError(f"{RATIO_VARIABLE}={raw!r} must be a number from 0 to 1")
-    return ratio
-
-
-def _root_sampler(ratio: float) -> Any:
-    """For a span with no parent here: a client span (a query or call outside any
-    operation: polls, heartbeats) is dropped; an operation linked to a sampled origin (a
-    batch sending a traced publish) is kept; any other is kept with probability
-    ``ratio``. Spans with a parent follow it (``ParentBased``): whole traces or none."""
-    from opentelemetry.sdk.trace.sampling import (
-        Decision,
-        Sampler,
-        SamplingResult,
-        TraceIdRatioBased,
-    )
-    from opentelemetry.trace import SpanKind
-
-    by_ratio = TraceIdRatioBased(ratio)
-
-    class KeepOperations(Sampler):
-        def should_sample(
-            self,
-            parent_context: Any,
-            trace_id: int,
-            name: str,
-            kind: SpanKind | None = None,
-            attributes: Any = None,
-            links: Any = None,
-            trace_state: Any = None,
-        ) -> SamplingResult:
-            if kind is SpanKind.CLIENT:
-                return SamplingResult(Decision.DROP)
-            if links and any(link.context.trace_flags.sampled for link in links):
-                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
-            return by_ratio.should_sample(
-                parent_context, trace_id, name, kind, attributes, links, trace_state
-            )
-
-        def get_description(self) -> str:
-            return f"KeepOperations{{drop root client spans, linked to sampled, {ratio}}}"
-
-    return KeepOperations()
 
 
 class _On:
@@ -386,9 +311,10 @@ def add_server_spans(app: Any) -> None:
 
 
 def name_server_span(method: str, route: str) -> None:
-    """Name the request's server span by its route template (``POST /admin/newsletters``,
-    ``GET /admin/issues/{issue_id}``) rather than its path. Call it when the response
-    starts: the instrumentation ends the span with the response's last byte."""
+    """Name the request's server span by its route template (``GET /v/{token}``) and put
+    the template in place of the path and query, which carry capability tokens (web
+    copies, unsubscribe and confirmation links) a trace backend must not keep. Call it
+    when the response starts: the span ends with the response's last byte."""
     if _active.tracing is None:
         return
     from opentelemetry import trace
@@ -397,3 +323,11 @@ def name_server_span(method: str, route: str) -> None:
     if current.is_recording():
         current.update_name(f"{method} {route}")
         current.set_attribute("http.route", route)
+        kept = getattr(current, "attributes", None) or {}
+        for key in ("http.target", "url.path"):
+            current.set_attribute(key, route)
+        if "url.query" in kept:
+            current.set_attribute("url.query", "")
+        if "http.url" in kept:
+            parts = urlsplit(str(kept["http.url"]))
+            current.set_attribute("http.url", f"{parts.scheme}://{parts.netloc}{route}")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from herald.core import tracing
+from herald.core import tracing, tracing_sampler
 from herald.core.config import Settings, load_settings
 from herald.core.errors import ConfigurationError, HeraldError
 
@@ -29,7 +29,7 @@ def cli_settings(**overrides: Any) -> Settings:
     try:
         settings = load_settings()
         if tracing.wanted():
-            tracing.sample_ratio()  # a bad OTEL_TRACES_SAMPLER fails here, with the rest
+            tracing_sampler.sample_ratio()  # a bad OTEL_TRACES_SAMPLER fails here, with the rest
     except ConfigurationError as exc:
         err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
         raise typer.Exit(2) from None
