@@ -232,3 +232,78 @@ async def test_a_hung_collector_delays_the_exit_by_the_flush_budget_only() -> No
     assert out.strip() == "spans made"
     assert "did not take the last spans within 5 s" in err
     assert elapsed < tracing.FLUSH_SECONDS + 10, elapsed
+
+
+async def test_an_unsampled_request_skips_the_server_span_and_the_instrumentation() -> None:
+    code = """
+        import asyncio, json
+        import httpx
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+        from herald.core import tracing
+
+        setup = tracing.configure("herald-web")
+        seen = []
+
+        async def page(request):
+            seen.append(is_instrumentation_enabled())
+            return JSONResponse({"traceparent": tracing.current_traceparent()})
+
+        app = Starlette(routes=[Route("/p", page)])
+        tracing.add_server_spans(app)
+
+        async def main():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                plain = [(await client.get("/p")).json() for _ in range(50)]
+                parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+                traced = (await client.get("/p", headers={"traceparent": parent})).json()
+                unsampled = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
+                declined = (await client.get("/p", headers={"traceparent": unsampled})).json()
+            return plain, traced, declined
+
+        plain, traced, declined = asyncio.run(main())
+        setup.shutdown()
+        print(json.dumps({"plain": plain, "traced": traced, "declined": declined, "seen": seen}))
+    """
+    async with OtlpReceiver() as receiver:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="50",
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0",
+        )
+        out, _ = await run_python(code, env)
+        spans = list(receiver.spans)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["plain"] == [{"traceparent": None}] * 50, "ratio 0: none sampled"
+    assert result["declined"] == {"traceparent": None}
+    assert result["traced"]["traceparent"].split("-")[1] == "a" * 32, "a sampled caller wins"
+    assert result["seen"] == [False] * 50 + [True, False], "instrumentation off when unsampled"
+    assert [(s.name, s.trace_id) for s in spans if s.kind == "server"] == [("GET /p", "a" * 32)]
+
+
+async def test_inside_an_unsampled_operation_queries_and_calls_are_not_instrumented() -> None:
+    code = """
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+        from herald.core import tracing
+
+        setup = tracing.configure("herald-worker")
+        traced = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        with tracing.span("batch", kind="consumer"):
+            unsampled = is_instrumentation_enabled()
+        with tracing.span("batch", kind="consumer", links=[traced]):
+            sampled = is_instrumentation_enabled()
+        after = is_instrumentation_enabled()
+        setup.shutdown()
+        print(unsampled, sampled, after)
+    """
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0",
+    )
+    out, _ = await run_python(code, env)
+    assert out.split() == ["False", "True", "True"]

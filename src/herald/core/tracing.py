@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from herald.core.tracing_sampler import root_sampler, sample_ratio
+from herald.core.tracing_sampler import SampledServerSpans, root_sampler, sample_ratio
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -102,6 +102,7 @@ class Tracing:
     provider: TracerProvider
     tracer: Tracer
     instrumentors: list[Any] = field(default_factory=list)
+    ratio: float = 1.0  # the share of operations traced (tracing_sampler)
 
     def span_context(self, traceparent: str | None) -> SpanContext | None:
         """The (remote) span context a stored ``traceparent`` names; None if not valid."""
@@ -187,7 +188,8 @@ def configure(role: str) -> Tracing | None:
     attributes: dict[str, AttributeValue] = {ROLE_ATTRIBUTE: role}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = SERVICE_NAME
-    sampler = ParentBased(root=root_sampler(sample_ratio()))
+    ratio = sample_ratio()
+    sampler = ParentBased(root=root_sampler(ratio))
     provider = TracerProvider(
         resource=Resource.create(attributes), sampler=sampler, shutdown_on_exit=False
     )
@@ -198,7 +200,7 @@ def configure(role: str) -> Tracing | None:
     ]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=provider)
-    setup = Tracing(role, provider, provider.get_tracer("herald"), instrumentors)
+    setup = Tracing(role, provider, provider.get_tracer("herald"), instrumentors, ratio)
     _active.tracing = setup
     atexit.register(setup.shutdown)  # bounded, unlike the SDK's own exit hook
     return setup
@@ -264,7 +266,15 @@ def _span(
         attributes=dict(attributes or {}),
         start_time=start_ns,
     ) as current:
-        yield _On(current, tracing)
+        if current.is_recording():
+            yield _On(current, tracing)
+            return
+        # Not sampled: the queries and calls inside skip their instrumentation entirely
+        # (a non-recording span each would still cost their wrappers' work).
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            yield _On(current, tracing)
 
 
 def current_traceparent() -> str | None:
@@ -299,11 +309,11 @@ def add_server_spans(app: Any) -> None:
     tracing = _active.tracing
     if tracing is None:
         return
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.util.http import get_excluded_urls
 
     app.add_middleware(
-        OpenTelemetryMiddleware,
+        SampledServerSpans,
+        ratio=tracing.ratio,
         tracer_provider=tracing.provider,
         excluded_urls=get_excluded_urls("ASGI"),  # OTEL_PYTHON_ASGI_EXCLUDED_URLS
         exclude_spans=["receive", "send"],

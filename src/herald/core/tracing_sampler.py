@@ -4,6 +4,7 @@ operations are traced, from the standard ``OTEL_TRACES_SAMPLER`` variables."""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,3 +84,41 @@ def root_sampler(ratio: float) -> Any:
             return f"KeepOperations{{drop root client spans, linked to sampled, {ratio}}}"
 
     return KeepOperations()
+
+
+class SampledServerSpans:
+    """The ASGI server-span middleware, for the requests the sampler keeps only.
+
+    OpenTelemetry's middleware and the asyncpg/aiohttp instrumentations do most of their
+    work whether a request is sampled or not (attributes, context, a non-recording span
+    per query). Below a ratio of 1 this decides first — an incoming ``traceparent``'s
+    sampled flag, else a draw at ``ratio`` — and runs an unsampled request without the
+    middleware and with instrumentation suppressed, so it costs almost nothing."""
+
+    def __init__(self, app: Any, *, ratio: float, **middleware_options: Any) -> None:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        self.app = app
+        self.ratio = ratio
+        self.traced = OpenTelemetryMiddleware(app, **middleware_options)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.ratio >= 1.0 or scope["type"] not in ("http", "websocket") or self._keep(scope):
+            await self.traced(scope, receive, send)
+            return
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            await self.app(scope, receive, send)
+
+    def _keep(self, scope: Any) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"traceparent":
+                parts = value.split(b"-")
+                if len(parts) == 4 and len(parts[3]) == 2:
+                    try:
+                        return bool(int(parts[3], 16) & 1)
+                    except ValueError:
+                        break
+                break
+        return random.random() < self.ratio  # noqa: S311 - sampling, not secrecy
