@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,12 @@ async def walk(
     await page.click("form.bulk button[type=submit]")
     await page.wait_for_selector("text=Cancel")
     await auditor.audit(page, "subscribers-bulk-confirm")
+    await page.click("main form button[type=submit]")
+    await page.wait_for_url("**status=confirmed")
+    await page.wait_for_selector("[data-job-id]")  # the finished bulk action's block
+    await auditor.audit(page, "subscribers-with-job")
+    await page.goto(f"/admin/subscribers/{uuid.uuid4()}")  # a 404 in the admin's frame
+    await auditor.audit(page, "admin-404")
     await page.goto("/admin/subscribers")
     await page.click("text=ada@example.com")
     await page.wait_for_url(re.compile(r".*/admin/subscribers/[0-9a-f-]{36}$"))
