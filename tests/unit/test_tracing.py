@@ -262,11 +262,16 @@ async def test_an_unsampled_request_skips_the_server_span_and_the_instrumentatio
                 traced = (await client.get("/p", headers={"traceparent": parent})).json()
                 unsampled = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
                 declined = (await client.get("/p", headers={"traceparent": unsampled})).json()
-            return plain, traced, declined
+                # Hostile: an all-zero trace id flagged sampled, garbage, a 10 KB header.
+                bogus = ["00-" + "0" * 32 + "-" + "b" * 16 + "-01", "01-zz-yy-01", "x" * 10_000]
+                forged = [(await client.get("/p", headers={"traceparent": v})).json()
+                          for v in bogus]
+            return plain, traced, declined, forged
 
-        plain, traced, declined = asyncio.run(main())
+        plain, traced, declined, forged = asyncio.run(main())
         setup.shutdown()
-        print(json.dumps({"plain": plain, "traced": traced, "declined": declined, "seen": seen}))
+        print(json.dumps({"plain": plain, "traced": traced, "declined": declined,
+                          "forged": forged, "seen": seen}))
     """
     async with OtlpReceiver() as receiver:
         env = clean_env(
@@ -281,7 +286,8 @@ async def test_an_unsampled_request_skips_the_server_span_and_the_instrumentatio
     assert result["plain"] == [{"traceparent": None}] * 50, "ratio 0: none sampled"
     assert result["declined"] == {"traceparent": None}
     assert result["traced"]["traceparent"].split("-")[1] == "a" * 32, "a sampled caller wins"
-    assert result["seen"] == [False] * 50 + [True, False], "instrumentation off when unsampled"
+    assert result["forged"] == [{"traceparent": None}] * 3, "an invalid caller decides nothing"
+    assert result["seen"] == [False] * 50 + [True, False] + [False] * 3, "off when unsampled"
     assert [(s.name, s.trace_id) for s in spans if s.kind == "server"] == [("GET /p", "a" * 32)]
 
 

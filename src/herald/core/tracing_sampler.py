@@ -113,12 +113,16 @@ class SampledServerSpans:
 
     def _keep(self, scope: Any) -> bool:
         for name, value in scope.get("headers", ()):
-            if name == b"traceparent":
-                parts = value.split(b"-")
-                if len(parts) == 4 and len(parts[3]) == 2:
-                    try:
-                        return bool(int(parts[3], 16) & 1)
-                    except ValueError:
-                        break
+            if name == b"traceparent":  # the caller decided: the W3C propagator reads it
+                from opentelemetry import trace
+                from opentelemetry.trace.propagation.tracecontext import (
+                    TraceContextTextMapPropagator,
+                )
+
+                carrier = {"traceparent": value.decode("latin-1")}
+                context = TraceContextTextMapPropagator().extract(carrier)
+                parent = trace.get_current_span(context).get_span_context()
+                if parent.is_valid:
+                    return bool(parent.trace_flags.sampled)
                 break
         return random.random() < self.ratio  # noqa: S311 - sampling, not secrecy
