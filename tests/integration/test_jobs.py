@@ -309,3 +309,20 @@ async def test_a_draining_worker_releases_its_job_between_steps(
     assert (released.status, released.done, released.attempts) == (JobStatus.QUEUED, 14, 0)
     assert await JobRunner(db, {bulk.KIND: BulkActionJob(settings)}, lease_seconds=5).run_one()
     assert (await get(db, job.id)).status is JobStatus.DONE
+
+
+async def test_runners_racing_for_jobs_each_take_a_different_one(
+    db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 40)
+    first = await started(db, settings, Action.UNSUBSCRIBE, ListFilter(Tab.ALL))
+    second = await started(db, settings, Action.RESEND, ListFilter(Tab.ALL))
+    runners = [
+        JobRunner(db, {bulk.KIND: BulkActionJob(settings)}, lease_seconds=5) for _ in range(6)
+    ]
+    ran = await asyncio.gather(*(runner.run_one() for runner in runners))
+    assert sorted(ran) == [False] * 4 + [True] * 2, "SKIP LOCKED: one runner per job"
+    done = [await get(db, first.id), await get(db, second.id)]
+    assert [job.status for job in done] == [JobStatus.DONE] * 2
+    assert done[0].done == 40, "every row unsubscribed once"
+    assert (done[1].done, done[1].skipped) == (0, 40), "then nobody pending to resend to"
