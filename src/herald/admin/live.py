@@ -9,10 +9,12 @@ live session. Then JSON text messages, one event each (``core/live.py``):
   (the client treats a silent socket as dead; uvicorn's protocol pings find dead clients);
 * ``subscriber.created`` / ``subscriber.confirmed`` / ``subscriber.unsubscribed`` /
   ``subscriber.deleted`` (``subscriber_id``; ``resubscribed: true`` on a ``created`` for
-  an unsubscribed address signing up again), ``subscribers.changed`` (a bulk action's
-  ``action`` and ``count``), ``issue.status`` (``issue_id``, ``status``) — NOTIFYed by
-  the services that made the change, from any process, one per change that moves the
-  dashboard's figures (``tests/integration/test_live_events.py``);
+  an unsubscribed address signing up again), ``subscribers.changed`` (an action on a
+  selection: ``action`` and ``count``), ``job.progress`` / ``job.finished`` (a bulk action
+  over a filter, from whichever process runs it: ``herald.jobs.runner``), ``issue.status``
+  (``issue_id``, ``status``) — NOTIFYed by the services that made the change, from any
+  process, one per change that moves the dashboard's figures
+  (``tests/integration/test_live_events.py``);
 * ``issue.progress`` (``Progress.as_json()``): the workers' ``herald_progress``
   notifications, read once per process and coalesced to at most one event per issue
   every :data:`PROGRESS_INTERVAL_SECONDS`, whatever the number of sockets;

@@ -17,7 +17,7 @@ from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.core.telemetry import get_logger
 from herald.jobs import repository as job_repository
-from herald.jobs.domain import Job, JobStatus
+from herald.jobs.domain import Job
 from herald.jobs.runner import run_now
 from herald.subscriptions import bulk, repository
 from herald.subscriptions.bulk import Action, ActionResult
@@ -181,9 +181,9 @@ class SubscriberDirectory:
             budget_seconds=budget,
             lease_seconds=self.settings.delivery.lease_seconds,
         )
-        if job.status is JobStatus.DONE:
-            await self._announce(action, [], job.done)
-            log.info("bulk subscriber action", action=action.value, done=job.done)
+        # Dashboards follow the job's own live events (job.progress, job.finished), sent by
+        # whichever process runs it, here or in a worker.
+        log.info("bulk subscriber action", action=action.value, status=job.status.value)
         return job
 
     async def jobs(self) -> list[Job]:

@@ -216,6 +216,10 @@
         }
         refetch(3000); // the queue tiles, now and then
         return;
+      case "job.progress": // a bulk action under way, in whichever process runs it
+        refetch(3000);
+        return;
+      case "job.finished":
       case "subscriber.unsubscribed":
       case "subscriber.deleted":
       case "subscribers.changed":
