@@ -106,6 +106,23 @@ def test_the_preheader_is_the_start_of_the_text() -> None:
     assert len(hidden) <= 101
 
 
+def test_an_issue_s_own_preheader_replaces_the_derived_one_and_is_escaped() -> None:
+    compiled = compile_issue(
+        "Title",
+        "<p>Hello {{ subscriber.name }}</p>",
+        "Hello {{ subscriber.name }}",
+        preheader="  Five  links <worth> your time ",
+    )
+    for view_url in ("", "https://news.herald.test/v/abc"):
+        html, _ = compiled.render(
+            name="Ada", email="ada@example.com", unsubscribe_url=UNSUBSCRIBE, view_url=view_url
+        )
+        hidden = html[html.index('<div style="display:none;') :]
+        hidden = hidden[hidden.index(">") + 1 : hidden.index("&zwnj;")]
+        assert hidden == "Five links &lt;worth&gt; your time"
+        assert "Hello Ada" in html
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -36,7 +36,7 @@ from markdown_it import MarkdownIt
 from herald.core import timebox
 from herald.core.errors import ValidationError
 from herald.email.inline import inline_template
-from herald.email.layout import BoundLayout, Branding, Layout, default_layout
+from herald.email.layout import BoundLayout, Branding, Layout, compile_layout, default_layout
 from herald.email.message import EmailMessage
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
 
@@ -69,6 +69,7 @@ class CompiledIssue:
     text: Any
     layout: Layout
     reason: str  # why the reader gets it, in the layout's footer
+    preheader: str = ""  # the editor's inbox preview line; empty: the text body's first words
     _bound: dict[bool, BoundLayout] = field(default_factory=dict, compare=False, repr=False)
 
     def render(
@@ -82,7 +83,7 @@ class CompiledIssue:
         text = _render(self.text, context).rstrip()
         html = self._layout(bool(view_url)).render(
             content=_render(self.html, context),
-            preheader=preheader(text),
+            preheader="" if self.preheader else preheader(text),
             unsubscribe_url=unsubscribe_url,
             view_url=view_url,
         )
@@ -92,10 +93,13 @@ class CompiledIssue:
         """The layout with the title and footer filled in, once per issue."""
         bound = self._bound.get(view)
         if bound is None:
-            present = {"content", "preheader", "unsubscribe_url"} | (
-                {"view_url"} if view else set()
-            )
-            bound = self.layout.bind(frozenset(present), title=self.title, reason=self.reason)
+            present = {"content", "unsubscribe_url"} | ({"view_url"} if view else set())
+            constants = {"title": self.title, "reason": self.reason}
+            if self.preheader:  # the same in every copy: bound once
+                constants["preheader"] = self.preheader
+            else:
+                present.add("preheader")
+            bound = self.layout.bind(frozenset(present), **constants)
             self._bound[view] = bound
         return bound
 
@@ -119,12 +123,24 @@ def _render(template: Any, variables: dict[str, Any]) -> str:
 
 
 def compile_issue(
-    title: str, html: str, text: str, branding: Branding | None = None
+    title: str,
+    html: str,
+    text: str,
+    branding: Branding | None = None,
+    *,
+    preheader: str = "",
+    layout_source: str | None = None,
 ) -> CompiledIssue:
-    """Compile both bodies (the HTML one with the layout's CSS inlined); a template error
-    is a 400 naming the body and line."""
+    """Compile both bodies (the HTML one with the layout's CSS inlined) into a layout
+    (``layout_source`` MJML, the built-in one by default); a template error is a 400
+    naming the body and line. ``preheader`` is the inbox preview line; when empty, each
+    copy's comes from the first words of its text body."""
     branding = branding or Branding()
-    layout = default_layout(branding)
+    layout = (
+        default_layout(branding)
+        if layout_source is None
+        else compile_layout(layout_source, branding)
+    )
     try:
         compiled_html = _compile(
             inline_template(html, layout.content_css), autoescape=True, field="html_content"
@@ -137,6 +153,7 @@ def compile_issue(
         text=_compile(text, autoescape=False, field="text_content"),
         layout=layout,
         reason=f"You receive this because you subscribed to {branding.name}.",
+        preheader=" ".join(preheader.split()),
     )
 
 
