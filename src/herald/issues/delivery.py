@@ -96,7 +96,10 @@ class IssueDeliveries:
         for issue_id, data in fresh.items():
             try:
                 self._remember(
-                    issue_id, compile_issue(data.title, data.html, data.text, self._branding)
+                    issue_id,
+                    compile_issue(
+                        data.title, data.html, data.text, self._branding, preheader=data.preheader
+                    ),
                 )
             except ValidationError as exc:
                 self._remember(issue_id, _Broken(exc.message))

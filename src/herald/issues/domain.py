@@ -12,6 +12,8 @@ from herald.core.errors import Conflict, ValidationError
 from herald.email.plaintext import html_to_text
 
 MAX_TITLE_LENGTH = 200
+# The inbox preview line after the subject: clients show 35-140 characters of it.
+MAX_PREHEADER_LENGTH = 150
 # The issue forms accept request bodies of up to 2 MiB (every other route 64 KiB): one
 # body field may use all of it.
 MAX_BODY_LENGTH = 2 * 1024 * 1024
@@ -57,6 +59,7 @@ class Issue:
     publish_error: str | None = None
     publish_attempts: int = 0
     publish_retry_at: datetime | None = None
+    preheader: str = ""  # the inbox preview line; empty: each copy's text body's first words
 
     @property
     def fanning_out(self) -> bool:
@@ -66,12 +69,14 @@ class Issue:
 
 @dataclass(frozen=True, slots=True)
 class IssueContent:
-    """A title and both bodies; ``markdown`` is kept when the bodies came from it."""
+    """A title and both bodies; ``markdown`` is kept when the bodies came from it.
+    ``preheader``: the inbox preview line the editor set (empty: derived per copy)."""
 
     title: str
     html: str
     text: str
     markdown: str | None = None
+    preheader: str = ""
 
     @classmethod
     def parse(
@@ -81,6 +86,7 @@ class IssueContent:
         markdown: object = None,
         html_content: object = None,
         text_content: object = None,
+        preheader: object = None,
     ) -> IssueContent:
         """Validate a submitted issue. Markdown wins when given; otherwise HTML and/or
         text, the missing one derived from the other."""
@@ -95,6 +101,7 @@ class IssueContent:
             )
         if any(ch in clean_title for ch in "\r\n"):
             raise ValidationError("title must be a single line", field="title")
+        line = parse_preheader(preheader)
         source = _text(markdown, "markdown").strip()
         body_html = _text(html_content, "html_content").strip()
         body_text = _text(text_content, "text_content").strip()
@@ -107,7 +114,7 @@ class IssueContent:
                 raise ValidationError(f"{name} is too long", field=name)
         if source:
             rendered = markdown_to_html(source)
-            return cls(clean_title, rendered, html_to_text(rendered), source)
+            return cls(clean_title, rendered, html_to_text(rendered), source, line)
         if not body_html and not body_text:
             raise ValidationError(
                 "the issue needs content: text_content and/or html_content (or markdown)",
@@ -117,7 +124,19 @@ class IssueContent:
             body_html = text_to_html(body_text)
         if not body_text:
             body_text = html_to_text(body_html)
-        return cls(clean_title, body_html, body_text)
+        return cls(clean_title, body_html, body_text, preheader=line)
+
+
+def parse_preheader(value: object) -> str:
+    """The editor's preheader, whitespace collapsed to single spaces (it is one line);
+    longer than :data:`MAX_PREHEADER_LENGTH` is a 400 naming the field."""
+    line = " ".join(_text(value, "preheader").split())
+    if len(line) > MAX_PREHEADER_LENGTH:
+        raise ValidationError(
+            f"preheader is too long: at most {MAX_PREHEADER_LENGTH} characters ({len(line)} given)",
+            field="preheader",
+        )
+    return line
 
 
 def _text(value: object, field: str) -> str:

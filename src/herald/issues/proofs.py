@@ -70,6 +70,7 @@ class Proofs:
                 issue.html,
                 issue.text,
                 Branding.from_settings(self.settings),
+                preheader=issue.preheader,
             )
             return [render_or_refuse(partial(one, compiled, a)) for a in addresses]
 

@@ -1,20 +1,22 @@
 -- Newsletter issues and their fan-out.
 
 -- name: insert_issue
-INSERT INTO newsletter_issues (id, title, markdown, html_content, text_content, created_by)
-VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::uuid)
+INSERT INTO newsletter_issues (id, title, markdown, html_content, text_content, created_by,
+                               preheader)
+VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::uuid, $7::text)
 
 -- name: update_issue
 UPDATE newsletter_issues
 SET title = $2::text, markdown = $3::text, html_content = $4::text, text_content = $5::text,
-    updated_at = now()
+    preheader = $6::text, updated_at = now()
 WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
 RETURNING id
 
 -- name: get_issue
 SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
        completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
-       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at
+       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at,
+       preheader
 FROM newsletter_issues
 WHERE id = $1::uuid
 
@@ -22,7 +24,8 @@ WHERE id = $1::uuid
 -- A page of the issue list, newest first, after the keyset cursor ($2, $3) when given.
 SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
        completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
-       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at
+       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at,
+       preheader
 FROM newsletter_issues
 WHERE $2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid)
 ORDER BY created_at DESC, id DESC
@@ -251,7 +254,7 @@ WITH retried AS (
 SELECT (SELECT count(*) FROM retried) AS retried, pg_notify('herald_deliveries', '') AS woke
 
 -- name: issues_for_rendering
-SELECT id, title, html_content, text_content
+SELECT id, title, html_content, text_content, preheader
 FROM newsletter_issues
 WHERE id = ANY($1::uuid[])
 
@@ -316,7 +319,7 @@ HAVING sum(n) <> 0
 -- name: web_copy
 -- A "view in browser" link's issue and reader in one round trip: nothing unless the
 -- issue went out (publishing or sent) and the subscriber still exists (in any status).
-SELECT i.title, i.html_content, i.text_content, s.email, s.name
+SELECT i.title, i.html_content, i.text_content, i.preheader, s.email, s.name
 FROM newsletter_issues AS i
 JOIN subscriptions AS s ON s.id = $2::uuid
 WHERE i.id = $1::uuid AND i.status IN ('publishing', 'sent')

@@ -37,6 +37,7 @@ def _issue(row: Any) -> Issue:
         publish_error=row["publish_error"],
         publish_attempts=row["publish_attempts"],
         publish_retry_at=row["publish_retry_at"],
+        preheader=row["preheader"],
     )
 
 
@@ -52,13 +53,20 @@ async def insert_issue(
         content.html,
         content.text,
         created_by,
+        content.preheader,
     )
     return issue_id
 
 
 async def update_issue(conn: Connection, issue_id: uuid.UUID, content: IssueContent) -> bool:
     updated = await conn.fetchval(
-        Q["update_issue"], issue_id, content.title, content.markdown, content.html, content.text
+        Q["update_issue"],
+        issue_id,
+        content.title,
+        content.markdown,
+        content.html,
+        content.text,
+        content.preheader,
     )
     return updated is not None
 
@@ -231,6 +239,7 @@ class RenderData:
     title: str
     html: str
     text: str
+    preheader: str = ""
 
 
 async def issues_for_rendering(
@@ -238,7 +247,10 @@ async def issues_for_rendering(
 ) -> dict[uuid.UUID, RenderData]:
     rows = await conn.fetch(Q["issues_for_rendering"], issue_ids)
     return {
-        r["id"]: RenderData(r["id"], r["title"], r["html_content"], r["text_content"]) for r in rows
+        r["id"]: RenderData(
+            r["id"], r["title"], r["html_content"], r["text_content"], r["preheader"]
+        )
+        for r in rows
     }
 
 
@@ -274,7 +286,7 @@ async def web_copy(
     r = await conn.fetchrow(Q["web_copy"], issue_id, subscriber_id)
     if r is None:
         return None
-    issue = RenderData(issue_id, r["title"], r["html_content"], r["text_content"])
+    issue = RenderData(issue_id, r["title"], r["html_content"], r["text_content"], r["preheader"])
     return WebCopyData(issue, r["email"], r["name"])
 
 

@@ -104,7 +104,11 @@ class Progress:
 async def validate(content: IssueContent) -> None:
     """Compile the bodies and render a sample, off the event loop: a 400 naming the
     problem for anything a template does wrong (errors, limits, time)."""
-    await off_loop(lambda: check_renders(compile_issue(content.title, content.html, content.text)))
+    await off_loop(
+        lambda: check_renders(
+            compile_issue(content.title, content.html, content.text, preheader=content.preheader)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,9 @@ class IssueService:
         the workers' spans link to it."""
         issue = await self._get(conn, issue_id)
         if issue.status.editable:
-            await validate(IssueContent(issue.title, issue.html, issue.text, issue.markdown))
+            await validate(
+                IssueContent(issue.title, issue.html, issue.text, issue.markdown, issue.preheader)
+            )
         if not await repository.start_publishing(conn, issue_id, tracing.current_traceparent()):
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")

@@ -186,7 +186,13 @@ class IssueViews:
         unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> tuple[str, str]:
-            compiled = compile_issue(content.title, content.html, content.text, self._branding)
+            compiled = compile_issue(
+                content.title,
+                content.html,
+                content.text,
+                self._branding,
+                preheader=content.preheader,
+            )
             return render_or_refuse(
                 lambda: compiled.render(
                     name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url=unsubscribe
@@ -214,7 +220,9 @@ class IssueViews:
         unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> tuple[str, str]:
-            compiled = compile_issue(issue.title, issue.html, issue.text, self._branding)
+            compiled = compile_issue(
+                issue.title, issue.html, issue.text, self._branding, preheader=issue.preheader
+            )
             return render_or_refuse(
                 lambda: compiled.render(name=name, email=email, unsubscribe_url=unsubscribe)
             )

@@ -101,7 +101,7 @@ def _compile(data: repository.RenderData, branding: Branding) -> CompiledIssue:
         if compiled is not None:
             _compiled.move_to_end(key)
             return compiled
-    compiled = compile_issue(data.title, data.html, data.text, branding)
+    compiled = compile_issue(data.title, data.html, data.text, branding, preheader=data.preheader)
     with _compiled_lock:
         _compiled[key] = compiled
         while len(_compiled) > _CACHE_SIZE:
