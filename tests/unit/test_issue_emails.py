@@ -3,6 +3,8 @@ of the content, a complete document well under Gmail's clipping size."""
 
 from __future__ import annotations
 
+import random
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -137,6 +139,41 @@ def test_an_issue_s_own_preheader_replaces_the_derived_one_and_is_escaped() -> N
 )
 def test_preheaders(text: str, expected: str) -> None:
     assert preheader(text) == expected
+
+
+def _preheader_reference(text: str, limit: int = 100) -> str:
+    """The plain definition: every word of the first 400 characters, minus link targets
+    and words of rule characters only, cut at the limit."""
+    head = re.sub(r"\s*\(https?://[^\s)]*\)", "", text[: limit * 4])
+    words = " ".join(w for w in head.split() if not re.fullmatch(r"[-=_*~#+]+", w))
+    if len(words) <= limit:
+        return words
+    return words[:limit].rsplit(" ", 1)[0].rstrip(".,;:-") + "…"
+
+
+def test_the_fast_preheader_agrees_with_its_definition() -> None:
+    pieces = [
+        "word",
+        "longerword",
+        "-",
+        "==",
+        "***",
+        "#",
+        "a",
+        "(https://x.test/p?q=1)",
+        "see(https://x.test/y)",
+        "\n",
+        "\n\n",
+        "  ",
+        "é",
+        "x-y",
+        "--flag",
+        "…",
+    ]
+    chooser = random.Random(14)
+    for _ in range(3000):
+        text = " ".join(chooser.choice(pieces) for _ in range(chooser.randrange(0, 120)))
+        assert preheader(text) == _preheader_reference(text), text
 
 
 def test_the_text_part_keeps_its_plain_footer() -> None:

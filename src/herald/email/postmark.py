@@ -55,56 +55,58 @@ def _to_postmark(message: EmailMessage) -> dict[str, Any]:
     return payload
 
 
-# The JSON of the literal pieces of layouts' HTML (see ``Pieced``): encoded once, not once
-# per recipient; a layout's segments are the same objects in every copy, so a lookup is an
-# identity check.
-_LITERALS: dict[str, str] = {}
+# The JSON of the literal pieces of layouts' HTML (see ``Pieced``), as ASCII bytes: encoded
+# once, not once per recipient; a layout's segments are the same objects in every copy, so a
+# lookup is an identity check.
+_LITERALS: dict[str, bytes] = {}
 _MAX_LITERALS = 256
 _EMPTY_HTML = '"HtmlBody":""'
+_HTML_START = b'"HtmlBody":"'
 
 
-def _encode(message: EmailMessage) -> str:
-    """``_to_postmark(message)`` as JSON."""
-    out: list[str] = []
+def _encode(message: EmailMessage) -> bytes:
+    """``_to_postmark(message)`` as JSON (ASCII bytes)."""
+    out: list[bytes] = []
     _encode_into(message, out)
-    return "".join(out)
+    return b"".join(out)
 
 
 def _encode_batch(messages: Sequence[EmailMessage]) -> bytes:
-    """The messages as one JSON array, joined once."""
-    out = ["["]
+    """The messages as one JSON array, joined once: a batch of 500 is megabytes, so it is
+    built as bytes from the start (a str joined and then encoded would copy it twice)."""
+    out = [b"["]
     for message in messages:
         _encode_into(message, out)
-        out.append(",")
-    out[-1] = "]"
-    return "".join(out).encode("ascii")
+        out.append(b",")
+    out[-1] = b"]"
+    return b"".join(out)
 
 
-def _encode_into(message: EmailMessage, out: list[str]) -> None:
+def _encode_into(message: EmailMessage, out: list[bytes]) -> None:
     """``message``'s JSON, appended to ``out`` in parts; a pieced HTML body's literal pieces
     from the cache."""
     html = message.html_body
     if not isinstance(html, Pieced):
-        out.append(_ENCODER.encode(_to_postmark(message)))
+        out.append(_ENCODER.encode(_to_postmark(message)).encode("ascii"))
         return
     payload = _to_postmark(message)
     payload["HtmlBody"] = ""
     # Every string value before HtmlBody is JSON-escaped, so this is the field itself.
     head, _, tail = _ENCODER.encode(payload).partition(_EMPTY_HTML)
-    out.append(head)
-    out.append('"HtmlBody":"')
+    out.append(head.encode("ascii"))
+    out.append(_HTML_START)
     for position, piece in enumerate(html.pieces):
         if position % 2:
-            out.append(_ENCODER.encode(piece)[1:-1])
+            out.append(_ENCODER.encode(piece)[1:-1].encode("ascii"))
             continue
         encoded = _LITERALS.get(piece)
         if encoded is None:
             if len(_LITERALS) >= _MAX_LITERALS:
                 _LITERALS.clear()
-            encoded = _LITERALS[piece] = _ENCODER.encode(piece)[1:-1]
+            encoded = _LITERALS[piece] = _ENCODER.encode(piece)[1:-1].encode("ascii")
         out.append(encoded)
-    out.append('"')
-    out.append(tail)
+    out.append(b'"')
+    out.append(tail.encode("ascii"))
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -258,7 +260,7 @@ class PostmarkProvider:
         return [_classify_status(status, raw, retry_after, location)] * count
 
     async def _send_single(self, message: EmailMessage) -> SendResult:
-        body = _encode(message).encode("ascii")
+        body = _encode(message)
         answer = await self._post(self._single_url, body)
         if isinstance(answer, str):
             return TransientFailure(answer)

@@ -44,8 +44,8 @@ T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
 PREHEADER_LENGTH = 100
-_RULE = re.compile(r"[-=_*~#+]+")  # heading underlines, bullets, rules
-_LINK_TARGET = re.compile(r"\s*\(https?://[^\s)]*\)")
+_RULE_CHARACTERS = "-=_*~#+"  # heading underlines, bullets, rules
+_LINK_TARGET = re.compile(r"\(https?://[^\s)]*\)")
 
 
 @cache
@@ -106,9 +106,20 @@ class CompiledIssue:
 
 def preheader(text: str, limit: int = PREHEADER_LENGTH) -> str:
     """The first words of the text body, for the inbox's preview line: without heading
-    underlines, list bullets and the URLs after links."""
-    head = _LINK_TARGET.sub("", text[: limit * 4])
-    words = " ".join(word for word in head.split() if not _RULE.fullmatch(word))
+    underlines, list bullets and the URLs after links. Per recipient, so it reads only as
+    many words as the line needs."""
+    head = text[: limit * 4]
+    if "(http" in head:
+        head = _LINK_TARGET.sub("", head)
+    kept: list[str] = []
+    length = -1
+    for word in head.split():
+        if word.strip(_RULE_CHARACTERS):  # a word of rule characters only is left out
+            kept.append(word)
+            length += len(word) + 1
+            if length > limit:
+                break
+    words = " ".join(kept)
     if len(words) <= limit:
         return words
     cut = words[:limit].rsplit(" ", 1)[0]
