@@ -19,6 +19,8 @@ MIGRATION_VERSIONS = PACKAGE / "migrations" / "versions"
 DOMAIN_MODULES = (
     "herald.auth.domain",
     "herald.delivery.domain",
+    "herald.design.domain",
+    "herald.design.logos",
     "herald.email.message",
     "herald.issues.domain",
     "herald.jobs.domain",
