@@ -54,3 +54,32 @@ def test_a_batch_is_the_json_array_of_its_messages() -> None:
         [_to_postmark(message(str(m.html_body))) for m in messages]
     )
     assert _encode_batch(messages) == expected.encode("ascii")
+
+
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # surrogates included
+
+
+@given(
+    ANY_TEXT,
+    ANY_TEXT,
+    ANY_TEXT,
+    ANY_TEXT,
+    ANY_TEXT,
+    st.lists(st.tuples(ANY_TEXT, ANY_TEXT), max_size=3),
+    st.booleans(),
+)
+def test_every_message_encodes_as_the_stdlib_encodes_its_payload(
+    sender: str,
+    recipient: str,
+    subject: str,
+    html: str,
+    text: str,
+    headers: list[tuple[str, str]],
+    as_pieces: bool,
+) -> None:
+    body = pieced([html, text]) if as_pieces else html
+    message_ = EmailMessage(sender, recipient, subject, body, text, tuple(headers))
+    expected = json.JSONEncoder(separators=(",", ":")).encode(
+        _to_postmark(EmailMessage(sender, recipient, subject, str(body), text, tuple(headers)))
+    )
+    assert _encode(message_) == expected.encode("ascii")
