@@ -98,12 +98,12 @@ async def drive_the_browser(context: Any, password: str, base_url: str) -> None:
     await page.fill("#title", "Browser-made issue")
     await page.check("input[name=format][value=markdown]")
     await page.fill("#markdown", "Hello **{{ subscriber.name }}**, this went out live.")
-    # The editor's preview follows the typing: the sandboxed frame and the text part.
+    # The editor's preview follows the typing: the inbox line and the sandboxed frame.
     for _ in range(100):  # polled: the page's CSP forbids wait_for_function's eval
-        if "Sample Subscriber" in (await page.text_content("#preview-text") or ""):
+        if "Sample Subscriber" in (await page.text_content("#preview-preheader") or ""):
             break
         await page.wait_for_timeout(100)
-    assert "this went out live." in (await page.text_content("#preview-text") or "")
+    assert "this went out live." in (await page.text_content("#preview-preheader") or "")
     for _ in range(100):
         if "Hello Sample Subscriber" in await preview_frame_text(page):
             break

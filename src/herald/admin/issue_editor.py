@@ -1,12 +1,16 @@
 """The issue editor: new and edit forms, and the live preview of unsaved content.
 
-The editor posts a plain form (it saves without JavaScript). ``web/static/editor.js``
-posts the same form, debounced while typing, to ``POST /admin/issues/preview``: once as
-``format=json`` (the text part, the HTML part's size against Gmail's clipping limit, or
-the template error) and once into the page's preview frame (``format=html``: the HTML
-part as a document of its own with the preview's sandboxing policy, never inserted
-into the admin page). ``admin/issues.py`` puts these routes ahead of its own, so that
-``/admin/issues/new`` is never read as an issue id.
+The editor posts a plain form (it saves without JavaScript). Its Preview button posts the
+same form into the page's preview frame (``POST /admin/issues/preview?format=html``): the
+email as a document of its own with the preview's sandboxing policy, never inserted into
+the admin page; the form's ``part`` (``html``/``text``) and ``scheme`` (``light``/``dark``)
+choose what the frame shows, its ``width`` (desktop 600 px, phone 375 px) sets the frame's
+width in CSS. ``web/static/editor.js`` does the same while the editor types or toggles
+(debounced), and also posts ``format=json``: the text part, the inbox line, the HTML
+part's size against Gmail's clipping limit, or the template error. ``issue_id`` (an
+edited, saved issue) gives the preview the links a test send of it has.
+``admin/issues.py`` puts these routes ahead of its own, so that ``/admin/issues/new`` is
+never read as an issue id.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from herald.admin.issue_forms import IssueForm
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import Conflict, ValidationError
-from herald.issues.domain import Issue
+from herald.issues.domain import MAX_PREHEADER_LENGTH, Issue
+from herald.issues.previews import GMAIL_CLIP_BYTES, IssuePreview, parse_part, parse_scheme
 from herald.issues.rendering import off_loop
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import IssueService
-from herald.issues.views import GMAIL_CLIP_BYTES, IssuePreview, IssueViews
+from herald.issues.views import IssueViews
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
 from herald.web.forms import read_form
@@ -80,6 +85,7 @@ def _form_page(
         limits=LIMITS_HELP,
         clip_kb=GMAIL_CLIP_BYTES // 1024,
         clip_bytes=GMAIL_CLIP_BYTES,
+        max_preheader=MAX_PREHEADER_LENGTH,
     )
 
 
@@ -117,18 +123,23 @@ async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> R
 
 
 @router.post("/issues/preview")
-async def preview_draft(request: Request, state: State, format: str = "html") -> Response:
+async def preview_draft(
+    request: Request, state: State, format: str = "html", issue_id: uuid.UUID | None = None
+) -> Response:
     """The editor's unsaved content rendered for the sample subscriber (time-boxed).
 
-    ``format=json``: the text part, the HTML part's size and whether Gmail would clip it
-    (a template error is a 400 naming it, as JSON). ``format=html``: the HTML part as a
-    sandboxed document for the editor's preview frame (an error is a 400 document saying
-    why, so the frame shows it)."""
+    ``format=json``: the text part, the inbox line, the HTML part's size and whether Gmail
+    would clip it (a template error is a 400 naming it, as JSON). ``format=html``: the
+    form's ``part`` in its ``scheme`` as a sandboxed document for the editor's preview
+    frame (an error is a 400 document saying why, so the frame shows it)."""
     if format not in {"html", "json"}:
         raise ValidationError("format must be html or json", field="format")
-    form = IssueForm.from_form(await read_issue_form(request, state))
+    fields = await read_issue_form(request, state)
+    part, scheme = parse_part(fields.get("part")), parse_scheme(fields.get("scheme"))
+    form = IssueForm.from_form(fields)
     try:
-        preview = await issue_views(state).preview_content(await off_loop(form.preview_content))
+        content = await off_loop(form.preview_content)
+        preview = await issue_views(state).preview_content(content, issue_id)
     except ValidationError as exc:
         if format == "json":
             raise
@@ -138,13 +149,15 @@ async def preview_draft(request: Request, state: State, format: str = "html") ->
         return _framed(preview, status=400)
     if format == "json":
         return JSONResponse(preview.as_json(), headers={"Cache-Control": "no-store"})
-    return _framed(preview)
+    return _framed(preview, scheme=scheme, part=part)
 
 
-def _framed(preview: IssuePreview, status: int = 200) -> Response:
+def _framed(
+    preview: IssuePreview, status: int = 200, *, scheme: str = "", part: str = "html"
+) -> Response:
     headers = {
         "Cache-Control": "no-store",
         "Content-Security-Policy": FRAMED_PREVIEW_CSP,
         "X-Frame-Options": "SAMEORIGIN",
     }
-    return HTMLResponse(preview.document(), status_code=status, headers=headers)
+    return HTMLResponse(preview.document(scheme, part), status_code=status, headers=headers)

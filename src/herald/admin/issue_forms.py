@@ -1,7 +1,10 @@
 """What the issue pages' forms submit, turned into domain values. No I/O.
 
 * The editor chooses a format: Markdown (HTML and text are derived from it), or
-  HTML and/or plain text written by hand.
+  HTML and/or plain text written by hand; and may set the preheader (optional).
+* The preview's toggles (``part``, ``width``, ``scheme``) travel with the form, so that a
+  page shown again keeps them; the preview route checks the ones it uses
+  (``issues/previews.py``).
 * A schedule is a ``datetime-local`` value (``2030-01-31T09:30``) read in a named time
   zone (``Europe/Paris``, the form's select; the page's script preselects the browser's),
   so a date across a daylight-saving change gets that date's offset. Without a zone, a
@@ -21,12 +24,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from herald.core.errors import ValidationError
 from herald.issues.domain import Issue, IssueContent
+from herald.issues.previews import PARTS, SCHEMES
 
 FORMATS = ("markdown", "html")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
 _MAX_OFFSET = timedelta(hours=14)
 _ADDRESS_SEPARATORS = re.compile(r"[,;\s]+")
 MAX_TEST_ADDRESSES = 10
+WIDTHS = ("desktop", "phone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +41,23 @@ class IssueForm:
     markdown: str = ""
     html_content: str = ""
     text_content: str = ""
+    preheader: str = ""
+    part: str = "html"  # the preview's toggles
+    width: str = "desktop"
+    scheme: str = "light"
 
     @classmethod
     def from_form(cls, form: dict[str, str]) -> IssueForm:
-        chosen = form.get("format", "markdown")
         return cls(
             title=form.get("title", ""),
-            format=chosen if chosen in FORMATS else "markdown",
+            format=_choice(form, "format", FORMATS),
             markdown=form.get("markdown", ""),
             html_content=form.get("html_content", ""),
             text_content=form.get("text_content", ""),
+            preheader=form.get("preheader", ""),
+            part=_choice(form, "part", PARTS),
+            width=_choice(form, "width", WIDTHS),
+            scheme=_choice(form, "scheme", SCHEMES),
         )
 
     @classmethod
@@ -56,6 +68,7 @@ class IssueForm:
             markdown=issue.markdown or "",
             html_content=issue.html,
             text_content=issue.text,
+            preheader=issue.preheader,
         )
 
     def preview_content(self) -> IssueContent:
@@ -67,10 +80,21 @@ class IssueForm:
         if self.format == "markdown":
             if not self.markdown.strip():
                 raise ValidationError("the Markdown body must not be empty", field="markdown")
-            return IssueContent.parse(title=self.title, markdown=self.markdown)
+            return IssueContent.parse(
+                title=self.title, markdown=self.markdown, preheader=self.preheader
+            )
         return IssueContent.parse(
-            title=self.title, html_content=self.html_content, text_content=self.text_content
+            title=self.title,
+            html_content=self.html_content,
+            text_content=self.text_content,
+            preheader=self.preheader,
         )
+
+
+def _choice(form: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """A radio group's value; the first choice when absent or not one of them."""
+    value = form.get(name, allowed[0])
+    return value if value in allowed else allowed[0]
 
 
 def parse_offset(raw: str) -> timezone:

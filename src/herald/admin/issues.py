@@ -44,10 +44,10 @@ from herald.admin.issue_forms import (
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.delivery.domain import DeliveryStatus
+from herald.issues.previews import GMAIL_CLIP_BYTES, parse_scheme
 from herald.issues.progress import RETRY_MS, ProgressHub, progress_stream
 from herald.issues.proofs import Proofs
 from herald.issues.service import STATUSES
-from herald.issues.views import GMAIL_CLIP_BYTES
 from herald.web import cookies, flash
 from herald.web.cookies import SESSION_COOKIE
 from herald.web.errors import FormError, form_errors
@@ -140,17 +140,24 @@ async def _issue_page(
 
 @router.get("/issues/{issue_id}/preview")
 async def preview_issue(
-    state: State, session: CurrentSession, issue_id: uuid.UUID, format: str = "html"
+    state: State,
+    session: CurrentSession,
+    issue_id: uuid.UUID,
+    format: str = "html",
+    scheme: str | None = None,
 ) -> Response:
-    """The issue as a subscriber named like the admin would get it (inert unsubscribe link)."""
+    """The issue as a subscriber named like the admin would get it (inert unsubscribe link):
+    the email a test send is. ``scheme=light|dark`` shows the HTML in that colour scheme
+    whatever the viewer's system prefers."""
     if format not in {"html", "text"}:
         raise ValidationError("format must be html or text", field="format")
+    chosen = parse_scheme(scheme)
     preview = await issue_views(state).preview(issue_id, name=session.username, email=PREVIEW_EMAIL)
     headers = {"Cache-Control": "no-store"}
     if format == "text":
         return PlainTextResponse(preview.text, headers=headers)
     return HTMLResponse(
-        preview.document(), headers={**headers, "Content-Security-Policy": PREVIEW_CSP}
+        preview.document(chosen), headers={**headers, "Content-Security-Policy": PREVIEW_CSP}
     )
 
 

@@ -4,13 +4,17 @@ as ``test`` deliveries with an inert unsubscribe link and ``[TEST]`` in the subj
 Their "View in browser" link opens the admin's preview of the issue (sign-in required), not
 a reader's signed web copy: a test address is no subscriber, so there is no reader's copy to
 show, and a signed public link to an unpublished draft would leak it to anyone the test is
-forwarded to. The link is there so the test shows the footer exactly as readers get it."""
+forwarded to. The link is there so the test shows the footer exactly as readers get it.
+
+A test is the email the editor's preview shows (``issues/views.py``): the same compile (the
+issue's preheader included), the same links (:func:`sample_links`), the same render; only
+the subject says ``[TEST]``."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from herald.core.config import Settings
@@ -33,6 +37,15 @@ from herald.subscriptions.domain import SubscriberEmail
 MAX_ADDRESSES = 10
 
 
+def sample_links(settings: Settings, issue_id: uuid.UUID | None) -> tuple[str, str]:
+    """The unsubscribe and "View in browser" links of a copy that goes to no subscriber (a
+    preview, a test): an inert unsubscribe link, and the admin's preview of the issue (a
+    reader's signed web copy, ``/v/…``, for content not saved yet: a sample of one)."""
+    base = settings.public_base_url
+    view = f"{base}/admin/issues/{issue_id}/preview" if issue_id else f"{base}/v/sample"
+    return f"{base}/unsubscribe/one-click?token=preview", view
+
+
 @dataclass(frozen=True)
 class Proofs:
     db: Database
@@ -52,21 +65,23 @@ class Proofs:
             )
         issue = await IssueService(self.db, self.settings).get(issue_id)
         base_url = self.settings.public_base_url
+        unsubscribe_url, view_url = sample_links(self.settings, issue_id)
 
         def one(compiled: CompiledIssue, address: str) -> EmailMessage:
-            return issue_email(
+            message = issue_email(
                 compiled,
                 sender=self.settings.sender,
                 recipient=address,
                 name=name,
-                unsubscribe_url=f"{base_url}/unsubscribe/one-click?token=test",
+                unsubscribe_url=unsubscribe_url,
                 base_url=base_url,
-                view_url=f"{base_url}/admin/issues/{issue_id}/preview",
+                view_url=view_url,
             )
+            return replace(message, subject=f"[TEST] {message.subject}")
 
         def render() -> list[EmailMessage]:
             compiled = compile_issue(
-                f"[TEST] {issue.title}",
+                issue.title,
                 issue.html,
                 issue.text,
                 Branding.from_settings(self.settings),

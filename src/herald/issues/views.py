@@ -8,7 +8,6 @@ time limit (``issues/rendering.py``).
 
 from __future__ import annotations
 
-import html
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,12 +19,12 @@ from herald.delivery.domain import DeliveryStatus
 from herald.email.layout import Branding
 from herald.issues import repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus
-from herald.issues.rendering import compile_issue, off_loop, render_or_refuse
+from herald.issues.previews import IssuePreview
+from herald.issues.proofs import sample_links
+from herald.issues.rendering import compile_issue, off_loop, preheader, render_or_refuse
 from herald.issues.repository import DeliveryRow, HistoryEntry
 from herald.issues.service import IssueService, Progress
 
-# Gmail clips an email's HTML above 102 KB ("[Message clipped] View entire message").
-GMAIL_CLIP_BYTES = 102 * 1024
 SAMPLE_NAME = "Sample Subscriber"
 SAMPLE_EMAIL = "sample@example.com"
 
@@ -86,42 +85,6 @@ class IssueOverview:
         return FAILURE_SAMPLE if failed > FAILURE_SAMPLE else None
 
 
-@dataclass(frozen=True, slots=True)
-class IssuePreview:
-    title: str
-    html: str
-    text: str
-
-    @property
-    def html_bytes(self) -> int:
-        return len(self.html.encode())
-
-    @property
-    def clipped(self) -> bool:
-        """Gmail would clip it."""
-        return self.html_bytes > GMAIL_CLIP_BYTES
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "title": self.title,
-            "text": self.text,
-            "html_bytes": self.html_bytes,
-            "clip_bytes": GMAIL_CLIP_BYTES,
-            "clipped": self.clipped,
-        }
-
-    def document(self) -> str:
-        """The HTML part as a page of its own, titled after the issue: the email as it is
-        when it is a complete document (the email layout's), its title marked a preview."""
-        if self.html.startswith("<!doctype html>"):
-            return self.html.replace("<title>", "<title>Preview: ", 1)
-        return (
-            '<!doctype html>\n<html><head><meta charset="utf-8">'
-            f"<title>Preview: {html.escape(self.title)}</title></head>\n"
-            f"<body>\n{self.html}</body></html>\n"
-        )
-
-
 @dataclass(frozen=True)
 class IssueViews:
     db: Database
@@ -163,8 +126,8 @@ class IssueViews:
                     conn, issue_id, FAILURE_REASONS, FAILURE_SAMPLE
                 )
         try:
-            body_html, _ = await self._render(issue, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
-            html_bytes: int | None = len(body_html.encode())
+            sample = await self._render(issue, issue.id, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
+            html_bytes: int | None = sample.html_bytes
         except ValidationError:
             html_bytes = None
         next_before = rows[deliveries - 1].id if len(rows) > deliveries else None
@@ -179,35 +142,18 @@ class IssueViews:
             next_before=next_before,
         )
 
-    async def preview_content(self, content: IssueContent) -> IssuePreview:
-        """Unsaved content (the editor's live preview) as the sample subscriber gets it:
-        compiled and rendered off the event loop under the sandbox's time limit; a
-        template that fails is a 400 naming the problem."""
-        unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
-
-        def render() -> tuple[str, str]:
-            compiled = compile_issue(
-                content.title,
-                content.html,
-                content.text,
-                self._branding,
-                preheader=content.preheader,
-            )
-            return render_or_refuse(
-                lambda: compiled.render(
-                    name=SAMPLE_NAME, email=SAMPLE_EMAIL, unsubscribe_url=unsubscribe
-                )
-            )
-
-        body_html, body_text = await off_loop(render)
-        return IssuePreview(content.title, body_html, body_text)
+    async def preview_content(
+        self, content: IssueContent, issue_id: uuid.UUID | None = None
+    ) -> IssuePreview:
+        """Unsaved content (the editor's live preview; ``issue_id`` when it edits a saved
+        issue) as the sample subscriber gets it; a template that fails is a 400 naming the
+        problem."""
+        return await self._render(content, issue_id, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
 
     async def preview(self, issue_id: uuid.UUID, *, name: str, email: str) -> IssuePreview:
-        """The issue as ``name`` would get it (an inert unsubscribe link); a template that
-        fails to render is a 400 naming the problem."""
+        """The issue as ``name`` would get it: the email a test send to ``email`` is."""
         issue = await IssueService(self.db, self.settings).get(issue_id)
-        body_html, body_text = await self._render(issue, name=name, email=email)
-        return IssuePreview(issue.title, body_html, body_text)
+        return await self._render(issue, issue_id, name=name, email=email)
 
     async def subscriber_history(
         self, subscriber_id: uuid.UUID, limit: int = 200
@@ -216,15 +162,25 @@ class IssueViews:
         async with self.db.connection() as conn:
             return await repository.subscriber_history(conn, subscriber_id, limit)
 
-    async def _render(self, issue: Issue, *, name: str, email: str) -> tuple[str, str]:
-        unsubscribe = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
+    async def _render(
+        self, issue: Issue | IssueContent, issue_id: uuid.UUID | None, *, name: str, email: str
+    ) -> IssuePreview:
+        """Compiled and rendered off the event loop under the sandbox's time limit, with
+        the links of a test send (:func:`~herald.issues.proofs.sample_links`)."""
+        unsubscribe, view = sample_links(self.settings, issue_id)
 
         def render() -> tuple[str, str]:
             compiled = compile_issue(
                 issue.title, issue.html, issue.text, self._branding, preheader=issue.preheader
             )
             return render_or_refuse(
-                lambda: compiled.render(name=name, email=email, unsubscribe_url=unsubscribe)
+                lambda: compiled.render(
+                    name=name, email=email, unsubscribe_url=unsubscribe, view_url=view
+                )
             )
 
-        return await off_loop(render)
+        body_html, body_text = await off_loop(render)
+        # The inbox line: the issue's own preheader, else the text body's first words
+        # (the body without the footer every copy ends with).
+        inbox_line = issue.preheader or preheader(body_text.rsplit("\n\n--\n", 1)[0])
+        return IssuePreview(issue.title, body_html, body_text, inbox_line)

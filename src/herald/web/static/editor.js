@@ -1,10 +1,11 @@
-// The issue editor's live preview. While the editor types (debounced), the form is
-// posted to /admin/issues/preview twice: as JSON (the text part, the HTML part's size
-// for Gmail's clipping limit, or the template error) and into a fresh sandboxed frame
-// (the HTML part as its own document, with its own strict policy: the email's HTML is
-// never inserted into this page). A new frame each time keeps the back button's
-// history clean. Without this script the
-// Preview button posts into the frame and Save still saves.
+// The issue editor's live preview. While the editor types or toggles the preview's part,
+// width or colours (debounced), the form is posted to /admin/issues/preview twice: as
+// JSON (the inbox line, the HTML part's size for Gmail's clipping limit, or the template
+// error) and into a fresh sandboxed frame (the chosen part as its own document, with its
+// own strict policy: the email's HTML is never inserted into this page). A new frame each
+// time keeps the back button's history clean. The toggles are radio inputs of the form;
+// the width only sets the frame's (CSS, data-width here too). Without this script the
+// Preview button posts into the frame, the width toggle still works, Save still saves.
 (function () {
   "use strict";
   var form = document.getElementById("issue-editor");
@@ -16,7 +17,10 @@
   var stateText = document.getElementById("preview-state");
   var errorBox = document.getElementById("preview-error");
   var clipBox = document.getElementById("preview-clip");
-  var textBox = document.getElementById("preview-text");
+  var sizeText = document.getElementById("preview-size");
+  var inbox = document.getElementById("preview-inbox");
+  var subject = document.getElementById("preview-subject");
+  var preheader = document.getElementById("preview-preheader");
   var clipBytes = Number(pane.getAttribute("data-clip-bytes"));
   var jsonUrl = pane.getAttribute("data-preview-json");
   var DELAY_MS = 400;
@@ -31,6 +35,11 @@
 
   function showFormat() {
     form.setAttribute("data-format-chosen", chosenFormat());
+  }
+
+  function showWidth() {
+    var checked = pane.querySelector("input[name=width]:checked");
+    pane.setAttribute("data-width", checked ? checked.value : "desktop");
   }
 
   function kb(bytes) {
@@ -92,7 +101,11 @@
         var preview = result.body;
         errorBox.hidden = true;
         pane.classList.remove("is-stale");
-        textBox.textContent = preview.text;
+        subject.textContent = preview.title;
+        preheader.textContent = preview.preheader ? "— " + preview.preheader : "";
+        inbox.hidden = false;
+        sizeText.textContent = "HTML: " + kb(preview.html_bytes) + " (Gmail clips above " +
+          Math.round(clipBytes / 1024) + " KB).";
         if (preview.clipped) {
           clipBox.textContent = "The HTML of this email is " + kb(preview.html_bytes) +
             ": Gmail clips emails above " + Math.round(clipBytes / 1024) +
@@ -101,7 +114,7 @@
         } else {
           clipBox.hidden = true;
         }
-        say("As “Sample Subscriber” gets it · HTML " + kb(preview.html_bytes) + ".");
+        say("As “Sample Subscriber” gets it.");
         loadFrame();
       })
       .catch(function (error) {
@@ -126,6 +139,16 @@
       schedule();
     }
   });
+  // The toggles belong to the form (form="issue-editor") but sit in the pane.
+  pane.addEventListener("change", function (event) {
+    var name = event.target.name;
+    if (name === "width") {
+      showWidth();
+    } else if (name === "part" || name === "scheme") {
+      window.clearTimeout(timer);
+      loadFrame(); // the frame alone: the text, size and inbox line do not change
+    }
+  });
   button.addEventListener("click", function (event) {
     if (!event.isTrusted) {
       return; // our own requestSubmit
@@ -135,6 +158,7 @@
     refresh();
   });
   showFormat();
+  showWidth();
   var bodies = form.querySelectorAll("textarea");
   for (var i = 0; i < bodies.length; i += 1) {
     if (bodies[i].value.trim()) {
