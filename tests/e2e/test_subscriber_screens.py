@@ -190,7 +190,18 @@ async def background_jobs(p: Any, camera: Camera, db: Database) -> None:
         await asyncio.sleep(0.2)
     assert (await state.text_content() or "").strip() == "642,000 of 1,000,000 done"
     assert await p.locator(f'[data-job-id="{job_id}"] progress').get_attribute("value") == "642000"
+    # Events dropped (a burst, a reconnect): after a resync the block shows the job as it is.
+    async with db.connection() as conn:
+        await conn.execute("UPDATE jobs SET done = 700000 WHERE id = $1", job_id)
+    await p.evaluate(
+        "document.dispatchEvent(new CustomEvent('herald:live', {detail: {type: 'resync'}}))"
+    )
+    await p.wait_for_function(
+        'id => (document.querySelector(`[data-job-id="${id}"] [data-job-state]`) || {})'
+        ".textContent?.trim() === '701,500 of 1,000,000 done'",
+        arg=str(job_id),
+    )
     await p.click(f'[data-job-id="{job_id}"] button:has-text("Stop")')
     await p.wait_for_url(re.compile(r".*/admin/subscribers$"))
-    assert "Stopped: 312,000 done before it was stopped." in await p.text_content("main")
+    assert "Stopped: 700,000 done before it was stopped." in await p.text_content("main")
     await camera.shoot(p, "subscribers-job-stopped")
