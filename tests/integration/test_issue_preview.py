@@ -25,7 +25,7 @@ FIELDS = {"title": "Live", "format": "markdown", "markdown": "Hi **{{ subscriber
 
 
 def hidden_preheader(html: str) -> str:
-    hidden = html[html.index('<div style="display:none;') :]
+    hidden = html[html.index("<div style='display:none;") :]
     return hidden[hidden.index(">") + 1 : hidden.index("&zwnj;")]
 
 

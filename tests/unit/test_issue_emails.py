@@ -101,7 +101,7 @@ def test_the_subscriber_is_escaped_everywhere() -> None:
 
 def test_the_preheader_is_the_start_of_the_text() -> None:
     html, text = render_fixture()
-    hidden = html[html.index('<div style="display:none;') :]
+    hidden = html[html.index("<div style='display:none;") :]
     hidden = hidden[hidden.index(">") + 1 : hidden.index("&zwnj;")]
     assert hidden == preheader(text)
     assert hidden.startswith("Issue 42: what happened this week")
@@ -119,7 +119,7 @@ def test_an_issue_s_own_preheader_replaces_the_derived_one_and_is_escaped() -> N
         html, _ = compiled.render(
             name="Ada", email="ada@example.com", unsubscribe_url=UNSUBSCRIBE, view_url=view_url
         )
-        hidden = html[html.index('<div style="display:none;') :]
+        hidden = html[html.index("<div style='display:none;") :]
         hidden = hidden[hidden.index(">") + 1 : hidden.index("&zwnj;")]
         assert hidden == "Five links &lt;worth&gt; your time"
         assert "Hello Ada" in html

@@ -17,7 +17,7 @@ UNSUBSCRIBE = "https://news.herald.test/unsubscribe/one-click?token=preview"
 
 
 def hidden_preheader(html: str) -> str:
-    hidden = html[html.index('<div style="display:none;') :]
+    hidden = html[html.index("<div style='display:none;") :]
     return hidden[hidden.index(">") + 1 : hidden.index("&zwnj;")]
 
 

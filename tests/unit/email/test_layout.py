@@ -4,11 +4,13 @@ every value but the content escaped."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
 from herald.core.config import Settings
 from herald.core.errors import ValidationError
+from herald.email import layout as layout_module
 from herald.email.layout import (
     PREHEADER_FILL,
     Branding,
@@ -37,9 +39,9 @@ def test_the_default_layout_is_a_complete_responsive_document() -> None:
     assert html.startswith("<!doctype html><html")
     assert html.rstrip().endswith("</body></html>")
     assert "<head>" in html
-    assert '<meta name="color-scheme" content="light dark"' in html
-    assert '<meta name="supported-color-schemes" content="light dark"' in html
-    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "<meta name='color-scheme' content='light dark'" in html
+    assert "<meta name='supported-color-schemes' content='light dark'" in html
+    assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in html
     assert "prefers-color-scheme:dark" in html
     assert "max-width:600px" in html
     assert "max-width:479px" in html  # the phone rules
@@ -50,7 +52,7 @@ def test_the_default_layout_is_a_complete_responsive_document() -> None:
 def test_the_preheader_is_the_hidden_div_right_after_body() -> None:
     html = render(preheader="What is new this week")
     after_body = html[html.index("<body") :].split(">", 1)[1]
-    assert after_body.startswith('<div style="display:none;')
+    assert after_body.startswith("<div style='display:none;")
     hidden = after_body[: after_body.index("</div>")]
     assert hidden.endswith("What is new this week" + PREHEADER_FILL)
 
@@ -82,7 +84,7 @@ def test_branding_is_compiled_into_the_layout() -> None:
         )
     ).render(content="", unsubscribe_url="u")
     assert 'src="https://cdn.acme.test/logo.png"' in branded
-    assert 'alt="Acme Weekly"' in branded
+    assert "alt='Acme Weekly'" in branded
     assert "Acme, 1 Main St" in branded
     assert "#aa3300" in branded
     assert "#3451c7" not in branded
@@ -196,3 +198,40 @@ def test_bad_branding_settings_are_refused(newsletter: dict[str, str]) -> None:
 
     with pytest.raises(SettingsError):
         Settings(newsletter=newsletter)
+
+
+class _Attributes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.seen: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.seen.append((tag, attrs))
+
+
+def _attributes(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    parser = _Attributes()
+    parser.feed(html)
+    parser.close()
+    return parser.seen
+
+
+def test_single_quoting_attributes_changes_no_element_or_value() -> None:
+    import mjml
+
+    source = default_source().replace("{{", "[").replace("}}", "]")
+    raw = mjml.mjml2html(source, disable_comments=True, fonts={})
+    requoted = layout_module._DOUBLE_QUOTED.sub(r"\1='\2'", raw)
+    assert requoted.count('"') < raw.count('"') / 5
+    assert _attributes(requoted) == _attributes(raw)
+    hostile = '<a title="it\'s" href="x?a=1&amp;b=2" data-x="">'
+    assert _attributes(layout_module._DOUBLE_QUOTED.sub(r"\1='\2'", hostile)) == _attributes(
+        hostile
+    )
+
+
+def test_a_compiled_layout_double_quotes_only_its_links() -> None:
+    html = render(view_url="https://n.test/v/1")
+    quoted = re.findall(r'(\S+)="[^"]*"', html)
+    assert quoted
+    assert set(quoted) == {"href"}, quoted
