@@ -14,6 +14,7 @@ the test prints, copied to /tmp/herald-screens-preview for a human to look at.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ Hello **{{ subscriber.name }}**, three things worth your time:
 """
 DARK_PAGE = "rgb(17, 19, 24)"  # the layout's dark background (#111318)
 WIDTHS = {"desktop": 1280, "phone": 375}
+ISSUE_URL = re.compile(r".*/admin/issues/[0-9a-f-]{36}$")
 
 
 async def poll(check: Any, what: str, tries: int = 150) -> None:
@@ -175,6 +177,14 @@ async def with_script(page: Any, camera: Camera) -> None:
     await shoot(page, camera, "editor-phone-dark-text")
     await page.check("input[name=part][value=html]")
     await poll(lambda: shown(page, "html", "dark", "Sample Subscriber"), "the HTML part again")
+
+    # Saved: the issue's page shows its preheader and its HTML's size.
+    await page.click("text=Save draft")
+    await page.wait_for_url(ISSUE_URL)
+    preheader = await page.text_content("#issue-preheader") or ""
+    assert "A long read, a quote and the numbers" in preheader
+    assert "KB" in (await page.text_content("#html-size") or "")
+    await shoot(page, camera, "issue-with-preheader")
 
 
 async def without_script(page: Any, password: str) -> None:
