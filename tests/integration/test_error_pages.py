@@ -71,7 +71,12 @@ async def test_an_editor_refused_an_admin_page_stays_in_the_admin(
         page = await editor.get(path, headers=HTML)
         assert page.status_code == 403, path
         assert page.headers["content-type"].startswith("text/html")
-        assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers"]  # no Settings
+        assert nav_links(page.text) == [
+            "Dashboard",
+            "Issues",
+            "Subscribers",
+            "Templates",
+        ]  # no Settings
         assert "Signed in as <strong>ed</strong>" in page.text  # the account menu
         assert ADMINS_ONLY in page.text
         assert "an editor" in page.text
@@ -102,7 +107,7 @@ async def test_not_found_under_admin_is_an_admin_page_with_a_way_back(
 ) -> None:
     page = await admin.get(path, headers=HTML)
     assert page.status_code == 404, page.text
-    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Settings"]
+    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Templates", "Settings"]
     assert "Signed in as <strong>admin</strong>" in page.text
     assert 'name="csrf_token"' in page.text
     assert says in page.text
@@ -115,7 +120,7 @@ async def test_an_editor_sees_the_not_found_page_with_an_editors_navigation(
 ) -> None:
     page = await editor.get("/admin/nonsense", headers=HTML)
     assert page.status_code == 404
-    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers"]
+    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Templates"]
 
 
 async def test_errors_stay_as_they_were_signed_out_elsewhere_and_for_json(
@@ -168,7 +173,13 @@ async def test_an_unexpected_error_under_admin_is_a_500_in_the_admin_frame(
             await log_in(c)
             page = await c.get("/admin/boom", headers=HTML)
             assert page.status_code == 500
-            assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Settings"]
+            assert nav_links(page.text) == [
+                "Dashboard",
+                "Issues",
+                "Subscribers",
+                "Templates",
+                "Settings",
+            ]
             assert "request id" in page.text
             assert "a bug" not in page.text
             assert back_link(page.text) == "/admin/dashboard"

@@ -12,9 +12,11 @@ from starlette.staticfiles import StaticFiles
 
 from herald import __version__
 from herald.admin import (
+    branding,
     dashboard,
     dev_outbox,
     issues,
+    layouts,
     live,
     newsletters,
     profiling,
@@ -33,6 +35,7 @@ from herald.core import live as live_events
 from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.design import routes as design
 from herald.issues import progress
 from herald.issues import routes as issue_pages
 from herald.issues.progress import ProgressHub, dedicated_connection
@@ -57,6 +60,10 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/admin/issues/new", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/issues/{issue_id}/edit", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/issues/preview", ISSUE_FORM_MAX_BYTES),  # the editor's
+    # A layout's MJML (200,000 characters at most) and the logo upload (512 KB and its form).
+    RouteBodyLimit("POST", "/admin/templates/{layout_id}/edit", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/templates/preview", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/settings/branding/logo", branding.LOGO_FORM_MAX_BYTES),
 ]
 
 
@@ -153,6 +160,9 @@ def create_app(
         newsletters,
         issues,
         subscribers,
+        design,  # GET /brand/logo/{sha256}.{ext}: public, the logos emails show
+        branding,  # /admin/settings/branding
+        layouts,  # /admin/templates
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures

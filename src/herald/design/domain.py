@@ -17,11 +17,12 @@ from enum import StrEnum
 
 from herald.core.errors import ValidationError
 from herald.design.logos import LogoRef
-from herald.email.layout import Branding
+from herald.email.layout import MAX_LAYOUT_LENGTH, Branding
 
 MAX_NAME = 100
 MAX_FOOTER = 300
 MAX_LAYOUT_NAME = 100
+MAX_SOURCE_LENGTH = MAX_LAYOUT_LENGTH  # what compile_layout accepts
 BUILTIN_ID = "default"
 BUILTIN_NAME = "Herald default"
 _ACCENT = re.compile(r"#[0-9a-fA-F]{6}")
