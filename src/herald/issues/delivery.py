@@ -4,7 +4,10 @@ Issue rows carry no message: each batch is rendered at send time from the issue
 (compiled once per worker) and the subscriber's *current* row. That is where
 suppression is re-checked: someone who unsubscribed after the issue was queued
 is recorded as ``suppressed`` and not sent. Each email links to the reader's signed web
-copy (:mod:`herald.issues.webcopy`: one HMAC per recipient). After each batch, finished issues
+copy (:mod:`herald.issues.webcopy`: one HMAC per recipient). Issues are compiled into the
+email design in force (:mod:`herald.design.current`: its version checked at most every 2 s,
+before a batch); when it changes, issues compile anew, so a send in progress renders its
+later batches in the new design. After each batch, finished issues
 are marked ``sent`` and a progress notification goes out to web processes.
 
 Rendering runs in a thread (the worker's event loop keeps renewing its lease
@@ -34,6 +37,8 @@ from herald.core.telemetry import get_logger
 from herald.core.waiting import wait_any
 from herald.delivery.domain import ClaimedDelivery, Outcomes, Suppressed
 from herald.delivery.worker import Rendered
+from herald.design.current import design_cache
+from herald.design.domain import Design
 from herald.email.layout import Branding
 from herald.email.message import EmailMessage, PermanentFailure
 from herald.issues import repository
@@ -75,40 +80,54 @@ class IssueDeliveries:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
-        self._branding = Branding.from_settings(settings)
+        self._designs = design_cache(db)  # the admin's design, its version checked every 2 s
+        self._design = Design(0, Branding.from_settings(settings))  # until a batch reads it
         self._compiled: OrderedDict[uuid.UUID, CompiledIssue | _Broken] = OrderedDict()
 
     async def render(self, batch: Sequence[ClaimedDelivery]) -> list[Rendered]:
-        issue_ids = list({d.issue_id for d in batch if d.issue_id} - set(self._compiled))
+        design = await self._designs.design(self._settings)
+        if design.version != self._design.version:  # a new design: issues compile with it
+            self._design, self._compiled = design, OrderedDict()
+        compiled = self._compiled  # this batch's, whatever the next batch finds
+        issue_ids = list({d.issue_id for d in batch if d.issue_id} - set(compiled))
         subscriber_ids = list({d.subscriber_id for d in batch if d.subscriber_id})
         async with self._db.connection() as conn:
             fresh = await repository.issues_for_rendering(conn, issue_ids) if issue_ids else {}
             recipients = await repository.subscribers_for_rendering(conn, subscriber_ids)
-        return await asyncio.to_thread(self._render_batch, batch, fresh, recipients)
+        return await asyncio.to_thread(
+            self._render_batch, batch, fresh, recipients, compiled, self._design
+        )
 
     def _render_batch(
         self,
         batch: Sequence[ClaimedDelivery],
         fresh: dict[uuid.UUID, repository.RenderData],
         recipients: dict[uuid.UUID, Recipient],
+        issues: OrderedDict[uuid.UUID, CompiledIssue | _Broken] | None = None,
+        design: Design | None = None,
     ) -> list[Rendered]:
         """Runs in a thread: compiling and rendering are CPU work."""
+        issues = self._compiled if issues is None else issues
+        design = design or self._design
         for issue_id, data in fresh.items():
             try:
-                self._remember(
-                    issue_id,
-                    compile_issue(
-                        data.title, data.html, data.text, self._branding, preheader=data.preheader
-                    ),
+                compiled_issue: CompiledIssue | _Broken = compile_issue(
+                    data.title,
+                    data.html,
+                    data.text,
+                    design.branding,
+                    preheader=data.preheader,
+                    layout_source=design.layout_source,
                 )
             except ValidationError as exc:
-                self._remember(issue_id, _Broken(exc.message))
+                compiled_issue = _Broken(exc.message)
+            _remember(issues, issue_id, compiled_issue)
         rendered: list[Rendered | None] = [None] * len(batch)
         jobs: list[tuple[int, CompiledIssue, Recipient]] = []
         links = _IssueLinks(self._settings)  # per issue: its readers' web-copy links
         view_links: dict[int, ViewLinks] = {}  # per position
         for position, delivery in enumerate(batch):
-            compiled = self._compiled.get(delivery.issue_id) if delivery.issue_id else None
+            compiled = issues.get(delivery.issue_id) if delivery.issue_id else None
             recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
             if compiled is None:
                 rendered[position] = PermanentFailure("the issue of this delivery no longer exists")
@@ -160,11 +179,6 @@ class IssueDeliveries:
                 rendered[position] = outcome
         return [r if r is not None else PermanentFailure("not rendered") for r in rendered]
 
-    def _remember(self, issue_id: uuid.UUID, compiled: CompiledIssue | _Broken) -> None:
-        self._compiled[issue_id] = compiled
-        while len(self._compiled) > _CACHE_SIZE:
-            self._compiled.popitem(last=False)
-
     async def after_batch(
         self,
         batch: Sequence[ClaimedDelivery],
@@ -178,6 +192,16 @@ class IssueDeliveries:
                 log.info("issue sent", issue_id=str(issue_id))
             for issue_id in issue_ids:
                 await repository.notify_progress(conn, issue_id)
+
+
+def _remember(
+    issues: OrderedDict[uuid.UUID, CompiledIssue | _Broken],
+    issue_id: uuid.UUID,
+    compiled: CompiledIssue | _Broken,
+) -> None:
+    issues[issue_id] = compiled
+    while len(issues) > _CACHE_SIZE:
+        issues.popitem(last=False)
 
 
 async def run_scheduler(
