@@ -22,7 +22,7 @@ from herald.core.db import Database
 from herald.core.errors import ValidationError
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
-from herald.email.layout import Branding
+from herald.design.current import current_design
 from herald.email.message import EmailMessage
 from herald.issues.rendering import (
     CompiledIssue,
@@ -66,6 +66,7 @@ class Proofs:
         issue = await IssueService(self.db, self.settings).get(issue_id)
         base_url = self.settings.public_base_url
         unsubscribe_url, view_url = sample_links(self.settings, issue_id)
+        design = await current_design(self.db, self.settings)
 
         def one(compiled: CompiledIssue, address: str) -> EmailMessage:
             message = issue_email(
@@ -84,8 +85,9 @@ class Proofs:
                 issue.title,
                 issue.html,
                 issue.text,
-                Branding.from_settings(self.settings),
+                design.branding,
                 preheader=issue.preheader,
+                layout_source=design.layout_source,
             )
             return [render_or_refuse(partial(one, compiled, a)) for a in addresses]
 

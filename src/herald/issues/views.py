@@ -16,7 +16,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import ValidationError
 from herald.delivery.domain import DeliveryStatus
-from herald.email.layout import Branding
+from herald.design.current import current_design
 from herald.issues import repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus
 from herald.issues.previews import IssuePreview
@@ -89,10 +89,6 @@ class IssueOverview:
 class IssueViews:
     db: Database
     settings: Settings
-
-    @property
-    def _branding(self) -> Branding:
-        return Branding.from_settings(self.settings)
 
     async def issue_list(
         self, limit: int = 50, before: tuple[datetime, uuid.UUID] | None = None
@@ -168,10 +164,16 @@ class IssueViews:
         """Compiled and rendered off the event loop under the sandbox's time limit, with
         the links of a test send (:func:`~herald.issues.proofs.sample_links`)."""
         unsubscribe, view = sample_links(self.settings, issue_id)
+        design = await current_design(self.db, self.settings)
 
         def render() -> tuple[str, str]:
             compiled = compile_issue(
-                issue.title, issue.html, issue.text, self._branding, preheader=issue.preheader
+                issue.title,
+                issue.html,
+                issue.text,
+                design.branding,
+                preheader=issue.preheader,
+                layout_source=design.layout_source,
             )
             return render_or_refuse(
                 lambda: compiled.render(
