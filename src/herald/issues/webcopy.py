@@ -25,7 +25,8 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.core.signing import keyed, mac, purpose_key
-from herald.email.layout import Branding
+from herald.design.current import current_design
+from herald.design.domain import Design
 from herald.issues import repository
 from herald.issues.rendering import CompiledIssue, compile_issue, off_loop, render_or_refuse
 from herald.subscriptions.unsubscribe import unsubscribe_url
@@ -87,19 +88,27 @@ def with_robots_meta(html: str) -> str:
     return html[:at] + ROBOTS_META + html[at:]
 
 
-_compiled: OrderedDict[tuple[uuid.UUID, Branding], CompiledIssue] = OrderedDict()
+_compiled: OrderedDict[tuple[uuid.UUID, Design], CompiledIssue] = OrderedDict()
 _compiled_lock = threading.Lock()
 
 
-def _compile(data: repository.RenderData, branding: Branding) -> CompiledIssue:
-    """An issue that went out no longer changes: compiled once per process (a few kept)."""
-    key = (data.id, branding)
+def _compile(data: repository.RenderData, design: Design) -> CompiledIssue:
+    """An issue that went out no longer changes: compiled once per process and design (a
+    few kept). The copy is in the design in force now, as the emails still to send are."""
+    key = (data.id, design)
     with _compiled_lock:
         compiled = _compiled.get(key)
         if compiled is not None:
             _compiled.move_to_end(key)
             return compiled
-    compiled = compile_issue(data.title, data.html, data.text, branding, preheader=data.preheader)
+    compiled = compile_issue(
+        data.title,
+        data.html,
+        data.text,
+        design.branding,
+        preheader=data.preheader,
+        layout_source=design.layout_source,
+    )
     with _compiled_lock:
         _compiled[key] = compiled
         while len(_compiled) > _CACHE_SIZE:
@@ -122,10 +131,10 @@ class WebCopies:
             data = await repository.web_copy(conn, issue_id, subscriber_id)
         if data is None:
             raise NotFound(NOT_FOUND)
-        settings, branding = self.settings, Branding.from_settings(self.settings)
+        settings, design = self.settings, await current_design(self.db, self.settings)
 
         def render() -> str:
-            compiled = _compile(data.issue, branding)
+            compiled = _compile(data.issue, design)
             html, _ = compiled.render(
                 name=data.name,
                 email=data.email,
