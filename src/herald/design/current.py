@@ -15,7 +15,7 @@ import time
 from weakref import WeakKeyDictionary
 
 from herald.core.config import Settings
-from herald.core.db import Database
+from herald.core.db import Connection, Database
 from herald.design import repository
 from herald.design.domain import Design, DesignRow, design_of
 from herald.email.layout import Branding
@@ -71,3 +71,10 @@ def design_cache(db: Database) -> DesignCache:
 
 async def current_design(db: Database, settings: Settings) -> Design:
     return await design_cache(db).design(settings)
+
+
+async def design_in(conn: Connection, settings: Settings) -> Design:
+    """The design as ``conn`` sees it: one query, for a job step that holds a connection but
+    no :class:`Database` (it reads the design once per step)."""
+    row = await repository.design(conn)
+    return design_of(row, Branding.from_settings(settings), settings.public_base_url)

@@ -21,7 +21,7 @@ from herald.core.db import Connection
 from herald.core.errors import ValidationError
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
-from herald.email.layout import Branding
+from herald.design.current import design_in
 from herald.jobs.domain import Job, Step
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
@@ -124,6 +124,9 @@ async def _resend(conn: Connection, settings: Settings, ids: list[uuid.UUID]) ->
     pending = await repository.lock_resendable(
         conn, ids, window_seconds=DAY_SECONDS, per_window=limits.max_confirmations_per_day
     )
+    if not pending:
+        return 0
+    design = await design_in(conn, settings)  # the branding and layout, once per step
     for subscriber in pending:
         token = new_confirmation_token()
         new = NewSubscriber(SubscriberEmail(subscriber.email), SubscriberName(subscriber.name))
@@ -133,7 +136,8 @@ async def _resend(conn: Connection, settings: Settings, ids: list[uuid.UUID]) ->
             base_url=settings.public_base_url,
             sender=settings.sender,
             ttl_hours=limits.token_ttl_hours,
-            branding=Branding.from_settings(settings),
+            branding=design.branding,
+            layout_source=design.layout_source,
         )
         await repository.insert_token(conn, hash_token(token), subscriber.id, ttl_seconds)
         await deliveries.enqueue(

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from herald.core.templating import environment, render
 from herald.email.inline import inline_template
-from herald.email.layout import Branding, default_layout
+from herald.email.layout import Branding, compile_layout, default_layout
 from herald.email.message import EmailMessage
 from herald.subscriptions.domain import NewSubscriber
 
@@ -44,7 +44,9 @@ def confirmation_email(
     sender: str,
     ttl_hours: float,
     branding: Branding | None = None,
+    layout_source: str | None = None,
 ) -> EmailMessage:
+    """The email in ``layout_source`` (MJML; the built-in layout by default)."""
     branding = branding or Branding()
     link = confirmation_link(base_url, token)
     context = {
@@ -53,7 +55,11 @@ def confirmation_email(
         "valid_days": _validity(ttl_hours),
         "newsletter": branding.name,
     }
-    layout = default_layout(branding)
+    layout = (
+        default_layout(branding)
+        if layout_source is None
+        else compile_layout(layout_source, branding)
+    )
     html = layout.render(
         content=_html_template(layout.content_css).render(**context),
         preheader=f"Confirm your subscription to {branding.name}.",

@@ -20,7 +20,8 @@ from herald.core.errors import NotFound, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
-from herald.email.layout import Branding
+from herald.design.current import current_design
+from herald.design.domain import Design
 from herald.email.message import EmailMessage
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
@@ -60,7 +61,8 @@ class SubscriptionService:
         # holds a pooled connection only for its statements: for a new address (the
         # common case) BEGIN, one insert of row + token, the outbox row, COMMIT.
         token = new_confirmation_token()
-        message = self._confirmation(new, token)
+        design = await current_design(self.db, self.settings)  # cached: no query per sign-up
+        message = self._confirmation(new, token, design)
         ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
         async with self.db.transaction() as conn:
             inserted = await repository.insert_pending_with_token(
@@ -95,14 +97,15 @@ class SubscriptionService:
             await self._enqueue(conn, existing.id, message)
             return SubscribeOutcome.CONFIRMATION_SENT
 
-    def _confirmation(self, new: NewSubscriber, token: str) -> EmailMessage:
+    def _confirmation(self, new: NewSubscriber, token: str, design: Design) -> EmailMessage:
         return confirmation_email(
             new,
             token=token,
             base_url=self.settings.public_base_url,
             sender=self.settings.sender,
             ttl_hours=self.settings.subscriptions.token_ttl_hours,
-            branding=Branding.from_settings(self.settings),
+            branding=design.branding,
+            layout_source=design.layout_source,
         )
 
     async def _enqueue(
