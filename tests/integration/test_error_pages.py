@@ -137,7 +137,7 @@ async def test_errors_stay_as_they_were_signed_out_elsewhere_and_for_json(
     assert as_json.json() == {"error": "not_found", "message": "Not Found"}
     assert (await admin.get("/admin/nonsense")).text == "Not Found\n"
     api = await admin.get("/api/v1/nonsense", headers=HTML)
-    assert api.headers["content-type"].startswith("application/json")
+    assert api.headers["content-type"].startswith("application/problem+json")
     # Signed out: the public page for an unknown path, the sign-in page for a known one.
     token = CSRF.search((await admin.get("/admin/dashboard")).text)
     assert token

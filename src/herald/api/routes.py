@@ -1,4 +1,9 @@
-"""The JSON API under /api/v1: authentication, identity and API keys so far."""
+"""The JSON API under /api/v1: authentication, identity and API keys.
+
+The other resources have modules of their own (``subscribers`` …); every router of the
+API uses :class:`~herald.api.idempotency.ApiRoute` and declares each operation's access
+with :func:`~herald.api.access.operation`.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,19 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from herald.api.access import Access, operation
+from herald.api.idempotency import ApiRoute
 from herald.auth.domain import Scope
 from herald.auth.service import BEARER, AuthenticationFailed
-from herald.auth.web import KeyManager, Reader, Writer, auth_service
+from herald.auth.web import Reader, Writer, auth_service
 from herald.core.errors import Forbidden, Unauthorized, ValidationError
 from herald.web.client import client_ip
 from herald.web.forms import read_form
-from herald.web.json_body import StrictJSONRoute
 from herald.web.state import State
 
+PREFIX = "/api/v1"
 # Every JSON body goes through Herald's strict reader (400 naming the problem).
-router = APIRouter(prefix="/api/v1", tags=["api"], route_class=StrictJSONRoute)
+router = APIRouter(prefix=PREFIX, tags=["auth"], route_class=ApiRoute)
 
 
 # The handler reads the form itself; this tells /docs what to send.
@@ -44,7 +51,17 @@ TOKEN_FORM = {
 }
 
 
-@router.post("/auth/token", openapi_extra=TOKEN_FORM)
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+@router.post(
+    "/auth/token",
+    response_model=AccessToken,
+    **operation(Access.PUBLIC, errors=(400, 401, 415, 429), openapi_extra=TOKEN_FORM),
+)
 async def token(request: Request, state: State) -> Response:
     """OAuth2 password grant: form fields ``username``, ``password`` (``grant_type=password``)."""
     form = await read_form(request)
@@ -68,7 +85,14 @@ async def token(request: Request, state: State) -> Response:
     )
 
 
-@router.get("/me")
+class Me(BaseModel):
+    id: uuid.UUID
+    username: str
+    scope: Scope
+    via: str = Field(description="`api_key` or `jwt`.")
+
+
+@router.get("/me", response_model=Me, **operation(Access.READ))
 async def me(who: Reader) -> dict[str, Any]:
     return {"id": str(who.user_id), "username": who.username, "scope": who.scope, "via": who.via}
 
@@ -90,13 +114,38 @@ def _key_json(key: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/api-keys", dependencies=[KeyManager])
+class ApiKey(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scope: Scope
+    created_at: str
+    last_used_at: str | None
+    revoked: bool
+
+
+class ApiKeys(BaseModel):
+    api_keys: list[ApiKey]
+
+
+class CreatedApiKey(BaseModel):
+    id: uuid.UUID
+    key: str = Field(description="The key itself, shown this once.")
+    scope: Scope
+
+
+@router.get("/api-keys", response_model=ApiKeys, **operation(Access.ADMIN))
 async def list_api_keys(who: Reader, state: State) -> dict[str, Any]:
     keys = await auth_service(state).list_api_keys(who.user_id)
     return {"api_keys": [_key_json(k) for k in keys]}
 
 
-@router.post("/api-keys", status_code=201, dependencies=[KeyManager])
+@router.post(
+    "/api-keys",
+    status_code=201,
+    response_model=CreatedApiKey,
+    **operation(Access.ADMIN_WRITE, errors=(400, 415)),
+)
 async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str, Any]:
     if who.via == "api_key":
         # Otherwise a leaked key could mint permanent successors and outlive its revocation.
@@ -107,7 +156,9 @@ async def create_api_key(body: NewApiKey, who: Writer, state: State) -> dict[str
     return {"id": str(key_id), "key": key, "scope": body.scope}
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, dependencies=[KeyManager])
+@router.delete(
+    "/api-keys/{key_id}", status_code=204, **operation(Access.ADMIN_WRITE, errors=(400, 404))
+)
 async def revoke_api_key(key_id: uuid.UUID, who: Writer, state: State) -> Response:
     await auth_service(state).revoke_api_key(key_id, who.user_id)
     return Response(status_code=204)

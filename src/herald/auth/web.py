@@ -70,6 +70,17 @@ def user_admin(state: AppState) -> UserAdmin:
 
 
 async def principal(request: Request, state: State) -> Principal:
+    """Who the bearer credential names (401 otherwise); resolved once per request and kept
+    on ``request.state.principal`` (the API's idempotency check asks before the route)."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    who = await _resolve_bearer(request, state)
+    request.state.principal = who
+    return who
+
+
+async def _resolve_bearer(request: Request, state: AppState) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -94,6 +105,11 @@ async def key_manager(who: Annotated[Principal, Depends(principal)]) -> Principa
     if not who.is_admin:
         raise Forbidden(ADMINS_ONLY)
     return who
+
+
+async def admin_writer(who: Annotated[Principal, Depends(key_manager)]) -> Principal:
+    """An admin's key or token with the write scope: changes to users and keys."""
+    return await writer(who)
 
 
 Reader = Annotated[Principal, Depends(principal)]

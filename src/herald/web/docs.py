@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from herald.core.templating import render
+from herald.web.errors import PROBLEM_MEDIA_TYPE
 
 API_PREFIX = "/api/v1/"
 OPENAPI_URL = "/openapi.json"
@@ -62,8 +63,11 @@ def api_only(schema: dict[str, Any]) -> dict[str, Any]:
     }
     for path, item in result["paths"].items():
         for method, operation in item.items():
-            if method in _HTTP_METHODS and (path, method) not in PUBLIC_OPERATIONS:
+            if method not in _HTTP_METHODS:
+                continue
+            if (path, method) not in PUBLIC_OPERATIONS:
                 operation.setdefault("security", [{"bearer": []}])
+            _problem_responses(operation.get("responses", {}))
     components = result.setdefault("components", {})
     used = _referenced_schemas(result["paths"], components.get("schemas", {}))
     if "schemas" in components:
@@ -72,6 +76,24 @@ def api_only(schema: dict[str, Any]) -> dict[str, Any]:
         }
     components.setdefault("securitySchemes", {})["bearer"] = BEARER_SCHEME
     return result
+
+
+def _problem_responses(responses: dict[str, Any]) -> None:
+    """Error responses are problem documents (web/errors.py): their JSON is filed under
+    ``application/problem+json``. FastAPI's own 422 for a request that fails validation
+    is dropped: Herald answers those with a 400 problem."""
+    for status, response in list(responses.items()):
+        content = response.get("content", {})
+        if (
+            content.get("application/json", {})
+            .get("schema", {})
+            .get("$ref", "")
+            .endswith("/HTTPValidationError")
+        ):
+            del responses[status]
+            continue
+        if status[:1] in {"4", "5"} and "application/json" in content:
+            content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
 
 
 def _referenced_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> set[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -81,6 +82,9 @@ _TITLES = {
 
 
 ADMIN_PREFIX = "/admin"
+# Under here every error is an RFC 9457 problem document (application/problem+json).
+PROBLEM_PREFIX = "/api/v1/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Said instead of a message that only repeats the title (Starlette's "Not Found" for an
 # unknown path), on the signed-in error page.
@@ -170,6 +174,39 @@ def _signed_in_page(
         return None
 
 
+def is_problem_path(path: str) -> bool:
+    return path.startswith(PROBLEM_PREFIX) or path == PROBLEM_PREFIX.rstrip("/")
+
+
+def problem(
+    request: Request, status: int, code: str, message: str, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """An RFC 9457 problem document. ``type`` is ``about:blank`` (the status says what
+    kind of problem it is, ``title`` is its phrase); the extension members ``error`` (a
+    stable code to branch on) and ``message`` (= ``detail``) are what Herald's JSON errors
+    always carried, so clients of either shape keep working; ``errors`` lists the fields
+    at fault (``[{"field", "detail"}]``) where there are any."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = _TITLES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": message,
+        "instance": request.url.path,
+        "error": code,
+        "message": message,
+    }
+    extra = dict(extra or {})
+    field = extra.get("field")
+    if isinstance(field, str) and "errors" not in extra:
+        extra["errors"] = [{"field": field, "detail": message}]
+    body.update(extra)
+    return body
+
+
 def error_response(
     request: Request,
     status: int,
@@ -179,6 +216,13 @@ def error_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
+    if is_problem_path(request.url.path):
+        return JSONResponse(
+            problem(request, status, code, message, extra),
+            status_code=status,
+            headers=headers,
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
     fmt = preferred_format(request)
     if fmt is Format.JSON:
         body: dict[str, Any] = {"error": code, "message": message, **(extra or {})}
@@ -261,13 +305,22 @@ async def handle_herald_error(request: Request, exc: Exception) -> Response:
 async def handle_request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = []
+    fields: list[dict[str, str]] = []
     for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part not in {"body", "query"}]
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in {"body", "query", "path", "header"}
+        ]
         field = ".".join(location) or "request"
         kind = error.get("type", "")
-        problems.append(f"{field} is missing" if kind == "missing" else f"{field}: {error['msg']}")
+        said = "is missing" if kind == "missing" else str(error.get("msg", "is not valid"))
+        problems.append(f"{field} is missing" if kind == "missing" else f"{field}: {said}")
+        fields.append({"field": field, "detail": said})
     await find_session(request)
-    return error_response(request, 400, "invalid_request", "; ".join(problems) or "invalid request")
+    extra = {"errors": fields} if is_problem_path(request.url.path) else None
+    message = "; ".join(problems) or "invalid request"
+    return error_response(request, 400, "invalid_request", message, extra=extra)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -276,6 +329,19 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     code = _TITLES.get(exc.status_code, "error").lower().replace(" ", "_")
     await find_session(request)
     return error_response(request, exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+
+async def handled_response(request: Request, exc: Exception) -> Response | None:
+    """The response the app's exception handlers give ``exc``, or None for an exception
+    they do not handle (a bug: the request middleware's 500). For code that must see the
+    answer before it leaves the route (the API's idempotency store)."""
+    if isinstance(exc, errors.HeraldError):
+        return await handle_herald_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return await handle_request_validation(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        return await handle_http_exception(request, exc)
+    return None
 
 
 def install(app: FastAPI) -> None:

@@ -154,9 +154,15 @@ class StrictJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict_handler(request: Request) -> Response:
-            strict = StrictJSONRequest(request.scope, request.receive)
-            if is_json(strict) and request.method in {"POST", "PUT", "PATCH", "DELETE"}:
-                await strict.json()
-            return await handler(strict)
+            return await handler(await strict_request(request))
 
         return strict_handler
+
+
+async def strict_request(request: Request) -> StrictJSONRequest:
+    """``request`` as a :class:`StrictJSONRequest`, its JSON body (if any) already parsed:
+    a body that is not strict JSON is a ``ValidationError`` here."""
+    strict = StrictJSONRequest(request.scope, request.receive)
+    if is_json(strict) and request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+        await strict.json()
+    return strict

@@ -1,0 +1,184 @@
+"""``Idempotency-Key`` on the JSON API's POSTs (the IETF httpapi draft's semantics).
+
+:class:`ApiRoute` is the route class of every ``/api/v1`` router. For a POST whose route
+is declared idempotent (``access.operation(..., idempotent=True)``) and that carries the
+header, before the handler runs:
+
+1. the caller is authenticated (keys belong to a user: two users may use the same key);
+2. the key is claimed in ``idempotency_keys`` (as ``api:<key>``) with the request's
+   fingerprint (method, path, query, and the body: JSON compared as parsed, so spacing
+   and key order do not matter), in a statement of its own that commits at once;
+3. a key already claimed answers at once: the stored response again (with
+   ``Idempotent-Replayed: true``) for the same fingerprint, **422** for another one,
+   **409** while the first request has not answered yet.
+
+The handler's answer is stored with the key, errors included — except the ones worth
+retrying with the same key (5xx, 401, 403, 408, 429, an unexpected exception), whose
+claim is released. Keys expire with the admin forms' after 24 hours (housekeeping). A
+claim whose request died before answering is taken over after
+:data:`ABANDONED_SECONDS`: the work it did, if it committed, is then done again — the
+price of keeping the store out of each service's transaction.
+
+Routes not declared idempotent refuse the header (400) rather than ignore it: the token
+and API-key endpoints answer with secrets Herald does not store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import regex
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from herald.api.access import is_idempotent
+from herald.auth.web import principal
+from herald.core import sql
+from herald.core.errors import Conflict, UnprocessableRequest, ValidationError
+from herald.core.telemetry import get_logger
+from herald.web.errors import handled_response
+from herald.web.json_body import StrictJSONRequest, is_json, strict_request
+from herald.web.state import AppState
+
+Q = sql.load("herald.api")
+log = get_logger("herald.api")
+
+HEADER = "idempotency-key"
+NAMESPACE = "api:"
+KEY_LIFETIME_SECONDS = 24 * 3600.0  # as the admin forms' (housekeeping deletes both)
+ABANDONED_SECONDS = 300.0
+# Printable ASCII but '"' (the draft's key is a Structured Fields string; quotes allowed).
+_KEY_SHAPE = regex.compile(r"[\x21\x23-\x7e]{1,255}")
+_STORED_HEADERS = {"content-type", "location"}
+_RETRYABLE = {401, 403, 408, 425, 429}
+
+
+def parse_key(raw: str) -> str:
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not _KEY_SHAPE.fullmatch(key):
+        raise ValidationError(
+            "Idempotency-Key must be 1-255 printable ASCII characters (a UUID will do)",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+async def fingerprint(request: StrictJSONRequest) -> bytes:
+    digest = hashlib.sha256()
+    query = sorted(request.query_params.multi_items())
+    digest.update(json.dumps([request.method, request.url.path, query]).encode())
+    if is_json(request) and await request.body():
+        canonical = json.dumps(await request.json(), sort_keys=True, separators=(",", ":"))
+        digest.update(b"json:" + canonical.encode())
+    else:
+        digest.update(b"raw:" + await request.body())
+    return digest.digest()
+
+
+def _replay(row: Any) -> Response:
+    response = Response(bytes(row["response_body"] or b""), status_code=row["response_status"])
+    for name, value in json.loads(row["response_headers"] or "[]"):
+        response.raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+async def _claim(state: AppState, user_id: uuid.UUID, key: str, print_: bytes) -> Response | None:
+    """None: this request owns the key. Otherwise the stored response to answer with."""
+    async with state.db.connection() as conn:
+        if await conn.fetchval(
+            Q["claim_api_key"], user_id, key, print_, KEY_LIFETIME_SECONDS, ABANDONED_SECONDS
+        ):
+            return None
+        row = await conn.fetchrow(Q["api_saved_response"], user_id, key)
+    if row is None:  # expired and deleted in between: the client may simply retry
+        raise Conflict("this Idempotency-Key is being released; retry the request")
+    if bytes(row["request_hash"]) != print_:
+        raise UnprocessableRequest(
+            "this Idempotency-Key was already used for a different request: use a new key"
+        )
+    if row["response_status"] is None:
+        raise Conflict("a request with this Idempotency-Key is still being processed")
+    return _replay(row)
+
+
+async def _finish(
+    state: AppState, user_id: uuid.UUID, key: str, print_: bytes, response: Response | None
+) -> None:
+    async with state.db.connection() as conn:
+        keep = (
+            response is not None
+            and hasattr(response, "body")
+            and response.status_code < 500
+            and response.status_code not in _RETRYABLE
+        )
+        if not keep or response is None:
+            await conn.execute(Q["release_api_key"], user_id, key, print_)
+            return
+        headers = [
+            [name.decode("latin-1"), value.decode("latin-1")]
+            for name, value in response.raw_headers
+            if name.decode("latin-1").lower() in _STORED_HEADERS
+        ]
+        await conn.execute(
+            Q["save_api_response"],
+            user_id,
+            key,
+            response.status_code,
+            json.dumps(headers),
+            bytes(response.body),
+            print_,
+        )
+
+
+async def _idempotently(
+    request: StrictJSONRequest,
+    raw_key: str,
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Response:
+    key = NAMESPACE + parse_key(raw_key)
+    state: AppState = request.app.state.herald
+    who = await principal(request, state)
+    print_ = await fingerprint(request)
+    earlier = await _claim(state, who.user_id, key, print_)
+    if earlier is not None:
+        return earlier
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        answer = await handled_response(request, exc)
+        await _finish(state, who.user_id, key, print_, answer)
+        if answer is None:
+            raise
+        return answer
+    await _finish(state, who.user_id, key, print_, response)
+    return response
+
+
+class ApiRoute(APIRoute):
+    """The route class of the JSON API: bodies through the strict JSON reader
+    (``web/json_body.py``), and ``Idempotency-Key`` on the POSTs declared idempotent."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        idempotent = "POST" in (self.methods or set()) and is_idempotent(self.openapi_extra)
+
+        async def api_handler(request: Request) -> Response:
+            strict = await strict_request(request)
+            raw_key = strict.headers.get(HEADER)
+            if raw_key is None or request.method != "POST":
+                return await handler(strict)
+            if not idempotent:
+                raise ValidationError(
+                    "this operation does not take an Idempotency-Key", field="Idempotency-Key"
+                )
+            return await _idempotently(strict, raw_key, handler)
+
+        return api_handler
