@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from itertools import takewhile
 
 from herald.core import live
 from herald.core.config import Settings
@@ -21,13 +22,14 @@ from herald.jobs.domain import Job
 from herald.jobs.runner import run_now
 from herald.subscriptions import bulk, repository
 from herald.subscriptions.bulk import Action, ActionResult
-from herald.subscriptions.domain import SubscriptionStatus
+from herald.subscriptions.domain import SubscriberName, SubscriptionStatus
 from herald.subscriptions.listing import (
     Cursor,
     ListFilter,
     Sort,
     Timeline,
     TimelineEvent,
+    Window,
     merge_timeline,
 )
 
@@ -86,6 +88,41 @@ class SubscriberDirectory:
             newer = _cursor(rows[0]) if cursor is not None and rows else None
             older = _cursor(rows[-1]) if more else None
         return SubscriberList(where, rows, counts, newer, older)
+
+    async def find(
+        self, where: ListFilter, *, after: Cursor | None, limit: int, window: Window | None = None
+    ) -> tuple[list[repository.SubscriptionView], bool]:
+        """Up to ``limit`` subscribers matching ``where`` after ``after`` (or from the
+        start) in its order, signed up within ``window``; and whether more follow (the
+        JSON API's list: any page size, no counts)."""
+        window = window or Window()
+        start = window.start(after or Cursor.start(where.sort), where.sort)
+        async with self.db.transaction() as conn:
+            rows = await repository.list_page(conn, where, start, limit + 1)
+        kept = list(takewhile(lambda row: window.admits(row.created_at), rows))
+        return kept[:limit], len(kept) > limit
+
+    async def rename(
+        self, subscriber_id: uuid.UUID, name: SubscriberName
+    ) -> repository.SubscriptionView:
+        async with self.db.connection() as conn:
+            found = await repository.rename(conn, subscriber_id, name.value)
+        if found is None:
+            raise NotFound("no such subscriber")
+        return found
+
+    async def unsubscribe(self, subscriber_id: uuid.UUID) -> repository.SubscriptionView:
+        """Unsubscribe one subscriber (idempotent), as the admin's action does; the
+        subscriber as they now are."""
+        await self.act(Action.UNSUBSCRIBE, [subscriber_id])
+        return await self.subscriber(subscriber_id)
+
+    async def erase(self, subscriber_id: uuid.UUID) -> None:
+        """Delete one subscriber, as the admin's action does (their queued emails are
+        suppressed; the delivery history keeps no link to them)."""
+        result = await self.act(Action.DELETE, [subscriber_id])
+        if not result.done:
+            raise NotFound("no such subscriber")
 
     async def counts(self) -> dict[SubscriptionStatus, int]:
         async with self.db.connection() as conn:

@@ -34,6 +34,10 @@ class Sort(StrEnum):
 class Match(StrEnum):
     CONTAINS = "contains"
     PREFIX = "prefix"
+    # Contains at any length (the JSON API's ``search``): a text under three characters
+    # is looked for in the list's rows instead of the trigram index (slower, but what the
+    # API promises: the subscribers whose email or name contains it).
+    SUBSTRING = "substring"
 
 
 class Tab(StrEnum):
@@ -86,7 +90,11 @@ class ListFilter:
     @property
     def contains(self) -> str | None:
         """The substring to look for, or None."""
-        if self.query and self.match is Match.CONTAINS and len(self.query) >= MIN_CONTAINS_LENGTH:
+        if not self.query:
+            return None
+        if self.match is Match.SUBSTRING:
+            return self.query
+        if self.match is Match.CONTAINS and len(self.query) >= MIN_CONTAINS_LENGTH:
             return self.query
         return None
 
@@ -151,6 +159,51 @@ class Cursor:
 
     def __str__(self) -> str:
         return f"{self.created_at.isoformat()}~{self.id}"
+
+
+_UUID_MIN = uuid.UUID(int=0)
+_UUID_MAX = uuid.UUID(int=(1 << 128) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Sign-up times strictly after ``after`` and strictly before ``before`` (None: open).
+
+    Applied to a keyset walk without a statement of its own: the start cursor is moved to
+    the window's near edge, and the rows are cut at its far edge (they come in order, so
+    the first row past it ends the list)."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("after", "before"):
+            when = getattr(self, name)
+            if when is not None and when.tzinfo is None:
+                raise ValidationError(
+                    f"created_{name} needs a time zone (2026-01-31T12:00:00Z)",
+                    field=f"created_{name}",
+                )
+
+    def start(self, cursor: Cursor, sort: Sort) -> Cursor:
+        """``cursor``, or the window's near edge if that comes later in ``sort``."""
+        if sort is Sort.NEWEST and self.before is not None:
+            edge = Cursor(self.before, _UUID_MIN)  # rows strictly before it
+            return min(cursor, edge, key=_order_key)
+        if sort is Sort.OLDEST and self.after is not None:
+            edge = Cursor(self.after, _UUID_MAX)  # rows strictly after it
+            return max(cursor, edge, key=_order_key)
+        return cursor
+
+    def admits(self, created_at: datetime) -> bool:
+        return (self.after is None or created_at > self.after) and (
+            self.before is None or created_at < self.before
+        )
+
+
+def _order_key(cursor: Cursor) -> tuple[datetime, int]:
+    ident = cursor.id.int if isinstance(cursor.id, uuid.UUID) else cursor.id
+    return cursor.created_at, ident
 
 
 @dataclass(frozen=True, slots=True)

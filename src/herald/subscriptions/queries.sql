@@ -75,6 +75,12 @@ SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
 WHERE id = $1::uuid
 
+-- name: rename
+UPDATE subscriptions
+SET name = $2::text, updated_at = now()
+WHERE id = $1::uuid
+RETURNING id, email, name, status, created_at, confirmed_at
+
 -- name: custom_plans
 -- The list statements below hold optional filters ("$n IS NULL OR …"): with the values
 -- planned in (not a generic plan), the planner drops the absent ones and picks the

@@ -125,6 +125,11 @@ async def get_by_id(conn: Connection, subscriber_id: uuid.UUID) -> SubscriptionV
     return _view(row) if row is not None else None
 
 
+async def rename(conn: Connection, subscriber_id: uuid.UUID, name: str) -> SubscriptionView | None:
+    row = await conn.fetchrow(Q["rename"], subscriber_id, name)
+    return _view(row) if row is not None else None
+
+
 async def list_page(
     conn: Connection, where: ListFilter, after: Cursor, limit: int, *, forward: bool = True
 ) -> list[SubscriptionView]:

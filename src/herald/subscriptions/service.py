@@ -16,7 +16,7 @@ from enum import StrEnum
 from herald.core import live
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
-from herald.core.errors import NotFound, Unauthorized, ValidationError
+from herald.core.errors import Conflict, NotFound, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
@@ -96,6 +96,27 @@ class SubscriptionService:
             await repository.insert_token(conn, hash_token(token), existing.id, ttl_seconds)
             await self._enqueue(conn, existing.id, message)
             return SubscribeOutcome.CONFIRMATION_SENT
+
+    async def add(self, new: NewSubscriber) -> repository.SubscriptionView:
+        """A new address, pending, with its confirmation email (double opt-in): the
+        JSON API's create. An address already known, in any status, is a ``Conflict``
+        (``subscribe`` would send it another confirmation instead)."""
+        token = new_confirmation_token()
+        design = await current_design(self.db, self.settings)  # cached: no query per sign-up
+        message = self._confirmation(new, token, design)
+        ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
+        async with self.db.transaction() as conn:
+            inserted = await repository.insert_pending_with_token(
+                conn, new, hash_token(token), ttl_seconds
+            )
+            if inserted is None:
+                raise Conflict("a subscriber with this email address already exists")
+            await self._enqueue(conn, inserted, message)
+            await live.notify(conn, live.event("subscriber.created", subscriber_id=inserted))
+            view = await repository.get_by_id(conn, inserted)
+        assert view is not None  # inserted in this transaction
+        log.info("subscription created", subscriber_id=str(inserted), via="api")
+        return view
 
     def _confirmation(self, new: NewSubscriber, token: str, design: Design) -> EmailMessage:
         return confirmation_email(

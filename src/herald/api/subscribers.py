@@ -1,0 +1,165 @@
+"""``/api/v1/subscribers``: list (keyset pages, filters, search), get, create (double
+opt-in), rename, unsubscribe. Each handler: parse → one service call → response; the
+services are the admin's (``subscriptions.directory``) and the public sign-up's
+(``subscriptions.service``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from herald.api import pagination
+from herald.api.access import Access, operation
+from herald.api.idempotency import ApiRoute
+from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page
+from herald.subscriptions.directory import SubscriberDirectory
+from herald.subscriptions.domain import (
+    MAX_NAME_CODE_POINTS,
+    NewSubscriber,
+    SubscriberName,
+    SubscriptionStatus,
+)
+from herald.subscriptions.listing import (
+    MAX_QUERY_LENGTH,
+    Cursor,
+    ListFilter,
+    Match,
+    Sort,
+    Tab,
+    Window,
+)
+from herald.subscriptions.repository import SubscriptionView
+from herald.subscriptions.service import SubscriptionService
+from herald.web.state import AppState, State
+
+KIND = "subscribers"
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], route_class=ApiRoute)
+
+NO_NUL = r"^[^\x00]*$"
+
+
+class Subscriber(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    status: SubscriptionStatus
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+class NewSubscriberBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320, description="Normalised and checked like the form's.")
+    name: str = Field(max_length=4 * MAX_NAME_CODE_POINTS)
+
+
+class SubscriberChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=4 * MAX_NAME_CODE_POINTS)
+
+
+def subscriber_json(view: SubscriptionView) -> Subscriber:
+    return Subscriber(
+        id=view.id,
+        email=view.email,
+        name=view.name,
+        status=view.status,
+        created_at=view.created_at,
+        confirmed_at=view.confirmed_at,
+    )
+
+
+def _directory(state: AppState) -> SubscriberDirectory:
+    return SubscriberDirectory(state.db, state.settings)
+
+
+@router.get("", response_model=Page[Subscriber], **operation(Access.READ, errors=(400,)))
+async def list_subscribers(
+    state: State,
+    status: SubscriptionStatus | None = None,
+    search: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_LENGTH,
+            pattern=NO_NUL,
+            description="Subscribers whose email or name contains this text (any case).",
+        ),
+    ] = "",
+    created_after: Annotated[
+        datetime | None, Query(description="Signed up after this time (with a time zone).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Signed up before this time (with a time zone).")
+    ] = None,
+    order: Sort = Sort.NEWEST,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[Subscriber]:
+    """One page of subscribers, newest first (or ``order=oldest``); ``next_cursor`` leads
+    to the next one."""
+    where = ListFilter(
+        Tab(status.value) if status else Tab.ALL, search.strip(), Match.SUBSTRING, order
+    )
+    after = pagination.decode(state.settings, KIND, cursor, order) if cursor else None
+    window = Window(created_after, created_before)
+    rows, more = await _directory(state).find(where, after=after, limit=limit, window=window)
+    last = Cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return Page[Subscriber](
+        items=[subscriber_json(row) for row in rows],
+        next_cursor=pagination.encode(state.settings, KIND, last, order) if last else None,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Subscriber,
+    **operation(Access.WRITE, errors=(400, 409, 415), idempotent=True),
+)
+async def create_subscriber(
+    body: NewSubscriberBody, state: State, response: Response
+) -> Subscriber:
+    """A new subscriber, pending until they follow the link of the confirmation email
+    sent now (double opt-in). 409 when the address is already known."""
+    new = NewSubscriber.parse(name=body.name, email=body.email)
+    view = await SubscriptionService(state.db, state.settings).add(new)
+    response.headers["Location"] = f"{router.prefix}/{view.id}"
+    return subscriber_json(view)
+
+
+@router.get(
+    "/{subscriber_id}", response_model=Subscriber, **operation(Access.READ, errors=(400, 404))
+)
+async def get_subscriber(subscriber_id: uuid.UUID, state: State) -> Subscriber:
+    return subscriber_json(await _directory(state).subscriber(subscriber_id))
+
+
+@router.patch(
+    "/{subscriber_id}",
+    response_model=Subscriber,
+    **operation(Access.WRITE, errors=(400, 404, 415)),
+)
+async def update_subscriber(
+    subscriber_id: uuid.UUID, body: SubscriberChange, state: State
+) -> Subscriber:
+    """Change the name (the address is the subscriber: sign up the new one instead)."""
+    name = SubscriberName.parse(body.name)
+    return subscriber_json(await _directory(state).rename(subscriber_id, name))
+
+
+@router.delete(
+    "/{subscriber_id}",
+    response_model=Subscriber,
+    **operation(Access.WRITE, errors=(400, 404)),
+)
+async def unsubscribe_subscriber(subscriber_id: uuid.UUID, state: State) -> Subscriber:
+    """Unsubscribe (idempotent): no more emails; the record stays, as after the
+    unsubscribe link."""
+    return subscriber_json(await _directory(state).unsubscribe(subscriber_id))
