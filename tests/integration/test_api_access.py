@@ -28,6 +28,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/api-keys"): Access.ADMIN,
     ("POST", "/api/v1/api-keys"): Access.ADMIN_WRITE,
     ("DELETE", "/api/v1/api-keys/{key_id}"): Access.ADMIN_WRITE,
+    ("GET", "/api/v1/subscribers"): Access.READ,
+    ("POST", "/api/v1/subscribers"): Access.WRITE,
+    ("GET", "/api/v1/subscribers/{subscriber_id}"): Access.READ,
+    ("PATCH", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
+    ("DELETE", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
 }
 
 

@@ -26,6 +26,7 @@ from herald.admin import (
 from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
 from herald.api import routes as api
+from herald.api import subscribers as api_subscribers
 from herald.auth import routes as auth
 from herald.auth import web as auth_web
 from herald.auth.passwords import Passwords
@@ -163,6 +164,7 @@ def create_app(
         design,  # GET /brand/logo/{sha256}.{ext}: public, the logos emails show
         branding,  # /admin/settings/branding
         layouts,  # /admin/templates
+        api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
