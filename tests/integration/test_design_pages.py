@@ -134,6 +134,8 @@ async def test_a_logo_is_uploaded_and_served_content_addressed_with_caching(
     assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
     etag = served.headers["etag"]
     assert etag == f'"{sha256_of(png())}"'
+    head = await admin_client.head(path)
+    assert (head.status_code, head.headers["etag"]) == (200, etag)
     again = await admin_client.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""

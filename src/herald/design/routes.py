@@ -20,7 +20,7 @@ router = APIRouter(tags=["design"])
 LOGO_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
-@router.get("/brand/logo/{name}", include_in_schema=False)
+@router.api_route("/brand/logo/{name}", methods=["GET", "HEAD"], include_in_schema=False)
 async def logo(name: str, request: Request, state: State) -> Response:
     content_type, data = await DesignService(state.db, state.settings).logo(name)
     etag = f'"{name.partition(".")[0]}"'
