@@ -49,40 +49,61 @@ class Page(BaseModel, Generic[T]):
 
 
 def encode(settings: Settings, kind: str, cursor: Cursor, order: str) -> str:
-    payload = json.dumps(
-        {"k": kind, "o": order, "t": cursor.created_at.isoformat(), "i": str(cursor.id)},
-        separators=(",", ":"),
-    )
+    """The cursor of a list in ``(created_at, id)`` order."""
+    return _sign(settings, kind, order, {"t": cursor.created_at.isoformat(), "i": str(cursor.id)})
+
+
+def decode(settings: Settings, kind: str, raw: str, order: str) -> Cursor:
+    """The cursor ``raw`` stands for, if it is one of ours for this list and order."""
+    cursor = _cursor(_unsign(settings, kind, raw, order))
+    if cursor is None:
+        raise _invalid()
+    return cursor
+
+
+def encode_id(settings: Settings, kind: str, position: int, order: str) -> str:
+    """The cursor of a list in the order of an integer id (an issue's deliveries)."""
+    return _sign(settings, kind, order, {"n": position})
+
+
+def decode_id(settings: Settings, kind: str, raw: str, order: str) -> int:
+    data = _unsign(settings, kind, raw, order)
+    position = data.get("n") if data is not None else None
+    if not isinstance(position, int) or isinstance(position, bool) or not 0 < position < 2**63:
+        raise _invalid()
+    return position
+
+
+def _sign(settings: Settings, kind: str, order: str, fields: dict[str, object]) -> str:
+    payload = json.dumps({"k": kind, "o": order, **fields}, separators=(",", ":"))
     return signing.sign(settings, PURPOSE, payload)
 
 
-def _cursor(payload: str | None, kind: str, order: str) -> Cursor | None:
+def _unsign(settings: Settings, kind: str, raw: str, order: str) -> dict[str, object] | None:
+    """The fields of a cursor signed by this instance for this list and order, or None."""
+    payload = signing.unsign(settings, PURPOSE, raw)
     try:
         data = json.loads(payload) if payload is not None else None
     except ValueError:
         return None
-    if (
-        not isinstance(data, dict)
-        or data.get("k") != kind
-        or data.get("o") != order
-        or not isinstance(data.get("t"), str)
-        or not isinstance(data.get("i"), str)
-    ):
+    if not isinstance(data, dict) or data.get("k") != kind or data.get("o") != order:
+        return None
+    return data
+
+
+def _cursor(data: dict[str, object] | None) -> Cursor | None:
+    if data is None or not isinstance(data.get("t"), str) or not isinstance(data.get("i"), str):
         return None
     try:
-        at = datetime.fromisoformat(data["t"])
-        ident = uuid.UUID(data["i"])
+        at = datetime.fromisoformat(str(data["t"]))
+        ident = uuid.UUID(str(data["i"]))
     except ValueError:
         return None
     return Cursor(at, ident) if at.tzinfo is not None else None
 
 
-def decode(settings: Settings, kind: str, raw: str, order: str) -> Cursor:
-    """The cursor ``raw`` stands for, if it is one of ours for this list and order."""
-    cursor = _cursor(signing.unsign(settings, PURPOSE, raw), kind, order)
-    if cursor is None:
-        raise ValidationError(
-            "cursor is not valid: pass the next_cursor of a page of this list, with its filters",
-            field="cursor",
-        )
-    return cursor
+def _invalid() -> ValidationError:
+    return ValidationError(
+        "cursor is not valid: pass the next_cursor of a page of this list, with its filters",
+        field="cursor",
+    )

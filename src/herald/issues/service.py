@@ -144,6 +144,26 @@ class IssueService:
             raise NotFound("no such newsletter issue")
         return issue
 
+    # The JSON API's changes answer the issue as it is afterwards.
+    async def draft(self, content: IssueContent, created_by: uuid.UUID | None) -> Issue:
+        return await self.get(await self.create_draft(content, created_by))
+
+    async def revise(self, issue_id: uuid.UUID, content: IssueContent) -> Issue:
+        await self.update(issue_id, content)
+        return await self.get(issue_id)
+
+    async def publish_now(self, issue_id: uuid.UUID) -> Issue:
+        await self.publish(issue_id)
+        return await self.get(issue_id)
+
+    async def schedule_at(self, issue_id: uuid.UUID, at: datetime) -> Issue:
+        await self.schedule(issue_id, at)
+        return await self.get(issue_id)
+
+    async def unschedule(self, issue_id: uuid.UUID) -> Issue:
+        await self.cancel_schedule(issue_id)
+        return await self.get(issue_id)
+
     # -- publishing ------------------------------------------------------------------
 
     async def publish_new(

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.core.errors import ValidationError
+from herald.core.errors import NotFound, ValidationError
 from herald.delivery.domain import DeliveryStatus
 from herald.design.current import current_design
 from herald.issues import repository
@@ -85,6 +85,12 @@ class IssueOverview:
         return FAILURE_SAMPLE if failed > FAILURE_SAMPLE else None
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    rows: list[DeliveryRow]
+    next_before: int | None  # the next page's cursor, if any
+
+
 @dataclass(frozen=True)
 class IssueViews:
     db: Database
@@ -137,6 +143,20 @@ class IssueViews:
             before=before,
             next_before=next_before,
         )
+
+    async def deliveries(
+        self,
+        issue_id: uuid.UUID,
+        status: DeliveryStatus | None,
+        limit: int,
+        before: int | None = None,
+    ) -> DeliveryPage:
+        """A page of the issue's deliveries, latest first (the overview's, alone)."""
+        async with self.db.connection() as conn:
+            if await repository.get_issue(conn, issue_id) is None:
+                raise NotFound("no such newsletter issue")
+            rows = await repository.recent_deliveries(conn, issue_id, status, limit + 1, before)
+        return DeliveryPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
     async def preview_content(
         self, content: IssueContent, issue_id: uuid.UUID | None = None

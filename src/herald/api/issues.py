@@ -1,0 +1,343 @@
+"""``/api/v1/issues``: list, get, create and replace drafts, preview, test send, publish,
+schedule, cancel a schedule, retry failed deliveries, stats and deliveries. Each handler:
+parse → a service call of the admin's issue pages (``issues.service``, ``issues.views``,
+``issues.proofs``) → response."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from herald.api import pagination
+from herald.api.access import Access, operation
+from herald.api.idempotency import ApiRoute
+from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page
+from herald.auth.web import Writer
+from herald.delivery.domain import DeliveryStatus
+from herald.issues.domain import (
+    MAX_BODY_LENGTH,
+    MAX_PREHEADER_LENGTH,
+    MAX_TITLE_LENGTH,
+    Issue,
+    IssueContent,
+    IssueStatus,
+)
+from herald.issues.proofs import MAX_ADDRESSES, Proofs
+from herald.issues.service import IssueService
+from herald.issues.views import SAMPLE_EMAIL, SAMPLE_NAME, IssueViews
+from herald.subscriptions.listing import Cursor
+from herald.web.state import AppState, State
+
+KIND = "issues"
+DELIVERIES = "issue-deliveries"
+NEWEST = "newest"
+router = APIRouter(prefix="/api/v1/issues", tags=["issues"], route_class=ApiRoute)
+
+
+class IssueOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    status: IssueStatus
+    preheader: str
+    markdown: str | None
+    html: str
+    text: str
+    scheduled_at: datetime | None
+    published_at: datetime | None
+    completed_at: datetime | None
+    recipients: int | None = Field(description="Set once its fan-out has queued everyone.")
+    created_at: datetime
+    updated_at: datetime
+    publish_error: str | None
+    fanout_error: str | None
+
+
+class IssueSummary(BaseModel):
+    id: uuid.UUID
+    title: str
+    status: IssueStatus
+    scheduled_at: datetime | None
+    published_at: datetime | None
+    completed_at: datetime | None
+    recipients: int | None
+    sent: int | None = Field(description="Delivered to the provider, once published.")
+    unsent: dict[DeliveryStatus, int] = Field(description="Deliveries not sent, by status.")
+    created_at: datetime
+
+
+class IssueBody(BaseModel):
+    """An issue's content: ``markdown`` wins when given; otherwise ``html_content`` and/or
+    ``text_content``, the missing one derived from the other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(max_length=MAX_TITLE_LENGTH * 4)
+    markdown: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
+    html_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
+    text_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
+    preheader: str | None = Field(default=None, max_length=MAX_PREHEADER_LENGTH * 4)
+
+    def content(self) -> IssueContent:
+        return IssueContent.parse(
+            title=self.title,
+            markdown=self.markdown,
+            html_content=self.html_content,
+            text_content=self.text_content,
+            preheader=self.preheader,
+        )
+
+
+class Preview(BaseModel):
+    title: str
+    preheader: str
+    html: str
+    text: str
+    html_bytes: int
+    clipped: bool = Field(description="Over the size at which Gmail clips a message.")
+
+
+class TestSend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    emails: list[str] = Field(min_length=1, max_length=MAX_ADDRESSES)
+
+
+class TestSent(BaseModel):
+    sent_to: list[str]
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_at: datetime = Field(description="In the future, with a time zone.")
+
+
+class Retried(BaseModel):
+    retried: int
+
+
+class Stats(BaseModel):
+    issue_id: uuid.UUID
+    status: IssueStatus
+    recipients: int
+    percent: float
+    fanning_out: bool
+    fanout_error: str | None
+    rate_per_min: float | None
+    eta_seconds: int | None
+    queued: int
+    sending: int
+    sent: int
+    failed: int
+    suppressed: int
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    recipient: str
+    subscriber_id: uuid.UUID | None
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+def issue_json(issue: Issue) -> IssueOut:
+    return IssueOut(
+        id=issue.id,
+        title=issue.title,
+        status=issue.status,
+        preheader=issue.preheader,
+        markdown=issue.markdown,
+        html=issue.html,
+        text=issue.text,
+        scheduled_at=issue.scheduled_at,
+        published_at=issue.published_at,
+        completed_at=issue.completed_at,
+        recipients=issue.recipients,
+        created_at=issue.created_at,
+        updated_at=issue.updated_at,
+        publish_error=issue.publish_error,
+        fanout_error=issue.fanout_error,
+    )
+
+
+def _service(state: AppState) -> IssueService:
+    return IssueService(state.db, state.settings)
+
+
+def _views(state: AppState) -> IssueViews:
+    return IssueViews(state.db, state.settings)
+
+
+@router.get("", response_model=Page[IssueSummary], **operation(Access.READ, errors=(400,)))
+async def list_issues(
+    state: State, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
+) -> Page[IssueSummary]:
+    """Issues, newest first, with their delivery results."""
+    after = pagination.decode(state.settings, KIND, cursor, NEWEST) if cursor else None
+    before = (after.created_at, uuid.UUID(str(after.id))) if after else None
+    page = await _views(state).issue_list(limit, before)
+    items = [
+        IssueSummary(
+            id=row.issue.id,
+            title=row.issue.title,
+            status=row.issue.status,
+            scheduled_at=row.issue.scheduled_at,
+            published_at=row.issue.published_at,
+            completed_at=row.issue.completed_at,
+            recipients=row.issue.recipients,
+            sent=row.sent,
+            unsent=row.counts,
+            created_at=row.issue.created_at,
+        )
+        for row in page.rows
+    ]
+    last = Cursor(*page.next_before) if page.next_before else None
+    next_cursor = pagination.encode(state.settings, KIND, last, NEWEST) if last else None
+    return Page[IssueSummary](items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IssueOut,
+    **operation(Access.WRITE, errors=(400, 413, 415), idempotent=True),
+)
+async def create_issue(body: IssueBody, who: Writer, state: State, response: Response) -> IssueOut:
+    """A new draft (its templates compiled and rendered once: a broken one is a 400)."""
+    issue = await _service(state).draft(body.content(), who.user_id)
+    response.headers["Location"] = f"{router.prefix}/{issue.id}"
+    return issue_json(issue)
+
+
+@router.get("/{issue_id}", response_model=IssueOut, **operation(Access.READ, errors=(400, 404)))
+async def get_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
+    return issue_json(await _service(state).get(issue_id))
+
+
+@router.put(
+    "/{issue_id}",
+    response_model=IssueOut,
+    **operation(Access.WRITE, errors=(400, 404, 409, 413, 415)),
+)
+async def replace_issue(issue_id: uuid.UUID, body: IssueBody, state: State) -> IssueOut:
+    """Replace a draft's (or a scheduled issue's) content; 409 once it is published."""
+    return issue_json(await _service(state).revise(issue_id, body.content()))
+
+
+@router.get(
+    "/{issue_id}/preview", response_model=Preview, **operation(Access.READ, errors=(400, 404))
+)
+async def preview_issue(issue_id: uuid.UUID, state: State) -> Preview:
+    """The email as a sample subscriber gets it: both parts, in the current design."""
+    shown = await _views(state).preview(issue_id, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
+    return Preview(
+        title=shown.title,
+        preheader=shown.preheader,
+        html=shown.html,
+        text=shown.text,
+        html_bytes=shown.html_bytes,
+        clipped=shown.clipped,
+    )
+
+
+@router.post(
+    "/{issue_id}/test",
+    status_code=202,
+    response_model=TestSent,
+    **operation(Access.WRITE, errors=(400, 404, 415), idempotent=True),
+)
+async def test_send(issue_id: uuid.UUID, body: TestSend, state: State) -> TestSent:
+    """Queue a copy (subject prefixed `[TEST]`) to each address, at most 10."""
+    sent = await Proofs(state.db, state.settings).send(issue_id, body.emails)
+    return TestSent(sent_to=sent)
+
+
+@router.post(
+    "/{issue_id}/publish",
+    status_code=202,
+    response_model=IssueOut,
+    **operation(Access.WRITE, errors=(400, 404, 409), idempotent=True),
+)
+async def publish_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
+    """Publish now to every confirmed subscriber (the workers queue the deliveries)."""
+    return issue_json(await _service(state).publish_now(issue_id))
+
+
+@router.post(
+    "/{issue_id}/schedule",
+    response_model=IssueOut,
+    **operation(Access.WRITE, errors=(400, 404, 409, 415), idempotent=True),
+)
+async def schedule_issue(issue_id: uuid.UUID, body: Schedule, state: State) -> IssueOut:
+    return issue_json(await _service(state).schedule_at(issue_id, body.scheduled_at))
+
+
+@router.post(
+    "/{issue_id}/cancel",
+    response_model=IssueOut,
+    **operation(Access.WRITE, errors=(400, 404, 409), idempotent=True),
+)
+async def cancel_schedule(issue_id: uuid.UUID, state: State) -> IssueOut:
+    """A scheduled issue back to draft; 409 for any other."""
+    return issue_json(await _service(state).unschedule(issue_id))
+
+
+@router.post(
+    "/{issue_id}/retry-failed",
+    response_model=Retried,
+    **operation(Access.WRITE, errors=(400, 404), idempotent=True),
+)
+async def retry_failed(issue_id: uuid.UUID, state: State) -> Retried:
+    """Queue the issue's failed deliveries again."""
+    return Retried(retried=await _service(state).retry_failed(issue_id))
+
+
+@router.get("/{issue_id}/stats", response_model=Stats, **operation(Access.READ, errors=(400, 404)))
+async def issue_stats(issue_id: uuid.UUID, state: State) -> Stats:
+    progress = await _service(state).progress(issue_id)
+    return Stats.model_validate(progress.as_json())
+
+
+@router.get(
+    "/{issue_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    **operation(Access.READ, errors=(400, 404)),
+)
+async def issue_deliveries(
+    issue_id: uuid.UUID,
+    state: State,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[DeliveryOut]:
+    """The issue's deliveries, latest first (of one status, or all)."""
+    order = status.value if status else "all"
+    before = pagination.decode_id(state.settings, DELIVERIES, cursor, order) if cursor else None
+    page = await _views(state).deliveries(issue_id, status, limit, before)
+    items = [
+        DeliveryOut(
+            id=row.id,
+            recipient=row.recipient,
+            subscriber_id=row.subscriber_id,
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            sent_at=row.sent_at,
+            updated_at=row.updated_at,
+        )
+        for row in page.rows
+    ]
+    next_cursor = (
+        pagination.encode_id(state.settings, DELIVERIES, page.next_before, order)
+        if page.next_before
+        else None
+    )
+    return Page[DeliveryOut](items=items, next_cursor=next_cursor)
