@@ -33,6 +33,18 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/subscribers/{subscriber_id}"): Access.READ,
     ("PATCH", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
     ("DELETE", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
+    ("GET", "/api/v1/issues"): Access.READ,
+    ("POST", "/api/v1/issues"): Access.WRITE,
+    ("GET", "/api/v1/issues/{issue_id}"): Access.READ,
+    ("PUT", "/api/v1/issues/{issue_id}"): Access.WRITE,
+    ("GET", "/api/v1/issues/{issue_id}/preview"): Access.READ,
+    ("POST", "/api/v1/issues/{issue_id}/test"): Access.WRITE,
+    ("POST", "/api/v1/issues/{issue_id}/publish"): Access.WRITE,
+    ("POST", "/api/v1/issues/{issue_id}/schedule"): Access.WRITE,
+    ("POST", "/api/v1/issues/{issue_id}/cancel"): Access.WRITE,
+    ("POST", "/api/v1/issues/{issue_id}/retry-failed"): Access.WRITE,
+    ("GET", "/api/v1/issues/{issue_id}/stats"): Access.READ,
+    ("GET", "/api/v1/issues/{issue_id}/deliveries"): Access.READ,
 }
 
 

@@ -25,6 +25,7 @@ from herald.admin import (
 )
 from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
+from herald.api import issues as api_issues
 from herald.api import routes as api
 from herald.api import subscribers as api_subscribers
 from herald.auth import routes as auth
@@ -65,6 +66,9 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/admin/templates/{layout_id}/edit", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/templates/preview", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/settings/branding/logo", branding.LOGO_FORM_MAX_BYTES),
+    # The JSON API's issue bodies, as the forms'.
+    RouteBodyLimit("POST", "/api/v1/issues", ISSUE_FORM_MAX_BYTES),
+    RouteBodyLimit("PUT", "/api/v1/issues/{issue_id}", ISSUE_FORM_MAX_BYTES),
 ]
 
 
@@ -165,6 +169,7 @@ def create_app(
         branding,  # /admin/settings/branding
         layouts,  # /admin/templates
         api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
+        api_issues,  # /api/v1/issues
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures

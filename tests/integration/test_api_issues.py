@@ -1,0 +1,196 @@
+"""/api/v1/issues: drafts, preview, test send, publish, schedule and cancel, retry failed,
+stats and deliveries — the admin issue pages' services behind JSON."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.issues.service import IssueService
+from tests.support.api import Keys, api_client, make_keys, new_app
+from tests.support.newsletters import add_subscribers
+
+URL = "/api/v1/issues"
+DRAFT = {"title": "Weekly #1", "markdown": "Hello **{{ subscriber.name }}**", "preheader": "Hi"}
+
+
+@pytest.fixture
+async def keys(db: Database, settings: Settings) -> Keys:
+    return await make_keys(db, settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(new_app(settings, db)) as c:
+        yield c
+
+
+async def create(client: httpx.AsyncClient, keys: Keys, **changes: Any) -> dict[str, Any]:
+    response = await client.post(URL, json={**DRAFT, **changes}, headers=keys.editor_write)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_draft_is_created_read_replaced_and_previewed(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    issue = await create(client, keys)
+    assert issue["status"] == "draft"
+    assert issue["preheader"] == "Hi"
+    assert "<strong>{{ subscriber.name }}</strong>" in issue["html"]
+    url = f"{URL}/{issue['id']}"
+    assert (await client.get(url, headers=keys.editor_read)).json() == issue
+    replaced = await client.put(
+        url, json={"title": "Weekly #1b", "text_content": "Plain"}, headers=keys.editor_write
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["title"] == "Weekly #1b"
+    assert replaced.json()["markdown"] is None
+    preview = (await client.get(f"{url}/preview", headers=keys.editor_read)).json()
+    assert preview["title"] == "Weekly #1b"
+    assert preview["html"].startswith("<!doctype html>")
+    assert "Plain" in preview["text"]
+    assert preview["html_bytes"] == len(preview["html"].encode())
+
+
+async def test_bad_content_is_a_400_naming_the_field(client: httpx.AsyncClient, keys: Keys) -> None:
+    for payload, field in (
+        ({"title": ""}, "title"),
+        ({"title": "T", "markdown": "{{ broken"}, None),
+        ({"title": "T", "text_content": "x", "preheader": "p" * 151}, "preheader"),
+        ({"title": "T", "text_content": "x", "colour": "red"}, "colour"),
+    ):
+        response = await client.post(URL, json=payload, headers=keys.editor_write)
+        assert response.status_code == 400, (payload, response.text)
+        if field:
+            assert field in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_a_150_kb_issue_fits_the_api_body_limit(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    body = "<p>" + "x" * 150_000 + "</p>"
+    await create(client, keys, markdown=None, html_content=body)
+
+
+async def test_publish_stats_deliveries_and_retry(
+    client: httpx.AsyncClient, keys: Keys, db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 5)
+    issue = await create(client, keys)
+    url = f"{URL}/{issue['id']}"
+    headers = {**keys.editor_write, "Idempotency-Key": "publish-1"}
+    published = await client.post(f"{url}/publish", headers=headers)
+    assert published.status_code == 202, published.text
+    assert published.json()["status"] == "publishing"
+    again = await client.post(f"{url}/publish", headers=headers)  # a retry: replayed
+    assert again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    twice = await client.post(f"{url}/publish", headers=keys.editor_write)  # a new request
+    assert twice.status_code == 409
+    assert (await client.put(url, json=DRAFT, headers=keys.editor_write)).status_code == 409
+    service = IssueService(db, settings)
+    while await service.fan_out_step() is not None:
+        pass
+    stats = (await client.get(f"{url}/stats", headers=keys.editor_read)).json()
+    assert stats["recipients"] == 5
+    assert stats["queued"] == 5
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await client.get(f"{url}/deliveries", params=params, headers=keys.editor_read)
+        ).json()
+        seen.extend(d["id"] for d in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    assert seen == sorted(seen, reverse=True)
+    failed = await client.get(
+        f"{url}/deliveries", params={"status": "failed"}, headers=keys.editor_read
+    )
+    assert failed.json() == {"items": [], "next_cursor": None}
+    mixed = await client.get(
+        f"{url}/deliveries",
+        params={
+            "status": "failed",
+            "cursor": page_cursor_of(
+                await client.get(f"{url}/deliveries", params={"limit": 1}, headers=keys.editor_read)
+            ),
+        },
+        headers=keys.editor_read,
+    )
+    assert mixed.status_code == 400  # a cursor of the unfiltered list
+    retried = await client.post(f"{url}/retry-failed", headers=keys.editor_write)
+    assert retried.json() == {"retried": 0}
+
+
+def page_cursor_of(response: httpx.Response) -> str:
+    cursor: str = response.json()["next_cursor"]
+    assert cursor
+    return cursor
+
+
+async def test_schedule_and_cancel(client: httpx.AsyncClient, keys: Keys) -> None:
+    issue = await create(client, keys)
+    url = f"{URL}/{issue['id']}"
+    at = datetime.now(UTC) + timedelta(days=1)
+    scheduled = await client.post(
+        f"{url}/schedule", json={"scheduled_at": at.isoformat()}, headers=keys.editor_write
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    assert scheduled.json()["status"] == "scheduled"
+    past = await client.post(
+        f"{url}/schedule",
+        json={"scheduled_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
+        headers=keys.editor_write,
+    )
+    assert past.status_code == 400
+    cancelled = await client.post(f"{url}/cancel", headers=keys.editor_write)
+    assert cancelled.json()["status"] == "draft"
+    assert (await client.post(f"{url}/cancel", headers=keys.editor_write)).status_code == 409
+
+
+async def test_a_test_send_queues_copies(
+    client: httpx.AsyncClient, keys: Keys, db: Database
+) -> None:
+    issue = await create(client, keys)
+    url = f"{URL}/{issue['id']}/test"
+    sent = await client.post(
+        url, json={"emails": ["me@Example.com", "me@example.com"]}, headers=keys.editor_write
+    )
+    assert sent.status_code == 202, sent.text
+    assert sent.json() == {"sent_to": ["me@example.com"]}  # normalised, once
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM deliveries WHERE kind = 'test'") == 1
+    bad = await client.post(url, json={"emails": ["nope"]}, headers=keys.editor_write)
+    assert bad.status_code == 400
+
+
+async def test_the_list_pages_newest_first_and_unknown_issues_are_404(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    ids = [(await create(client, keys, title=f"Issue {n}"))["id"] for n in range(3)]
+    first = (await client.get(URL, params={"limit": 2}, headers=keys.editor_read)).json()
+    second = (
+        await client.get(
+            URL, params={"limit": 2, "cursor": first["next_cursor"]}, headers=keys.editor_read
+        )
+    ).json()
+    assert [i["id"] for i in first["items"] + second["items"]] == list(reversed(ids))
+    assert second["next_cursor"] is None
+    missing = f"{URL}/{uuid.uuid4()}"
+    for path in ("", "/preview", "/stats", "/deliveries"):
+        assert (await client.get(missing + path, headers=keys.editor_read)).status_code == 404
+    for path in ("/publish", "/cancel", "/retry-failed"):
+        assert (await client.post(missing + path, headers=keys.editor_write)).status_code == 404
