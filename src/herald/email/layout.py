@@ -287,7 +287,27 @@ def compile_layout(source: str, branding: Branding = Branding()) -> Layout:
             raise ValidationError(f"the layout has no {{{{ {required} }}}} placeholder")
     if tokens & BRANDING_TOKENS:  # pragma: no cover - substituted above
         raise ValidationError("the layout keeps a branding placeholder")
-    return Layout(parts, content_css, tokens)
+    layout = Layout(parts, content_css, tokens)
+    _check_required_output(layout)
+    return layout
+
+
+_PROBE_CONTENT = "<p>herald-layout-probe</p>"
+_PROBE_URL = "https://unsubscribe.invalid/probe"
+
+
+def _check_required_output(layout: Layout) -> None:
+    """With only what every email has (content, an unsubscribe link) the layout must show
+    both, the link as a link: a placeholder used only as a section name, inside another
+    token's section or in an inverted one does not count."""
+    html = layout.render(content=_PROBE_CONTENT, unsubscribe_url=_PROBE_URL)
+    if _PROBE_CONTENT not in html:
+        raise ValidationError("the layout does not show {{ content }} in every email")
+    if f'href="{_PROBE_URL}"' not in html:
+        raise ValidationError(
+            'the layout has no unsubscribe link in every email: keep <a href="{{ '
+            'unsubscribe_url }}"> outside any {{#…}} section but its own'
+        )
 
 
 def _minify_styles(html: str) -> str:

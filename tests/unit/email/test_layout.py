@@ -235,3 +235,45 @@ def test_a_compiled_layout_double_quotes_only_its_links() -> None:
     quoted = re.findall(r'(\S+)="[^"]*"', html)
     assert quoted
     assert set(quoted) == {"href"}, quoted
+
+
+CLOSE = "</mj-column></mj-section></mj-body></mjml>"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            "{{ content }}{{#unsubscribe_url}}<a href='#'>Unsubscribe</a>{{/unsubscribe_url}}",
+            "no unsubscribe link",
+        ),
+        (
+            "{{ content }}{{#view_url}}<a href='{{ unsubscribe_url }}'>U</a>{{/view_url}}",
+            "no unsubscribe link",
+        ),
+        (
+            "{{ content }}{{^unsubscribe_url}}<a href='{{ unsubscribe_url }}'>U</a>"
+            "{{/unsubscribe_url}}",
+            "no unsubscribe link",
+        ),
+        ("{{ content }}<span title='{{ unsubscribe_url }}'>U</span>", "no unsubscribe link"),
+        (
+            "{{#view_url}}{{ content }}{{/view_url}}<a href='{{ unsubscribe_url }}'>U</a>",
+            "does not show {{ content }}",
+        ),
+    ],
+)
+def test_a_layout_must_show_the_content_and_an_unsubscribe_link_in_every_email(
+    body: str, problem: str
+) -> None:
+    source = f"<mjml><mj-body><mj-section><mj-column><mj-text>{body}</mj-text>{CLOSE}"
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        compile_layout(source)
+
+
+def test_an_unsubscribe_link_inside_its_own_section_is_enough() -> None:
+    body = (
+        "{{ content }}{{#unsubscribe_url}}<a href='{{ unsubscribe_url }}'>U</a>{{/unsubscribe_url}}"
+    )
+    source = f"<mjml><mj-body><mj-section><mj-column><mj-text>{body}</mj-text>{CLOSE}"
+    compile_layout(source)
