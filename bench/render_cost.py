@@ -79,7 +79,10 @@ def main() -> None:
         )
         for n, reader in enumerate(readers)
     ]
-    deliveries = IssueDeliveries(db=None, settings=settings)  # type: ignore[arg-type]
+    class NoDatabase:  # never used: the batch's rows are handed to the render directly
+        pass
+
+    deliveries = IssueDeliveries(db=NoDatabase(), settings=settings)  # type: ignore[arg-type]
     deliveries._render_batch(batch, {issue_id: data}, recipients)  # compiles the issue
     encode = encoder()
     render = body = parse = float("inf")
