@@ -26,6 +26,7 @@ and API-key endpoints answer with secrets Herald does not store.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable, Coroutine
@@ -38,7 +39,8 @@ from starlette.responses import Response
 
 from herald.api.access import is_idempotent
 from herald.auth.web import principal
-from herald.core import sql
+from herald.core import signing, sql
+from herald.core.config import Settings
 from herald.core.errors import Conflict, UnprocessableRequest, ValidationError
 from herald.core.telemetry import get_logger
 from herald.web.errors import handled_response
@@ -70,8 +72,10 @@ def parse_key(raw: str) -> str:
     return key
 
 
-async def fingerprint(request: StrictJSONRequest) -> bytes:
-    digest = hashlib.sha256()
+async def fingerprint(request: StrictJSONRequest, settings: Settings) -> bytes:
+    """An HMAC (a key of its own) of the request: a stored fingerprint of a body that held a
+    password (``POST /users``) cannot be tried against guesses without the secret key."""
+    digest = hmac.new(signing.purpose_key(settings, "api-idempotency"), digestmod=hashlib.sha256)
     query = sorted(request.query_params.multi_items())
     digest.update(json.dumps([request.method, request.url.path, query]).encode())
     if is_json(request) and await request.body():
@@ -146,7 +150,7 @@ async def _idempotently(
     key = NAMESPACE + parse_key(raw_key)
     state: AppState = request.app.state.herald
     who = await principal(request, state)
-    print_ = await fingerprint(request)
+    print_ = await fingerprint(request, state.settings)
     earlier = await _claim(state, who.user_id, key, print_)
     if earlier is not None:
         return earlier
