@@ -45,6 +45,12 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/issues/{issue_id}/retry-failed"): Access.WRITE,
     ("GET", "/api/v1/issues/{issue_id}/stats"): Access.READ,
     ("GET", "/api/v1/issues/{issue_id}/deliveries"): Access.READ,
+    ("GET", "/api/v1/users"): Access.ADMIN,
+    ("POST", "/api/v1/users"): Access.ADMIN_WRITE,
+    ("GET", "/api/v1/users/{user_id}"): Access.ADMIN,
+    ("PUT", "/api/v1/users/{user_id}/role"): Access.ADMIN_WRITE,
+    ("POST", "/api/v1/users/{user_id}/deactivate"): Access.ADMIN_WRITE,
+    ("POST", "/api/v1/users/{user_id}/activate"): Access.ADMIN_WRITE,
 }
 
 

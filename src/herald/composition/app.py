@@ -28,6 +28,7 @@ from herald.admin import settings as admin_settings
 from herald.api import issues as api_issues
 from herald.api import routes as api
 from herald.api import subscribers as api_subscribers
+from herald.api import users as api_users
 from herald.auth import routes as auth
 from herald.auth import web as auth_web
 from herald.auth.passwords import Passwords
@@ -170,6 +171,7 @@ def create_app(
         layouts,  # /admin/templates
         api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
         api_issues,  # /api/v1/issues
+        api_users,  # /api/v1/users (admins only)
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
