@@ -69,6 +69,7 @@ async def test_without_an_endpoint_nothing_is_set_up_or_imported() -> None:
             span.link("garbage")
             assert tracing.current_traceparent() is None
             assert tracing.current_ids() is None
+            assert not tracing.recording()
         loaded = sorted(m for m in sys.modules if m.startswith({HEAVY!r}))
         assert not loaded, loaded
         print("ok")
@@ -241,14 +242,13 @@ async def test_an_unsampled_request_skips_the_server_span_and_the_instrumentatio
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse
         from starlette.routing import Route
-        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
         from herald.core import tracing
 
         setup = tracing.configure("herald-web")
         seen = []
 
         async def page(request):
-            seen.append(is_instrumentation_enabled())
+            seen.append(tracing.recording())
             return JSONResponse({"traceparent": tracing.current_traceparent()})
 
         app = Starlette(routes=[Route("/p", page)])
@@ -299,12 +299,15 @@ async def test_inside_an_unsampled_operation_queries_and_calls_are_not_instrumen
         setup = tracing.configure("herald-worker")
         traced = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
         with tracing.span("batch", kind="consumer"):
-            unsampled = is_instrumentation_enabled()
+            unsampled = is_instrumentation_enabled(), tracing.recording()
         with tracing.span("batch", kind="consumer", links=[traced]):
-            sampled = is_instrumentation_enabled()
-        after = is_instrumentation_enabled()
+            sampled = is_instrumentation_enabled(), tracing.recording()
+            with tracing.span("send", kind="client"):
+                inner = is_instrumentation_enabled(), tracing.recording()
+            still = tracing.recording()
+        after = is_instrumentation_enabled(), tracing.recording()
         setup.shutdown()
-        print(unsampled, sampled, after)
+        print(*unsampled, *sampled, *inner, still, *after)
     """
     env = clean_env(
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
@@ -312,4 +315,6 @@ async def test_inside_an_unsampled_operation_queries_and_calls_are_not_instrumen
         OTEL_TRACES_SAMPLER_ARG="0",
     )
     out, _ = await run_python(code, env)
-    assert out.split() == ["False", "True", "True"]
+    # (is_instrumentation_enabled, recording): off and not recorded inside the unsampled
+    # batch; on and recorded inside the sampled one and its child; as before afterwards.
+    assert out.split() == ["False", "False", *["True"] * 6, "False"]

@@ -20,6 +20,12 @@ fan-outs, batches) are kept in the share ``OTEL_TRACES_SAMPLER_ARG`` names
 (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``; all of them by default), and a batch
 that sends a sampled publish's deliveries is always kept (:func:`sample_ratio`).
 
+Work that is not kept costs next to nothing: :func:`recording` (one ContextVar read,
+``tracing_sampler.RECORDING``) is True only inside a sampled request or operation, and
+the query instrumentation, the log lines' ids, the span naming and the stored
+``traceparent`` check it before anything else; an unsampled request does not even enter
+the ASGI middleware (``SampledServerSpans``).
+
 A collector that does not answer never holds a process up: the spans still queued are
 flushed for at most :data:`FLUSH_SECONDS` when a web app stops (its lifespan's end; a
 ``serve --workers N`` child never reaches exit hooks) and at exit, then dropped.
@@ -41,7 +47,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from herald.core.tracing_sampler import SampledServerSpans, root_sampler, sample_ratio
+from herald.core.tracing_sampler import (
+    RECORDING,
+    SampledServerSpans,
+    asyncpg_instrumentor,
+    root_sampler,
+    sample_ratio,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -163,6 +175,11 @@ def enabled() -> bool:
     return _active.tracing is not None
 
 
+# Whether the current work is traced (its span sampled): False while tracing is off, in
+# unsampled requests and operations, and outside any. One ContextVar read.
+recording = RECORDING.get
+
+
 def flush(timeout: float = FLUSH_SECONDS) -> None:
     """Export what this process has traced so far (bounded); nothing when off."""
     if _active.tracing is not None:
@@ -179,7 +196,6 @@ def configure(role: str) -> Tracing | None:
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -194,10 +210,7 @@ def configure(role: str) -> Tracing | None:
         resource=Resource.create(attributes), sampler=sampler, shutdown_on_exit=False
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    instrumentors: list[Any] = [
-        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]
-        AioHttpClientInstrumentor(),
-    ]
+    instrumentors: list[Any] = [asyncpg_instrumentor(), AioHttpClientInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=provider)
     setup = Tracing(role, provider, provider.get_tracer("herald"), instrumentors, ratio)
@@ -267,20 +280,29 @@ def _span(
         start_time=start_ns,
     ) as current:
         if current.is_recording():
-            yield _On(current, tracing)
+            token = RECORDING.set(True)
+            try:
+                yield _On(current, tracing)
+            finally:
+                RECORDING.reset(token)
             return
-        # Not sampled: the queries and calls inside skip their instrumentation entirely
-        # (a non-recording span each would still cost their wrappers' work).
+        # Not sampled: the queries inside skip their instrumentation (RECORDING), and the
+        # HTTP calls too (suppressed: a non-recording span each would cost their hooks'
+        # work; once per operation, not per query).
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        with suppress_instrumentation():
-            yield _On(current, tracing)
+        token = RECORDING.set(False)
+        try:
+            with suppress_instrumentation():
+                yield _On(current, tracing)
+        finally:
+            RECORDING.reset(token)
 
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store with what it causes; None
     when tracing is off or the current span is not sampled."""
-    if _active.tracing is None:
+    if not RECORDING.get():
         return None
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -293,8 +315,9 @@ def current_traceparent() -> str | None:
 
 
 def current_ids() -> tuple[str, str] | None:
-    """``(trace_id, span_id)`` in hex of the current sampled span, for log lines."""
-    if _active.tracing is None:
+    """``(trace_id, span_id)`` in hex of the current sampled span, for log lines: None
+    at the cost of one ContextVar read (every log line asks) unless the work is traced."""
+    if not RECORDING.get():
         return None
     from opentelemetry import trace
 
@@ -325,7 +348,7 @@ def name_server_span(method: str, route: str) -> None:
     the template in place of the path and query, which carry capability tokens (web
     copies, unsubscribe and confirmation links) a trace backend must not keep. Call it
     when the response starts: the span ends with the response's last byte."""
-    if _active.tracing is None:
+    if not RECORDING.get():
         return
     from opentelemetry import trace
 

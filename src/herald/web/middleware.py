@@ -74,7 +74,7 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if tracing.enabled():
+                if tracing.recording():  # a sampled request (one ContextVar read)
                     tracing.name_server_span(scope["method"], _route_template(scope))
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
