@@ -187,3 +187,27 @@ async def test_without_credentials_a_keyed_post_is_a_401(client: httpx.AsyncClie
     response = await client.post("/api/v1/test-things", json={}, headers={"Idempotency-Key": "k"})
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_claim_whose_request_died_is_taken_over_after_a_while(
+    client: httpx.AsyncClient, keys: Keys, db: Database
+) -> None:
+    async with db.connection() as conn:
+        for key, minutes in (("api:k-dead", 10), ("api:k-recent", 1)):
+            await conn.execute(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at)"
+                " VALUES ($1, $2, $3, now() - make_interval(mins => $4))",
+                keys.admin_id,
+                key,
+                b"\x00" * 32,
+                minutes,
+            )
+    dead = await client.post(
+        "/api/v1/test-things", json={"a": 1}, headers=with_key(keys.admin_write, "k-dead")
+    )
+    assert dead.status_code == 201, dead.text  # its process died 10 minutes ago
+    recent = await client.post(
+        "/api/v1/test-things", json={"a": 1}, headers=with_key(keys.admin_write, "k-recent")
+    )
+    assert recent.status_code == 422  # another request's key, maybe still running
+    assert len(CALLS) == 1
