@@ -22,7 +22,25 @@ class FieldProblem(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem document (``application/problem+json``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Bad Request",
+                    "status": 400,
+                    "detail": "limit: Input should be less than or equal to 200",
+                    "instance": "/api/v1/subscribers",
+                    "error": "invalid_request",
+                    "message": "limit: Input should be less than or equal to 200",
+                    "errors": [
+                        {"field": "limit", "detail": "Input should be less than or equal to 200"}
+                    ],
+                }
+            ]
+        },
+    )
 
     type: str = Field(description="Always `about:blank`: the status says what happened.")
     title: str = Field(description="The status's phrase.")

@@ -26,6 +26,13 @@ from herald.web.forms import read_form
 from herald.web.state import State
 
 PREFIX = "/api/v1"
+# The sections of /docs, in this order (docs/API.md says more).
+TAGS = [
+    {"name": "auth", "description": "Access tokens, who you are, API keys (admins)."},
+    {"name": "subscribers", "description": "Keyset pages, filters, search; double opt-in."},
+    {"name": "issues", "description": "Drafts, previews, test sends, publishing, progress."},
+    {"name": "users", "description": "Admins only: users and their roles."},
+]
 # Every JSON body goes through Herald's strict reader (400 naming the problem).
 router = APIRouter(prefix=PREFIX, tags=["auth"], route_class=ApiRoute)
 
