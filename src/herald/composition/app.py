@@ -154,6 +154,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None if settings.is_production else docs.OPENAPI_URL,
+        openapi_tags=api.TAGS,
     )
     errors.install(app)
     # issue_pages: GET /v/{token}, a reader's web copy of an issue ("view in browser")
