@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -13,6 +13,7 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.core.errors import ValidationError
 from herald.issues.service import IssueService
 from tests.support.api import Keys, api_client, make_keys, new_app
 from tests.support.newsletters import add_subscribers
@@ -156,6 +157,12 @@ async def test_schedule_and_cancel(client: httpx.AsyncClient, keys: Keys) -> Non
         headers=keys.editor_write,
     )
     assert past.status_code == 400
+    for at in ("9999-12-31T23:00:00-05:00", "2030-01-01T00:00:00"):  # past year 9999 in UTC; naive
+        odd = await client.post(
+            f"{url}/schedule", json={"scheduled_at": at}, headers=keys.editor_write
+        )
+        assert odd.status_code == 400, odd.text
+        assert odd.json()["errors"][0]["field"] == "scheduled_at"
     cancelled = await client.post(f"{url}/cancel", headers=keys.editor_write)
     assert cancelled.json()["status"] == "draft"
     assert (await client.post(f"{url}/cancel", headers=keys.editor_write)).status_code == 409
@@ -194,3 +201,14 @@ async def test_the_list_pages_newest_first_and_unknown_issues_are_404(
         assert (await client.get(missing + path, headers=keys.editor_read)).status_code == 404
     for path in ("/publish", "/cancel", "/retry-failed"):
         assert (await client.post(missing + path, headers=keys.editor_write)).status_code == 404
+
+
+async def test_the_service_refuses_a_schedule_past_year_9999_in_utc(
+    client: httpx.AsyncClient, keys: Keys, db: Database, settings: Settings
+) -> None:
+    """For every caller (the admin's form passes an ISO time with an offset through)."""
+    issue = await create(client, keys)
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(ValidationError) as refused:
+        await IssueService(db, settings).schedule(uuid.UUID(issue["id"]), late)
+    assert refused.value.field == "scheduled_at"

@@ -124,6 +124,8 @@ async def test_the_contract_search_finds_by_email_or_name(
         ({"status": "everyone"}, "status"),
         ({"created_after": "2026-01-01T00:00:00"}, "created_after"),
         ({"created_before": "yesterday"}, "created_before"),
+        ({"created_after": "9999-12-31T23:00:00-05:00", "order": "oldest"}, "created_after"),
+        ({"created_before": "0001-01-01T00:30:00+05:00"}, "created_before"),
         ({"search": "a\x00b"}, "search"),
         ({"order": "random"}, "order"),
     ],

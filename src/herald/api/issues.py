@@ -16,7 +16,7 @@ from starlette.responses import Response
 from herald.api import pagination
 from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
-from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page
+from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, Timestamp
 from herald.auth.web import Writer
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import (
@@ -114,7 +114,7 @@ class TestSent(BaseModel):
 class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scheduled_at: datetime = Field(description="In the future, with a time zone.")
+    scheduled_at: Timestamp = Field(description="In the future, with a time zone.")
 
 
 class Retried(BaseModel):

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from herald.core import signing
 from herald.core.config import Settings
@@ -30,6 +30,19 @@ DEFAULT_LIMIT = 50
 MAX_CURSOR_LENGTH = 512
 
 T = TypeVar("T")
+
+
+def _storable(value: datetime) -> datetime:
+    """In UTC, as Postgres gets it: a time whose UTC is past year 9999 (or before year 1)
+    would fail only when the driver converts it."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("is out of range (years 1 to 9999 in UTC)") from None
+
+
+# A point in time from a client: ISO 8601 with a time zone, representable in UTC.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_storable)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1-{MAX_LIMIT}).")]
 CursorParam = Annotated[

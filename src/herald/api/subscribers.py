@@ -16,7 +16,7 @@ from starlette.responses import Response
 from herald.api import pagination
 from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
-from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page
+from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, Timestamp
 from herald.subscriptions.directory import SubscriberDirectory
 from herald.subscriptions.domain import (
     MAX_NAME_CODE_POINTS,
@@ -93,10 +93,10 @@ async def list_subscribers(
         ),
     ] = "",
     created_after: Annotated[
-        datetime | None, Query(description="Signed up after this time (with a time zone).")
+        Timestamp | None, Query(description="Signed up after this time (with a time zone).")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Signed up before this time (with a time zone).")
+        Timestamp | None, Query(description="Signed up before this time (with a time zone).")
     ] = None,
     order: Sort = Sort.NEWEST,
     limit: Limit = DEFAULT_LIMIT,

@@ -264,6 +264,12 @@ class IssueService:
     async def schedule(self, issue_id: uuid.UUID, at: datetime) -> None:
         if at.tzinfo is None:
             raise ValidationError("the schedule time needs a time zone", field="scheduled_at")
+        try:
+            at = at.astimezone(UTC)  # as Postgres stores it: past year 9999 it cannot
+        except OverflowError:
+            raise ValidationError(
+                "the schedule time is out of range", field="scheduled_at"
+            ) from None
         if at <= datetime.now(UTC):
             raise ValidationError("the schedule time must be in the future", field="scheduled_at")
         async with self.db.transaction() as conn:
