@@ -76,7 +76,7 @@ class IssueBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(max_length=MAX_TITLE_LENGTH * 4)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH * 4)
     markdown: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
     html_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
     text_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
@@ -104,7 +104,9 @@ class Preview(BaseModel):
 class TestSend(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    emails: list[str] = Field(min_length=1, max_length=MAX_ADDRESSES)
+    emails: list[Annotated[str, Field(min_length=3, max_length=320)]] = Field(
+        min_length=1, max_length=MAX_ADDRESSES
+    )
 
 
 class TestSent(BaseModel):

@@ -55,14 +55,16 @@ class Subscriber(BaseModel):
 class NewSubscriberBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(max_length=320, description="Normalised and checked like the form's.")
-    name: str = Field(max_length=4 * MAX_NAME_CODE_POINTS)
+    email: str = Field(
+        min_length=3, max_length=320, description="Normalised and checked like the form's."
+    )
+    name: str = Field(min_length=1, max_length=4 * MAX_NAME_CODE_POINTS)
 
 
 class SubscriberChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=4 * MAX_NAME_CODE_POINTS)
+    name: str = Field(min_length=1, max_length=4 * MAX_NAME_CODE_POINTS)
 
 
 def subscriber_json(view: SubscriptionView) -> Subscriber:

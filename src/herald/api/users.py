@@ -14,7 +14,7 @@ from starlette.responses import Response
 from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
 from herald.api.pagination import Page
-from herald.auth.domain import Role, UserSummary
+from herald.auth.domain import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Role, UserSummary
 from herald.auth.web import auth_service, user_admin
 from herald.web.state import State
 
@@ -35,8 +35,13 @@ class User(BaseModel):
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(max_length=200)
-    password: str = Field(max_length=1024, description="12-128 characters.")
+    username: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$",
+        description="Letters, digits and . _ @ - (starting with a letter or digit).",
+    )
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     role: Role = Role.EDITOR
 
 
