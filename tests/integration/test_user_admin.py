@@ -380,6 +380,6 @@ async def test_an_editor_cannot_manage_api_keys_through_the_json_api_either(
     ]:
         refused = await editor_client.request(method, path, json=body, headers=bearer)
         assert refused.status_code == 403, (path, refused.text)
-        assert refused.headers["content-type"].startswith("application/json")
+        assert refused.headers["content-type"].startswith("application/problem+json")
     async with db.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM api_keys") == 0
