@@ -20,8 +20,7 @@ from herald.core.errors import NotFound
 from tests.support.api import Keys, api_client, make_keys, new_app
 
 CALLS: list[dict[str, Any]] = []
-GATE: dict[str, asyncio.Event] = {}
-STARTED = asyncio.Event()
+GATE: dict[str, asyncio.Event] = {}  # per test: "started" is set by each call
 
 
 @pytest.fixture
@@ -33,14 +32,14 @@ async def keys(db: Database, settings: Settings) -> Keys:
 async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     CALLS.clear()
     GATE.clear()
-    STARTED.clear()
+    GATE["started"] = asyncio.Event()
     app = new_app(settings, db)
     router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
     @router.post("/test-things", status_code=201, **operation(Access.WRITE, idempotent=True))
     async def make_thing(body: dict[str, Any]) -> dict[str, Any]:
         CALLS.append(body)
-        STARTED.set()
+        GATE["started"].set()
         if "wait" in body:
             await GATE[body["wait"]].wait()
         if body.get("missing"):
@@ -107,7 +106,7 @@ async def test_a_key_in_flight_is_a_409_then_replays(client: httpx.AsyncClient, 
         client.post("/api/v1/test-things", json={"wait": "one"}, headers=headers)
     )
     async with asyncio.timeout(10):
-        await STARTED.wait()  # the first request holds the key and runs
+        await GATE["started"].wait()  # the first request holds the key and runs
     busy = await client.post("/api/v1/test-things", json={"wait": "one"}, headers=headers)
     assert busy.status_code == 409, busy.text
     assert "still being processed" in busy.json()["detail"]
@@ -211,3 +210,22 @@ async def test_a_claim_whose_request_died_is_taken_over_after_a_while(
     )
     assert recent.status_code == 422  # another request's key, maybe still running
     assert len(CALLS) == 1
+
+
+async def test_a_request_cancelled_midway_releases_its_key(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    GATE["never"] = asyncio.Event()
+    headers = with_key(keys.admin_write, "k-gone")
+    first = asyncio.create_task(
+        client.post("/api/v1/test-things", json={"wait": "never"}, headers=headers)
+    )
+    async with asyncio.timeout(10):
+        await GATE["started"].wait()
+    first.cancel()  # the client hangs up while the handler runs
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    GATE["never"].set()
+    again = await client.post("/api/v1/test-things", json={"wait": "never"}, headers=headers)
+    assert again.status_code == 201, again.text  # not a 409 for the next five minutes
+    assert len(CALLS) == 2

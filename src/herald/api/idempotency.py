@@ -13,8 +13,8 @@ header, before the handler runs:
    **409** while the first request has not answered yet.
 
 The handler's answer is stored with the key, errors included — except the ones worth
-retrying with the same key (5xx, 401, 403, 408, 429, an unexpected exception), whose
-claim is released. Keys expire with the admin forms' after 24 hours (housekeeping). A
+retrying with the same key (5xx, 401, 403, 408, 429, an unexpected exception, a request
+cancelled because its client hung up), whose claim is released. Keys expire with the admin forms' after 24 hours (housekeeping). A
 claim whose request died before answering is taken over after
 :data:`ABANDONED_SECONDS`: the work it did, if it committed, is then done again — the
 price of keeping the store out of each service's transaction.
@@ -25,6 +25,7 @@ and API-key endpoints answer with secrets Herald does not store.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -156,6 +157,9 @@ async def _idempotently(
         return earlier
     try:
         response = await handler(request)
+    except asyncio.CancelledError:  # the client went away (or the server stops): retryable
+        await asyncio.shield(_finish(state, who.user_id, key, print_, None))
+        raise
     except Exception as exc:
         answer = await handled_response(request, exc)
         await _finish(state, who.user_id, key, print_, answer)
