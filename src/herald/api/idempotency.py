@@ -14,10 +14,10 @@ header, before the handler runs:
 
 The handler's answer is stored with the key, errors included — except the ones worth
 retrying with the same key (5xx, 401, 403, 408, 429, an unexpected exception, a request
-cancelled because its client hung up), whose claim is released. Keys expire with the admin forms' after 24 hours (housekeeping). A
-claim whose request died before answering is taken over after
-:data:`ABANDONED_SECONDS`: the work it did, if it committed, is then done again — the
-price of keeping the store out of each service's transaction.
+cancelled because its client hung up), whose claim is released. Keys expire with the
+admin forms' after 24 hours (housekeeping). A claim whose request died before answering
+is taken over after :data:`ABANDONED_SECONDS`: the work it did, if it committed, is then
+done again — the price of keeping the store out of each service's transaction.
 
 Routes not declared idempotent refuse the header (400) rather than ignore it: the token
 and API-key endpoints answer with secrets Herald does not store.
