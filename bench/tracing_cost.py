@@ -15,6 +15,9 @@ context switches (``getrusage``). Modes, interleaved round by round (ABBA):
   the unsampled path: what 99 % of requests cost at ratio 0.01);
 * ``sampled``: endpoint set, ``always_on`` (the cost of one traced request, its export
   included);
+* ``loaded`` (only when asked for): tracing off, but the SDK, the exporter and the
+  instrumentations imported and a span processor's thread running, nothing patched: what
+  the footprint alone costs;
 * ``ratio-0.01`` (only when asked for with ``--mode``): endpoint set,
   ``parentbased_traceidratio`` 0.01, the draws seeded. A few hundred requests hold a
   handful of sampled ones or none: the summary's "at 0.01" line, 0.99 * unsampled +
@@ -67,6 +70,8 @@ MODES: dict[str, dict[str, str]] = {
     "off": {},
     "unsampled": {"OTEL_TRACES_SAMPLER": "always_off"},
     "sampled": {"OTEL_TRACES_SAMPLER": "always_on"},
+    "loaded": {},  # off, with the SDK, exporter and instrumentations imported, a span
+    # processor's thread running, nothing configured or patched: the footprint alone
     "ratio-0.01": {
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": "0.01",
@@ -124,6 +129,24 @@ async def _post(app: Any, prefix: str, n: int) -> int:
     return status
 
 
+def _load_the_sdk() -> Any:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    _LOADED.extend([provider, OpenTelemetryMiddleware, AsyncPGInstrumentor])
+    _LOADED.append(AioHttpClientInstrumentor)
+    return provider
+
+
+_LOADED: list[Any] = []
+
+
 def _callgrind(switch: str) -> None:
     """Count instructions from here (``on``) or no more (``off``), under ``--callgrind``."""
     if os.environ.get(CALLGRIND_VARIABLE):
@@ -145,6 +168,8 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings()
     configure_logging(settings)
     start_tracing("herald-web")
+    if args.child == "loaded":
+        _load_the_sdk()
     app = create_app(settings, dsn=args.dsn)
     prefix = f"{list(MODES).index(args.child)}-{args.round}"  # the same length in every mode
     async with app.router.lifespan_context(app):
@@ -154,6 +179,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         profiler = cProfile.Profile() if args.profile_to else None
         cpu, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        collections = [generation["collections"] for generation in gc.get_stats()]
         _callgrind("on")
         if profiler is not None:
             profiler.enable()
@@ -166,6 +192,10 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         _callgrind("off")
         cpu, thread = time.process_time() - cpu, time.thread_time() - thread
         used = resource.getrusage(resource.RUSAGE_SELF)
+        collections = [
+            generation["collections"] - before
+            for generation, before in zip(gc.get_stats(), collections, strict=True)
+        ]
         wall = time.perf_counter() - wall
         if profiler is not None:
             profiler.dump_stats(args.profile_to)
@@ -181,6 +211,8 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "system_us": (used.ru_stime - usage.ru_stime) / args.requests * 1e6,
         "page_faults": (used.ru_minflt - usage.ru_minflt) / args.requests,
         "context_switches": (used.ru_nivcsw - usage.ru_nivcsw) / args.requests,
+        "gc_collections": collections,
+        "gc_tracked": len(gc.get_objects()),
     }
 
 
@@ -195,7 +227,7 @@ def _run_child(
     for name in list(env):
         if name.startswith("OTEL_"):
             del env[name]
-    if mode != "off":
+    if mode not in ("off", "loaded"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     env.update(MODES[mode])
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "bench"), env.get("PYTHONPATH", "")])
@@ -275,7 +307,9 @@ def _describe(result: dict[str, Any]) -> str:
         f"{result['cpu_us']:7.1f} µs CPU/request (main thread {result['main_thread_us']:.1f}, "
         f"user {result['user_us']:.1f}, system {result['system_us']:.1f}; "
         f"{result['page_faults']:.2f} page faults, "
-        f"{result['context_switches']:.2f} involuntary switches), statuses {result['statuses']}"
+        f"{result['context_switches']:.2f} involuntary switches; collections by generation "
+        f"{result['gc_collections']}, {result['gc_tracked']:,} objects tracked), "
+        f"statuses {result['statuses']}"
     )
     if "instructions" in result:
         text = f"{result['instructions'] / 1e6:.4f} M instructions/request, " + text
