@@ -221,8 +221,8 @@ def configure(role: str) -> Tracing | None:
 def _resource(attributes: Mapping[str, AttributeValue]) -> Any:
     """The process's resource (the SDK's defaults and detectors, then ``attributes``),
     hashed once: the OTLP exporter groups every span it exports by resource, and the
-    SDK's ``Resource.__hash__`` JSON-dumps all its attributes each time (~24,000
-    instructions a span, 4 % of a traced subscribe request)."""
+    SDK's ``Resource.__hash__`` JSON-dumps all its attributes each time (~40,000
+    instructions a span, 3 % of a traced subscribe request: BENCHMARKS.md)."""
     from opentelemetry.sdk.resources import Resource
 
     class HashedOnce(Resource):
