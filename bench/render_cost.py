@@ -79,6 +79,7 @@ def main() -> None:
         )
         for n, reader in enumerate(readers)
     ]
+
     class NoDatabase:  # never used: the batch's rows are handed to the render directly
         pass
 

@@ -303,3 +303,28 @@ async def test_the_service_refuses_what_the_sandbox_refuses(
     await publish_now(service, issue_id)
     with pytest.raises(Conflict):
         await service.update(issue_id, IssueContent.parse(title="T", text_content="y"))
+
+
+async def test_html_nested_ten_thousand_deep_is_refused_not_a_crash(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    """css-inline crashed the whole process (SIGSEGV) on ~10,000 nested elements."""
+    page = (await admin_client.get("/admin/newsletters")).text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    token = CSRF.search(page)
+    assert key
+    assert token
+    response = await admin_client.post(
+        "/admin/newsletters",
+        data={
+            "title": "Deep",
+            "text_content": "t",
+            "html_content": "<div>" * 10_000 + "x" + "</div>" * 10_000,
+            "idempotency_key": key.group(1),
+            "csrf_token": token.group(1),
+        },
+    )
+    assert response.status_code == 400
+    assert "more than 1,000 levels deep" in response.text
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM newsletter_issues") == 0

@@ -222,3 +222,16 @@ def test_the_confirmation_email_is_in_the_layout() -> None:
     unstyled = [t for t, a in content_elements(html) if t != "br" and not a.get("style")]
     assert unstyled == []
     assert html.count("<a ") == 1  # no unsubscribe link: there is no subscription yet
+
+
+def test_deep_nesting_is_refused_before_css_inline_sees_it() -> None:
+    from herald.core.errors import ValidationError
+    from herald.email.inline import MAX_DEPTH, check_nesting, inline_css
+
+    deep = "<div>" * (MAX_DEPTH + 1) + "x" + "</div>" * (MAX_DEPTH + 1)
+    with pytest.raises(ValidationError, match="levels deep"):
+        compile_issue("t", deep, "t")
+    with pytest.raises(ValidationError, match="levels deep"):
+        inline_css(deep, "p { color: red }")
+    check_nesting("<p>x</p><br><img src='a'>" * 5000)  # wide, not deep: fine
+    check_nesting("<div>" * MAX_DEPTH + "x" + "</div>" * MAX_DEPTH)

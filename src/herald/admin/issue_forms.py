@@ -172,7 +172,13 @@ def parse_schedule(value: str, utc_offset: str, zone: str = "") -> datetime:
     if zone.strip():
         tz = parse_zone(zone)
         local = at.replace(tzinfo=tz)
-        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != at:
+        try:
+            round_trip = local.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+        except OverflowError:
+            raise ValidationError(
+                "the schedule time is out of range", field="scheduled_at"
+            ) from None
+        if round_trip != at:
             raise ValidationError(
                 f"{text} does not exist in {zone.strip()} (the clocks skip it for "
                 "daylight saving time): choose another time",

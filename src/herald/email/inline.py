@@ -17,9 +17,52 @@ from collections.abc import Iterator
 
 import css_inline
 
+from herald.core.errors import ValidationError
+
 _OPENER = re.compile(r"\{[{%#]")
 _CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
 _TAG_OPEN = re.compile(r"<[A-Za-z/!]")
+# css-inline (Rust) recurses per element: 10,000 nested <div>s (50 KB) crashed the whole
+# process (SIGSEGV). No email needs more than a few dozen levels.
+MAX_DEPTH = 1000
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*?(/?)>")
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+
+
+def check_nesting(html: str, field: str = "html_content") -> None:
+    """A ValidationError when ``html`` nests elements deeper than :data:`MAX_DEPTH`
+    (counted leniently: unclosed elements count as open)."""
+    if html.count("<") < MAX_DEPTH:
+        return
+    depth = 0
+    for match in _TAG.finditer(html):
+        closing, name, self_closing = match.groups()
+        if closing:
+            depth = max(0, depth - 1)
+        elif not self_closing and name.lower() not in _VOID:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValidationError(
+                    f"{field}: the HTML nests elements more than {MAX_DEPTH:,} levels deep",
+                    field=field,
+                )
 
 
 def inline_css(html: str, css: str) -> str:
@@ -27,6 +70,7 @@ def inline_css(html: str, css: str) -> str:
     when they hold media queries, which cannot be inlined)."""
     if not css.strip() and "<style" not in html.lower():
         return html
+    check_nesting(html)
     keep = "@media" in html
     return css_inline.inline_fragment(html, css, keep_style_tags=keep, minify_css=True)
 

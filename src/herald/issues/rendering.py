@@ -35,7 +35,7 @@ from markdown_it import MarkdownIt
 
 from herald.core import timebox
 from herald.core.errors import ValidationError
-from herald.email.inline import inline_template
+from herald.email.inline import check_nesting, inline_template
 from herald.email.layout import BoundLayout, Branding, Layout, compile_layout, default_layout
 from herald.email.message import EmailMessage
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
@@ -161,6 +161,7 @@ def compile_issue(
         if layout_source is None
         else compile_layout(layout_source, branding)
     )
+    check_nesting(html)  # before css-inline, which crashes on very deep nesting
     try:
         compiled_html = _compile(
             inline_template(html, layout.content_css), autoescape=True, field="html_content"
