@@ -144,24 +144,31 @@ async def test_a_body_whose_sample_render_fails_is_refused_with_its_problem(
         assert await conn.fetchval("SELECT count(*) FROM newsletter_issues") == 0
 
 
-async def test_the_contract_form_refuses_a_body_that_cannot_render(
-    admin_client: httpx.AsyncClient, db: Database
-) -> None:
+async def post_contract_form(
+    admin_client: httpx.AsyncClient, title: str, html: str
+) -> httpx.Response:
+    """``POST /admin/newsletters`` as the page's form sends it."""
     page = (await admin_client.get("/admin/newsletters")).text
     key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
     token = CSRF.search(page)
     assert key
     assert token
-    response = await admin_client.post(
+    return await admin_client.post(
         "/admin/newsletters",
         data={
-            "title": "Bad",
+            "title": title,
             "text_content": "t",
-            "html_content": "{{ 1 // 0 }}",
+            "html_content": html,
             "idempotency_key": key.group(1),
             "csrf_token": token.group(1),
         },
     )
+
+
+async def test_the_contract_form_refuses_a_body_that_cannot_render(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    response = await post_contract_form(admin_client, "Bad", "{{ 1 // 0 }}")
     assert response.status_code == 400
     assert "ZeroDivisionError" in response.text
     async with db.connection() as conn:
@@ -309,21 +316,8 @@ async def test_html_nested_ten_thousand_deep_is_refused_not_a_crash(
     admin_client: httpx.AsyncClient, db: Database
 ) -> None:
     """css-inline crashed the whole process (SIGSEGV) on ~10,000 nested elements."""
-    page = (await admin_client.get("/admin/newsletters")).text
-    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
-    token = CSRF.search(page)
-    assert key
-    assert token
-    response = await admin_client.post(
-        "/admin/newsletters",
-        data={
-            "title": "Deep",
-            "text_content": "t",
-            "html_content": "<div>" * 10_000 + "x" + "</div>" * 10_000,
-            "idempotency_key": key.group(1),
-            "csrf_token": token.group(1),
-        },
-    )
+    deep = "<div>" * 10_000 + "x" + "</div>" * 10_000
+    response = await post_contract_form(admin_client, "Deep", deep)
     assert response.status_code == 400
     assert "more than 1,000 levels deep" in response.text
     async with db.connection() as conn:
