@@ -111,3 +111,18 @@ async def test_a_subscription_from_before_the_migration_joins_on_its_next_status
     assert await _memberships(conn, sid) == []  # only a status change writes
     await conn.execute("UPDATE subscriptions SET status = 'confirmed' WHERE id = $1", sid)
     assert await _memberships(conn, sid) == [("default", "confirmed")]
+
+
+async def test_the_address_key_is_an_hmac_of_the_normalised_address(
+    conn: asyncpg.Connection,
+) -> None:
+    import hashlib
+    import hmac
+
+    key = await conn.fetchval("SELECT key FROM instance_keys WHERE purpose = 'suppression'")
+    assert len(key) == 32
+    assert await conn.fetchval("SELECT herald_address_key(' Ann@Example.COM ')") == hmac.digest(
+        key, b"ann@example.com", hashlib.sha256
+    )
+    other = await conn.fetchval("SELECT herald_address_key('ann.lee@example.com')")
+    assert other != hmac.digest(key, b"ann@example.com", hashlib.sha256)

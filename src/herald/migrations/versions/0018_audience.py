@@ -17,10 +17,11 @@
 * ``issue_lists`` and ``newsletter_issues.segment_id``: what an issue targets. An issue
   without ``issue_lists`` rows targets the default list (issues of the previous release).
 * ``suppressions``: addresses never to be mailed again, keyed by an HMAC of the
-  normalised address (``herald.subscriptions.suppression.address_key``) so an erased
+  normalised address (``herald_address_key(email)``, in SQL) so an erased
   address is forgotten while its key still blocks a re-import. ``email`` is kept only
   where the address may be kept (NULL after an erasure). The HMAC key is
-  ``instance_keys['suppression']``, 32 random bytes made here, not derived from
+  ``instance_keys['suppression']``, 32 random bytes made here (with its RFC 2104 pads,
+  so SQL computes the HMAC with two ``sha256`` calls), not derived from
   ``HERALD_SECRET_KEY``: rotating the secret must never let an erased address be mailed.
 * ``job_files`` and ``job_errors``: an import's uploaded CSV in chunks (the workers read
   it from Postgres, the only stateful dependency) and its per-row error report.
@@ -128,13 +129,35 @@ def upgrade() -> None:
         CREATE TABLE instance_keys (
             purpose text PRIMARY KEY,
             key bytea NOT NULL CHECK (length(key) = 32),
+            inner_pad bytea NOT NULL CHECK (length(inner_pad) = 64),
+            outer_pad bytea NOT NULL CHECK (length(outer_pad) = 64),
             created_at timestamptz NOT NULL DEFAULT now()
         );
-        -- gen_random_uuid() draws from pg_strong_random: two give 244 random bits.
-        INSERT INTO instance_keys (purpose, key) VALUES (
-            'suppression',
-            sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8'))
-        );
+        DO $$
+        DECLARE
+            -- gen_random_uuid() draws from pg_strong_random: two give 244 random bits.
+            k bytea := sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8'));
+            block bytea := k || decode(repeat('00', 32), 'hex');
+            ipad bytea := block;
+            opad bytea := block;
+        BEGIN
+            FOR i IN 0..63 LOOP
+                ipad := set_byte(ipad, i, get_byte(block, i) # 54);
+                opad := set_byte(opad, i, get_byte(block, i) # 92);
+            END LOOP;
+            INSERT INTO instance_keys (purpose, key, inner_pad, outer_pad)
+            VALUES ('suppression', k, ipad, opad);
+        END
+        $$;
+        -- HMAC-SHA256 (RFC 2104) of the normalised address under the suppression key,
+        -- computed in SQL so imports and the fan-out check a million addresses in one
+        -- statement. The only definition of an address's suppression key.
+        CREATE FUNCTION herald_address_key(email text) RETURNS bytea
+        LANGUAGE sql STABLE STRICT PARALLEL SAFE
+        SET search_path FROM CURRENT AS $$
+            SELECT sha256(k.outer_pad || sha256(k.inner_pad || convert_to(lower(btrim(email)), 'UTF8')))
+            FROM instance_keys AS k WHERE k.purpose = 'suppression'
+        $$;
 
         CREATE TABLE job_files (
             job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
@@ -225,6 +248,7 @@ def downgrade() -> None:
         DROP FUNCTION herald_mirror_default_list();
         DROP TABLE job_errors;
         DROP TABLE job_files;
+        DROP FUNCTION herald_address_key(text);
         DROP TABLE instance_keys;
         DROP TABLE suppressions;
         ALTER TABLE newsletter_issues DROP COLUMN segment_id;
