@@ -453,42 +453,51 @@ async def revision(dsn: str) -> str:
         await conn.close()
 
 
+async def a1_database(
+    server: Any, subscribers: int, deliveries: int, heavy: int
+) -> tuple[str, dict[str, float]]:
+    """A1's database on ``server``, loaded (or kept from a ``--cluster`` run) and migrated
+    to head; with the seconds each loading step took (nothing for a kept database that
+    was already at head). Shared with ``bench/api_lists.py``."""
+    admin_dsn = server.dsn("postgres")
+    name = f"herald_a1_{subscribers}_{deliveries}_{heavy}"
+    dsn = server.dsn(name)
+    exists = await loaded(admin_dsn, dsn, name)
+    took: dict[str, float] = {}
+    if not exists:  # absent, or left half-loaded by an interrupted run
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+            await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+        finally:
+            await admin.close()
+        await migrate.upgrade_async(dsn, "0009")
+        took = await load(dsn, subscribers, deliveries, heavy)
+        log(f"loaded: {took}")
+        started = time.perf_counter()
+        await migrate.upgrade_async(dsn, "head")
+        took[f"migrations 0010-{await revision(dsn)}"] = time.perf_counter() - started
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+        log(f"indexes: {took}")
+    else:  # a kept database from an older run: the migrations it lacks, timed
+        was = await revision(dsn)
+        started = time.perf_counter()
+        await migrate.upgrade_async(dsn, "head")
+        now = await revision(dsn)
+        if now != was:
+            took[f"migrations after {was} up to {now} (kept database)"] = (
+                time.perf_counter() - started
+            )
+    return dsn, took
+
+
 async def run(args: argparse.Namespace) -> int:
     with embedded_postgres(PG_SETTINGS, keep=args.cluster) as server:
-        admin_dsn = server.dsn("postgres")
-        name = f"herald_a1_{args.subscribers}_{args.deliveries}_{args.heavy}"
-        dsn = server.dsn(name)
-        exists = await loaded(admin_dsn, dsn, name)
-        if not exists:  # absent, or left half-loaded by an interrupted run
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-                await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-            finally:
-                await admin.close()
-        took: dict[str, float] = {}
-        if not exists:
-            await migrate.upgrade_async(dsn, "0009")
-            took = await load(dsn, args.subscribers, args.deliveries, args.heavy)
-            log(f"loaded: {took}")
-            started = time.perf_counter()
-            await migrate.upgrade_async(dsn, "head")
-            took[f"migrations 0010-{await revision(dsn)}"] = time.perf_counter() - started
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute("VACUUM ANALYZE")
-            finally:
-                await conn.close()
-            log(f"indexes: {took}")
-        else:  # a kept database from an older run: the migrations it lacks, timed
-            was = await revision(dsn)
-            started = time.perf_counter()
-            await migrate.upgrade_async(dsn, "head")
-            now = await revision(dsn)
-            if now != was:
-                took[f"migrations after {was} up to {now} (kept database)"] = (
-                    time.perf_counter() - started
-                )
+        dsn, took = await a1_database(server, args.subscribers, args.deliveries, args.heavy)
         picks = await sample(dsn)
         only = tuple(p for p in args.only.split(",") if p) if args.only else ()
         results = await measure(dsn, args.requests, picks, only)

@@ -18,7 +18,6 @@ import asyncio
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ import httpx
 from _harness import embedded_postgres, log, machine
 from _load import percentile
 from _report import command_line, today, verdict
-from admin import DOMAINS, PG_SETTINGS, load, loaded, revision, sample, timed
+from admin import DOMAINS, PG_SETTINGS, a1_database, revision, sample, timed
 from herald.auth.domain import Scope
 from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
-from herald.core import migrate
 from herald.core.config import Settings
-from herald.core.db import Database, quote_ident
+from herald.core.db import Database
 
 TARGET_MS = 50.0
 PASSWORD = "api1-bench-Pa55word-31c9"  # noqa: S105 - a throw-away benchmark login
@@ -148,29 +146,9 @@ def report(args: argparse.Namespace, results: dict[str, list[float]]) -> bool:
 
 async def run(args: argparse.Namespace) -> int:
     with embedded_postgres(PG_SETTINGS, keep=args.cluster) as server:
-        admin_dsn = server.dsn("postgres")
-        name = f"herald_a1_{args.subscribers}_{args.deliveries}_{args.heavy}"
-        dsn = server.dsn(name)
-        if not await loaded(admin_dsn, dsn, name):
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-                await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-            finally:
-                await admin.close()
-            await migrate.upgrade_async(dsn, "0009")
-            took = await load(dsn, args.subscribers, args.deliveries, args.heavy)
-            started = time.perf_counter()
-            await migrate.upgrade_async(dsn, "head")
-            took["migrations"] = time.perf_counter() - started
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute("VACUUM ANALYZE")
-            finally:
-                await conn.close()
+        dsn, took = await a1_database(server, args.subscribers, args.deliveries, args.heavy)
+        if took:
             log(f"loaded: {took}")
-        else:
-            await migrate.upgrade_async(dsn, "head")
         log(f"schema at {await revision(dsn)}")
         picks = await sample(dsn)
         conn = await asyncpg.connect(dsn)

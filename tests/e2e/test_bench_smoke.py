@@ -1,4 +1,4 @@
-"""CI smoke of the benchmark suite: P1 (Postmark batch) and R1 on a small list.
+"""CI smoke of the benchmark suite: P1 (Postmark batch), R1, A1 and API1 on small data.
 
 Each runs the real benchmark script as a subprocess, exactly as ``make bench`` does but
 with a few thousand subscribers, and fails on any lost or undelivered mail: the script's
@@ -115,3 +115,27 @@ def test_a1_admin_subscriber_pages_small(tmp_path: Path) -> None:
     assert len(data["results"]) >= 12
     assert all(len(times) == 20 for times in data["results"].values())
     assert "### A1" in (tmp_path / "A1.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_api1_list_endpoints_small(tmp_path: Path) -> None:
+    # bench/api_lists.py on A1's small database: every case answers and is reported.
+    completed = run_bench(
+        "api_lists.py",
+        "--subscribers",
+        "5000",
+        "--deliveries",
+        "20000",
+        "--heavy",
+        "300",
+        "--requests",
+        "20",
+        "--no-fail",
+        results=tmp_path,
+        timeout=110,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 2 + 15, completed.stdout  # header, rule and at least 15 cases
+    assert "### API1" in completed.stdout
