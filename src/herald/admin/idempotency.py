@@ -21,6 +21,7 @@ from starlette.responses import Response
 from herald.core import sql
 from herald.core.db import Connection
 from herald.core.errors import UnprocessableRequest, ValidationError
+from herald.web.stored_responses import rebuilt, stored_headers
 
 Q = sql.load("herald.admin")
 
@@ -64,27 +65,16 @@ async def begin(
         raise UnprocessableRequest(
             "this idempotency key was already used for a different submission: reload the form"
         )
-    headers: list[list[str]] = json.loads(row["response_headers"])
-    response = Response(
-        content=bytes(row["response_body"] or b""), status_code=row["response_status"]
-    )
-    for name, value in headers:
-        response.raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
-    return Replay(response)
+    return Replay(rebuilt(row["response_status"], row["response_headers"], row["response_body"]))
 
 
 async def save(conn: Connection, user_id: uuid.UUID, key: str, response: Response) -> None:
-    headers = [
-        [name.decode("latin-1"), value.decode("latin-1")]
-        for name, value in response.raw_headers
-        if name.decode("latin-1").lower() in _REPLAYED_HEADERS
-    ]
     await conn.execute(
         Q["save_response"],
         user_id,
         key,
         response.status_code,
-        json.dumps(headers),
+        stored_headers(response, _REPLAYED_HEADERS),
         bytes(response.body),
     )
 

@@ -47,6 +47,7 @@ from herald.core.telemetry import get_logger
 from herald.web.errors import handled_response
 from herald.web.json_body import StrictJSONRequest, is_json, strict_request
 from herald.web.state import AppState
+from herald.web.stored_responses import rebuilt, stored_headers
 
 Q = sql.load("herald.api")
 log = get_logger("herald.api")
@@ -88,9 +89,7 @@ async def fingerprint(request: StrictJSONRequest, settings: Settings) -> bytes:
 
 
 def _replay(row: Any) -> Response:
-    response = Response(bytes(row["response_body"] or b""), status_code=row["response_status"])
-    for name, value in json.loads(row["response_headers"] or "[]"):
-        response.raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    response = rebuilt(row["response_status"], row["response_headers"], row["response_body"])
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -127,17 +126,12 @@ async def _finish(
         if not keep or response is None:
             await conn.execute(Q["release_api_key"], user_id, key, print_)
             return
-        headers = [
-            [name.decode("latin-1"), value.decode("latin-1")]
-            for name, value in response.raw_headers
-            if name.decode("latin-1").lower() in _STORED_HEADERS
-        ]
         await conn.execute(
             Q["save_api_response"],
             user_id,
             key,
             response.status_code,
-            json.dumps(headers),
+            stored_headers(response, _STORED_HEADERS),
             bytes(response.body),
             print_,
         )
