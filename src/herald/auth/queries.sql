@@ -115,7 +115,7 @@ INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scope)
 VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::bytea, $6::text)
 
 -- name: find_api_key
-SELECT k.id, k.user_id, u.username, k.scope, u.password_changed_at, u.role
+SELECT k.id, k.user_id, u.username, k.scope, u.password_changed_at, u.role, k.name
 FROM api_keys AS k
 JOIN users AS u ON u.id = k.user_id
 WHERE k.key_hash = $1::bytea AND k.revoked_at IS NULL AND u.disabled_at IS NULL

@@ -21,6 +21,7 @@ class ApiKeyRecord:
     username: str
     scope: Scope
     role: Role
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,12 @@ async def find_api_key(conn: Connection, key_hash: bytes) -> ApiKeyRecord | None
     if row is None:
         return None
     return ApiKeyRecord(
-        row["id"], row["user_id"], row["username"], Scope(row["scope"]), Role(row["role"])
+        row["id"],
+        row["user_id"],
+        row["username"],
+        Scope(row["scope"]),
+        Role(row["role"]),
+        row["name"],
     )
 
 

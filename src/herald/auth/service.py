@@ -76,6 +76,7 @@ class Principal:
     scope: Scope
     via: str  # "session", "api_key" or "jwt"
     role: Role
+    key_name: str | None = None  # the API key's name, when ``via`` is "api_key"
 
     @property
     def is_admin(self) -> bool:
@@ -321,7 +322,9 @@ class AuthService:
                 if key is None:
                     raise Unauthorized("invalid or revoked API key")
                 await repository.touch_api_key(conn, key.id)
-            return Principal(key.user_id, key.username, key.scope, "api_key", key.role)
+            return Principal(
+                key.user_id, key.username, key.scope, "api_key", key.role, key_name=key.name
+            )
         try:
             claims = jwt.decode(
                 token,
