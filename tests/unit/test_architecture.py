@@ -24,12 +24,14 @@ DOMAIN_MODULES = (
     "herald.email.message",
     "herald.issues.domain",
     "herald.jobs.domain",
+    "herald.segments.domain",
     "herald.subscriptions.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")
 MAX_LINES = 400
 SQL_KEYWORDS = ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM")
-SQL_ALLOWED = ("herald.core.db", "herald.migrations")
+# The segment compiler writes the SQL of a filter (every user value a parameter).
+SQL_ALLOWED = ("herald.core.db", "herald.migrations", "herald.segments.compiler")
 
 
 @dataclass(frozen=True)
