@@ -4,20 +4,73 @@ FROM subscriptions
 WHERE lower(email) = lower($1::text)
 FOR UPDATE
 
--- name: insert_pending_with_token
--- The common case, a new address, in one round trip: its pending row and its token.
--- Nothing at all when the address exists (the caller then locks the existing row).
+-- name: signup_context
+-- What a sign-up needs to know, in one round trip: why the address is suppressed (NULL:
+-- it is not), and the lists among the slugs $2 it may join — public ones, and the
+-- default list when $3 (the form named no list: contract "Audience"). An unknown or
+-- private slug is simply absent. One row always (an aggregate without GROUP BY).
+SELECT (SELECT reason FROM suppressions
+        WHERE address_key = herald_address_key($1::text)) AS suppressed,
+       array_agg(id ORDER BY slug) AS ids,
+       array_agg(slug ORDER BY slug) AS slugs,
+       array_agg(opt_in ORDER BY slug) AS opt_ins
+FROM lists
+WHERE slug = ANY($2::text[])
+  AND (visibility = 'public' OR ($3::boolean AND slug = 'default'))
+
+-- name: insert_with_memberships
+-- A new address in one statement: its row (pending, or confirmed when $4: every list
+-- chosen is single opt-in), its memberships of the lists $5 (confirmed at once where
+-- $6), each with the consent record ($7 source, $8 IP, $9 user agent), and, unless
+-- confirmed, its confirmation token. The memberships are written by the same statement
+-- as the row, so migration 0018's trigger adds no default-list row of its own. Nothing
+-- at all when the address exists (the caller then locks the existing row).
 WITH inserted AS (
-    INSERT INTO subscriptions (id, email, name, status)
-    VALUES ($1::uuid, $2::text, $3::text, 'pending_confirmation')
+    INSERT INTO subscriptions (id, email, name, status, confirmed_at)
+    VALUES ($1::uuid, $2::text, $3::text,
+            CASE WHEN $4::boolean THEN 'confirmed' ELSE 'pending_confirmation' END,
+            CASE WHEN $4::boolean THEN now() END)
     ON CONFLICT ((lower(email))) DO NOTHING
     RETURNING id
+), members AS (
+    INSERT INTO list_memberships (
+        list_id, subscriber_id, status, source, consent_ip, consent_user_agent, confirmed_at
+    )
+    SELECT l.list_id, i.id,
+           CASE WHEN l.confirmed THEN 'confirmed' ELSE 'pending_confirmation' END,
+           $7::text, $8::inet, $9::text, CASE WHEN l.confirmed THEN now() END
+    FROM inserted AS i
+    CROSS JOIN unnest($5::uuid[], $6::boolean[]) AS l (list_id, confirmed)
 ), token AS (
     INSERT INTO subscription_tokens (token_hash, subscriber_id, expires_at)
-    SELECT $4::bytea, id, now() + make_interval(secs => $5::float8)
+    SELECT $10::bytea, id, now() + make_interval(secs => $11::float8)
     FROM inserted
+    WHERE NOT $4::boolean
 )
 SELECT id FROM inserted
+
+-- name: upsert_memberships
+-- An address already known joins the lists $2 again (a sign-up): a membership that is
+-- missing, pending or unsubscribed gets the new consent record and is confirmed where
+-- $3, else pending; a confirmed one is left as it is. Returns the rows written.
+INSERT INTO list_memberships AS m (
+    list_id, subscriber_id, status, source, consent_ip, consent_user_agent, confirmed_at
+)
+SELECT l.list_id, $1::uuid,
+       CASE WHEN l.confirmed THEN 'confirmed' ELSE 'pending_confirmation' END,
+       $4::text, $5::inet, $6::text, CASE WHEN l.confirmed THEN now() END
+FROM unnest($2::uuid[], $3::boolean[]) AS l (list_id, confirmed)
+ON CONFLICT (list_id, subscriber_id) DO UPDATE
+SET status = EXCLUDED.status, source = EXCLUDED.source, consent_ip = EXCLUDED.consent_ip,
+    consent_user_agent = EXCLUDED.consent_user_agent, confirmed_at = EXCLUDED.confirmed_at,
+    unsubscribed_at = NULL, updated_at = now()
+WHERE m.status <> 'confirmed'
+RETURNING list_id, status
+
+-- name: pending_memberships
+SELECT count(*)
+FROM list_memberships
+WHERE subscriber_id = $1::uuid AND status = 'pending_confirmation'
 
 -- name: set_pending
 UPDATE subscriptions
@@ -43,9 +96,27 @@ WHERE t.token_hash = $1::bytea
 FOR UPDATE OF s
 
 -- name: confirm
-UPDATE subscriptions
-SET status = 'confirmed', confirmed_at = now(), updated_at = now()
-WHERE id = $1::uuid AND status = 'pending_confirmation'
+-- A confirmation link: the address (when pending) and every pending membership are
+-- confirmed — one email confirms all the lists of the sign-up, also for an address that
+-- was already confirmed (migration 0018's trigger acts only on a change of the
+-- address's status) — and a suppression as "unsubscribed" is lifted: the reader came
+-- back through double opt-in. Returns what changed.
+WITH address AS (
+    UPDATE subscriptions
+    SET status = 'confirmed', confirmed_at = now(), updated_at = now()
+    WHERE id = $1::uuid AND status = 'pending_confirmation'
+    RETURNING id
+), joined AS (
+    UPDATE list_memberships
+    SET status = 'confirmed', confirmed_at = now(), updated_at = now()
+    WHERE subscriber_id = $1::uuid AND status = 'pending_confirmation'
+    RETURNING list_id
+), lifted AS (
+    DELETE FROM suppressions
+    WHERE reason = 'unsubscribed'
+      AND address_key = (SELECT herald_address_key(email) FROM subscriptions WHERE id = $1::uuid)
+)
+SELECT (SELECT count(*) FROM address) AS address, (SELECT count(*) FROM joined) AS lists
 
 -- name: get_by_email
 SELECT id, email, name, status, created_at, confirmed_at
@@ -157,17 +228,29 @@ WITH gone AS (
 SELECT count(*) FROM gone
 
 -- name: delete_many
--- Deleting keeps the delivery history: the subscriptions_forget_deliveries trigger sets
--- their subscriber_id to NULL (issue counts stay right; the address stays in
--- recipient). Their queued emails are suppressed first so none goes out afterwards
--- (a worker re-checks issue emails anyway; confirmations carry their own message).
-WITH queued AS (
-    UPDATE deliveries
-    SET status = 'suppressed', last_error = 'subscriber deleted', updated_at = now()
-    WHERE subscriber_id = ANY($1::uuid[]) AND status = 'queued'
-), gone AS (
+-- Erasure (the admin's delete, the preference centre's "erase me"): in one statement the
+-- subscribers go, their addresses become "erased" suppressions (herald_address_key: the
+-- key blocks a re-import or a sign-up, the address itself is forgotten; a row already
+-- there forgets its address and becomes an erasure), and their delivery history forgets
+-- them: the address in recipient and the stored message are blanked, and subscriber_id
+-- is cleared (what the subscriptions_forget_deliveries trigger does; a row a worker is
+-- sending right now is left to it). Their queued emails are suppressed, so none goes
+-- out afterwards. Issue counts stay right. $2: who erased them (admin, preferences, api).
+WITH gone AS (
     DELETE FROM subscriptions WHERE id = ANY($1::uuid[])
-    RETURNING id
+    RETURNING id, email
+), suppressed AS (
+    INSERT INTO suppressions AS s (address_key, email, reason, source)
+    SELECT DISTINCT herald_address_key(email), NULL::text, 'erased', $2::text FROM gone
+    ON CONFLICT (address_key) DO UPDATE
+    SET email = NULL, reason = 'erased', source = EXCLUDED.source
+), history AS (
+    UPDATE deliveries
+    SET status = CASE WHEN status = 'queued' THEN 'suppressed' ELSE status END,
+        last_error = CASE WHEN status = 'queued' THEN 'subscriber deleted' ELSE last_error END,
+        recipient = '(erased)', message = NULL, subscriber_id = NULL, updated_at = now()
+    WHERE subscriber_id = ANY($1::uuid[]) AND subscriber_id IN (SELECT id FROM gone)
+      AND status <> 'sending'
 )
 SELECT count(*) FROM gone
 
@@ -251,3 +334,19 @@ FROM subscriber_daily
 WHERE day > $1::date
 GROUP BY day
 ORDER BY day
+
+-- name: backfill_subscriber
+-- One subscription from before migration 0018 that has no membership yet (the backfill
+-- job has not reached it) joins the default list with its own status, before a sign-up
+-- acts on it: its memberships are then what the previous release meant. Nothing for a
+-- newer subscription or one with any membership. Call with the row locked.
+INSERT INTO list_memberships (
+    list_id, subscriber_id, status, source, created_at, confirmed_at, unsubscribed_at
+)
+SELECT l.id, s.id, s.status, 'backfill', s.created_at, s.confirmed_at, s.unsubscribed_at
+FROM subscriptions AS s
+JOIN lists AS l ON l.slug = 'default'
+WHERE s.id = $1::uuid
+  AND s.created_at <= l.created_at
+  AND NOT EXISTS (SELECT 1 FROM list_memberships AS e WHERE e.subscriber_id = s.id)
+ON CONFLICT (list_id, subscriber_id) DO NOTHING

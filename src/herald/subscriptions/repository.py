@@ -1,8 +1,10 @@
-"""The only door to ``subscriptions`` and ``subscription_tokens``."""
+"""The only door to ``subscriptions``, ``subscription_tokens`` and a subscriber's
+``list_memberships`` (a sign-up's, a confirmation's)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +13,7 @@ from herald.core import sql
 from herald.core.db import Connection
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 from herald.subscriptions.listing import Cursor, ListFilter, Sort, TimelineEvent
+from herald.subscriptions.signup import ChosenList, Consent, OptIn, Suppression
 
 Q = sql.load("herald.subscriptions")
 
@@ -37,23 +40,78 @@ async def lock_by_email(conn: Connection, email: str) -> Subscription | None:
     return Subscription(row["id"], row["email"], row["name"], SubscriptionStatus(row["status"]))
 
 
-async def insert_pending_with_token(
+@dataclass(frozen=True, slots=True)
+class SignUpContext:
+    suppressed: Suppression | None
+    lists: dict[str, ChosenList]  # by slug: the lists named that may be joined
+
+
+async def signup_context(
+    conn: Connection, email: str, slugs: Sequence[str], *, implicit_default: bool
+) -> SignUpContext:
+    row = await conn.fetchrow(Q["signup_context"], email, list(slugs), implicit_default)
+    assert row is not None  # an aggregate: always one row
+    found = zip(row["ids"] or (), row["slugs"] or (), row["opt_ins"] or (), strict=True)
+    return SignUpContext(
+        Suppression(row["suppressed"]) if row["suppressed"] is not None else None,
+        {slug: ChosenList(list_id, slug, OptIn(opt_in)) for list_id, slug, opt_in in found},
+    )
+
+
+async def insert_with_memberships(
     conn: Connection,
     new: NewSubscriber,
+    lists: Sequence[ChosenList],
+    confirm_now: Sequence[bool],
+    consent: Consent,
+    *,
+    confirmed: bool,
     token_hash: bytes,
     ttl_seconds: float,
 ) -> uuid.UUID | None:
-    """Insert a pending subscription and its confirmation token in one statement; None
-    (and nothing written) when the address exists."""
+    """A new address with its memberships (and, unless ``confirmed``, its token) in one
+    statement; None (and nothing written) when the address exists."""
     inserted: uuid.UUID | None = await conn.fetchval(
-        Q["insert_pending_with_token"],
+        Q["insert_with_memberships"],
         uuid.uuid4(),
         new.email.value,
         new.name.value,
+        confirmed,
+        [chosen.id for chosen in lists],
+        list(confirm_now),
+        consent.source,
+        consent.ip,
+        consent.user_agent,
         token_hash,
         ttl_seconds,
     )
     return inserted
+
+
+async def upsert_memberships(
+    conn: Connection,
+    subscriber_id: uuid.UUID,
+    lists: Sequence[ChosenList],
+    confirm_now: Sequence[bool],
+    consent: Consent,
+) -> list[SubscriptionStatus]:
+    """The chosen lists joined again by a known address; the status of each membership
+    written (a confirmed one is left alone and not returned)."""
+    rows = await conn.fetch(
+        Q["upsert_memberships"],
+        subscriber_id,
+        [chosen.id for chosen in lists],
+        list(confirm_now),
+        consent.source,
+        consent.ip,
+        consent.user_agent,
+    )
+    return [SubscriptionStatus(row["status"]) for row in rows]
+
+
+async def pending_memberships(conn: Connection, subscriber_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval(Q["pending_memberships"], subscriber_id)
+    return count
 
 
 async def set_pending(conn: Connection, subscriber_id: uuid.UUID, name: str) -> None:
@@ -78,8 +136,12 @@ async def lock_token(conn: Connection, token_hash: bytes) -> TokenLookup | None:
     return TokenLookup(row["subscriber_id"], row["expired"], SubscriptionStatus(row["status"]))
 
 
-async def confirm(conn: Connection, subscriber_id: uuid.UUID) -> None:
-    await conn.execute(Q["confirm"], subscriber_id)
+async def confirm(conn: Connection, subscriber_id: uuid.UUID) -> tuple[bool, int]:
+    """Confirm the address (if pending) and its pending memberships; lift its suppression
+    as "unsubscribed". (whether the address changed, how many memberships did)."""
+    row = await conn.fetchrow(Q["confirm"], subscriber_id)
+    assert row is not None  # always one row
+    return bool(row["address"]), int(row["lists"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +296,11 @@ async def unsubscribe_many(conn: Connection, ids: list[uuid.UUID]) -> int:
     return changed
 
 
-async def delete_many(conn: Connection, ids: list[uuid.UUID]) -> int:
-    deleted: int = await conn.fetchval(Q["delete_many"], ids)
+async def delete_many(conn: Connection, ids: list[uuid.UUID], source: str = "admin") -> int:
+    """Erase the subscribers ``ids`` (``queries.sql``: deleted, their addresses suppressed
+    as erased, their delivery history without the address); how many went. ``source``:
+    who erased them, kept on the suppression rows."""
+    deleted: int = await conn.fetchval(Q["delete_many"], ids, source)
     return deleted
 
 
@@ -267,3 +332,7 @@ async def daily_figures(conn: Connection, after: date) -> list[DailyFigures]:
         )
         for row in rows
     ]
+
+
+async def backfill_subscriber(conn: Connection, subscriber_id: uuid.UUID) -> None:
+    await conn.execute(Q["backfill_subscriber"], subscriber_id)

@@ -22,3 +22,21 @@ async def read_form(request: Request, *, max_fields: int = 100) -> dict[str, str
     max_part_size = request.scope.get(BODY_LIMIT_SCOPE_KEY, 1024 * 1024)
     form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
     return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def read_form_multi(request: Request, *, max_fields: int = 100) -> dict[str, list[str]]:
+    """``read_form`` for forms that repeat a field (checkboxes): every value of each
+    field, in order."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in FORM_TYPES:
+        raise UnsupportedMediaType(
+            f"unsupported content type {media_type!r}: send an HTML form "
+            "(application/x-www-form-urlencoded)"
+        )
+    max_part_size = request.scope.get(BODY_LIMIT_SCOPE_KEY, 1024 * 1024)
+    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
+    fields: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            fields.setdefault(key, []).append(value)
+    return fields
