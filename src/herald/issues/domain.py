@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,9 @@ MAX_PREHEADER_LENGTH = 150
 # The issue forms accept request bodies of up to 2 MiB (every other route 64 KiB): one
 # body field may use all of it.
 MAX_BODY_LENGTH = 2 * 1024 * 1024
+DEFAULT_LIST = "default"  # an issue without chosen lists goes to this one (contract)
+MAX_TARGET_LISTS = 100
+_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 class IssueStatus(StrEnum):
@@ -33,6 +37,77 @@ class IssueStatus(StrEnum):
 def require_editable(status: IssueStatus) -> None:
     if not status.editable:
         raise Conflict(f"this issue is {status.value}: it can no longer be changed")
+
+
+@dataclass(frozen=True, slots=True)
+class ListRef:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who an issue goes to: the confirmed members of any of ``lists`` (an issue without
+    chosen lists: the default list, as every issue of the previous release), narrowed to
+    the readers of ``segment`` when one is set."""
+
+    lists: tuple[ListRef, ...] = ()
+    segment: SegmentRef | None = None
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(ref.slug for ref in self.lists) or (DEFAULT_LIST,)
+
+    def describe(self) -> str:
+        """ "Newsletter and Offers, segment “Paris”": for the issue pages."""
+        names = [ref.name for ref in self.lists] or ["the default list"]
+        text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"{text}, segment “{self.segment.name}”" if self.segment else text
+
+
+@dataclass(frozen=True, slots=True)
+class TargetChoice:
+    """What an editor or API client asked an issue to go to, checked for shape (the
+    service checks that the lists and the segment exist)."""
+
+    slugs: tuple[str, ...]
+    segment_id: uuid.UUID | None = None
+
+    @classmethod
+    def parse(cls, lists: object, segment_id: object = None) -> TargetChoice:
+        if not isinstance(lists, list | tuple) or not all(isinstance(v, str) for v in lists):
+            raise ValidationError("lists must be a list of list slugs", field="lists")
+        slugs = tuple(dict.fromkeys(v.strip() for v in lists if v.strip()))
+        if not slugs:
+            raise ValidationError("choose at least one list to send the issue to", field="lists")
+        if len(slugs) > MAX_TARGET_LISTS:
+            raise ValidationError(
+                f"an issue goes to at most {MAX_TARGET_LISTS} lists", field="lists"
+            )
+        bad = [s for s in slugs if len(s) > 60 or not _SLUG.fullmatch(s)]
+        if bad:
+            raise ValidationError(f"not a list slug: {bad[0][:60]!r}", field="lists")
+        return cls(slugs, parse_segment_id(segment_id))
+
+
+def parse_segment_id(value: object) -> uuid.UUID | None:
+    """A segment id, or None for "everyone on the lists" (absent, null or empty)."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError("segment_id must be a segment's id", field="segment_id")
+    if not value.strip():
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise ValidationError("segment_id must be a segment's id", field="segment_id") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +135,7 @@ class Issue:
     publish_attempts: int = 0
     publish_retry_at: datetime | None = None
     preheader: str = ""  # the inbox preview line; empty: each copy's text body's first words
+    target: Target = Target()
 
     @property
     def fanning_out(self) -> bool:

@@ -13,22 +13,44 @@ WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
 RETURNING id
 
 -- name: get_issue
-SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
-       completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
-       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at,
-       preheader
-FROM newsletter_issues
-WHERE id = $1::uuid
+-- With its target (issues/targets.sql, issue_target: the same columns).
+SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
+       i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
+       i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
+       i.publish_attempts, i.publish_retry_at, i.preheader,
+       t.list_slugs, t.list_names, i.segment_id, g.name AS segment_name
+FROM newsletter_issues AS i
+CROSS JOIN LATERAL (
+    -- The chosen lists; none chosen: the default list (an issue of the previous release).
+    SELECT array_agg(l.slug ORDER BY l.name, l.slug) AS list_slugs,
+           array_agg(l.name ORDER BY l.name, l.slug) AS list_names
+    FROM lists AS l
+    WHERE l.id IN (SELECT il.list_id FROM issue_lists AS il WHERE il.issue_id = i.id)
+       OR (l.slug = 'default'
+           AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id))
+) AS t
+LEFT JOIN segments AS g ON g.id = i.segment_id
+WHERE i.id = $1::uuid
 
 -- name: list_issues
 -- A page of the issue list, newest first, after the keyset cursor ($2, $3) when given.
-SELECT id, title, markdown, html_content, text_content, status, scheduled_at, published_at,
-       completed_at, recipients, created_at, updated_at, fanout_done_at, fanout_error,
-       fanout_attempts, fanout_retry_at, publish_error, publish_attempts, publish_retry_at,
-       preheader
-FROM newsletter_issues
-WHERE $2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid)
-ORDER BY created_at DESC, id DESC
+SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
+       i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
+       i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
+       i.publish_attempts, i.publish_retry_at, i.preheader,
+       t.list_slugs, t.list_names, i.segment_id, g.name AS segment_name
+FROM newsletter_issues AS i
+CROSS JOIN LATERAL (
+    SELECT array_agg(l.slug ORDER BY l.name, l.slug) AS list_slugs,
+           array_agg(l.name ORDER BY l.name, l.slug) AS list_names
+    FROM lists AS l
+    WHERE l.id IN (SELECT il.list_id FROM issue_lists AS il WHERE il.issue_id = i.id)
+       OR (l.slug = 'default'
+           AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id))
+) AS t
+LEFT JOIN segments AS g ON g.id = i.segment_id
+WHERE $2::timestamptz IS NULL OR (i.created_at, i.id) < ($2::timestamptz, $3::uuid)
+ORDER BY i.created_at DESC, i.id DESC
 LIMIT $1::integer
 
 -- name: unsent_counts
@@ -40,11 +62,6 @@ FROM issue_delivery_counts
 WHERE issue_id = ANY($1::uuid[]) AND status <> 'sent'
 GROUP BY issue_id, status
 HAVING sum(n) <> 0
-
--- name: confirmed_subscribers
--- Who would get an issue published now: the counter the subscriptions_count_* triggers
--- maintain (migration 0009), not a count(*) of a million rows.
-SELECT coalesce(sum(n), 0)::bigint FROM subscriber_counts WHERE status = 'confirmed'
 
 -- name: failure_reasons
 -- The most common reasons among an issue's last queued $3 failed deliveries (highest ids):
@@ -93,16 +110,43 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED
 
 -- name: fan_out_chunk
--- Queue the next $3 confirmed subscribers after the cursor $2 and move the cursor, in
--- one statement: the rows and the cursor commit together, so a crash resumes after
--- the last committed chunk and nobody is queued twice (the unique (subscriber_id,
--- issue_id) index would refuse it anyway). Subscriber-id order walks the primary key
--- and fills the unique index left to right (BENCHMARKS.md P2).
-WITH chunk AS (
-    SELECT s.id, s.email
-    FROM subscriptions AS s
-    WHERE s.status = 'confirmed' AND ($2::uuid IS NULL OR s.id > $2::uuid)
-    ORDER BY s.id
+-- Queue the next $3 recipients after the cursor $2 and move the cursor, in one statement:
+-- the rows and the cursor commit together, so a crash resumes after the last committed
+-- chunk and nobody is queued twice (the unique (subscriber_id, issue_id) index would
+-- refuse it anyway). Recipients: subscribers whose subscription is confirmed and who are
+-- confirmed members of at least one of the issue's lists (issue_lists; none: the default
+-- list). Per list, one range of list_memberships_confirmed (list_id, subscriber_id) after
+-- the cursor, joined to the confirmed subscription, stopping after $3 rows; the lists'
+-- ranges are merged and deduplicated, and the first $3 ids are the chunk (each of them is
+-- among its own lists' first $3). Fewer than $3: every list is exhausted, the fan-out is
+-- done. Subscriber-id order fills the unique index left to right (BENCHMARKS.md P2).
+-- The cursor is compared with a coalesce, not "IS NULL OR", so that a generic plan keeps
+-- the range as an index bound. An issue with a segment runs this with the segment's
+-- condition over s in place of the slot (segments/compiler.py, parameters from $5).
+WITH targets AS (
+    SELECT il.list_id FROM issue_lists AS il WHERE il.issue_id = $1::uuid
+    UNION ALL
+    SELECT l.id FROM lists AS l
+    WHERE l.slug = 'default'
+      AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = $1::uuid)
+), candidates AS (
+    SELECT c.id, c.email
+    FROM targets AS t
+    CROSS JOIN LATERAL (
+        SELECT s.id, s.email
+        FROM list_memberships AS m
+        JOIN subscriptions AS s ON s.id = m.subscriber_id
+        WHERE m.list_id = t.list_id AND m.status = 'confirmed'
+          AND m.subscriber_id > coalesce($2::uuid, '00000000-0000-0000-0000-000000000000')
+          AND s.status = 'confirmed'
+          AND /* segment */ TRUE
+        ORDER BY m.subscriber_id
+        LIMIT $3::integer
+    ) AS c
+), chunk AS (
+    SELECT DISTINCT ON (c.id) c.id, c.email
+    FROM candidates AS c
+    ORDER BY c.id
     LIMIT $3::integer
 ), queued AS (
     INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, max_attempts)

@@ -10,7 +10,8 @@ from typing import Any
 from herald.core import live, sql
 from herald.core.db import Connection
 from herald.delivery.domain import DeliveryStatus
-from herald.issues.domain import Issue, IssueContent, IssueStatus
+from herald.issues.domain import Issue, IssueContent, IssueStatus, ListRef, SegmentRef, Target
+from herald.issues.targets import Condition, with_segment
 from herald.subscriptions.domain import SubscriptionStatus
 
 Q = sql.load("herald.issues")
@@ -38,6 +39,16 @@ def _issue(row: Any) -> Issue:
         publish_attempts=row["publish_attempts"],
         publish_retry_at=row["publish_retry_at"],
         preheader=row["preheader"],
+        target=_target(row),
+    )
+
+
+def _target(row: Any) -> Target:
+    lists = zip(row["list_slugs"] or (), row["list_names"] or (), strict=True)
+    segment = row["segment_id"]
+    return Target(
+        tuple(ListRef(slug, name) for slug, name in lists),
+        SegmentRef(segment, row["segment_name"]) if segment else None,
     )
 
 
@@ -94,10 +105,6 @@ async def unsent_counts(
     return counts
 
 
-async def confirmed_subscribers(conn: Connection) -> int:
-    return int(await conn.fetchval(Q["confirmed_subscribers"]))
-
-
 async def failure_reasons(
     conn: Connection, issue_id: uuid.UUID, limit: int, sample: int
 ) -> list[tuple[str, int]]:
@@ -146,8 +153,12 @@ async def fan_out_chunk(
     *,
     chunk: int,
     max_attempts: int,
+    segment: Condition = None,
 ) -> FanOutStep:
-    row = await conn.fetchrow(Q["fan_out_chunk"], issue_id, cursor, chunk, max_attempts)
+    """Queue the issue's next recipients after ``cursor`` (``segment``: the compiled
+    condition of its segment, see issues/targets.py)."""
+    statement, params = with_segment(Q["fan_out_chunk"], segment)
+    row = await conn.fetchrow(statement, issue_id, cursor, chunk, max_attempts, *params)
     assert row is not None, "the issue is locked by this transaction"
     return FanOutStep(issue_id, row["queued"], row["recipients"], row["done"])
 
@@ -297,79 +308,6 @@ async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:
 async def notify_status(conn: Connection, issue_id: uuid.UUID, status: IssueStatus) -> None:
     """The live ``issue.status`` event (``core/live.py``), delivered at commit."""
     await live.notify(conn, live.event("issue.status", issue_id=str(issue_id), status=status))
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    id: int
-    kind: str
-    status: DeliveryStatus
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
-    updated_at: datetime
-    issue_id: uuid.UUID | None
-    issue_title: str | None
-
-
-async def subscriber_history(
-    conn: Connection, subscriber_id: uuid.UUID, limit: int = 200
-) -> list[HistoryEntry]:
-    rows = await conn.fetch(Q["subscriber_history"], subscriber_id, limit)
-    return [
-        HistoryEntry(
-            r["id"],
-            r["kind"],
-            DeliveryStatus(r["status"]),
-            r["attempts"],
-            r["last_error"],
-            r["created_at"],
-            r["sent_at"],
-            r["updated_at"],
-            r["issue_id"],
-            r["issue_title"],
-        )
-        for r in rows
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    id: int
-    recipient: str
-    subscriber_id: uuid.UUID | None
-    status: DeliveryStatus
-    attempts: int
-    last_error: str | None
-    sent_at: datetime | None
-    updated_at: datetime
-
-
-async def recent_deliveries(
-    conn: Connection,
-    issue_id: uuid.UUID,
-    status: DeliveryStatus | None = None,
-    limit: int = 100,
-    before: int | None = None,
-) -> list[DeliveryRow]:
-    """A page of an issue's deliveries (of ``status``, or all), newest first; ``before``:
-    the previous page's last id."""
-    statuses = [status.value] if status is not None else [s.value for s in DeliveryStatus]
-    rows = await conn.fetch(Q["recent_deliveries"], issue_id, statuses, limit, before)
-    return [
-        DeliveryRow(
-            r["id"],
-            r["recipient"],
-            r["subscriber_id"],
-            DeliveryStatus(r["status"]),
-            r["attempts"],
-            r["last_error"],
-            r["sent_at"],
-            r["updated_at"],
-        )
-        for r in rows
-    ]
 
 
 async def issue_gauges(conn: Connection) -> list[tuple[str, int, int]]:

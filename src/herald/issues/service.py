@@ -18,8 +18,9 @@ from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery.domain import DeliveryStatus
-from herald.issues import repository
-from herald.issues.domain import Issue, IssueContent, IssueStatus, require_editable
+from herald.issues import repository, targeting, targets
+from herald.issues.domain import Issue, IssueContent, IssueStatus, TargetChoice, require_editable
+from herald.issues.progress_state import STATUSES, Progress
 from herald.issues.rendering import (
     check_renders,
     compile_issue,
@@ -27,9 +28,9 @@ from herald.issues.rendering import (
 )
 from herald.issues.repository import FanOutClaim, FanOutStep
 
-log = get_logger("herald.issues")
+__all__ = ["STATUSES", "IssueService", "Once", "Progress", "validate"]
 
-STATUSES = tuple(DeliveryStatus)
+log = get_logger("herald.issues")
 
 # Backoff of a failed fan-out chunk or scheduled publish: 5 s, 10 s, … capped at 10 min.
 RETRY_BASE_SECONDS = 5.0
@@ -54,53 +55,6 @@ class Once(Protocol[R_co]):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    issue_id: uuid.UUID
-    status: IssueStatus
-    recipients: int
-    counts: dict[DeliveryStatus, int]
-    fanning_out: bool = False
-    fanout_error: str | None = None
-    rate_per_min: float | None = None  # finished deliveries a minute, lately (None: unknown)
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in STATUSES if s.finished)
-
-    @property
-    def percent(self) -> float:
-        if self.status not in (IssueStatus.PUBLISHING, IssueStatus.SENT):
-            return 0.0
-        if not self.recipients:
-            return 0.0 if self.fanning_out else 100.0
-        return 100.0 * self.done / self.recipients
-
-    @property
-    def eta_seconds(self) -> int | None:
-        """Time to finish at the current rate; None while recipients are still being queued
-        (their number is not known yet), without a rate, or when there is nothing left."""
-        left = self.recipients - self.done
-        if self.status is not IssueStatus.PUBLISHING or self.fanning_out or left <= 0:
-            return None
-        if not self.rate_per_min:
-            return None
-        return round(60 * left / self.rate_per_min)
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "issue_id": str(self.issue_id),
-            "status": self.status.value,
-            "recipients": self.recipients,
-            "percent": round(self.percent, 1),
-            "fanning_out": self.fanning_out,
-            "fanout_error": self.fanout_error,
-            "rate_per_min": None if self.rate_per_min is None else round(self.rate_per_min, 1),
-            "eta_seconds": self.eta_seconds,
-            **{s.value: self.counts.get(s, 0) for s in STATUSES},
-        }
-
-
 async def validate(content: IssueContent) -> None:
     """Compile the bodies and render a sample, off the event loop: a 400 naming the
     problem for anything a template does wrong (errors, limits, time)."""
@@ -116,14 +70,25 @@ class IssueService:
     db: Database
     settings: Settings
 
-    async def create_draft(self, content: IssueContent, created_by: uuid.UUID | None) -> uuid.UUID:
+    async def create_draft(
+        self,
+        content: IssueContent,
+        created_by: uuid.UUID | None,
+        target: TargetChoice | None = None,
+    ) -> uuid.UUID:
+        """A new draft; without ``target`` it goes to the default list."""
         await validate(content)
-        async with self.db.connection() as conn:
+        async with self.db.transaction() as conn:
             issue_id = await repository.insert_issue(conn, content, created_by)
+            if target is not None:
+                await targeting.apply(conn, issue_id, target)
         log.info("issue drafted", issue_id=str(issue_id))
         return issue_id
 
-    async def update(self, issue_id: uuid.UUID, content: IssueContent) -> None:
+    async def update(
+        self, issue_id: uuid.UUID, content: IssueContent, target: TargetChoice | None = None
+    ) -> None:
+        """Save a draft's (or scheduled issue's) content and, when given, its target."""
         await validate(content)
         async with self.db.transaction() as conn:
             issue = await self._get(conn, issue_id)
@@ -133,6 +98,8 @@ class IssueService:
                 issue = await self._get(conn, issue_id)
                 require_editable(issue.status)
                 raise Conflict("the issue changed while it was being saved: nothing was saved")
+            if target is not None:
+                await targeting.apply(conn, issue_id, target)
 
     async def get(self, issue_id: uuid.UUID) -> Issue:
         async with self.db.connection() as conn:
@@ -145,11 +112,18 @@ class IssueService:
         return issue
 
     # The JSON API's changes answer the issue as it is afterwards.
-    async def draft(self, content: IssueContent, created_by: uuid.UUID | None) -> Issue:
-        return await self.get(await self.create_draft(content, created_by))
+    async def draft(
+        self,
+        content: IssueContent,
+        created_by: uuid.UUID | None,
+        target: TargetChoice | None = None,
+    ) -> Issue:
+        return await self.get(await self.create_draft(content, created_by, target))
 
-    async def revise(self, issue_id: uuid.UUID, content: IssueContent) -> Issue:
-        await self.update(issue_id, content)
+    async def revise(
+        self, issue_id: uuid.UUID, content: IssueContent, target: TargetChoice | None = None
+    ) -> Issue:
+        await self.update(issue_id, content, target)
         return await self.get(issue_id)
 
     async def publish_now(self, issue_id: uuid.UUID) -> Issue:
@@ -199,6 +173,7 @@ class IssueService:
             await validate(
                 IssueContent(issue.title, issue.html, issue.text, issue.markdown, issue.preheader)
             )
+            await targeting.condition(conn, issue.target)  # a segment that cannot be sent: 400
         if not await repository.start_publishing(conn, issue_id, tracing.current_traceparent()):
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")
@@ -228,13 +203,22 @@ class IssueService:
                             attributes={"herald.issue_id": str(issue_id), "herald.chunk": chunk},
                         )
                     )
+                    issue = await self._get(conn, issue_id)
+                    segment = await targeting.condition(conn, issue.target)
+                    attempts = self.settings.delivery.max_attempts
                     step = await repository.fan_out_chunk(
                         conn,
                         issue_id,
                         claimed.cursor,
                         chunk=chunk,
-                        max_attempts=self.settings.delivery.max_attempts,
+                        max_attempts=attempts,
+                        segment=segment,
                     )
+                    if step.done:  # and the default list's readers the backfill has not reached
+                        late = await targets.fan_out_unlisted(conn, issue_id, attempts, segment)
+                        step = replace(
+                            step, queued=step.queued + late, recipients=step.recipients + late
+                        )
                     span.set("herald.queued", step.queued)
                     span.set("herald.fanout_done", step.done)
                     if step.done:
@@ -354,10 +338,12 @@ class IssueService:
         return retried
 
     async def publish_preview(self, issue_id: uuid.UUID) -> tuple[Issue, int]:
-        """The issue, and how many confirmed subscribers would get it if published now."""
+        """The issue, and how many readers would get it if published now (a 400 when it
+        cannot be published to its target)."""
         async with self.db.connection() as conn:
             issue = await self._get(conn, issue_id)
-            return issue, await repository.confirmed_subscribers(conn)
+            segment = await targeting.condition(conn, issue.target)
+            return issue, await targets.count_recipients(conn, issue_id, segment)
 
     async def progress(self, issue_id: uuid.UUID) -> Progress:
         return (await self.with_progress(issue_id))[1]

@@ -17,12 +17,12 @@ from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.delivery.domain import DeliveryStatus
 from herald.design.current import current_design
-from herald.issues import repository
+from herald.issues import recipients, repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus
 from herald.issues.previews import IssuePreview
 from herald.issues.proofs import sample_links
+from herald.issues.recipients import DeliveryRow, HistoryEntry
 from herald.issues.rendering import compile_issue, off_loop, preheader, render_or_refuse
-from herald.issues.repository import DeliveryRow, HistoryEntry
 from herald.issues.service import IssueService, Progress
 
 SAMPLE_NAME = "Sample Subscriber"
@@ -119,7 +119,7 @@ class IssueViews:
     ) -> IssueOverview:
         issue, progress = await IssueService(self.db, self.settings).with_progress(issue_id)
         async with self.db.connection() as conn:
-            rows = await repository.recent_deliveries(
+            rows = await recipients.recent_deliveries(
                 conn, issue_id, status, deliveries + 1, before
             )
             failures = []
@@ -155,7 +155,7 @@ class IssueViews:
         async with self.db.connection() as conn:
             if await repository.get_issue(conn, issue_id) is None:
                 raise NotFound("no such newsletter issue")
-            rows = await repository.recent_deliveries(conn, issue_id, status, limit + 1, before)
+            rows = await recipients.recent_deliveries(conn, issue_id, status, limit + 1, before)
         return DeliveryPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
     async def preview_content(
@@ -176,7 +176,7 @@ class IssueViews:
     ) -> list[HistoryEntry]:
         """Everything sent (or queued) to one subscriber, newest first."""
         async with self.db.connection() as conn:
-            return await repository.subscriber_history(conn, subscriber_id, limit)
+            return await recipients.subscriber_history(conn, subscriber_id, limit)
 
     async def _render(
         self, issue: Issue | IssueContent, issue_id: uuid.UUID | None, *, name: str, email: str

@@ -1,0 +1,78 @@
+"""The only door to what an issue goes to: ``issue_lists``, ``newsletter_issues.segment_id``
+and the lists and segments an editor can choose from (``targets.sql``). The fan-out's own
+statement is ``fan_out_chunk`` (``queries.sql``); this adds the readers of the default list
+whom the backfill has not reached yet (:func:`fan_out_unlisted`).
+
+A statement that takes an issue's segment holds the segment slot (``/* segment */ TRUE``);
+``condition`` is then the segment's compiled SQL and its parameters, which follow the
+statement's own (:mod:`herald.segments.compiler`). ``None``: everyone on the lists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from herald.core import sql
+from herald.core.db import Connection
+from herald.issues.domain import ListRef, SegmentRef
+
+T = sql.load("herald.issues", "targets.sql")
+
+SLOT = "/* segment */ TRUE"
+Condition = tuple[str, Sequence[object]] | None
+
+
+def with_segment(statement: str, condition: Condition) -> tuple[str, Sequence[object]]:
+    """The statement with the segment's condition in its slot, and the condition's
+    parameters; unchanged (everyone) without one."""
+    if condition is None:
+        return statement, ()
+    text, params = condition
+    if statement.count(SLOT) != 1:
+        raise ValueError("the statement must hold the segment slot exactly once")
+    return statement.replace(SLOT, f"({text})"), params
+
+
+async def list_ids(conn: Connection, slugs: Sequence[str]) -> dict[str, uuid.UUID]:
+    """The ids of those of ``slugs`` that are lists, by slug."""
+    rows = await conn.fetch(T["lists_by_slug"], list(slugs))
+    return {row["slug"]: row["id"] for row in rows}
+
+
+async def segment(conn: Connection, segment_id: uuid.UUID) -> SegmentRef | None:
+    row = await conn.fetchrow(T["segment_by_id"], segment_id)
+    return SegmentRef(row["id"], row["name"]) if row else None
+
+
+async def set_target(
+    conn: Connection, issue_id: uuid.UUID, lists: Sequence[uuid.UUID], segment_id: uuid.UUID | None
+) -> bool:
+    """Replace an editable issue's lists and segment; False when it is no longer editable."""
+    return await conn.fetchval(T["set_issue_target"], issue_id, list(lists), segment_id) is not None
+
+
+async def choices(conn: Connection, limit: int) -> tuple[list[ListRef], list[SegmentRef]]:
+    """Every list (the default one first) and every segment, for the editor."""
+    lists = [ListRef(r["slug"], r["name"]) for r in await conn.fetch(T["all_lists"], limit)]
+    segments = [SegmentRef(r["id"], r["name"]) for r in await conn.fetch(T["all_segments"], limit)]
+    return lists, segments
+
+
+async def count_recipients(conn: Connection, issue_id: uuid.UUID, condition: Condition) -> int:
+    """How many readers the issue would go to if published now."""
+    total = 0
+    for query in (T["count_members"], T["count_unlisted"]):
+        statement, params = with_segment(query, condition)
+        total += int(await conn.fetchval(statement, issue_id, *params))
+    return total
+
+
+async def fan_out_unlisted(
+    conn: Connection, issue_id: uuid.UUID, max_attempts: int, condition: Condition
+) -> int:
+    """Queue the issue for the confirmed readers from before the lists whom the
+    default-list backfill has not reached yet (when it goes to the default list); how many."""
+    statement, params = with_segment(T["fan_out_unlisted"], condition)
+    row = await conn.fetchrow(statement, issue_id, max_attempts, *params)
+    return int(row["queued"]) if row else 0
