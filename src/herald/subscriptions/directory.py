@@ -118,8 +118,9 @@ class SubscriberDirectory:
         return await self.subscriber(subscriber_id)
 
     async def erase(self, subscriber_id: uuid.UUID) -> None:
-        """Delete one subscriber, as the admin's action does (their queued emails are
-        suppressed; the delivery history keeps no link to them)."""
+        """Erase one subscriber, as the admin's delete does: gone, their address an
+        ``erased`` suppression (never mailed or imported again), their queued emails
+        suppressed, their delivery history without their address."""
         result = await self.act(Action.DELETE, [subscriber_id])
         if not result.done:
             raise NotFound("no such subscriber")

@@ -1,0 +1,66 @@
+-- name: add
+-- Suppress the address $1 (normalised by the caller) for reason $2, recorded as added by
+-- $3, and unsubscribe its subscription in the same statement: the package's invariant
+-- (the 0018 trigger then unsubscribes every membership). A row already there keeps its
+-- reason, except that a reader's own "unsubscribed" gives way to an operator's or a
+-- provider's stronger one; an erased row keeps its address forgotten. (The conflict
+-- branch always updates, so RETURNING gives the row as it stands also when a concurrent
+-- statement inserted it after this one's snapshot.) One row: the suppression, whether
+-- this call created it, and the subscriber it unsubscribed (NULL when none changed).
+WITH upserted AS (
+    INSERT INTO suppressions AS s (address_key, email, reason, source)
+    VALUES (herald_address_key($1::text), $1::text, $2::text, $3::text)
+    ON CONFLICT (address_key) DO UPDATE
+    SET reason = CASE WHEN s.reason = 'unsubscribed' THEN EXCLUDED.reason ELSE s.reason END,
+        source = CASE WHEN s.reason = 'unsubscribed' AND EXCLUDED.reason <> 'unsubscribed'
+                      THEN EXCLUDED.source ELSE s.source END
+    RETURNING s.address_key, s.email, s.reason, s.source, s.created_at, (s.xmax = 0) AS created
+), gone AS (
+    UPDATE subscriptions
+    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+    WHERE lower(email) = lower(btrim($1::text)) AND status <> 'unsubscribed'
+    RETURNING id
+), tokens AS (
+    DELETE FROM subscription_tokens WHERE subscriber_id IN (SELECT id FROM gone)
+)
+SELECT u.address_key, u.email, u.reason, u.source, u.created_at, u.created,
+       (SELECT id FROM gone LIMIT 1) AS unsubscribed
+FROM upserted AS u
+
+-- name: remove
+-- Lift the suppression of the address $1, unless it is an erasure (whose address is
+-- forgotten). The row as it was (NULL columns when there was none) and whether it went.
+WITH target AS (
+    SELECT address_key, email, reason, source, created_at
+    FROM suppressions
+    WHERE address_key = herald_address_key($1::text)
+    FOR UPDATE
+), gone AS (
+    DELETE FROM suppressions AS s
+    USING target AS t
+    WHERE s.address_key = t.address_key AND t.reason <> 'erased'
+    RETURNING s.address_key
+)
+SELECT t.address_key, t.email, t.reason, t.source, t.created_at,
+       EXISTS (SELECT 1 FROM gone) AS removed
+FROM (SELECT 1) AS one
+LEFT JOIN target AS t ON true
+
+-- name: page
+-- One keyset page, newest first, after the cursor ($1 created_at, $2 address_key), on the
+-- suppressions_created index. Filters, each NULL for none: $3 a reason; $4 a text the kept
+-- address contains, or a whole address whose key matches (an erased row holds none).
+SELECT address_key, email, reason, source, created_at
+FROM suppressions
+WHERE (created_at, address_key) < ($1::timestamptz, $2::bytea)
+  AND ($3::text IS NULL OR reason = $3::text)
+  AND ($4::text IS NULL
+       OR strpos(lower(email), lower($4::text)) > 0
+       OR address_key = herald_address_key($4::text))
+ORDER BY created_at DESC, address_key DESC
+LIMIT $5::integer
+
+-- name: counts
+SELECT reason, count(*)::bigint AS n
+FROM suppressions
+GROUP BY reason

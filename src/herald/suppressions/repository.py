@@ -1,0 +1,68 @@
+"""The only door to ``suppressions`` (and, for the invariant, to the subscription a new
+suppression unsubscribes)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from herald.core import sql
+from herald.core.db import Connection
+from herald.suppressions.domain import Cursor, Filter, Reason, Suppression
+
+Q = sql.load("herald.suppressions")
+
+
+def _row(row: Any) -> Suppression:
+    return Suppression(
+        bytes(row["address_key"]),
+        row["email"],
+        Reason(row["reason"]),
+        row["source"],
+        row["created_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    suppression: Suppression
+    created: bool
+    unsubscribed: uuid.UUID | None  # the subscription this unsubscribed, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    before: Suppression | None  # None: the address was not suppressed
+    removed: bool
+
+
+async def add(conn: Connection, email: str, reason: Reason, source: str) -> Added:
+    row = await conn.fetchrow(Q["add"], email, reason.value, source)
+    assert row is not None  # the statement always finds or makes the row
+    return Added(_row(row), bool(row["created"]), row["unsubscribed"])
+
+
+async def remove(conn: Connection, email: str) -> Removal:
+    row = await conn.fetchrow(Q["remove"], email)
+    assert row is not None  # one row, NULLs when there was nothing
+    if row["address_key"] is None:
+        return Removal(None, removed=False)
+    return Removal(_row(row), bool(row["removed"]))
+
+
+async def page(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
+    rows = await conn.fetch(
+        Q["page"],
+        after.created_at,
+        after.key,
+        where.reason.value if where.reason else None,
+        where.query or None,
+        limit,
+    )
+    return [_row(row) for row in rows]
+
+
+async def counts(conn: Connection) -> dict[Reason, int]:
+    found = {Reason(row["reason"]): int(row["n"]) for row in await conn.fetch(Q["counts"])}
+    return {reason: found.get(reason, 0) for reason in Reason}

@@ -1,0 +1,192 @@
+"""The suppression list: its invariant with the fan-out, adding, removing, paging, and
+erasure writing an ``erased`` row that forgets the address but still blocks it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.core.errors import Conflict, NotFound, ValidationError
+from herald.issues.domain import IssueContent
+from herald.issues.service import IssueService
+from herald.suppressions.domain import Cursor, Filter, Reason
+from herald.suppressions.service import PAGE_SIZE, SuppressionList
+from tests.support.newsletters import CSRF, add_subscribers, publish_now
+
+CONTENT = IssueContent.parse(title="Weekly", text_content="Hello {{ subscriber.name }}")
+
+
+async def rows(db: Database) -> list[tuple[str | None, str, str]]:
+    async with db.connection() as conn:
+        found = await conn.fetch("SELECT email, reason, source FROM suppressions ORDER BY email")
+    return [(r["email"], r["reason"], r["source"]) for r in found]
+
+
+async def status_of(db: Database, email: str) -> tuple[str, list[str]]:
+    async with db.connection() as conn:
+        status = await conn.fetchval("SELECT status FROM subscriptions WHERE email = $1", email)
+        lists = await conn.fetch(
+            "SELECT m.status FROM list_memberships m JOIN subscriptions s ON s.id = m.subscriber_id"
+            " WHERE s.email = $1",
+            email,
+        )
+    return status, [r["status"] for r in lists]
+
+
+async def test_a_suppressed_address_gets_no_issue(db: Database, settings: Settings) -> None:
+    await add_subscribers(db, 3)
+    suppressions = SuppressionList(db)
+    row, created = await suppressions.add("  Reader1@Example.com ", Reason.MANUAL, source="test")
+    assert created
+    assert row.email == "Reader1@example.com"  # normalised as a sign-up's (domain lowered)
+    assert await status_of(db, "reader1@example.com") == ("unsubscribed", ["unsubscribed"])
+
+    service = IssueService(db, settings)
+    issue_id = await service.create_draft(CONTENT, None)
+    assert await publish_now(service, issue_id) == 2
+    async with db.connection() as conn:
+        recipients = await conn.fetch(
+            "SELECT recipient FROM deliveries WHERE issue_id = $1", issue_id
+        )
+    assert sorted(r["recipient"] for r in recipients) == [
+        "reader0@example.com",
+        "reader2@example.com",
+    ]
+
+
+async def test_adding_is_idempotent_and_a_stronger_reason_wins(db: Database) -> None:
+    suppressions = SuppressionList(db)
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason, source)"
+            " VALUES (herald_address_key('ada@example.com'), 'ada@example.com',"
+            "         'unsubscribed', 'x')"
+        )
+    row, created = await suppressions.add("ada@example.com", Reason.COMPLAINT, source="admin")
+    assert (row.reason, created) == (Reason.COMPLAINT, False)
+    row, created = await suppressions.add("ADA@example.com", Reason.MANUAL, source="admin")
+    assert (row.reason, created) == (Reason.COMPLAINT, False)  # the first strong one stays
+    assert await rows(db) == [("ada@example.com", "complaint", "admin")]
+
+
+@pytest.mark.parametrize("raw", ["", "nope", "a@b@c", "x" * 400 + "@example.com"])
+async def test_a_bad_address_is_a_validation_error(db: Database, raw: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await SuppressionList(db).add(raw)
+    assert refused.value.field == "email"
+    assert await rows(db) == []
+
+
+async def test_concurrent_adds_of_one_address_make_one_row(db: Database) -> None:
+    await add_subscribers(db, 1)
+    suppressions = SuppressionList(db)
+    results = await asyncio.gather(
+        *(suppressions.add(" reader0@EXAMPLE.com", Reason.MANUAL) for _ in range(8))
+    )
+    assert sum(created for _, created in results) == 1
+    assert await rows(db) == [("reader0@example.com", "manual", "admin")]
+    assert (await status_of(db, "reader0@example.com"))[0] == "unsubscribed"
+
+
+async def test_removing_lifts_but_never_resubscribes(db: Database) -> None:
+    await add_subscribers(db, 1)
+    suppressions = SuppressionList(db)
+    await suppressions.add("reader0@example.com")
+    removed = await suppressions.remove(" READER0@example.com")
+    assert removed.reason is Reason.MANUAL
+    assert await rows(db) == []
+    assert (await status_of(db, "reader0@example.com"))[0] == "unsubscribed"
+    with pytest.raises(NotFound):
+        await suppressions.remove("reader0@example.com")
+
+
+async def test_an_erasure_forgets_the_address_and_cannot_be_lifted(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    [reader] = await add_subscribers(db, 1, prefix="Erin")
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts, message)"
+            " VALUES ('confirmation', 'Erin0@example.com', $1, 'sent', 5, '{}'),"
+            "        ('confirmation', 'Erin0@example.com', $1, 'queued', 5, '{}')",
+            reader,
+        )
+    url = f"/admin/subscribers/{reader}"
+    page = await admin_client.get(url)
+    csrf = CSRF.search(page.text)
+    assert csrf
+    await admin_client.post(f"{url}/delete", data={"csrf_token": csrf.group(1)})
+
+    assert await rows(db) == [(None, "erased", "admin")]
+    async with db.connection() as conn:
+        history = await conn.fetch(
+            "SELECT recipient, subscriber_id, status, message FROM deliveries ORDER BY id"
+        )
+        # The key still matches the address in any case, with spaces around it.
+        blocked = await conn.fetchval(
+            "SELECT reason FROM suppressions WHERE address_key = herald_address_key($1)",
+            "  erin0@EXAMPLE.COM ",
+        )
+    assert [tuple(r) for r in history] == [
+        ("(erased)", None, "sent", None),
+        ("(erased)", None, "suppressed", None),
+    ]
+    assert blocked == "erased"
+    suppressions = SuppressionList(db)
+    with pytest.raises(Conflict):
+        await suppressions.remove("erin0@example.com")
+    # Suppressing it again by hand keeps it an erasure, address forgotten.
+    row, created = await suppressions.add("Erin0@example.com")
+    assert (row.email, row.reason, created) == (None, Reason.ERASED, False)
+    found = await suppressions.page(Filter.parse(q="erin0@example.com"))
+    assert [(r.email, r.reason) for r in found.rows] == [(None, Reason.ERASED)]
+    assert (await suppressions.page(Filter.parse(q="erin0"))).rows == []  # no address kept
+
+
+async def test_pages_walk_every_row_once_with_counts(db: Database) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason, created_at)"
+            " SELECT herald_address_key(e), e, r, now() - make_interval(secs => n % 7)"
+            " FROM (SELECT n, 'p' || n || '@example.com' AS e,"
+            "       (ARRAY['manual', 'unsubscribed', 'hard_bounce'])[n % 3 + 1] AS r"
+            "       FROM generate_series(1, 130) AS n) AS x"
+        )
+    suppressions = SuppressionList(db)
+    seen: list[str | None] = []
+    after = ""
+    while True:
+        found = await suppressions.page(Filter(), after=after)
+        assert len(found.rows) <= PAGE_SIZE
+        seen += [r.email for r in found.rows]
+        if found.older is None:
+            break
+        after = str(found.older)
+    assert len(seen) == 130 == len(set(seen))
+    assert found.counts[Reason.MANUAL] + found.counts[Reason.UNSUBSCRIBED] == 87
+    assert found.total == 130
+    only = await suppressions.page(Filter.parse(reason="hard_bounce", q="@EXAMPLE"))
+    assert len(only.rows) == 43
+    assert {r.reason for r in only.rows} == {Reason.HARD_BOUNCE}
+    with pytest.raises(ValidationError):
+        await suppressions.page(Filter(), after="garbage~zz")
+    with pytest.raises(ValidationError):
+        Filter.parse(reason="bogus")
+    assert Cursor.parse(str(found.older or Cursor.start())) is not None
+
+
+async def test_many_ids_unique_keys(db: Database) -> None:
+    # Two subscribers erased in one statement whose addresses share a key (they differ
+    # only in case, which the unique index on lower(email) forbids: so never) — and the
+    # DISTINCT keeps one statement from touching a key twice.
+    ids = await add_subscribers(db, 3)
+    async with db.transaction() as conn:
+        from herald.subscriptions import repository
+
+        assert await repository.delete_many(conn, [*ids, uuid.uuid4()], "test") == 3
+    assert await rows(db) == [(None, "erased", "test")] * 3
