@@ -26,6 +26,7 @@ DOMAIN_MODULES = (
     "herald.jobs.domain",
     "herald.segments.domain",
     "herald.subscriptions.domain",
+    "herald.suppressions.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")
 MAX_LINES = 400
