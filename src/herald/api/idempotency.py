@@ -29,14 +29,16 @@ import asyncio
 import hashlib
 import hmac
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import IO, Any
 
 import regex
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive
 
 from herald.api.access import is_idempotent
 from herald.auth.web import principal
@@ -56,6 +58,8 @@ HEADER = "idempotency-key"
 NAMESPACE = "api:"
 KEY_LIFETIME_SECONDS = 24 * 3600.0  # as the admin forms' (housekeeping deletes both)
 ABANDONED_SECONDS = 300.0
+SPOOL_IN_MEMORY = 1024 * 1024  # a non-JSON body beyond this is spooled to a temporary file
+REPLAY_CHUNK = 64 * 1024
 # Printable ASCII but '"' (the draft's key is a Structured Fields string; quotes allowed).
 _KEY_SHAPE = regex.compile(r"[\x21\x23-\x7e]{1,255}")
 _STORED_HEADERS = {"content-type", "location"}
@@ -74,18 +78,44 @@ def parse_key(raw: str) -> str:
     return key
 
 
-async def fingerprint(request: StrictJSONRequest, settings: Settings) -> bytes:
+async def fingerprint(
+    request: StrictJSONRequest, settings: Settings, spool: IO[bytes]
+) -> tuple[bytes, StrictJSONRequest]:
     """An HMAC (a key of its own) of the request: a stored fingerprint of a body that held a
-    password (``POST /users``) cannot be tried against guesses without the secret key."""
+    password (``POST /users``) cannot be tried against guesses without the secret key.
+
+    A body that is not JSON (an upload: ``POST /imports``, up to 512 MiB) is hashed as it
+    streams in and spooled to ``spool`` (memory, then a temporary file), never held
+    whole; the request handed on reads it back from there."""
     digest = hmac.new(signing.purpose_key(settings, "api-idempotency"), digestmod=hashlib.sha256)
     query = sorted(request.query_params.multi_items())
     digest.update(json.dumps([request.method, request.url.path, query]).encode())
     if is_json(request) and await request.body():
         canonical = json.dumps(await request.json(), sort_keys=True, separators=(",", ":"))
         digest.update(b"json:" + canonical.encode())
-    else:
-        digest.update(b"raw:" + await request.body())
-    return digest.digest()
+        return digest.digest(), request
+    digest.update(b"raw:")
+    async for chunk in request.stream():
+        digest.update(chunk)
+        spool.write(chunk)
+    spool.seek(0)
+    return digest.digest(), StrictJSONRequest(request.scope, _replaying(spool, request.receive))
+
+
+def _replaying(spool: IO[bytes], receive: Receive) -> Receive:
+    """An ASGI ``receive`` that gives the spooled body again, then waits on the real one
+    (for the disconnect)."""
+    finished = False
+
+    async def replay() -> Message:
+        nonlocal finished
+        if finished:
+            return await receive()
+        chunk = spool.read(REPLAY_CHUNK)
+        finished = len(chunk) < REPLAY_CHUNK
+        return {"type": "http.request", "body": chunk, "more_body": not finished}
+
+    return replay
 
 
 def _replay(row: Any) -> Response:
@@ -145,22 +175,34 @@ async def _idempotently(
     key = NAMESPACE + parse_key(raw_key)
     state: AppState = request.app.state.herald
     who = await principal(request, state)
-    print_ = await fingerprint(request, state.settings)
-    earlier = await _claim(state, who.user_id, key, print_)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        print_, request = await fingerprint(request, state.settings, spool)
+        return await _run_claimed(request, state, who.user_id, key, print_, handler)
+
+
+async def _run_claimed(
+    request: StrictJSONRequest,
+    state: AppState,
+    user_id: uuid.UUID,
+    key: str,
+    print_: bytes,
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Response:
+    earlier = await _claim(state, user_id, key, print_)
     if earlier is not None:
         return earlier
     try:
         response = await handler(request)
     except asyncio.CancelledError:  # the client went away (or the server stops): retryable
-        await asyncio.shield(_finish(state, who.user_id, key, print_, None))
+        await asyncio.shield(_finish(state, user_id, key, print_, None))
         raise
     except Exception as exc:
         answer = await handled_response(request, exc)
-        await _finish(state, who.user_id, key, print_, answer)
+        await _finish(state, user_id, key, print_, answer)
         if answer is None:
             raise
         return answer
-    await _finish(state, who.user_id, key, print_, response)
+    await _finish(state, user_id, key, print_, response)
     return response
 
 
