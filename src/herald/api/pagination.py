@@ -87,6 +87,22 @@ def decode_id(settings: Settings, kind: str, raw: str, order: str) -> int:
     return position
 
 
+def encode_uuid(settings: Settings, kind: str, position: uuid.UUID, order: str) -> str:
+    """The cursor of a list in the order of a uuid (a list's members, by subscriber id)."""
+    return _sign(settings, kind, order, {"u": str(position)})
+
+
+def decode_uuid(settings: Settings, kind: str, raw: str, order: str) -> uuid.UUID:
+    data = _unsign(settings, kind, raw, order)
+    position = data.get("u") if data is not None else None
+    if not isinstance(position, str):
+        raise _invalid()
+    try:
+        return uuid.UUID(position)
+    except ValueError:
+        raise _invalid() from None
+
+
 def _sign(settings: Settings, kind: str, order: str, fields: dict[str, object]) -> str:
     payload = json.dumps({"k": kind, "o": order, **fields}, separators=(",", ":"))
     return signing.sign(settings, PURPOSE, payload)
