@@ -24,6 +24,7 @@ DOMAIN_MODULES = (
     "herald.email.message",
     "herald.issues.domain",
     "herald.jobs.domain",
+    "herald.lists.domain",
     "herald.segments.domain",
     "herald.subscriptions.domain",
     "herald.suppressions.domain",
