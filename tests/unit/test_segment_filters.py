@@ -26,8 +26,8 @@ from herald.segments.domain import (
     StatusIn,
     ValueType,
     parse_filter,
-    to_json,
 )
+from herald.segments.saved import to_json
 
 CITY = {"attribute": "city", "op": "eq", "type": "string", "value": "Paris"}
 

@@ -1,13 +1,13 @@
 """``/api/v1/subscribers``: list (keyset pages, filters, search), get, create (double
-opt-in), rename, unsubscribe. Each handler: parse → one service call → response; the
-services are the admin's (``subscriptions.directory``) and the public sign-up's
-(``subscriptions.service``)."""
+opt-in), rename and set attributes, unsubscribe. Each handler: parse → one service call →
+response; the services are the admin's (``subscriptions.directory``), the public sign-up's
+(``subscriptions.service``) and the attributes' (``segments.service``)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,8 @@ from herald.api import pagination
 from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
 from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, Timestamp
+from herald.segments.repository import Member
+from herald.segments.service import Attributes
 from herald.subscriptions.directory import SubscriberDirectory
 from herald.subscriptions.domain import (
     MAX_NAME_CODE_POINTS,
@@ -61,10 +63,19 @@ class NewSubscriberBody(BaseModel):
     name: str = Field(min_length=1, max_length=4 * MAX_NAME_CODE_POINTS)
 
 
+class SubscriberDetail(Subscriber):
+    attributes: dict[str, Any] = Field(description="Free-form JSON attributes (docs/API.md).")
+
+
 class SubscriberChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=4 * MAX_NAME_CODE_POINTS)
+    name: str | None = Field(default=None, min_length=1, max_length=4 * MAX_NAME_CODE_POINTS)
+    attributes: dict[str, Any] | None = Field(
+        default=None,
+        description="Merged at the top level: each key given replaces its value, `null` "
+        "deletes the key, keys left out stay.",
+    )
 
 
 def subscriber_json(view: SubscriptionView) -> Subscriber:
@@ -75,6 +86,18 @@ def subscriber_json(view: SubscriptionView) -> Subscriber:
         status=view.status,
         created_at=view.created_at,
         confirmed_at=view.confirmed_at,
+    )
+
+
+def detail_json(member: Member) -> SubscriberDetail:
+    return SubscriberDetail(
+        id=member.id,
+        email=member.email,
+        name=member.name,
+        status=SubscriptionStatus(member.status),
+        created_at=member.created_at,
+        confirmed_at=member.confirmed_at,
+        attributes=member.attributes,
     )
 
 
@@ -137,23 +160,31 @@ async def create_subscriber(
 
 
 @router.get(
-    "/{subscriber_id}", response_model=Subscriber, **operation(Access.READ, errors=(400, 404))
+    "/{subscriber_id}",
+    response_model=SubscriberDetail,
+    **operation(Access.READ, errors=(400, 404)),
 )
-async def get_subscriber(subscriber_id: uuid.UUID, state: State) -> Subscriber:
-    return subscriber_json(await _directory(state).subscriber(subscriber_id))
+async def get_subscriber(subscriber_id: uuid.UUID, state: State) -> SubscriberDetail:
+    return detail_json(await Attributes(state.db).member(subscriber_id))
 
 
 @router.patch(
     "/{subscriber_id}",
-    response_model=Subscriber,
+    response_model=SubscriberDetail,
     **operation(Access.WRITE, errors=(400, 404, 415)),
 )
 async def update_subscriber(
     subscriber_id: uuid.UUID, body: SubscriberChange, state: State
-) -> Subscriber:
-    """Change the name (the address is the subscriber: sign up the new one instead)."""
-    name = SubscriberName.parse(body.name)
-    return subscriber_json(await _directory(state).rename(subscriber_id, name))
+) -> SubscriberDetail:
+    """Change the name (the address is the subscriber: sign up the new one instead) and/or
+    the attributes (merged: ``{"city": "Lyon", "old": null}`` sets one, deletes the other)."""
+    name = SubscriberName.parse(body.name) if body.name is not None else None
+    if name is not None:
+        await _directory(state).rename(subscriber_id, name)
+    attributes = Attributes(state.db)
+    if body.attributes is not None:
+        return detail_json(await attributes.change(subscriber_id, body.attributes))
+    return detail_json(await attributes.member(subscriber_id))
 
 
 @router.delete(
