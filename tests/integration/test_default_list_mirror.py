@@ -126,3 +126,50 @@ async def test_the_address_key_is_an_hmac_of_the_normalised_address(
     )
     other = await conn.fetchval("SELECT herald_address_key('ann.lee@example.com')")
     assert other != hmac.digest(key, b"ann@example.com", hashlib.sha256)
+
+
+async def test_an_old_style_resubscription_puts_the_default_membership_back_to_pending(
+    conn: asyncpg.Connection,
+) -> None:
+    """Migration 0021: the previous release signs an unsubscribed address up again by
+    setting it pending, then confirmed; its default membership follows."""
+    sid = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO subscriptions (id, email, name, status) VALUES ($1, 'e@example.com', 'E',"
+        " 'confirmed')",
+        sid,
+    )
+    await conn.execute("UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1", sid)
+    await conn.execute(
+        "UPDATE subscriptions SET status = 'pending_confirmation' WHERE id = $1", sid
+    )
+    assert await _memberships(conn, sid) == [("default", "pending_confirmation")]
+    await conn.execute("UPDATE subscriptions SET status = 'confirmed' WHERE id = $1", sid)
+    assert await _memberships(conn, sid) == [("default", "confirmed")]
+
+
+async def test_a_new_style_resubscription_keeps_only_the_lists_it_chose(
+    conn: asyncpg.Connection,
+) -> None:
+    """This release writes the chosen memberships first, then changes the status: the
+    default list the reader left stays left."""
+    other = await _other_list(conn)
+    sid = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO subscriptions (id, email, name, status) VALUES ($1, 'f@example.com', 'F',"
+        " 'unsubscribed')",
+        sid,
+    )
+    await conn.execute(
+        "INSERT INTO list_memberships (list_id, subscriber_id, status, source)"
+        " VALUES ($1, $2, 'pending_confirmation', 'form')",
+        other,
+        sid,
+    )
+    await conn.execute(
+        "UPDATE subscriptions SET status = 'pending_confirmation' WHERE id = $1", sid
+    )
+    assert await _memberships(conn, sid) == [
+        ("default", "unsubscribed"),
+        ("other", "pending_confirmation"),
+    ]
