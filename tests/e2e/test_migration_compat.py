@@ -34,7 +34,9 @@ checks that with real processes:
    confirm with the token from the confirmation email, log in and publish an issue
    through the newsletter form; the old worker delivers the confirmation email and the
    issue (fan-out included) into ``outbox_messages``, which the test checks, along with
-   the rows' states.
+   the rows' states; then it unsubscribes with the issue's one-click link, signs up
+   again and confirms. At every step the reader's membership of the default list
+   (migration 0018's trigger, 0021's for the way back) is checked.
 
 The old code's start-up migration step. Releases before the "newer schema" tolerance
 in ``core/migrate.py`` (``upgrade_async`` leaves a database at a revision it does not
@@ -53,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -385,6 +388,8 @@ async def core_flows(client: httpx.AsyncClient, dsn: str) -> None:
     email = "reader@example.com"
     subscribed = await client.post("/subscriptions", json={"name": "Reader", "email": email})
     assert subscribed.status_code == 200, subscribed.text
+    # Migration 0018's trigger keeps the previous release's readers in the default list.
+    assert await memberships(dsn, email) == [("default", "pending_confirmation")]
 
     async def confirmation_sent() -> bool:
         return bool(await outbox_to(dsn, email))
@@ -397,6 +402,7 @@ async def core_flows(client: httpx.AsyncClient, dsn: str) -> None:
     assert confirmed.status_code == 200, confirmed.text
     [subscriber] = await fetch(dsn, "SELECT status FROM subscriptions WHERE email = $1", email)
     assert subscriber["status"] == "confirmed"
+    assert await memberships(dsn, email) == [("default", "confirmed")]
 
     logged_in = await login(client, "admin", PASSWORD)
     assert logged_in.status_code == 303, logged_in.text
@@ -422,3 +428,45 @@ async def core_flows(client: httpx.AsyncClient, dsn: str) -> None:
     assert [m["subject"] for m in messages][1:] == [title]
     deliveries = await fetch(dsn, "SELECT kind, status FROM deliveries ORDER BY id")
     assert [r["status"] for r in deliveries] == ["sent", "sent"], deliveries
+    await leave_and_come_back(client, dsn, email, title)
+
+
+async def memberships(dsn: str, email: str) -> list[tuple[str, str]]:
+    rows = await fetch(
+        dsn,
+        "SELECT l.slug, m.status FROM list_memberships m JOIN lists l ON l.id = m.list_id"
+        " JOIN subscriptions s ON s.id = m.subscriber_id WHERE s.email = $1 ORDER BY l.slug",
+        email,
+    )
+    return [(r["slug"], r["status"]) for r in rows]
+
+
+async def leave_and_come_back(client: httpx.AsyncClient, dsn: str, email: str, title: str) -> None:
+    """One-click unsubscribe from the issue's List-Unsubscribe header, then a new sign-up
+    and confirmation, all by the previous release: the default membership follows each
+    step (0018's trigger; 0021 for the way back)."""
+    [issue] = await fetch(
+        dsn,
+        "SELECT headers::text AS h FROM outbox_messages WHERE recipient = $1 AND subject = $2",
+        email,
+        title,
+    )
+    headers = {str(name): str(value) for name, value in json.loads(issue["h"])}
+    url = headers["List-Unsubscribe"].strip("<>")
+    left = await client.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert left.status_code == 200, left.text
+    assert await memberships(dsn, email) == [("default", "unsubscribed")]
+
+    again = await client.post("/subscriptions", json={"name": "Reader", "email": email})
+    assert again.status_code == 200, again.text
+    assert await memberships(dsn, email) == [("default", "pending_confirmation")]
+
+    async def second_confirmation() -> bool:
+        return len(await outbox_to(dsn, email)) == 3
+
+    await wait_until(second_confirmation, timeout=30)
+    link = LINK.search((await outbox_to(dsn, email))[-1]["text_body"])
+    assert link
+    confirmed = await client.get(link.group(0))
+    assert confirmed.status_code == 200, confirmed.text
+    assert await memberships(dsn, email) == [("default", "confirmed")]
