@@ -77,3 +77,7 @@ RETURNING *
 DELETE FROM jobs
 WHERE status IN ('done', 'failed', 'cancelled')
   AND finished_at < now() - make_interval(secs => $1)
+
+-- name: set_total
+-- The estimate of a job's total once it is known (an import's rows, after its upload).
+UPDATE jobs SET total = $2, updated_at = now() WHERE id = $1

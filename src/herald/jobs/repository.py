@@ -102,3 +102,7 @@ async def cancel(conn: Connection, job_id: uuid.UUID, message: str) -> Job | Non
 async def delete_finished(conn: Connection, older_than_seconds: float) -> int:
     status: str = await conn.execute(Q["delete_finished"], older_than_seconds)
     return int(status.rsplit(maxsplit=1)[-1])
+
+
+async def set_total(conn: Connection, job_id: uuid.UUID, total: int | None) -> None:
+    await conn.execute(Q["set_total"], job_id, total)

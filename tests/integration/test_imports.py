@@ -1,0 +1,300 @@
+"""CSV imports (herald.imports): both modes, upsert by normalised address, suppressed and
+unsubscribed addresses skipped, rejected rows in the error report, opt-in emails queued
+once, and a job resumed from its checkpoint after a step that never committed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.imports import job as import_job
+from herald.imports.domain import Mode
+from herald.imports.job import ImportJob
+from herald.imports.service import ImportService, ImportView
+from herald.jobs import repository as jobs
+from herald.jobs.domain import JobStatus
+from herald.jobs.runner import JobRunner, run_now
+
+
+async def pieces(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def run_import(
+    db: Database,
+    settings: Settings,
+    data: bytes,
+    *,
+    mode: Mode = Mode.CONFIRMED,
+    lists: tuple[str, ...] = ("default",),
+    roles: list[str] | None = None,
+) -> ImportView:
+    service = ImportService(db, settings)
+    view = await service.upload("people.csv", pieces(data), created_by=None)
+    view = await service.start(view.job.id, roles=roles, list_slugs=list(lists), mode=mode)
+    done = await run_now(db, view.job, ImportJob(settings), budget_seconds=60, lease_seconds=30)
+    assert done.status is JobStatus.DONE, done.message
+    return await service.get(view.job.id)
+
+
+async def subscribers(db: Database) -> dict[str, dict[str, object]]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT s.email, s.name, s.status, s.attributes::text AS attributes,"
+            " (SELECT array_agg(l.slug || ':' || m.status ORDER BY l.slug)"
+            "  FROM list_memberships m JOIN lists l ON l.id = m.list_id"
+            "  WHERE m.subscriber_id = s.id) AS lists"
+            " FROM subscriptions s"
+        )
+    return {
+        r["email"]: {
+            "name": r["name"],
+            "status": r["status"],
+            "attributes": json.loads(r["attributes"]),
+            "lists": list(r["lists"] or []),
+        }
+        for r in rows
+    }
+
+
+async def confirmations(db: Database) -> dict[str, int]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT recipient, count(*) AS n FROM deliveries WHERE kind = 'confirmation'"
+            " GROUP BY recipient"
+        )
+    return {r["recipient"]: r["n"] for r in rows}
+
+
+async def add_list(db: Database, slug: str) -> None:
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO lists (slug, name) VALUES ($1, $1)", slug)
+
+
+async def test_confirmed_mode_adds_confirmed_members_without_email(
+    db: Database, settings: Settings
+) -> None:
+    data = (
+        "\ufeffemail,name,city,plan\r\nann@example.com,Ann,Paris,gold\r\nbob@example.com,,Oslo,\r\n"
+    )
+    view = await run_import(db, settings, data.encode())
+    counts = view.record.counts
+    assert (counts.imported, counts.updated, counts.skipped, counts.rejected) == (2, 0, 0, 0)
+    found = await subscribers(db)
+    assert found["ann@example.com"] == {
+        "name": "Ann",
+        "status": "confirmed",
+        "attributes": {"city": "Paris", "plan": "gold"},
+        "lists": ["default:confirmed"],
+    }
+    assert found["bob@example.com"]["attributes"] == {"city": "Oslo"}
+    assert await confirmations(db) == {}
+    assert "2 imported" in (view.job.message or "")
+
+
+async def test_opt_in_mode_queues_one_confirmation_per_new_member(
+    db: Database, settings: Settings
+) -> None:
+    await add_list(db, "weekly")
+    data = b"email,name\nann@example.com,Ann\nbob@example.com,Bob\n"
+    view = await run_import(db, settings, data, mode=Mode.OPT_IN, lists=("weekly",))
+    assert view.record.counts.imported == 2
+    found = await subscribers(db)
+    assert found["ann@example.com"]["status"] == "pending_confirmation"
+    assert found["ann@example.com"]["lists"] == ["weekly:pending_confirmation"]
+    assert await confirmations(db) == {"ann@example.com": 1, "bob@example.com": 1}
+    # Imported again: known members get no second email.
+    again = await run_import(db, settings, data, mode=Mode.OPT_IN, lists=("weekly",))
+    assert (again.record.counts.imported, again.record.counts.updated) == (0, 2)
+    assert await confirmations(db) == {"ann@example.com": 1, "bob@example.com": 1}
+    async with db.connection() as conn:
+        tokens = await conn.fetchval("SELECT count(*) FROM subscription_tokens")
+    assert tokens == 2
+
+
+async def test_upsert_merges_attributes_and_never_downgrades(
+    db: Database, settings: Settings
+) -> None:
+    await run_import(db, settings, b"email,name,city\nAnn@Example.com,Ann,Paris\n")
+    view = await run_import(
+        db,
+        settings,
+        b"email,name,plan\nann@EXAMPLE.com,Annie,gold\n",
+        mode=Mode.OPT_IN,
+    )
+    assert (view.record.counts.imported, view.record.counts.updated) == (0, 1)
+    found = await subscribers(db)
+    assert list(found) == ["Ann@example.com"]
+    assert found["Ann@example.com"]["name"] == "Annie"
+    assert found["Ann@example.com"]["status"] == "confirmed"
+    assert found["Ann@example.com"]["attributes"] == {"city": "Paris", "plan": "gold"}
+    assert found["Ann@example.com"]["lists"] == ["default:confirmed"]
+    assert await confirmations(db) == {}
+
+
+async def test_confirmed_mode_confirms_a_pending_address(db: Database, settings: Settings) -> None:
+    await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.OPT_IN)
+    view = await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.CONFIRMED)
+    assert view.record.counts.updated == 1
+    found = await subscribers(db)
+    assert found["ann@example.com"]["status"] == "confirmed"
+    assert found["ann@example.com"]["lists"] == ["default:confirmed"]
+
+
+async def test_suppressed_and_unsubscribed_addresses_are_skipped(
+    db: Database, settings: Settings
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason)"
+            " VALUES (herald_address_key('Gone@Example.com'), NULL, 'erased')"
+        )
+    await run_import(db, settings, b"email\nleft@example.com\n")
+    async with db.connection() as conn:
+        await conn.execute("UPDATE subscriptions SET status = 'unsubscribed'")
+    view = await run_import(
+        db, settings, b"email,name\ngone@example.com,G\nleft@example.com,L\nnew@example.com,N\n"
+    )
+    counts = view.record.counts
+    assert (counts.imported, counts.updated, counts.skipped) == (1, 0, 2)
+    found = await subscribers(db)
+    assert "gone@example.com" not in found
+    assert found["left@example.com"]["status"] == "unsubscribed"
+    assert found["left@example.com"]["name"] == ""
+
+
+async def test_rejected_rows_are_reported_and_the_rest_imported(
+    db: Database, settings: Settings
+) -> None:
+    data = (
+        b"email,name,note\n"
+        b"good@example.com,Good,ok\n"
+        b"not-an-address,Bad,x\n"
+        b"\n"
+        b'quoted@example.com,Q,"multi\nline, quoted"\n'
+        b"name@example.com,Evil <script>,x\n"
+        b"extra@example.com,A,B,C\n"
+        b"\xff\xfe@example.com,X,y\n"
+        b"dup@example.com,First,a\n"
+        b"DUP@example.com,,b\n"
+    )
+    view = await run_import(db, settings, data)
+    counts = view.record.counts
+    assert (counts.imported, counts.updated, counts.rejected) == (3, 1, 4)
+    service = ImportService(db, settings)
+    errors = await service.errors(view.job.id)
+    assert [(e.line, e.email) for e in errors] == [
+        (3, "not-an-address"),
+        (7, "name@example.com"),  # the quoted field above spans lines 5 and 6
+        (8, "extra@example.com"),
+        (9, None),
+    ]
+    by_line = {e.line: e.error for e in errors}
+    assert "not a valid email address" in by_line[3]
+    assert "must not contain" in by_line[7]
+    assert "fields" in by_line[8]
+    assert "UTF-8" in by_line[9]
+    found = await subscribers(db)
+    assert found["quoted@example.com"]["attributes"] == {"note": "multi\nline, quoted"}
+    assert found["dup@example.com"]["attributes"] == {"note": "b"}
+    assert found["dup@example.com"]["name"] == "First"
+
+
+async def test_missing_email_column_is_refused_naming_it(db: Database, settings: Settings) -> None:
+    from herald.core.errors import ValidationError
+
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"name,city\nAnn,Paris\n"), created_by=None)
+    with pytest.raises(ValidationError, match="no email column"):
+        await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
+
+
+async def test_unknown_list_is_refused(db: Database, settings: Settings) -> None:
+    from herald.core.errors import ValidationError
+
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    with pytest.raises(ValidationError, match="nope"):
+        await service.start(view.job.id, roles=None, list_slugs=["nope"], mode=Mode.CONFIRMED)
+
+
+async def test_a_held_upload_is_not_run_before_it_is_started(
+    db: Database, settings: Settings
+) -> None:
+    service = ImportService(db, settings)
+    await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    runner = JobRunner(db, {import_job.KIND: ImportJob(settings)}, lease_seconds=30)
+    assert await runner.run_one() is False
+
+
+async def test_resumes_from_the_checkpoint_after_a_lost_step(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches, tiny chunks and pieces (records cut across chunk boundaries); a step
+    that fails after writing rolls back whole, and the next run starts at the checkpoint."""
+    monkeypatch.setattr(import_job, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(import_job, "PIECE_BYTES", 16)
+    from herald.imports import service as import_service
+
+    monkeypatch.setattr(import_service, "CHUNK_BYTES", 64)
+    lines = [b"email,name,n"] + [f'user{i}@example.com,"User, {i}",{i}'.encode() for i in range(53)]
+    data = b"\n".join(lines) + b"\n"
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(data, 5), created_by=None)
+    view = await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.OPT_IN)
+    handler = ImportJob(settings, batch_size=10)
+    calls = 0
+    real = handler._confirmations
+
+    async def crash_on_third(conn, members):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        await real(conn, members)
+        if calls == 3:
+            raise RuntimeError("killed mid-step")
+
+    object.__setattr__(handler, "_confirmations", crash_on_third)
+    ran = await run_now(db, view.job, handler, budget_seconds=60, lease_seconds=30)
+    assert ran.status is JobStatus.FAILED  # the error fails this run …
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'queued', message = NULL, finished_at = NULL WHERE id = $1",
+            view.job.id,
+        )  # … and is revived here as a worker would find it after a SIGKILL
+        job = await jobs.get(conn, view.job.id)
+    assert job is not None
+    assert job.done == 20
+    handler = ImportJob(settings, batch_size=10)
+    done = await run_now(db, job, handler, budget_seconds=60, lease_seconds=30)
+    assert done.status is JobStatus.DONE, done.message
+    final = await service.get(view.job.id)
+    assert final.record.counts.imported == 53
+    found = await subscribers(db)
+    assert len(found) == 53
+    assert found["user7@example.com"]["name"] == "User, 7"
+    assert found["user52@example.com"]["attributes"] == {"n": "52"}
+    assert set((await confirmations(db)).values()) == {1}
+    assert len(await confirmations(db)) == 53
+
+
+async def test_an_import_cannot_be_started_twice(db: Database, settings: Settings) -> None:
+    from herald.core.errors import Conflict
+
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
+    with pytest.raises(Conflict):
+        await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
+
+
+async def test_unknown_import(db: Database, settings: Settings) -> None:
+    from herald.core.errors import NotFound
+
+    with pytest.raises(NotFound):
+        await ImportService(db, settings).get(uuid.uuid4())
