@@ -22,6 +22,7 @@ DOMAIN_MODULES = (
     "herald.design.domain",
     "herald.design.logos",
     "herald.email.message",
+    "herald.imports.domain",
     "herald.issues.domain",
     "herald.jobs.domain",
     "herald.lists.domain",
