@@ -23,9 +23,11 @@ from herald.admin import (
     subscribers,
     users,
 )
+from herald.admin import lists as admin_lists
 from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
 from herald.api import issues as api_issues
+from herald.api import lists as api_lists
 from herald.api import routes as api
 from herald.api import subscribers as api_subscribers
 from herald.api import users as api_users
@@ -43,6 +45,7 @@ from herald.issues import progress
 from herald.issues import routes as issue_pages
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.issues.service import IssueService
+from herald.lists import routes as list_pages
 from herald.subscriptions import routes as subscriptions
 from herald.web import docs, errors, health
 from herald.web.middleware import (
@@ -172,6 +175,9 @@ def create_app(
         layouts,  # /admin/templates
         api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
         api_issues,  # /api/v1/issues
+        api_lists,  # /api/v1/lists
+        list_pages,  # GET /l/{slug}: a public list's sign-up page
+        admin_lists,  # /admin/lists
         api_users,  # /api/v1/users (admins only)
     ):
         app.include_router(feature.router)
