@@ -12,6 +12,8 @@ from herald.core.errors import UnsupportedMediaType, ValidationError
 from herald.core.templating import render
 from herald.subscriptions.service import SubscriptionService
 from herald.subscriptions.signup import SignUp
+from herald.subscriptions.unsubscribe import preferences_url
+from herald.subscriptions.unsubscribing import Unsubscribing
 from herald.web.client import client_ip
 from herald.web.forms import FORM_TYPES, read_form, read_form_multi
 from herald.web.json_body import is_json, read_json_object
@@ -29,6 +31,13 @@ SUBSCRIBED_MESSAGE = (
     "your subscription."
 )
 CONFIRMED_MESSAGE = "subscription confirmed"
+# The unsubscribe pages name the reader and carry their token: never indexed, cached or
+# sent on as a referrer.
+PRIVATE_PAGE = {
+    "X-Robots-Tag": "noindex, nofollow, noarchive",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
+}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -98,22 +107,40 @@ async def confirm(request: Request, state: State) -> Response:
 
 @router.get("/unsubscribe/one-click", response_class=HTMLResponse)
 async def unsubscribe_page(request: Request, state: State) -> Response:
-    """The link in the email body: a confirmation page with one button (a GET changes
-    nothing, so link scanners cannot unsubscribe anyone)."""
+    """The link in the email body: what the button will do (leave the issue's lists, or
+    everything) and a link to the preference centre. A GET changes nothing, so link
+    scanners cannot unsubscribe anyone."""
     token = request.query_params.get("token", "")
-    subscriber = await SubscriptionService(state.db, state.settings).unsubscriber(token)
-    return page(request, "subscriptions/unsubscribe.html", email=subscriber.email, token=token)
+    issue = request.query_params.get("issue", "")
+    leaving = await Unsubscribing(state.db, state.settings).leaving(token, issue)
+    return page(
+        request,
+        "subscriptions/unsubscribe.html",
+        headers=PRIVATE_PAGE,
+        leaving=leaving,
+        token=token,
+        issue=issue,
+    )
 
 
 @router.post("/unsubscribe/one-click")
 async def unsubscribe(request: Request, state: State) -> Response:
-    """RFC 8058 one-click: ``List-Unsubscribe=One-Click`` posted to the header's URL.
-    No login, and no CSRF check (the token is the credential, and mail providers post
-    without one); the page's form carries ``csrf_token`` all the same. 200, idempotent."""
+    """RFC 8058 one-click: ``List-Unsubscribe=One-Click`` posted to the header's URL, which
+    names the issue: its lists only (without ``issue``: everything). No login, and no CSRF
+    check (the token is the credential, and mail providers post without one); the page's
+    form carries ``csrf_token`` all the same. 200, idempotent, no redirect."""
     token = request.query_params.get("token", "")
     if not token:
         token = (await read_form(request)).get("token", "")
-    await SubscriptionService(state.db, state.settings).unsubscribe(token)
+    issue = request.query_params.get("issue", "")
+    left = await Unsubscribing(state.db, state.settings).unsubscribe(token, issue)
     if preferred_format(request) is Format.JSON:
         return JSONResponse({"status": "unsubscribed"})
-    return HTMLResponse(render("subscriptions/unsubscribed.html"))
+    return HTMLResponse(
+        render(
+            "subscriptions/unsubscribed.html",
+            everything=left.everything,
+            preferences_url=preferences_url(state.settings, token),
+        ),
+        headers=PRIVATE_PAGE,
+    )

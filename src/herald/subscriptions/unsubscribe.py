@@ -15,6 +15,7 @@ from herald.core.signing import mac
 
 _PURPOSE = "unsubscribe"
 _MAC_CHARS = 22  # 128 bits of base64url
+_PATH = "/unsubscribe/one-click"
 
 
 def make_token(settings: Settings, subscriber_id: uuid.UUID) -> str:
@@ -39,4 +40,19 @@ def parse_token(settings: Settings, token: str) -> uuid.UUID | None:
 def unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID) -> str:
     # The token is base64url plus a dot: every character is URL-safe as it is.
     token = make_token(settings, subscriber_id)
-    return f"{settings.public_base_url}/unsubscribe/one-click?token={token}"
+    return f"{settings.public_base_url}{_PATH}?token={token}"
+
+
+def preferences_url(settings: Settings, token: str) -> str:
+    """The reader's preference centre: the same signed token (no second HMAC)."""
+    return f"{settings.public_base_url}/preferences?token={token}"
+
+
+def preferences_url_of(unsubscribe_link: str) -> str:
+    """The preference centre's URL from an email's unsubscribe URL, by string
+    concatenation (once per recipient: no second HMAC): same base, same token, without
+    the ``issue``. Empty for a link that is not one of :func:`unsubscribe_url`'s."""
+    base, marker, query = unsubscribe_link.partition(_PATH + "?token=")
+    if not marker:
+        return ""
+    return f"{base}/preferences?token={query.partition('&')[0]}"
