@@ -4,9 +4,13 @@ once, and a job resumed from its checkpoint after a step that never committed.""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +302,45 @@ async def test_unknown_import(db: Database, settings: Settings) -> None:
 
     with pytest.raises(NotFound):
         await ImportService(db, settings).get(uuid.uuid4())
+
+
+async def test_the_cli_imports_and_exports(
+    database_url: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``herald subscribers import`` runs the job itself (no worker here) and prints the
+    summary line; ``export`` writes CSV and JSON Lines to standard output."""
+    from typer.testing import CliRunner
+
+    from herald.composition.cli.main import app
+
+    monkeypatch.setenv("HERALD_DATABASE_URL", database_url)
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path))
+    source = tmp_path / "people.csv"
+    source.write_bytes(b"email,name,city\nann@example.com,Ann,Paris\nbad,B,x\nbob@example.com,,\n")
+    runner = CliRunner()
+    result = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["subscribers", "import", str(source), "--list", "default", "--mode", "confirmed"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 imported, 0 updated, 0 skipped (suppressed), 1 rejected" in result.stdout
+    missing = await asyncio.to_thread(
+        runner.invoke, app, ["subscribers", "import", str(source), "--list", "nope"]
+    )
+    assert missing.exit_code == 1
+    assert "nope" in missing.output
+    exported = await asyncio.to_thread(runner.invoke, app, ["subscribers", "export"])
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.reader(io.StringIO(exported.stdout)))
+    assert rows[0] == ["email", "name", "status", "created_at", "confirmed_at", "attributes"]
+    assert sorted((r[0], r[2], r[5]) for r in rows[1:]) == [
+        ("ann@example.com", "confirmed", '{"city": "Paris"}'),
+        ("bob@example.com", "confirmed", "{}"),
+    ]
+    as_json = await asyncio.to_thread(
+        runner.invoke, app, ["subscribers", "export", "--list", "default", "--format", "json"]
+    )
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {line["email"] for line in lines} == {"ann@example.com", "bob@example.com"}
+    assert lines[0]["attributes"] in ({"city": "Paris"}, {})
