@@ -1,0 +1,200 @@
+"""The preference centre's use cases: read the reader's page, save their lists,
+unsubscribe from everything, download their data, erase them. Each starts from the signed
+token (400 when it does not verify); a reader who is gone is a 404, except for erasure,
+which is done already then."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from herald.core import live
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.core.errors import Conflict, NotFound, ValidationError
+from herald.core.telemetry import get_logger
+from herald.preferences import repository
+from herald.preferences.repository import ListChoice, Reader, Saved
+from herald.subscriptions import repository as subscriptions
+from herald.subscriptions.unsubscribing import subscriber_of, unsubscribe_all
+
+log = get_logger("herald.preferences")
+
+SOURCE = "preferences"
+HISTORY_ROWS = 1000
+MAX_USER_AGENT = 500
+GONE = "this subscription no longer exists: there is nothing left to manage"
+SUPPRESSED = (
+    "this address is on the newsletter's suppression list ({reason}): it cannot be "
+    "subscribed from here. Please contact the newsletter's operator."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    reader: Reader
+    lists: list[ListChoice]  # each with the reader's effective membership status
+    suppressed: str | None  # the reason, when the address is suppressed
+
+    @property
+    def unsubscribed(self) -> bool:
+        return self.reader.status == "unsubscribed"
+
+    def receives(self, choice: ListChoice) -> bool:
+        return not self.unsubscribed and choice.status in {"confirmed", "pending_confirmation"}
+
+
+def _effective(reader: Reader, lists: list[ListChoice]) -> list[ListChoice]:
+    """A subscriber from before lists, not yet backfilled, has no membership: they are in
+    the default list with their address's status (migration 0018)."""
+    if any(choice.status is not None for choice in lists):
+        return lists
+    return [replace(c, status=reader.status) if c.slug == "default" else c for c in lists]
+
+
+def consent_ip(raw: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class PreferenceCentre:
+    db: Database
+    settings: Settings
+
+    async def view(self, token: str) -> Preferences:
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.transaction() as conn:
+            reader = await repository.reader(conn, subscriber_id)
+            if reader is None:
+                raise NotFound(GONE)
+            lists = await repository.lists(conn, subscriber_id)
+            suppressed = await repository.suppression(conn, reader.email)
+        return Preferences(reader, _effective(reader, lists), suppressed[0] if suppressed else None)
+
+    async def save(self, token: str, slugs: Iterable[str], *, ip: str, user_agent: str) -> Saved:
+        """Be in exactly the lists ``slugs`` among those the page shows: join the others
+        (confirmed at once) and leave the rest."""
+        subscriber_id = subscriber_of(self.settings, token)
+        chosen = set(slugs)
+        async with self.db.transaction() as conn:
+            reader = await repository.reader(conn, subscriber_id, lock=True)
+            if reader is None:
+                raise NotFound(GONE)
+            shown = _effective(reader, await repository.lists(conn, subscriber_id))
+            unknown = chosen - {choice.slug for choice in shown}
+            if unknown:
+                raise ValidationError(
+                    f"list {sorted(unknown)[0][:60]!r} is not one you can choose here",
+                    field="list",
+                )
+            confirm_address = bool(chosen) and reader.status != "confirmed"
+            if confirm_address:
+                suppressed = await repository.suppression(conn, reader.email)
+                if suppressed is not None and suppressed[0] != "unsubscribed":
+                    raise Conflict(SUPPRESSED.format(reason=suppressed[0].replace("_", " ")))
+            join = [c.id for c in shown if c.slug in chosen and c.status != "confirmed"]
+            leave = [c.id for c in shown if c.slug not in chosen and c.status != "unsubscribed"]
+            saved = await repository.save(
+                conn,
+                subscriber_id,
+                join,
+                leave,
+                ip=consent_ip(ip),
+                user_agent=user_agent[:MAX_USER_AGENT] or None,
+                confirm_address=confirm_address,
+            )
+            if saved.confirmed:
+                back = live.event("subscriber.confirmed", subscriber_id=subscriber_id)
+                await live.notify(conn, back)
+        log.info("preferences saved", joined=saved.joined, left=saved.left)
+        return saved
+
+    async def unsubscribe_all(self, token: str) -> bool:
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.transaction() as conn:
+            if await repository.reader(conn, subscriber_id) is None:
+                raise NotFound(GONE)
+            return await unsubscribe_all(conn, subscriber_id, SOURCE)
+
+    async def erase(self, token: str) -> bool:
+        """Erase the reader (idempotent): whether this call did it."""
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.transaction() as conn:
+            erased = await subscriptions.delete_many(conn, [subscriber_id], SOURCE) > 0
+            if erased:
+                await live.notify(
+                    conn, live.event("subscriber.deleted", subscriber_id=subscriber_id)
+                )
+        if erased:
+            log.info("subscriber erased", via=SOURCE)
+        return erased
+
+    async def data(self, token: str) -> dict[str, Any]:
+        """Everything Herald holds about the reader, as JSON values."""
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.transaction() as conn:
+            reader = await repository.reader(conn, subscriber_id)
+            if reader is None:
+                raise NotFound(GONE)
+            lists = await repository.lists(conn, subscriber_id)
+            suppressed = await repository.suppression(conn, reader.email)
+            counts = await repository.delivery_counts(conn, subscriber_id)
+            recent = await repository.recent_deliveries(conn, subscriber_id, HISTORY_ROWS)
+        return {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "subscriber": {
+                "id": str(reader.id),
+                "email": reader.email,
+                "name": reader.name,
+                "status": reader.status,
+                "attributes": reader.attributes,
+                "created_at": _iso(reader.created_at),
+                "confirmed_at": _iso(reader.confirmed_at),
+                "unsubscribed_at": _iso(reader.unsubscribed_at),
+            },
+            "lists": [_membership(choice) for choice in lists if choice.status is not None],
+            "suppression": (
+                {"reason": suppressed[0], "since": _iso(suppressed[1])} if suppressed else None
+            ),
+            "deliveries": {
+                "counts": [{"kind": k, "status": s, "count": n} for k, s, n in counts],
+                "recent": [_delivery(row) for row in recent],
+                "recent_limit": HISTORY_ROWS,
+            },
+        }
+
+
+def _membership(choice: ListChoice) -> dict[str, Any]:
+    return {
+        "list": choice.slug,
+        "name": choice.name,
+        "status": choice.status,
+        "consent": {
+            "source": choice.source,
+            "ip": choice.consent_ip,
+            "user_agent": choice.consent_user_agent,
+            "joined_at": _iso(choice.joined_at),
+            "confirmed_at": _iso(choice.confirmed_at),
+            "unsubscribed_at": _iso(choice.unsubscribed_at),
+        },
+    }
+
+
+def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": row["kind"],
+        "issue": row["issue_title"],
+        "status": row["status"],
+        "created_at": _iso(row["created_at"]),
+        "sent_at": _iso(row["sent_at"]),
+    }
