@@ -46,6 +46,7 @@ from herald.issues import routes as issue_pages
 from herald.issues.progress import ProgressHub, dedicated_connection
 from herald.issues.service import IssueService
 from herald.lists import routes as list_pages
+from herald.preferences import routes as preferences
 from herald.subscriptions import routes as subscriptions
 from herald.web import docs, errors, health
 from herald.web.middleware import (
@@ -165,6 +166,7 @@ def create_app(
         health,
         subscriptions,
         issue_pages,
+        preferences,  # /preferences?token=…: the reader's preference centre
         auth,
         admin,
         newsletters,

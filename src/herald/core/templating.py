@@ -16,6 +16,7 @@ TEMPLATE_PACKAGES = (
     "herald.auth",
     "herald.admin",
     "herald.lists",
+    "herald.preferences",
 )
 
 
