@@ -1,0 +1,52 @@
+-- name: backfill_lock
+-- One check at a time across every worker that starts (transaction-scoped).
+SELECT pg_advisory_xact_lock(hashtext('herald.subscriptions.default_list_backfill'))
+
+-- name: backfill_needed
+-- Whether to enqueue the backfill job ($1 its kind): none queued or running, none ever
+-- finished (a finished one reached every subscription there was), and some subscription
+-- from before migration 0018 (created no later than the default list) has no membership.
+-- Also the estimate of its work: the table's planner count (no scan).
+SELECT NOT EXISTS (
+           SELECT 1 FROM jobs
+           WHERE kind = $1::text AND status IN ('queued', 'running', 'done')
+       )
+       AND EXISTS (
+           SELECT 1
+           FROM subscriptions AS s
+           JOIN lists AS l ON l.slug = 'default'
+           WHERE s.created_at <= l.created_at
+             AND NOT EXISTS (SELECT 1 FROM list_memberships AS m WHERE m.subscriber_id = s.id)
+       ) AS needed,
+       (SELECT greatest(reltuples, 0)::bigint FROM pg_class
+        WHERE oid = 'subscriptions'::regclass) AS estimate
+
+-- name: backfill_batch
+-- One step: the next $2 subscriptions by primary key after $1, locked FOR SHARE (a
+-- concurrent status change by the previous release is waited for, and the row read as
+-- it left it; one that comes later waits for this step and then finds the membership,
+-- which 0018's trigger updates). Those from before migration 0018 without any
+-- membership join the default list with their own status and dates; ON CONFLICT covers
+-- a membership the trigger wrote after this statement's snapshot.
+WITH batch AS (
+    SELECT id, status, created_at, confirmed_at, unsubscribed_at
+    FROM subscriptions
+    WHERE id > $1::uuid
+    ORDER BY id
+    LIMIT $2::integer
+    FOR SHARE
+), added AS (
+    INSERT INTO list_memberships (
+        list_id, subscriber_id, status, source, created_at, confirmed_at, unsubscribed_at
+    )
+    SELECT l.id, b.id, b.status, 'backfill', b.created_at, b.confirmed_at, b.unsubscribed_at
+    FROM batch AS b
+    JOIN lists AS l ON l.slug = 'default'
+    WHERE b.created_at <= l.created_at
+      AND NOT EXISTS (SELECT 1 FROM list_memberships AS e WHERE e.subscriber_id = b.id)
+    ON CONFLICT (list_id, subscriber_id) DO NOTHING
+    RETURNING subscriber_id
+)
+SELECT (SELECT count(*) FROM batch) AS seen,
+       (SELECT count(*) FROM added) AS added,
+       (SELECT id FROM batch ORDER BY id DESC LIMIT 1) AS last
