@@ -306,6 +306,7 @@ def _start_worker(
     from herald.email.factory import build_provider
     from herald.issues.delivery import IssueDeliveries, run_scheduler
     from herald.jobs.runner import JobRunner
+    from herald.subscriptions.backfill import enqueue_at_start
 
     delivery = settings.delivery
     if concurrency:
@@ -331,14 +332,19 @@ def _start_worker(
     )
     jobs = JobRunner(db, job_handlers(settings), lease_seconds=delivery.lease_seconds)
     tasks.append(asyncio.create_task(jobs.run(stopper.event), name="jobs"))
+    # Migration 0018's default-list backfill: enqueued once, by whichever worker checks first.
+    tasks.append(asyncio.create_task(enqueue_at_start(db), name="backfill-check"))
     return provider
 
 
 def job_handlers(settings: Settings) -> dict[str, JobHandler]:
     """Every kind of background job a worker runs."""
-    from herald.subscriptions import bulk
+    from herald.subscriptions import backfill, bulk
 
-    return {bulk.KIND: bulk.BulkActionJob(settings)}
+    return {
+        bulk.KIND: bulk.BulkActionJob(settings),
+        backfill.KIND: backfill.DefaultListBackfill(),
+    }
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
