@@ -86,7 +86,10 @@ async def test_issue_emails_carry_one_click_unsubscribe(
     await drain(issue_worker(db, settings, provider))
     [message] = provider.messages
     headers = dict(message.headers)
-    url = unsubscribe_url(settings, subscriber)
+    async with db.connection() as conn:
+        issue_id = await conn.fetchval("SELECT id FROM newsletter_issues")
+    # The link names the issue, so one click leaves that issue's lists.
+    url = f"{unsubscribe_url(settings, subscriber)}&issue={issue_id}"
     assert headers["List-Unsubscribe"] == f"<{url}>"
     assert url.startswith("http://herald.test/unsubscribe/one-click?token=")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -30,6 +30,7 @@ from herald.issues.previews import GMAIL_CLIP_BYTES, IssuePreview, parse_part, p
 from herald.issues.rendering import off_loop
 from herald.issues.sandbox import LIMITS_HELP
 from herald.issues.service import IssueService
+from herald.issues.targeting import MAX_CHOICES, TargetOptions
 from herald.issues.views import IssueViews
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
@@ -62,26 +63,40 @@ def issue_url(issue_id: uuid.UUID) -> str:
 
 
 async def read_issue_form(request: Request, state: AppState) -> dict[str, str]:
-    form = await read_form(request, max_fields=20)
+    # The "Send to" checkboxes are one field each (MAX_CHOICES lists at most).
+    form = await read_form(request, max_fields=20 + MAX_CHOICES)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
     return form
 
 
+async def read_editor_form(request: Request, state: AppState) -> IssueForm:
+    fields = await read_issue_form(request, state)
+    chosen = (await request.form()).getlist("lists")  # the form parsed above, kept
+    return IssueForm.from_form(fields, [v for v in chosen if isinstance(v, str)])
+
+
 @router.get("/issues/new", response_class=HTMLResponse)
-async def new_issue_form(request: Request) -> Response:
-    return _form_page(request, IssueForm(), None, None)
+async def new_issue_form(request: Request, state: State) -> Response:
+    _, options = await issue_views(state).editor()
+    return _form_page(request, IssueForm(), None, options)
 
 
 def _form_page(
-    request: Request, form: IssueForm, issue: Issue | None, error: str | None, status: int = 200
+    request: Request,
+    form: IssueForm,
+    issue: Issue | None,
+    options: TargetOptions,
+    error: ValidationError | None = None,
 ) -> Response:
     return page(
         request,
         "admin/issue_form.html",
-        status_code=status,
+        status_code=400 if error else 200,
         form=form,
         issue=issue,
-        error=error,
+        options=options,
+        error=error.message if error else None,
+        error_field=error.field if error else None,
         limits=LIMITS_HELP,
         clip_kb=GMAIL_CLIP_BYTES // 1024,
         clip_bytes=GMAIL_CLIP_BYTES,
@@ -91,34 +106,36 @@ def _form_page(
 
 @router.post("/issues/new")
 async def create_issue(request: Request, state: State, session: CurrentSession) -> Response:
-    form = IssueForm.from_form(await read_issue_form(request, state))
+    form = await read_editor_form(request, state)
     try:
         content = await off_loop(form.content)  # Markdown and HTML→text: CPU, off the loop
-        issue_id = await issue_service(state).create_draft(content, session.user_id)
+        issue_id = await issue_service(state).create_draft(content, session.user_id, form.target())
     except ValidationError as exc:
-        return _form_page(request, form, None, exc.message, 400)
+        _, options = await issue_views(state).editor()
+        return _form_page(request, form, None, options, exc)
     return flash.redirect(issue_url(issue_id), state.settings, "The draft has been saved.")
 
 
 @router.get("/issues/{issue_id}/edit", response_class=HTMLResponse)
 async def edit_issue_form(request: Request, state: State, issue_id: uuid.UUID) -> Response:
-    issue = await issue_service(state).get(issue_id)
+    issue, options = await issue_views(state).editor(issue_id)
+    assert issue is not None
     if not issue.status.editable:
         message = f"This issue is {issue.status.value}: it can no longer be changed."
         raise FormError(message, redirect_to=issue_url(issue_id))
-    return _form_page(request, IssueForm.from_issue(issue), issue, None)
+    return _form_page(request, IssueForm.from_issue(issue), issue, options)
 
 
 @router.post("/issues/{issue_id}/edit")
 async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> Response:
-    form = IssueForm.from_form(await read_issue_form(request, state))
+    form = await read_editor_form(request, state)
     service = issue_service(state)
     with form_errors(issue_url(issue_id), Conflict):
         try:
-            await service.update(issue_id, await off_loop(form.content))
+            await service.update(issue_id, await off_loop(form.content), form.target())
         except ValidationError as exc:  # the form again, with what was typed and why not
-            issue = await service.get(issue_id)
-            return _form_page(request, form, issue, exc.message, 400)
+            issue, options = await issue_views(state).editor(issue_id)
+            return _form_page(request, form, issue, options, exc)
     return flash.redirect(issue_url(issue_id), state.settings, "The issue has been saved.")
 
 

@@ -2,6 +2,10 @@
 
 * The editor chooses a format: Markdown (HTML and text are derived from it), or
   HTML and/or plain text written by hand; and may set the preheader (optional).
+* "Send to": the lists (repeated ``lists`` checkboxes, slugs; a new issue has the default
+  list checked) and a segment (``segment_id``, empty: everyone on the lists). The fieldset
+  carries a hidden ``send_to`` marker: with it, no list checked is a 400; without it (a
+  scripted post of the form as it was before lists) the target is left as it is.
 * The preview's toggles (``part``, ``width``, ``scheme``) travel with the form, so that a
   page shown again keeps them; the preview route checks the ones it uses
   (``issues/previews.py``).
@@ -17,13 +21,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from herald.core.errors import ValidationError
-from herald.issues.domain import Issue, IssueContent
+from herald.issues.domain import DEFAULT_LIST, Issue, IssueContent, TargetChoice
 from herald.issues.previews import PARTS, SCHEMES
 
 FORMATS = ("markdown", "html")
@@ -45,9 +50,13 @@ class IssueForm:
     part: str = "html"  # the preview's toggles
     width: str = "desktop"
     scheme: str = "light"
+    lists: tuple[str, ...] = (DEFAULT_LIST,)  # "Send to": the lists' slugs
+    segment_id: str = ""
+    send_to: bool = True  # the form had the "Send to" fieldset
 
     @classmethod
-    def from_form(cls, form: dict[str, str]) -> IssueForm:
+    def from_form(cls, form: dict[str, str], lists: Sequence[str] = ()) -> IssueForm:
+        """The posted fields; ``lists``: every value of the repeated ``lists`` field."""
         return cls(
             title=form.get("title", ""),
             format=_choice(form, "format", FORMATS),
@@ -58,10 +67,14 @@ class IssueForm:
             part=_choice(form, "part", PARTS),
             width=_choice(form, "width", WIDTHS),
             scheme=_choice(form, "scheme", SCHEMES),
+            lists=tuple(lists),
+            segment_id=form.get("segment_id", ""),
+            send_to="send_to" in form,
         )
 
     @classmethod
     def from_issue(cls, issue: Issue) -> IssueForm:
+        segment = issue.target.segment
         return cls(
             title=issue.title,
             format="markdown" if issue.markdown is not None else "html",
@@ -69,7 +82,16 @@ class IssueForm:
             html_content=issue.html,
             text_content=issue.text,
             preheader=issue.preheader,
+            lists=issue.target.slugs,
+            segment_id=str(segment.id) if segment else "",
         )
+
+    def target(self) -> TargetChoice | None:
+        """The chosen lists and segment (a 400 naming the field when there is no list or a
+        value is malformed); None when the form had no "Send to" fieldset."""
+        if not self.send_to:
+            return None
+        return TargetChoice.parse(list(self.lists), self.segment_id)
 
     def preview_content(self) -> IssueContent:
         """What the editor shows while typing: an untitled draft is previewed as such."""

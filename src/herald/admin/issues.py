@@ -190,7 +190,8 @@ async def send_test(
 @router.get("/issues/{issue_id}/publish", response_class=HTMLResponse)
 async def confirm_publish(request: Request, state: State, issue_id: uuid.UUID) -> Response:
     """The confirmation step: who gets the issue if it is published now."""
-    issue, recipients = await issue_service(state).publish_preview(issue_id)
+    with form_errors(issue_url(issue_id), ValidationError):  # a segment that cannot be used
+        issue, recipients = await issue_service(state).publish_preview(issue_id)
     if not issue.status.editable:
         message = f"This issue is {issue.status.value}: it cannot be published again."
         raise FormError(message, redirect_to=issue_url(issue_id))

@@ -4,7 +4,10 @@ Issue rows carry no message: each batch is rendered at send time from the issue
 (compiled once per worker) and the subscriber's *current* row. That is where
 suppression is re-checked: someone who unsubscribed after the issue was queued
 is recorded as ``suppressed`` and not sent. Each email links to the reader's signed web
-copy (:mod:`herald.issues.webcopy`: one HMAC per recipient). Issues are compiled into the
+copy (:mod:`herald.issues.webcopy`: one HMAC per recipient), and its unsubscribe link names
+the issue (``&issue=<id>``: the one-click endpoint unsubscribes from that issue's lists).
+The readers' attributes are read only for an issue whose bodies use them
+(:attr:`CompiledIssue.uses_attributes`). Issues are compiled into the
 email design in force (:mod:`herald.design.current`: its version checked at most every 2 s,
 before a batch); when it changes, issues compile anew, so a send in progress renders its
 later batches in the new design. After each batch, finished issues
@@ -42,7 +45,14 @@ from herald.design.domain import Design
 from herald.email.layout import Branding
 from herald.email.message import EmailMessage, PermanentFailure
 from herald.issues import repository
-from herald.issues.rendering import CompiledIssue, compile_issue, describe_error, issue_email
+from herald.issues.rendering import (
+    NO_ATTRIBUTES,
+    CompiledIssue,
+    attributes,
+    compile_issue,
+    describe_error,
+    issue_email,
+)
 from herald.issues.repository import Recipient
 from herald.issues.sandbox import RENDER_SECONDS
 from herald.issues.webcopy import ViewLinks
@@ -88,15 +98,22 @@ class IssueDeliveries:
         design = await self._designs.design(self._settings)
         if design.version != self._design.version:  # a new design: issues compile with it
             self._design, self._compiled = design, OrderedDict()
-        compiled = self._compiled  # this batch's, whatever the next batch finds
+        compiled, design = self._compiled, self._design  # this batch's, whatever comes next
         issue_ids = list({d.issue_id for d in batch if d.issue_id} - set(compiled))
         subscriber_ids = list({d.subscriber_id for d in batch if d.subscriber_id})
-        async with self._db.connection() as conn:
-            fresh = await repository.issues_for_rendering(conn, issue_ids) if issue_ids else {}
-            recipients = await repository.subscribers_for_rendering(conn, subscriber_ids)
-        return await asyncio.to_thread(
-            self._render_batch, batch, fresh, recipients, compiled, self._design
+        if issue_ids:  # compiled first: whether their readers' attributes are needed
+            async with self._db.connection() as conn:
+                fresh = await repository.issues_for_rendering(conn, issue_ids)
+            await asyncio.to_thread(self._render_batch, [], fresh, {}, compiled, design)
+        needs = any(
+            isinstance(issue := compiled.get(issue_id), CompiledIssue) and issue.uses_attributes
+            for issue_id in {d.issue_id for d in batch if d.issue_id}
         )
+        async with self._db.connection() as conn:
+            recipients = await repository.subscribers_for_rendering(
+                conn, subscriber_ids, with_attributes=needs
+            )
+        return await asyncio.to_thread(self._render_batch, batch, {}, recipients, compiled, design)
 
     def _render_batch(
         self,
@@ -126,6 +143,7 @@ class IssueDeliveries:
         jobs: list[tuple[int, CompiledIssue, Recipient]] = []
         links = _IssueLinks(self._settings)  # per issue: its readers' web-copy links
         view_links: dict[int, ViewLinks] = {}  # per position
+        issue_params: dict[int, str] = {}  # per position: the unsubscribe link's "&issue=…"
         for position, delivery in enumerate(batch):
             compiled = issues.get(delivery.issue_id) if delivery.issue_id else None
             recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
@@ -142,6 +160,7 @@ class IssueDeliveries:
             else:
                 jobs.append((position, compiled, recipient))
                 view_links[position] = links[delivery.issue_id]
+                issue_params[position] = links[delivery.issue_id].issue_param
         timeouts: dict[int, int] = {}  # id(compiled) -> timeouts in a row
 
         def one(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
@@ -156,9 +175,13 @@ class IssueDeliveries:
                 sender=self._settings.sender,
                 recipient=recipient.email,
                 name=recipient.name,
-                unsubscribe_url=unsubscribe_url(self._settings, recipient.id),
+                unsubscribe_url=unsubscribe_url(self._settings, recipient.id)
+                + issue_params[position],
                 base_url=self._settings.public_base_url,
                 view_url=view_links[position](recipient.id),
+                attributes=(
+                    attributes(recipient.attributes) if compiled.uses_attributes else NO_ATTRIBUTES
+                ),
             )
             timeouts.pop(id(compiled), None)
             return message

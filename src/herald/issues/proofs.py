@@ -42,8 +42,10 @@ def sample_links(settings: Settings, issue_id: uuid.UUID | None) -> tuple[str, s
     preview, a test): an inert unsubscribe link, and the admin's preview of the issue (a
     reader's signed web copy, ``/v/…``, for content not saved yet: a sample of one)."""
     base = settings.public_base_url
-    view = f"{base}/admin/issues/{issue_id}/preview" if issue_id else f"{base}/v/sample"
-    return f"{base}/unsubscribe/one-click?token=preview", view
+    if issue_id is None:
+        return f"{base}/unsubscribe/one-click?token=preview", f"{base}/v/sample"
+    view = f"{base}/admin/issues/{issue_id}/preview"
+    return f"{base}/unsubscribe/one-click?token=preview&issue={issue_id}", view
 
 
 @dataclass(frozen=True)

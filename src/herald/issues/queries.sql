@@ -307,6 +307,12 @@ SELECT id, email, name, status
 FROM subscriptions
 WHERE id = ANY($1::uuid[])
 
+-- name: subscribers_with_attributes
+-- For an issue whose bodies read subscriber.attributes (only then: issues/delivery.py).
+SELECT id, email, name, status, attributes::text AS attributes
+FROM subscriptions
+WHERE id = ANY($1::uuid[])
+
 -- name: notify_progress
 SELECT pg_notify('herald_progress', $1::text)
 
@@ -363,7 +369,8 @@ HAVING sum(n) <> 0
 -- name: web_copy
 -- A "view in browser" link's issue and reader in one round trip: nothing unless the
 -- issue went out (publishing or sent) and the subscriber still exists (in any status).
-SELECT i.title, i.html_content, i.text_content, i.preheader, s.email, s.name
+SELECT i.title, i.html_content, i.text_content, i.preheader, s.email, s.name,
+       s.attributes::text AS attributes
 FROM newsletter_issues AS i
 JOIN subscriptions AS s ON s.id = $2::uuid
 WHERE i.id = $1::uuid AND i.status IN ('publishing', 'sent')

@@ -1,8 +1,10 @@
 """Turning an issue into one subscriber's email.
 
 The editor's bodies are Jinja2 templates rendered in a *sandboxed* environment:
-``{{ subscriber.name }}``, ``{{ subscriber.email }}``, ``{{ unsubscribe_url }}``
-and ``{{ issue.title }}`` are available, Python internals are not (attribute
+``{{ subscriber.name }}``, ``{{ subscriber.email }}``, ``{{ subscriber.attributes.city }}``
+(the reader's attributes: a missing one is empty, and ``| default("…")`` replaces it),
+``{{ unsubscribe_url }}`` and ``{{ issue.title }}`` are available, Python internals are
+not (attribute
 access to ``__class__``, ``mro``, … raises a SecurityError). Templates are
 compiled once per issue and rendered per recipient. The HTML body is placed into
 the email layout (:mod:`herald.email.layout`), whose footer carries a visible
@@ -21,8 +23,9 @@ under a time limit (:func:`off_loop`), so no template freezes an event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +33,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
 from markdown_it import MarkdownIt
 
 from herald.core import timebox
@@ -60,9 +63,55 @@ def markdown_to_html(source: str) -> str:
     return rendered
 
 
+class Attributes:
+    """A reader's attributes as templates see them: ``subscriber.attributes.city`` (or
+    ``["city"]``) is the value, a nested object is Attributes again, and a missing one is
+    undefined in the lenient way: empty when printed, false in a test, replaced by
+    ``default``, and any attribute of it is missing too. No methods a template could reach
+    (a dict's ``items`` would shadow an attribute called so)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: object) -> Any:
+        value = self._values.get(name) if isinstance(name, str) else None
+        if value is None:
+            return ChainableUndefined(name=str(name))
+        return Attributes(value) if isinstance(value, dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __str__(self) -> str:
+        return json.dumps(self._values, ensure_ascii=False)
+
+
+NO_ATTRIBUTES = Attributes({})
+
+
+def attributes(stored: str | None) -> Attributes:
+    """A subscriber's stored attributes (JSON text of an object) for a template."""
+    if not stored or stored == "{}":
+        return NO_ATTRIBUTES
+    values = json.loads(stored)
+    return Attributes(values) if isinstance(values, dict) else NO_ATTRIBUTES
+
+
 @dataclass(frozen=True)
 class CompiledIssue:
-    """An issue's templates, compiled once, rendered for each recipient."""
+    """An issue's templates, compiled once, rendered for each recipient.
+    ``uses_attributes``: a body reads more of ``subscriber`` than its name and email, so
+    its senders fetch the readers' attributes (only then)."""
 
     title: str
     html: Any  # jinja2.Template: the HTML body, the layout's content CSS inlined
@@ -70,13 +119,20 @@ class CompiledIssue:
     layout: Layout
     reason: str  # why the reader gets it, in the layout's footer
     preheader: str = ""  # the editor's inbox preview line; empty: the text body's first words
+    uses_attributes: bool = False
     _bound: dict[bool, BoundLayout] = field(default_factory=dict, compare=False, repr=False)
 
     def render(
-        self, *, name: str, email: str, unsubscribe_url: str, view_url: str = ""
+        self,
+        *,
+        name: str,
+        email: str,
+        unsubscribe_url: str,
+        view_url: str = "",
+        attributes: Attributes = NO_ATTRIBUTES,
     ) -> tuple[str, str]:
         context = {
-            "subscriber": {"name": name, "email": email},
+            "subscriber": {"name": name, "email": email, "attributes": attributes},
             "unsubscribe_url": unsubscribe_url,
             "issue": {"title": self.title},
         }
@@ -175,7 +231,30 @@ def compile_issue(
         layout=layout,
         reason=f"You receive this because you subscribed to {branding.name}.",
         preheader=" ".join(preheader.split()),
+        uses_attributes=reads_attributes(html, autoescape=True)
+        or reads_attributes(text, autoescape=False),
     )
+
+
+_PLAIN_FIELDS = frozenset({"name", "email"})
+
+
+def reads_attributes(source: str, *, autoescape: bool) -> bool:
+    """Whether a (compilable) template may read a reader's attributes: any use of
+    ``subscriber`` other than ``subscriber.name`` / ``.email`` (``subscriber.attributes``,
+    ``subscriber["attributes"]``, ``{% set s = subscriber %}``, ``{{ subscriber }}``)."""
+    if "subscriber" not in source:
+        return False
+    tree = sandbox(autoescape).parse(source)
+    plain: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "subscriber"):
+            continue
+        key = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
+        if key in _PLAIN_FIELDS:
+            plain.add(id(target))
+    return any(n.name == "subscriber" and id(n) not in plain for n in tree.find_all(nodes.Name))
 
 
 def _compile(source: str, *, autoescape: bool, field: str) -> Any:
@@ -268,9 +347,14 @@ def issue_email(
     unsubscribe_url: str,
     base_url: str,
     view_url: str = "",
+    attributes: Attributes = NO_ATTRIBUTES,
 ) -> EmailMessage:
     html, text = compiled.render(
-        name=name, email=recipient, unsubscribe_url=unsubscribe_url, view_url=view_url
+        name=name,
+        email=recipient,
+        unsubscribe_url=unsubscribe_url,
+        view_url=view_url,
+        attributes=attributes,
     )
     return EmailMessage(
         sender=sender,

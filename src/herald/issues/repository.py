@@ -157,7 +157,7 @@ async def fan_out_chunk(
 ) -> FanOutStep:
     """Queue the issue's next recipients after ``cursor`` (``segment``: the compiled
     condition of its segment, see issues/targets.py)."""
-    statement, params = with_segment(Q["fan_out_chunk"], segment)
+    statement, params = with_segment(Q["fan_out_chunk"], segment, 5)
     row = await conn.fetchrow(statement, issue_id, cursor, chunk, max_attempts, *params)
     assert row is not None, "the issue is locked by this transaction"
     return FanOutStep(issue_id, row["queued"], row["recipients"], row["done"])
@@ -271,11 +271,20 @@ class Recipient:
     email: str
     name: str
     status: SubscriptionStatus
+    attributes: str | None = None  # JSON text, read only for issues that use attributes
 
 
 async def subscribers_for_rendering(
-    conn: Connection, subscriber_ids: list[uuid.UUID]
+    conn: Connection, subscriber_ids: list[uuid.UUID], *, with_attributes: bool = False
 ) -> dict[uuid.UUID, Recipient]:
+    if with_attributes:
+        rows = await conn.fetch(Q["subscribers_with_attributes"], subscriber_ids)
+        return {
+            r["id"]: Recipient(
+                r["id"], r["email"], r["name"], SubscriptionStatus(r["status"]), r["attributes"]
+            )
+            for r in rows
+        }
     rows = await conn.fetch(Q["subscribers_for_rendering"], subscriber_ids)
     return {
         r["id"]: Recipient(r["id"], r["email"], r["name"], SubscriptionStatus(r["status"]))
@@ -288,6 +297,7 @@ class WebCopyData:
     issue: RenderData
     email: str
     name: str
+    attributes: str = "{}"
 
 
 async def web_copy(
@@ -298,7 +308,7 @@ async def web_copy(
     if r is None:
         return None
     issue = RenderData(issue_id, r["title"], r["html_content"], r["text_content"], r["preheader"])
-    return WebCopyData(issue, r["email"], r["name"])
+    return WebCopyData(issue, r["email"], r["name"], r["attributes"])
 
 
 async def notify_progress(conn: Connection, issue_id: uuid.UUID) -> None:

@@ -11,6 +11,7 @@ content).
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -19,12 +20,9 @@ from herald.core.errors import Conflict, ValidationError
 from herald.issues import targets
 from herald.issues.domain import ListRef, SegmentRef, Target, TargetChoice
 from herald.issues.targets import Condition
+from herald.segments.domain import parse_filter
 
 MAX_CHOICES = 500  # lists and segments the editor offers
-SEGMENTS_NOT_READY = (
-    "this issue is limited to a segment, and sending to segments is not available yet: "
-    "choose “Everyone on the lists” to publish it"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +53,19 @@ async def apply(conn: Connection, issue_id: uuid.UUID, choice: TargetChoice) -> 
         raise Conflict("this issue is published: its target can no longer be changed")
 
 
-async def condition(conn: Connection, target: Target) -> Condition:  # noqa: ARG001
-    """The target's segment as a SQL condition over the subscription ``s``; None for
-    everyone on the lists. Until segments can be compiled, an issue with a segment cannot
-    be sent (a 400 saying so, never a silent "everyone")."""
+async def condition(conn: Connection, target: Target) -> Condition:
+    """The target's segment, parsed (the fan-out and the count compile it into their
+    statements); None for everyone on the lists. A segment whose stored filter is no longer
+    valid is a 400 naming the problem, never a silent "everyone"."""
     if target.segment is None:
         return None
-    raise ValidationError(SEGMENTS_NOT_READY, field="segment_id")
+    stored = await targets.segment_filter(conn, target.segment.id)
+    if stored is None:  # deleted meanwhile (issues hold it: ON DELETE RESTRICT)
+        raise ValidationError("the issue's segment no longer exists", field="segment_id")
+    try:
+        return parse_filter(json.loads(stored))
+    except ValidationError as exc:
+        raise ValidationError(
+            f"the segment “{target.segment.name}” cannot be used: {exc.message}",
+            field="segment_id",
+        ) from None

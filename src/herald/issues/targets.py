@@ -3,9 +3,10 @@ and the lists and segments an editor can choose from (``targets.sql``). The fan-
 statement is ``fan_out_chunk`` (``queries.sql``); this adds the readers of the default list
 whom the backfill has not reached yet (:func:`fan_out_unlisted`).
 
-A statement that takes an issue's segment holds the segment slot (``/* segment */ TRUE``);
-``condition`` is then the segment's compiled SQL and its parameters, which follow the
-statement's own (:mod:`herald.segments.compiler`). ``None``: everyone on the lists.
+A statement that takes an issue's segment holds the segment slot (``/* segment */ TRUE``),
+where the segment's filter goes compiled to SQL over the subscription ``s``, its
+parameters after the statement's own (:mod:`herald.segments.compiler`). ``None``: everyone
+on the lists.
 """
 
 from __future__ import annotations
@@ -16,22 +17,23 @@ from collections.abc import Sequence
 from herald.core import sql
 from herald.core.db import Connection
 from herald.issues.domain import ListRef, SegmentRef
+from herald.segments.compiler import compile_filter, with_condition
+from herald.segments.domain import Filter
 
 T = sql.load("herald.issues", "targets.sql")
 
-SLOT = "/* segment */ TRUE"
-Condition = tuple[str, Sequence[object]] | None
+Condition = Filter | None
 
 
-def with_segment(statement: str, condition: Condition) -> tuple[str, Sequence[object]]:
-    """The statement with the segment's condition in its slot, and the condition's
-    parameters; unchanged (everyone) without one."""
-    if condition is None:
+def with_segment(
+    statement: str, segment: Condition, first_param: int
+) -> tuple[str, Sequence[object]]:
+    """The statement with the segment's condition in its slot, its parameters numbered
+    from ``first_param``; unchanged (everyone) without a segment."""
+    if segment is None:
         return statement, ()
-    text, params = condition
-    if statement.count(SLOT) != 1:
-        raise ValueError("the statement must hold the segment slot exactly once")
-    return statement.replace(SLOT, f"({text})"), params
+    condition, params = compile_filter(segment, alias="s", first_param=first_param)
+    return with_condition(statement, condition), params
 
 
 async def list_ids(conn: Connection, slugs: Sequence[str]) -> dict[str, uuid.UUID]:
@@ -43,6 +45,12 @@ async def list_ids(conn: Connection, slugs: Sequence[str]) -> dict[str, uuid.UUI
 async def segment(conn: Connection, segment_id: uuid.UUID) -> SegmentRef | None:
     row = await conn.fetchrow(T["segment_by_id"], segment_id)
     return SegmentRef(row["id"], row["name"]) if row else None
+
+
+async def segment_filter(conn: Connection, segment_id: uuid.UUID) -> str | None:
+    """A segment's stored filter (JSON text), or None when it is gone."""
+    found: str | None = await conn.fetchval(T["segment_filter"], segment_id)
+    return found
 
 
 async def set_target(
@@ -63,7 +71,7 @@ async def count_recipients(conn: Connection, issue_id: uuid.UUID, condition: Con
     """How many readers the issue would go to if published now."""
     total = 0
     for query in (T["count_members"], T["count_unlisted"]):
-        statement, params = with_segment(query, condition)
+        statement, params = with_segment(query, condition, 2)
         total += int(await conn.fetchval(statement, issue_id, *params))
     return total
 
@@ -73,6 +81,6 @@ async def fan_out_unlisted(
 ) -> int:
     """Queue the issue for the confirmed readers from before the lists whom the
     default-list backfill has not reached yet (when it goes to the default list); how many."""
-    statement, params = with_segment(T["fan_out_unlisted"], condition)
+    statement, params = with_segment(T["fan_out_unlisted"], condition, 3)
     row = await conn.fetchrow(statement, issue_id, max_attempts, *params)
     return int(row["queued"]) if row else 0

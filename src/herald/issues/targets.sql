@@ -8,6 +8,9 @@ SELECT id, slug, name FROM lists WHERE slug = ANY($1::text[])
 -- name: segment_by_id
 SELECT id, name FROM segments WHERE id = $1::uuid
 
+-- name: segment_filter
+SELECT filter::text FROM segments WHERE id = $1::uuid
+
 -- name: all_lists
 -- The editor's "Send to" checkboxes: the default list first, then by name.
 SELECT slug, name FROM lists ORDER BY slug <> 'default', name, slug LIMIT $1::integer

@@ -24,6 +24,7 @@ from herald.issues.proofs import sample_links
 from herald.issues.recipients import DeliveryRow, HistoryEntry
 from herald.issues.rendering import compile_issue, off_loop, preheader, render_or_refuse
 from herald.issues.service import IssueService, Progress
+from herald.issues.targeting import TargetOptions, options
 
 SAMPLE_NAME = "Sample Subscriber"
 SAMPLE_EMAIL = "sample@example.com"
@@ -157,6 +158,11 @@ class IssueViews:
                 raise NotFound("no such newsletter issue")
             rows = await recipients.recent_deliveries(conn, issue_id, status, limit + 1, before)
         return DeliveryPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
+
+    async def editor(self, issue_id: uuid.UUID | None = None) -> tuple[Issue | None, TargetOptions]:
+        """The editor's page: the issue (None: a new one) and what it can be sent to."""
+        issue = await IssueService(self.db, self.settings).get(issue_id) if issue_id else None
+        return issue, await options(self.db)
 
     async def preview_content(
         self, content: IssueContent, issue_id: uuid.UUID | None = None

@@ -28,7 +28,13 @@ from herald.core.signing import keyed, mac, purpose_key
 from herald.design.current import current_design
 from herald.design.domain import Design
 from herald.issues import repository
-from herald.issues.rendering import CompiledIssue, compile_issue, off_loop, render_or_refuse
+from herald.issues.rendering import (
+    CompiledIssue,
+    attributes,
+    compile_issue,
+    off_loop,
+    render_or_refuse,
+)
 from herald.subscriptions.unsubscribe import unsubscribe_url
 
 _PURPOSE = "issue-web-copy"
@@ -65,6 +71,7 @@ class ViewLinks:
     def __init__(self, settings: Settings, issue_id: uuid.UUID) -> None:
         self._mac = keyed(purpose_key(settings, _PURPOSE))
         self._issue = issue_id.bytes
+        self.issue_param = issue_param(issue_id)  # for the issue's unsubscribe links
         # base64url plus a dot: every character of a token is URL-safe as it is.
         self._prefix = f"{settings.public_base_url}{PATH}"
 
@@ -72,6 +79,12 @@ class ViewLinks:
         ident = base64.urlsafe_b64encode(self._issue + subscriber_id.bytes)[:43]
         signature = base64.urlsafe_b64encode(self._mac.digest(ident))[:_MAC_CHARS]
         return self._prefix + (ident + b"." + signature).decode()
+
+
+def issue_param(issue_id: uuid.UUID) -> str:
+    """What an issue's unsubscribe link carries after the reader's token, so that one click
+    unsubscribes from that issue's lists only."""
+    return f"&issue={issue_id}"
 
 
 def view_url(settings: Settings, issue_id: uuid.UUID, subscriber_id: uuid.UUID) -> str:
@@ -138,8 +151,9 @@ class WebCopies:
             html, _ = compiled.render(
                 name=data.name,
                 email=data.email,
-                unsubscribe_url=unsubscribe_url(settings, subscriber_id),
+                unsubscribe_url=unsubscribe_url(settings, subscriber_id) + issue_param(issue_id),
                 view_url=view_url(settings, issue_id, subscriber_id),
+                attributes=attributes(data.attributes),
             )
             return str(html)
 
