@@ -241,23 +241,19 @@ async def list_members(
     )
 
 
-ADD_MEMBER = operation(Access.WRITE, errors=(400, 404, 409, 415), idempotent=True)
-ADD_MEMBER["responses"] = {
-    201: {"model": MemberOut, "description": "Added to the list"},
-    **ADD_MEMBER["responses"],
-}
-
-
-@router.post("/{list_id}/members", response_model=MemberOut, **ADD_MEMBER)
+@router.post(
+    "/{list_id}/members",
+    response_model=MemberOut,
+    **operation(Access.WRITE, errors=(400, 404, 409, 415), idempotent=True),
+)
 async def add_member(
     list_id: uuid.UUID,
     body: NewMemberBody,
     state: State,
-    response: Response,
     who: Annotated[Principal, Depends(writer)],
 ) -> MemberOut:
-    """Add a subscriber to the list (`201`), or confirm a pending member (`200`; a
-    confirmed one stays so). The consent record says `api:<key name>`. `409` for an
+    """Add a subscriber to the list, or confirm a pending member (a confirmed one stays
+    so); answers the membership. The consent record says `api:<key name>`. `409` for an
     address on the suppression list or unsubscribed from everything, and for a reader
     who left this list (only they can join again)."""
     change = await _service(state).add_member(
@@ -266,9 +262,6 @@ async def add_member(
         MemberStatus(body.status),
         api_source(who.key_name, who.username),
     )
-    if change.created:
-        response.status_code = 201
-        response.headers["Location"] = f"{router.prefix}/{list_id}/members"
     return member_json(change.member)
 
 
