@@ -423,3 +423,29 @@ async def test_the_api_create_writes_a_default_membership_and_refuses_a_suppress
     with pytest.raises(Conflict, match="suppression list"):
         await service.add(NewSubscriber.parse(name="Bob", email="bob@example.com"))
     assert await status_of(db, "bob@example.com") is None
+
+
+async def test_the_audience_figures_count_sign_ups_of_every_kind(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """The dashboard's and the subscriber list's counts read ``subscriptions``: a
+    single-opt-in sign-up is confirmed there, a double one pending, a suppressed one
+    nowhere."""
+    from herald.subscriptions import repository
+    from herald.subscriptions.domain import SubscriptionStatus
+
+    await make_list(db, "news", opt_in="single")
+    await make_list(db, "weekly")
+    await suppress(db, "gone@example.com", "erased")
+    await client.post("/subscriptions", data=form("a@example.com", "news"))
+    await client.post("/subscriptions", data=form("b@example.com", "weekly"))
+    await client.post("/subscriptions", data=form("gone@example.com", "weekly"))
+    async with db.connection() as conn:
+        figures = await repository.status_counts(conn)
+        today = await conn.fetchrow(
+            "SELECT sum(subscribed) AS s, sum(confirmed) AS c FROM subscriber_daily"
+        )
+    assert figures[SubscriptionStatus.CONFIRMED] == 1
+    assert figures[SubscriptionStatus.PENDING] == 1
+    assert today is not None
+    assert (today["s"], today["c"]) == (2, 1)
