@@ -8,6 +8,7 @@ every action is a CSRF-checked form post answered by a redirect with a flash.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
@@ -19,12 +20,14 @@ from starlette.responses import HTMLResponse, Response
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import NotFound, ValidationError
 from herald.jobs.domain import Job, JobStatus
+from herald.segments.service import Attributes
 from herald.subscriptions import bulk as bulk_actions
 from herald.subscriptions.bulk import Action
 from herald.subscriptions.directory import MAX_SELECTED, SubscriberDirectory
 from herald.subscriptions.listing import ListFilter, Sort, Tab
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
+from herald.web.json_body import parse_json
 from herald.web.pages import page
 from herald.web.state import State
 
@@ -119,9 +122,26 @@ async def show_subscriber(
     before: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
     subscriber, timeline = await _directory(state).timeline(subscriber_id, before)
+    attributes = (await Attributes(state.db).member(subscriber_id)).attributes
     return page(
-        request, "admin/subscriber.html", subscriber=subscriber, timeline=timeline, before=before
+        request,
+        "admin/subscriber.html",
+        subscriber=subscriber,
+        timeline=timeline,
+        before=before,
+        attributes=json.dumps(attributes, indent=2, ensure_ascii=False) if attributes else "",
     )
+
+
+@router.post("/subscribers/{subscriber_id}/attributes")
+async def set_attributes(request: Request, state: State, subscriber_id: uuid.UUID) -> Response:
+    """Replace the attributes with the JSON object of the form (empty: none)."""
+    fields, _ = await _post(request, state)
+    here = f"{LIST}/{subscriber_id}"
+    with form_errors(here, ValidationError, NotFound):
+        text = fields.get("attributes", "").strip() or "{}"
+        await Attributes(state.db).replace(subscriber_id, parse_json(text.encode()))
+    return flash.redirect(here, state.settings, "The attributes have been saved.")
 
 
 @router.post("/subscribers/{subscriber_id}/{verb}")

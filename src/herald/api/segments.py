@@ -152,7 +152,7 @@ async def create_segment(
 )
 async def preview_filter(body: FilterBody, state: State) -> PreviewOut:
     """How many subscribers a filter selects now, and the newest of them (nothing saved)."""
-    found = await _service(state).preview(body.filter)
+    found = await _service(state).preview_json(body.filter)
     return PreviewOut(
         count=found.count,
         sample=[member_json(m) for m in found.sample] if found.sample is not None else None,

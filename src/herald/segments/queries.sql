@@ -66,3 +66,7 @@ SELECT attributes::text AS attributes FROM subscriptions WHERE id = $1 FOR UPDAT
 UPDATE subscriptions SET attributes = $2::jsonb, updated_at = now()
 WHERE id = $1
 RETURNING id, email, name, status, created_at, confirmed_at, attributes::text AS attributes
+
+-- name: list_choices
+-- The lists a condition can name (the builder's choices), by name.
+SELECT slug, name FROM lists ORDER BY name, slug LIMIT 500

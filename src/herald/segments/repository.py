@@ -116,6 +116,11 @@ async def delete(conn: Connection, segment_id: uuid.UUID) -> bool:
     return status.split()[-1] != "0"
 
 
+async def list_choices(conn: Connection) -> list[tuple[str, str]]:
+    """(slug, name) of every list, by name."""
+    return [(row["slug"], row["name"]) for row in await conn.fetch(Q["list_choices"])]
+
+
 async def known_lists(conn: Connection, slugs: list[str]) -> set[str]:
     return {row["slug"] for row in await conn.fetch(Q["known_lists"], slugs)}
 

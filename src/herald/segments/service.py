@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, ValidationError
@@ -105,9 +104,12 @@ class SegmentService:
             if not await repository.delete(conn, segment_id):
                 raise NotFound("no such segment")
 
-    async def preview(self, where: Filter | dict[str, Any]) -> Preview:
-        """How many subscribers ``where`` selects, and the newest of them."""
-        node = where if not isinstance(where, dict) else parse_filter(where)
+    async def preview_json(self, raw: object) -> Preview:
+        """:meth:`preview` of a filter's JSON (validated)."""
+        return await self.preview(parse_filter(raw))
+
+    async def preview(self, node: Filter) -> Preview:
+        """How many subscribers ``node`` selects, and the newest of them."""
         async with self.db.transaction() as conn:
             count = await repository.count(conn, node, TIMEOUT)
             sample = await repository.members(conn, node, _NEWEST, SAMPLE_SIZE, TIMEOUT)
@@ -131,6 +133,10 @@ class SegmentService:
                 field="segment",
             )
         return rows[:limit], len(rows) > limit
+
+    async def list_choices(self) -> list[tuple[str, str]]:
+        async with self.db.connection() as conn:
+            return await repository.list_choices(conn)
 
     async def _check_lists(self, conn: Connection, node: Filter) -> None:
         slugs = sorted(_lists_of(node))

@@ -1,0 +1,253 @@
+"""The admin's segment builder as values: rows of conditions (field, operator, value) with
+an all/any switch, read from and written to a plain form, so adding or removing a row is a
+form submit that works without JavaScript.
+
+A filter the rows cannot show (nested groups, several statuses in one condition …) is
+edited as JSON instead (``mode = "json"``); every filter the rows make is a filter of
+:mod:`.domain`, validated by ``parse_filter`` with its messages turned from
+``filter.all[2].value`` into "Condition 3".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from herald.core.errors import ValidationError
+from herald.segments.domain import MAX_CONDITIONS, STATUSES, Op, ValueType, parse_filter
+from herald.segments.saved import to_json
+
+
+class Field(StrEnum):
+    STATUS = "status"
+    LIST = "list"
+    ATTRIBUTE = "attribute"
+    CREATED = "created_at"
+    DOMAIN = "email_domain"
+
+
+FIELD_LABELS = {
+    Field.STATUS: "Status",
+    Field.LIST: "List",
+    Field.ATTRIBUTE: "Attribute",
+    Field.CREATED: "Sign-up date",
+    Field.DOMAIN: "Email domain",
+}
+NOT_CONFIRMED = "not_confirmed"
+OPS: dict[Field, list[tuple[str, str]]] = {
+    Field.STATUS: [("is", "is"), ("is_not", "is not")],
+    Field.LIST: [
+        ("confirmed", "is a confirmed member of"),
+        ("pending_confirmation", "is a pending member of"),
+        ("unsubscribed", "has unsubscribed from"),
+        (NOT_CONFIRMED, "is not a confirmed member of"),
+    ],
+    Field.ATTRIBUTE: [
+        (Op.EQ, "equals"),
+        (Op.NE, "does not equal"),
+        (Op.LT, "is less than"),
+        (Op.LTE, "is at most"),
+        (Op.GT, "is more than"),
+        (Op.GTE, "is at least"),
+        (Op.CONTAINS, "contains"),
+        (Op.STARTS_WITH, "starts with"),
+        (Op.IN, "is one of"),
+        (Op.EXISTS, "is set"),
+    ],
+    Field.CREATED: [
+        ("before", "before"),
+        ("after", "after"),
+        ("within_days", "within the last … days"),
+    ],
+    Field.DOMAIN: [("is", "is"), ("is_not", "is not")],
+}
+TYPES = [("string", "text"), ("number", "number"), ("boolean", "true/false"), ("date", "date")]
+_PLACE = re.compile(r"filter\.(?:all|any)\[(\d+)\][^:]*:")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    field: Field
+    op: str = ""
+    key: str = ""  # the attribute's name
+    type: str = "string"  # the attribute's type; "" for "is set" of any type
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Builder:
+    name: str = ""
+    match: str = "all"
+    rows: tuple[Row, ...] = ()
+    json_text: str = ""
+    mode: str = "rows"
+
+    @classmethod
+    def from_form(cls, fields: Mapping[str, str]) -> Builder:
+        rows = []
+        for i in range(MAX_CONDITIONS):
+            kind = fields.get(f"field_{i}")
+            if kind is None:
+                break
+            if kind not in Field.__members__.values():
+                raise ValidationError(f"Condition {i + 1}: unknown field", field=f"field_{i}")
+            rows.append(
+                Row(
+                    Field(kind),
+                    fields.get(f"op_{i}", ""),
+                    fields.get(f"key_{i}", "").strip(),
+                    fields.get(f"type_{i}", "string"),
+                    fields.get(f"value_{i}", "").strip(),
+                )
+            )
+        return cls(
+            name=fields.get("name", ""),
+            match="any" if fields.get("match") == "any" else "all",
+            rows=tuple(rows),
+            json_text=fields.get("json_text", ""),
+            mode="json" if fields.get("mode") == "json" else "rows",
+        )
+
+    @classmethod
+    def from_filter(cls, name: str, raw: object) -> Builder:
+        """A builder showing the filter ``raw`` (validated): as rows when it is flat enough."""
+        normal = to_json(parse_filter(raw))
+        text = json.dumps(normal, indent=2, ensure_ascii=False)
+        match, parts = "all", [normal]
+        if set(normal) <= {"all", "any"}:
+            match, parts = next(iter(normal.items()))
+        rows = [_row(part) for part in parts]
+        if any(row is None for row in rows):
+            return cls(name=name, json_text=text, mode="json")
+        return cls(name, match, tuple(r for r in rows if r is not None), text, "rows")
+
+    def with_row(self, kind: str) -> Builder:
+        if kind not in Field.__members__.values():
+            raise ValidationError("Choose what the new condition is about", field="new_field")
+        if len(self.rows) >= MAX_CONDITIONS:
+            raise ValidationError(f"At most {MAX_CONDITIONS} conditions", field="new_field")
+        field = Field(kind)
+        return replace(self, rows=(*self.rows, Row(field, OPS[field][0][0])))
+
+    def without_row(self, index: int) -> Builder:
+        return replace(self, rows=tuple(r for i, r in enumerate(self.rows) if i != index))
+
+    def filter_json(self) -> dict[str, Any]:
+        """The filter of the rows (or of the JSON, in JSON mode), validated."""
+        if self.mode == "json":
+            raise AssertionError("parse the JSON text first")  # the caller's job: see routes
+        if not self.rows:
+            raise ValidationError("Add at least one condition", field="new_field")
+        parts = [_condition(i, row) for i, row in enumerate(self.rows)]
+        raw = {self.match: parts}
+        try:
+            return to_json(parse_filter(raw))
+        except ValidationError as exc:
+            message = _PLACE.sub(lambda m: f"Condition {int(m.group(1)) + 1}:", exc.message)
+            raise ValidationError(message.removeprefix("filter: "), field="filter") from None
+
+
+def _fail(i: int, message: str) -> ValidationError:
+    return ValidationError(f"Condition {i + 1}: {message}", field=f"value_{i}")
+
+
+def _condition(i: int, row: Row) -> dict[str, Any]:
+    negated = row.op in ("is_not", NOT_CONFIRMED)
+    if row.field is Field.STATUS:
+        if row.value not in STATUSES:
+            raise _fail(i, "choose a status")
+        inner: dict[str, Any] = {"status": [row.value]}
+    elif row.field is Field.LIST:
+        if not row.value:
+            raise _fail(i, "choose a list")
+        status = "confirmed" if negated else row.op
+        inner = {"list": row.value, "status": status}
+    elif row.field is Field.DOMAIN:
+        inner = {"email_domain": row.value.lower()}
+    elif row.field is Field.CREATED:
+        return {"created_at": _created(i, row)}
+    else:
+        return _attribute(i, row)
+    return {"not": inner} if negated else inner
+
+
+def _created(i: int, row: Row) -> dict[str, Any]:
+    if row.op == "within_days":
+        if not row.value.isdigit():
+            raise _fail(i, "write a number of days")
+        return {"within_days": int(row.value)}
+    if row.op not in ("before", "after"):
+        raise _fail(i, "choose before, after or within")
+    when = f"{row.value}T00:00:00+00:00" if _DAY.fullmatch(row.value) else row.value
+    return {row.op: when}
+
+
+def _attribute(i: int, row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"attribute": row.key, "op": row.op}
+    if not row.key:
+        raise _fail(i, "name the attribute")
+    if row.op == Op.EXISTS and not row.type:
+        return out
+    out["type"] = row.type or "string"
+    if row.op == Op.EXISTS:
+        return out
+    if row.op == Op.IN:
+        out["value"] = [_typed(i, part.strip(), out["type"]) for part in row.value.split(",")]
+    else:
+        out["value"] = _typed(i, row.value, out["type"])
+    return out
+
+
+def _typed(i: int, text: str, kind: str) -> object:
+    if kind == ValueType.NUMBER:
+        if not _NUMBER.fullmatch(text):
+            raise _fail(i, f"{text!r} is not a number")
+        number = float(text)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == ValueType.BOOLEAN:
+        if text.lower() not in ("true", "false"):
+            raise _fail(i, "write true or false")
+        return text.lower() == "true"
+    return text
+
+
+def _row(part: dict[str, Any]) -> Row | None:  # noqa: PLR0911 - one per shape
+    negated = set(part) == {"not"}
+    inner = part["not"] if negated else part
+    if "status" in inner and "list" not in inner and len(inner["status"]) == 1:
+        return Row(Field.STATUS, "is_not" if negated else "is", value=inner["status"][0])
+    if "list" in inner:
+        if negated:
+            return (
+                Row(Field.LIST, NOT_CONFIRMED, value=inner["list"])
+                if (inner["status"] == "confirmed")
+                else None
+            )
+        return Row(Field.LIST, inner["status"], value=inner["list"])
+    if "email_domain" in inner:
+        return Row(Field.DOMAIN, "is_not" if negated else "is", value=inner["email_domain"])
+    if negated:
+        return None
+    if "created_at" in inner:
+        ((op, value),) = inner["created_at"].items()
+        return Row(Field.CREATED, op, value=str(value))
+    if "attribute" in inner:
+        value = inner.get("value", "")
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "," in v for v in values) and inner["op"] == Op.IN:
+            return None
+        shown = ", ".join(_shown(v) for v in values)
+        return Row(Field.ATTRIBUTE, inner["op"], inner["attribute"], inner.get("type", ""), shown)
+    return None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
