@@ -32,6 +32,7 @@ TAGS = [
     {"name": "subscribers", "description": "Keyset pages, filters, search; double opt-in."},
     {"name": "issues", "description": "Drafts, previews, test sends, publishing, progress."},
     {"name": "users", "description": "Admins only: users and their roles."},
+    {"name": "segments", "description": "Saved filters over subscribers and who they select."},
     {"name": "lists", "description": "Lists (newsletters), their members and consent."},
 ]
 # Every JSON body goes through Herald's strict reader (400 naming the problem).
