@@ -145,6 +145,11 @@ def fields(record: Record, delimiter: str = ",") -> list[str]:
         text = record.data.decode("utf-8")
     except UnicodeDecodeError:
         raise RecordError("the row is not valid UTF-8 (save the file as UTF-8)") from None
+    if '"' not in text:  # the common row: no quoting, so the fields are the pieces
+        line = text[:-1] if text.endswith("\n") else text
+        line = line[:-1] if line.endswith("\r") else line
+        if "\r" not in line and "\n" not in line:
+            return line.split(delimiter)
     try:
         return next(csv.reader((text,), delimiter=delimiter, strict=False))
     except StopIteration:  # pragma: no cover - a record always holds a line end or text

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -33,6 +33,7 @@ MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_VALUE = 1000
 MAX_ATTRIBUTES_JSON = 16 * 1024
 MAX_COLUMNS = 200
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 EMAIL_HEADERS = frozenset({"email", "e-mail", "email address", "e-mail address", "mail"})
 NAME_HEADERS = frozenset({"name", "full name", "fullname"})
 
@@ -83,6 +84,22 @@ class Mapping:
     """One role per column of the header row; exactly one column holds the email."""
 
     columns: tuple[Column, ...]
+    # Looked up for every row: worked out once.
+    email_index: int = field(init=False)
+    name_index: int | None = field(init=False)
+    attributes: tuple[tuple[int, str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        email = [c.index for c in self.columns if c.role is Role.EMAIL]
+        name = [c.index for c in self.columns if c.role is Role.NAME]
+        set_ = object.__setattr__
+        set_(self, "email_index", email[0] if email else 0)
+        set_(self, "name_index", name[0] if name else None)
+        set_(
+            self,
+            "attributes",
+            tuple((c.index, c.key) for c in self.columns if c.role is Role.ATTRIBUTE),
+        )
 
     @classmethod
     def guess(cls, header: list[str]) -> Mapping:
@@ -133,18 +150,6 @@ class Mapping:
     @classmethod
     def from_json(cls, header: list[str], raw: Any) -> Mapping:
         return cls.of(header, [Role.parse(str(r), "columns") for r in raw])
-
-    @property
-    def email_index(self) -> int:
-        return next(c.index for c in self.columns if c.role is Role.EMAIL)
-
-    @property
-    def name_index(self) -> int | None:
-        return next((c.index for c in self.columns if c.role is Role.NAME), None)
-
-    @property
-    def attributes(self) -> list[tuple[int, str]]:
-        return [(c.index, c.key) for c in self.columns if c.role is Role.ATTRIBUTE]
 
 
 def _check_key(key: str) -> None:
@@ -209,7 +214,7 @@ def parse_row(mapping: Mapping, line: int, cells: list[str]) -> Row:
                     f"attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE} characters", email
                 )
             attributes[key] = value
-    encoded = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
+    encoded = _JSON.encode(attributes)
     if len(encoded) > MAX_ATTRIBUTES_JSON:
         raise RowError(f"the attributes are over {MAX_ATTRIBUTES_JSON // 1024} KiB", email)
     return Row(line, email, name, encoded)
