@@ -339,11 +339,13 @@ def _start_worker(
 
 def job_handlers(settings: Settings) -> dict[str, JobHandler]:
     """Every kind of background job a worker runs."""
+    from herald.imports import job as imports
     from herald.subscriptions import backfill, bulk
 
     return {
         bulk.KIND: bulk.BulkActionJob(settings),
         backfill.KIND: backfill.DefaultListBackfill(),
+        imports.KIND: imports.ImportJob(settings),
     }
 
 

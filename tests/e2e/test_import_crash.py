@@ -1,0 +1,112 @@
+"""A worker killed (SIGKILL) in the middle of an opt-in import of 20,000 rows: another
+worker takes the job over once its lease runs out and finishes it from its last
+checkpoint. Nothing is lost and nothing is done twice: 20,000 subscribers, each with one
+membership, one confirmation token and one confirmation email; the counts are exact.
+
+Each step writes 5,000 rows, their emails and its checkpoint in one transaction, so the
+kill loses at most the step in flight. A test-only trigger makes every step take 0.5 s
+longer, so the kill lands while the import is under way.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from herald.imports.domain import Mode
+from herald.imports.service import ImportService
+from herald.jobs import repository
+from herald.jobs.domain import Job, JobStatus
+from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.queue import wait_until
+
+ROWS = 20_000
+
+SLOW_STEPS = """
+CREATE FUNCTION test_slow_step() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$;
+CREATE TRIGGER test_slow_step AFTER INSERT ON subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION test_slow_step();
+"""
+
+
+async def csv_file() -> AsyncIterator[bytes]:
+    yield b"email,name,city\r\n"
+    for start in range(0, ROWS, 1000):
+        yield "".join(
+            f"reader{i}@example.com,Reader {i},City {i % 7}\r\n" for i in range(start, start + 1000)
+        ).encode()
+
+
+async def job_now(db: Database, job_id: object) -> Job:
+    async with db.connection() as conn:
+        found = await repository.get(conn, job_id)  # type: ignore[arg-type]
+    assert found is not None
+    return found
+
+
+@pytest.mark.slow
+async def test_an_import_killed_midway_is_finished_by_another_worker_exactly_once(
+    database_url: str, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute(SLOW_STEPS)
+    service = ImportService(db, settings)
+    view = await service.upload("readers.csv", csv_file(), created_by=None)
+    view = await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.OPT_IN)
+    job_id = view.job.id
+    env = herald_env(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_DATA_DIR=str(tmp_path / "data"),
+        HERALD_SECRET_KEY="k" * 48,
+        HERALD_BASE_URL="http://herald.test",
+        HERALD_DELIVERY__LEASE_SECONDS="5",
+        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.1",
+    )
+    async with herald_process("worker", env=env, log_path=tmp_path / "a.log") as first:
+
+        async def midway() -> bool:
+            return (await job_now(db, job_id)).done >= 5000
+
+        await wait_until(midway, timeout=120, interval=0.05)
+        first.send_signal(signal.SIGKILL)
+        assert await wait_exit(first, 10) == -signal.SIGKILL
+    killed = await job_now(db, job_id)
+    assert killed.status is JobStatus.RUNNING, "held by the dead worker's lease"
+    assert killed.done < ROWS, "the kill came too late to test anything"
+
+    async with herald_process("worker", env=env, log_path=tmp_path / "b.log") as second:
+
+        async def finished() -> bool:
+            return (await job_now(db, job_id)).status is JobStatus.DONE
+
+        await wait_until(finished, timeout=180, interval=0.1)
+        second.send_signal(signal.SIGTERM)
+        assert await wait_exit(second, 30) == 0
+
+    done = await service.get(job_id)
+    counts = done.record.counts
+    assert (counts.imported, counts.updated, counts.skipped, counts.rejected) == (ROWS, 0, 0, 0)
+    assert (done.job.done, done.job.skipped) == (ROWS, 0), "every row once, none twice"
+    async with db.connection() as conn:
+        figures = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM subscriptions) AS subscribers,"
+            " (SELECT count(*) FROM list_memberships) AS memberships,"
+            " (SELECT count(*) FROM subscription_tokens) AS tokens,"
+            " (SELECT count(*) FROM deliveries WHERE kind = 'confirmation') AS emails,"
+            " (SELECT count(DISTINCT recipient) FROM deliveries"
+            "   WHERE kind = 'confirmation') AS recipients"
+        )
+    assert dict(figures) == {
+        "subscribers": ROWS,
+        "memberships": ROWS,
+        "tokens": ROWS,
+        "emails": ROWS,
+        "recipients": ROWS,
+    }
+    assert "job finished" in (tmp_path / "b.log").read_text(encoding="utf-8")
