@@ -42,6 +42,7 @@ from herald.email.inline import check_nesting, inline_template
 from herald.email.layout import BoundLayout, Branding, Layout, compile_layout, default_layout
 from herald.email.message import EmailMessage
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
+from herald.subscriptions.unsubscribe import preferences_url_of
 
 T = TypeVar("T")
 
@@ -137,19 +138,23 @@ class CompiledIssue:
             "issue": {"title": self.title},
         }
         text = _render(self.text, context).rstrip()
+        preferences_url = preferences_url_of(unsubscribe_url)  # no second HMAC
         html = self._layout(bool(view_url)).render(
             content=_render(self.html, context),
             preheader="" if self.preheader else preheader(text),
             unsubscribe_url=unsubscribe_url,
             view_url=view_url,
+            preferences_url=preferences_url,
         )
-        return html, text + _text_footer(unsubscribe_url, view_url)
+        return html, text + _text_footer(unsubscribe_url, view_url, preferences_url)
 
     def _layout(self, view: bool) -> BoundLayout:
         """The layout with the title and footer filled in, once per issue."""
         bound = self._bound.get(view)
         if bound is None:
-            present = {"content", "unsubscribe_url"} | ({"view_url"} if view else set())
+            present = {"content", "unsubscribe_url", "preferences_url"}
+            if view:
+                present.add("view_url")
             constants = {"title": self.title, "reason": self.reason}
             if self.preheader:  # the same in every copy: bound once
                 constants["preheader"] = self.preheader
@@ -325,8 +330,10 @@ async def off_loop(func: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_pool[0], func)
 
 
-def _text_footer(unsubscribe_url: str, view_url: str = "") -> str:
+def _text_footer(unsubscribe_url: str, view_url: str = "", preferences_url: str = "") -> str:
     view = f"View in your browser: {view_url}\n" if view_url else ""
+    if preferences_url:
+        view += f"Manage your preferences: {preferences_url}\n"
     return (
         f"\n\n--\n{view}You receive this because you subscribed. Unsubscribe: {unsubscribe_url}\n"
     )
