@@ -379,3 +379,80 @@ async def test_the_snippet_posts_from_another_site_without_a_token(
             await conn.fetchval("SELECT status FROM subscriptions WHERE email = 'ada@example.com'")
             == "pending_confirmation"
         )
+
+
+# --- hostile ---------------------------------------------------------------------------
+
+
+async def test_counts_stay_exact_under_concurrent_changes(
+    service: ListService, db: Database
+) -> None:
+    lst = await service.create(ListDraft.parse(name="Busy"))
+    readers = await add_subscribers(db, 40)
+    await asyncio.gather(
+        *(
+            service.add_member(lst.id, reader, MemberStatus(status), "api:ci")
+            for reader, status in zip(
+                readers, ["confirmed", "pending_confirmation"] * 20, strict=True
+            )
+        )
+    )
+    await asyncio.gather(
+        *(service.remove_member(lst.id, reader) for reader in readers[:10]),
+        *(
+            service.add_member(lst.id, r, MemberStatus.CONFIRMED, "api:ci")
+            for r in readers[11:30:2]
+        ),
+    )
+    async with db.connection() as conn:
+        actual = dict(
+            await conn.fetch(
+                "SELECT status, count(*) FROM list_memberships WHERE list_id = $1 GROUP BY status",
+                lst.id,
+            )
+        )
+    counts = (await service.get(lst.id)).counts
+    assert (counts.confirmed, counts.pending, counts.unsubscribed) == (
+        actual.get("confirmed", 0),
+        actual.get("pending_confirmation", 0),
+        actual.get("unsubscribed", 0),
+    )
+    assert counts.total == 40
+    assert counts.unsubscribed == 10
+
+
+async def test_an_issue_targeting_the_list_after_the_check_is_still_a_conflict(
+    service: ListService, db: Database
+) -> None:
+    from herald.lists import repository
+
+    lst = await service.create(ListDraft.parse(name="Raced"))
+    await _target(db, lst.id)
+    async with db.transaction() as conn:  # past the service's check: the foreign key refuses
+        with pytest.raises(Conflict, match="an issue targets this list"):
+            await repository.delete(conn, lst.id)
+        assert await repository.by_id(conn, lst.id) is not None
+
+
+async def test_hostile_form_posts(admin_client: httpx.AsyncClient, service: ListService) -> None:
+    token = await _csrf(admin_client, "/admin/lists/new")
+    base = {"csrf_token": token, "visibility": "public", "opt_in": "double"}
+    too_big = await admin_client.post(
+        "/admin/lists", data={**base, "name": "A", "description": "d" * 70_000}
+    )
+    assert too_big.status_code == 413
+    many = await admin_client.post(
+        "/admin/lists",
+        content="&".join(f"f{n}=x" for n in range(500)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert many.status_code == 400
+    nul = await admin_client.post("/admin/lists", data={**base, "name": "A\x00B"})
+    assert nul.status_code == 400
+    emoji = {**base, "name": "🌱" * 100}
+    no_slug = await admin_client.post("/admin/lists", data=emoji)
+    assert no_slug.status_code == 400
+    assert "its name has none to suggest" in no_slug.text
+    made = await admin_client.post("/admin/lists", data={**emoji, "slug": "sprouts"})
+    assert made.status_code == 303
+    assert [lst.name for lst in await service.lists() if not lst.is_default] == ["🌱" * 100]

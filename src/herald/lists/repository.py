@@ -133,7 +133,7 @@ async def delete(conn: Connection, list_id: uuid.UUID) -> bool:
     try:
         async with conn.transaction():
             return await conn.fetchval(Q["delete_list"], list_id) is not None
-    except asyncpg.ForeignKeyViolationError:
+    except (asyncpg.RestrictViolationError, asyncpg.ForeignKeyViolationError):
         # An issue came to target the list after the check (issue_lists is RESTRICT).
         raise Conflict("an issue targets this list: it cannot be deleted") from None
 
