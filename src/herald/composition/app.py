@@ -26,6 +26,7 @@ from herald.admin import (
 from herald.admin import lists as admin_lists
 from herald.admin import routes as admin
 from herald.admin import settings as admin_settings
+from herald.admin import suppressions as admin_suppressions
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
@@ -167,6 +168,7 @@ def create_app(
         subscriptions,
         issue_pages,
         preferences,  # /preferences?token=…: the reader's preference centre
+        admin_suppressions,  # /admin/suppressions
         auth,
         admin,
         newsletters,
