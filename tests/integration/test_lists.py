@@ -456,3 +456,14 @@ async def test_hostile_form_posts(admin_client: httpx.AsyncClient, service: List
     made = await admin_client.post("/admin/lists", data={**emoji, "slug": "sprouts"})
     assert made.status_code == 303
     assert [lst.name for lst in await service.lists() if not lst.is_default] == ["🌱" * 100]
+
+
+async def test_an_unknown_list_is_a_page_of_the_admin_leading_back(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    missing = await admin_client.get(
+        f"/admin/lists/{uuid.uuid4()}", headers={"Accept": "text/html"}
+    )
+    assert missing.status_code == 404
+    assert 'href="/admin/lists"' in missing.text
+    assert "all lists" in missing.text

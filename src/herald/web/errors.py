@@ -99,6 +99,7 @@ _SECTIONS = (
     ("/admin/issues", "/admin/issues", "all issues"),
     ("/admin/newsletters", "/admin/issues", "all issues"),
     ("/admin/subscribers", "/admin/subscribers", "all subscribers"),
+    ("/admin/lists", "/admin/lists", "all lists"),
 )
 _DASHBOARD = ("/admin/dashboard", "the dashboard")
 
