@@ -95,11 +95,53 @@ async def fingerprint(
         digest.update(b"json:" + canonical.encode())
         return digest.digest(), request
     digest.update(b"raw:")
+    boundary = _boundary(request)
+    unmarked = _BoundaryMask(boundary) if boundary else None
     async for chunk in request.stream():
-        digest.update(chunk)
+        digest.update(unmarked.feed(chunk) if unmarked else chunk)
         spool.write(chunk)
+    if unmarked:
+        digest.update(unmarked.rest())
     spool.seek(0)
     return digest.digest(), StrictJSONRequest(request.scope, _replaying(spool, request.receive))
+
+
+def _boundary(request: Request) -> bytes | None:
+    """The multipart boundary: random per request (two uploads of the same file differ
+    only there), so it is left out of the fingerprint."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/"):
+        return None
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary" and value.strip('"'):
+            return b"--" + value.strip('"').encode("latin-1")
+    return None
+
+
+class _BoundaryMask:
+    """A stream with each occurrence of ``boundary`` replaced by one mark, fed in chunks
+    that may cut it anywhere."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self._boundary = boundary
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk
+        out: list[bytes] = []
+        pos = 0
+        while (found := data.find(self._boundary, pos)) >= 0:
+            out += (data[pos:found], b"\x00--boundary\x00")
+            pos = found + len(self._boundary)
+        keep = max(pos, len(data) - len(self._boundary) + 1)
+        out.append(data[pos:keep])
+        self._carry = data[keep:]
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        rest, self._carry = self._carry, b""
+        return rest
 
 
 def _replaying(spool: IO[bytes], receive: Receive) -> Receive:
