@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
@@ -82,6 +82,11 @@ def status_json(view: ImportView) -> ImportStatus:
         created_at=job.created_at,
         finished_at=job.finished_at,
     )
+
+
+def _with_200(declared: dict[str, Any], success: dict[str, Any]) -> dict[str, Any]:
+    """``operation(...)``'s arguments with the success response documented too."""
+    return {**declared, "responses": {200: success, **declared["responses"]}}
 
 
 def _service(state: AppState) -> ImportService:
@@ -166,8 +171,10 @@ async def get_import(import_id: uuid.UUID, state: State) -> ImportStatus:
 @router.get(
     "/imports/{import_id}/errors",
     response_model=Page[ImportError],
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
-    **operation(Access.READ, errors=(400, 404)),
+    **_with_200(
+        operation(Access.READ, errors=(400, 404)),
+        {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    ),
 )
 async def import_errors(
     import_id: uuid.UUID,
@@ -218,17 +225,17 @@ async def _errors_csv(service: ImportService, import_id: uuid.UUID) -> AsyncIter
 
 @router.get(
     "/exports/subscribers",
-    responses={
-        200: {
+    response_class=StreamingResponse,
+    **_with_200(
+        operation(Access.READ, errors=(400, 404)),
+        {
             "description": "The subscribers, streamed.",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},
             },
-        }
-    },
-    response_class=StreamingResponse,
-    **operation(Access.READ, errors=(400, 404)),
+        },
+    ),
 )
 async def export_subscribers(
     state: State,

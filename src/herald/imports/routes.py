@@ -64,15 +64,15 @@ async def imports_page(request: Request, state: State) -> Response:
 
 @router.post("/subscribers/import")
 async def upload(request: Request, state: State, session: CurrentSession) -> Response:
-    form = await request.form(max_files=1, max_fields=5)
-    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
-    file = form.get("file")
-    with form_errors(IMPORTS, ValidationError, Conflict):
-        if not isinstance(file, UploadFile) or not file.filename:
-            raise ValidationError("choose a CSV file to upload", field="file")
-        view = await _service(state).upload(
-            file.filename, _chunks(file), created_by=session.user_id
-        )
+    async with request.form(max_files=1, max_fields=5) as form:
+        csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+        file = form.get("file")
+        with form_errors(IMPORTS, ValidationError, Conflict):
+            if not isinstance(file, UploadFile) or not file.filename:
+                raise ValidationError("choose a CSV file to upload", field="file")
+            view = await _service(state).upload(
+                file.filename, _chunks(file), created_by=session.user_id
+            )
     return flash.redirect(f"{IMPORTS}/{view.job.id}", state.settings)
 
 
