@@ -15,6 +15,7 @@ TEMPLATE_PACKAGES = (
     "herald.subscriptions",
     "herald.auth",
     "herald.admin",
+    "herald.imports",
     "herald.lists",
     "herald.preferences",
 )
