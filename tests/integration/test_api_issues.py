@@ -212,3 +212,59 @@ async def test_the_service_refuses_a_schedule_past_year_9999_in_utc(
     with pytest.raises(ValidationError) as refused:
         await IssueService(db, settings).schedule(uuid.UUID(issue["id"]), late)
     assert refused.value.field == "scheduled_at"
+
+
+async def test_an_issue_targets_lists_and_a_segment_by_api(
+    client: httpx.AsyncClient, keys: Keys, db: Database
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO lists (slug, name) VALUES ('offers', 'Offers')")
+        segment_id = await conn.fetchval(
+            "INSERT INTO segments (name, filter) VALUES ('All', '{\"status\": [\"confirmed\"]}')"
+            " RETURNING id"
+        )
+    plain = await create(client, keys)
+    assert (plain["lists"], plain["segment_id"]) == (["default"], None)
+    issue = await create(client, keys, lists=["offers", "default"], segment_id=str(segment_id))
+    assert sorted(issue["lists"]) == ["default", "offers"]
+    assert issue["segment_id"] == str(segment_id)
+    url = f"{URL}/{issue['id']}"
+    kept = await client.put(
+        url, json={"title": "Same target", "text_content": "t"}, headers=keys.editor_write
+    )
+    assert sorted(kept.json()["lists"]) == ["default", "offers"]
+    assert kept.json()["segment_id"] == str(segment_id)
+    cleared = await client.put(
+        url, json={"title": "T", "text_content": "t", "segment_id": None}, headers=keys.editor_write
+    )
+    assert (sorted(cleared.json()["lists"]), cleared.json()["segment_id"]) == (
+        ["default", "offers"],
+        None,
+    )
+    narrowed = await client.put(
+        url,
+        json={"title": "T", "text_content": "t", "lists": ["offers"]},
+        headers=keys.editor_write,
+    )
+    assert narrowed.json()["lists"] == ["offers"]
+    listed = (await client.get(URL, headers=keys.editor_read)).json()["items"]
+    assert {i["id"]: i["lists"] for i in listed}[issue["id"]] == ["offers"]
+
+    for body, field in (
+        ({"lists": []}, "lists"),
+        ({"lists": ["nope"]}, "lists"),
+        ({"lists": ["Bad Slug"]}, "lists"),
+        ({"lists": ["default"], "segment_id": str(uuid.uuid4())}, "segment_id"),
+    ):
+        refused = await client.post(URL, json={**DRAFT, **body}, headers=keys.editor_write)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert field in refused.text, refused.text
+    published = await client.post(f"{url}/publish", headers=keys.editor_write)
+    assert published.status_code == 202, published.text
+    frozen = await client.put(
+        url,
+        json={"title": "T", "text_content": "t", "lists": ["default"]},
+        headers=keys.editor_write,
+    )
+    assert frozen.status_code == 409

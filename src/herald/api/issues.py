@@ -22,10 +22,12 @@ from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import (
     MAX_BODY_LENGTH,
     MAX_PREHEADER_LENGTH,
+    MAX_TARGET_LISTS,
     MAX_TITLE_LENGTH,
     Issue,
     IssueContent,
     IssueStatus,
+    TargetChoice,
 )
 from herald.issues.proofs import MAX_ADDRESSES, Proofs
 from herald.issues.service import IssueService
@@ -39,10 +41,19 @@ NEWEST = "newest"
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"], route_class=ApiRoute)
 
 
+LISTS_HELP = (
+    "The slugs of the lists the issue goes to (their confirmed members, once each); "
+    "an issue without chosen lists goes to the `default` list."
+)
+SEGMENT_HELP = "A saved segment narrowing the lists' readers; null: everyone on the lists."
+
+
 class IssueOut(BaseModel):
     id: uuid.UUID
     title: str
     status: IssueStatus
+    lists: list[str] = Field(description=LISTS_HELP)
+    segment_id: uuid.UUID | None = Field(description=SEGMENT_HELP)
     preheader: str
     markdown: str | None
     html: str
@@ -61,6 +72,8 @@ class IssueSummary(BaseModel):
     id: uuid.UUID
     title: str
     status: IssueStatus
+    lists: list[str] = Field(description=LISTS_HELP)
+    segment_id: uuid.UUID | None = Field(description=SEGMENT_HELP)
     scheduled_at: datetime | None
     published_at: datetime | None
     completed_at: datetime | None
@@ -72,7 +85,9 @@ class IssueSummary(BaseModel):
 
 class IssueBody(BaseModel):
     """An issue's content: ``markdown`` wins when given; otherwise ``html_content`` and/or
-    ``text_content``, the missing one derived from the other."""
+    ``text_content``, the missing one derived from the other. Its target: ``lists`` and
+    ``segment_id``; left out, a new issue goes to the default list and a replaced one keeps
+    its target (a published issue's target is frozen)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +96,18 @@ class IssueBody(BaseModel):
     html_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
     text_content: str | None = Field(default=None, max_length=MAX_BODY_LENGTH)
     preheader: str | None = Field(default=None, max_length=MAX_PREHEADER_LENGTH * 4)
+    lists: list[Annotated[str, Field(max_length=60)]] | None = Field(
+        default=None, max_length=MAX_TARGET_LISTS, description=LISTS_HELP
+    )
+    segment_id: uuid.UUID | None = Field(default=None, description=SEGMENT_HELP)
+
+    def target(self) -> TargetChoice | None:
+        """The target asked for; None when the body names neither field."""
+        if self.lists is not None:
+            return TargetChoice.parse(self.lists, self.segment_id)
+        if "segment_id" in self.model_fields_set:  # the lists as they are, a new segment
+            return TargetChoice.segment_only(self.segment_id)
+        return None
 
     def content(self) -> IssueContent:
         return IssueContent.parse(
@@ -155,6 +182,8 @@ def issue_json(issue: Issue) -> IssueOut:
         id=issue.id,
         title=issue.title,
         status=issue.status,
+        lists=list(issue.target.slugs),
+        segment_id=issue.target.segment.id if issue.target.segment else None,
         preheader=issue.preheader,
         markdown=issue.markdown,
         html=issue.html,
@@ -191,6 +220,8 @@ async def list_issues(
             id=row.issue.id,
             title=row.issue.title,
             status=row.issue.status,
+            lists=list(row.issue.target.slugs),
+            segment_id=row.issue.target.segment.id if row.issue.target.segment else None,
             scheduled_at=row.issue.scheduled_at,
             published_at=row.issue.published_at,
             completed_at=row.issue.completed_at,
@@ -213,8 +244,9 @@ async def list_issues(
     **operation(Access.WRITE, errors=(400, 413, 415), idempotent=True),
 )
 async def create_issue(body: IssueBody, who: Writer, state: State, response: Response) -> IssueOut:
-    """A new draft (its templates compiled and rendered once: a broken one is a 400)."""
-    issue = await _service(state).draft(body.content(), who.user_id)
+    """A new draft (its templates compiled and rendered once: a broken one is a 400), to
+    `lists` (default: the `default` list) and optionally a segment."""
+    issue = await _service(state).draft(body.content(), who.user_id, body.target())
     response.headers["Location"] = f"{router.prefix}/{issue.id}"
     return issue_json(issue)
 
@@ -230,8 +262,9 @@ async def get_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
     **operation(Access.WRITE, errors=(400, 404, 409, 413, 415)),
 )
 async def replace_issue(issue_id: uuid.UUID, body: IssueBody, state: State) -> IssueOut:
-    """Replace a draft's (or a scheduled issue's) content; 409 once it is published."""
-    return issue_json(await _service(state).revise(issue_id, body.content()))
+    """Replace a draft's (or a scheduled issue's) content, and its target when `lists` or
+    `segment_id` is given; 409 once it is published."""
+    return issue_json(await _service(state).revise(issue_id, body.content(), body.target()))
 
 
 @router.get(
@@ -269,7 +302,8 @@ async def test_send(issue_id: uuid.UUID, body: TestSend, state: State) -> TestSe
     **operation(Access.WRITE, errors=(400, 404, 409), idempotent=True),
 )
 async def publish_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
-    """Publish now to every confirmed subscriber (the workers queue the deliveries)."""
+    """Publish now to the confirmed readers of its lists (and segment); the workers queue
+    the deliveries. A segment whose filter cannot be used is a 400."""
     return issue_json(await _service(state).publish_now(issue_id))
 
 

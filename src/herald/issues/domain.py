@@ -74,7 +74,8 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class TargetChoice:
     """What an editor or API client asked an issue to go to, checked for shape (the
-    service checks that the lists and the segment exist)."""
+    service checks that the lists and the segment exist). No ``slugs`` (only made by
+    :meth:`segment_only`): the issue keeps its lists and only its segment changes."""
 
     slugs: tuple[str, ...]
     segment_id: uuid.UUID | None = None
@@ -94,6 +95,10 @@ class TargetChoice:
         if bad:
             raise ValidationError(f"not a list slug: {bad[0][:60]!r}", field="lists")
         return cls(slugs, parse_segment_id(segment_id))
+
+    @classmethod
+    def segment_only(cls, segment_id: object) -> TargetChoice:
+        return cls((), parse_segment_id(segment_id))
 
 
 def parse_segment_id(value: object) -> uuid.UUID | None:

@@ -48,7 +48,7 @@ async def apply(conn: Connection, issue_id: uuid.UUID, choice: TargetChoice) -> 
         raise ValidationError(f"no list has the slug {missing[0]!r}", field="lists")
     if choice.segment_id is not None and await targets.segment(conn, choice.segment_id) is None:
         raise ValidationError("no such segment", field="segment_id")
-    lists = [found[slug] for slug in choice.slugs]
+    lists = [found[slug] for slug in choice.slugs] if choice.slugs else None  # (): keep them
     if not await targets.set_target(conn, issue_id, lists, choice.segment_id):
         raise Conflict("this issue is published: its target can no longer be changed")
 

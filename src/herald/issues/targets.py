@@ -54,10 +54,15 @@ async def segment_filter(conn: Connection, segment_id: uuid.UUID) -> str | None:
 
 
 async def set_target(
-    conn: Connection, issue_id: uuid.UUID, lists: Sequence[uuid.UUID], segment_id: uuid.UUID | None
+    conn: Connection,
+    issue_id: uuid.UUID,
+    lists: Sequence[uuid.UUID] | None,
+    segment_id: uuid.UUID | None,
 ) -> bool:
-    """Replace an editable issue's lists and segment; False when it is no longer editable."""
-    return await conn.fetchval(T["set_issue_target"], issue_id, list(lists), segment_id) is not None
+    """Replace an editable issue's lists (None: keep them) and segment; False when it is no
+    longer editable."""
+    chosen = None if lists is None else list(lists)
+    return await conn.fetchval(T["set_issue_target"], issue_id, chosen, segment_id) is not None
 
 
 async def choices(conn: Connection, limit: int) -> tuple[list[ListRef], list[SegmentRef]]:

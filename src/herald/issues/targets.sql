@@ -19,8 +19,9 @@ SELECT slug, name FROM lists ORDER BY slug <> 'default', name, slug LIMIT $1::in
 SELECT id, name FROM segments ORDER BY name LIMIT $1::integer
 
 -- name: set_issue_target
--- Replace an editable issue's lists ($2) and segment ($3) in one statement; nothing when
--- the issue is no longer a draft or scheduled (a published issue's target is frozen).
+-- Replace an editable issue's lists ($2; NULL: keep them) and segment ($3) in one
+-- statement; nothing when the issue is no longer a draft or scheduled (a published issue's
+-- target is frozen).
 WITH issue AS (
     UPDATE newsletter_issues
     SET segment_id = $3::uuid, updated_at = now()
@@ -29,10 +30,10 @@ WITH issue AS (
 ), dropped AS (
     DELETE FROM issue_lists AS il
     USING issue AS i
-    WHERE il.issue_id = i.id AND il.list_id <> ALL($2::uuid[])
+    WHERE il.issue_id = i.id AND $2::uuid[] IS NOT NULL AND il.list_id <> ALL($2::uuid[])
 ), added AS (
     INSERT INTO issue_lists (issue_id, list_id)
-    SELECT i.id, l.id FROM issue AS i CROSS JOIN unnest($2::uuid[]) AS l(id)
+    SELECT i.id, l.id FROM issue AS i CROSS JOIN unnest(coalesce($2::uuid[], '{}')) AS l(id)
     ON CONFLICT (issue_id, list_id) DO NOTHING
 )
 SELECT id FROM issue
