@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.segments.builder import FIELD_LABELS, OPS, TYPES, Builder, Field
-from herald.segments.domain import MAX_CONDITIONS, STATUSES
+from herald.segments.domain import MAX_CONDITIONS
 from herald.segments.saved import to_json
 from herald.segments.service import TOO_SLOW, Preview, SegmentService
 from herald.web import csrf, flash
@@ -32,6 +32,11 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 LIST = "/admin/segments"
 MAX_FIELDS = MAX_CONDITIONS * 5 + 20
+STATUS_CHOICES = [
+    ("confirmed", "confirmed"),
+    ("pending_confirmation", "pending"),
+    ("unsubscribed", "unsubscribed"),
+]
 
 
 def _service(state: State) -> SegmentService:
@@ -148,7 +153,7 @@ async def _builder_page(
         fields=FIELD_LABELS,
         ops=OPS,
         types=TYPES,
-        statuses=[(s, "pending" if s == "pending_confirmation" else s) for s in STATUSES],
+        statuses=STATUS_CHOICES,
         lists=await _service(state).list_choices(),
         max_conditions=MAX_CONDITIONS,
     )

@@ -133,7 +133,8 @@ class Builder:
         if len(self.rows) >= MAX_CONDITIONS:
             raise ValidationError(f"At most {MAX_CONDITIONS} conditions", field="new_field")
         field = Field(kind)
-        return replace(self, rows=(*self.rows, Row(field, OPS[field][0][0])))
+        value = "confirmed" if field is Field.STATUS else ""
+        return replace(self, rows=(*self.rows, Row(field, OPS[field][0][0], value=value)))
 
     def without_row(self, index: int) -> Builder:
         return replace(self, rows=tuple(r for i, r in enumerate(self.rows) if i != index))
