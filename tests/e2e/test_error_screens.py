@@ -55,7 +55,14 @@ async def walk(browser: Any, camera: Camera, base_url: str, password: str) -> No
     for path, name in (("/admin/users", "editor-403-users"), ("/admin/settings", "editor-403")):
         response = await editor.goto(path)
         assert response.status == 403
-        assert await nav(editor) == ["Dashboard", "Issues", "Subscribers", "Templates"]
+        assert await nav(editor) == [
+            "Dashboard",
+            "Issues",
+            "Subscribers",
+            "Lists",
+            "Segments",
+            "Templates",
+        ]
         assert "Only admins" in (await editor.text_content("main") or "")
         await camera.shoot(editor, name)
     await editor.click("main a.button:text('Back to the dashboard')")
@@ -69,7 +76,15 @@ async def walk(browser: Any, camera: Camera, base_url: str, password: str) -> No
     ):
         response = await admin.goto(path)
         assert response.status == 404
-        assert await nav(admin) == ["Dashboard", "Issues", "Subscribers", "Templates", "Settings"]
+        assert await nav(admin) == [
+            "Dashboard",
+            "Issues",
+            "Subscribers",
+            "Lists",
+            "Segments",
+            "Templates",
+            "Settings",
+        ]
         await camera.shoot(admin, name)
         await admin.click("main a.button")
         await admin.wait_for_url(f"**{back}")

@@ -75,6 +75,8 @@ async def test_an_editor_refused_an_admin_page_stays_in_the_admin(
             "Dashboard",
             "Issues",
             "Subscribers",
+            "Lists",
+            "Segments",
             "Templates",
         ]  # no Settings
         assert "Signed in as <strong>ed</strong>" in page.text  # the account menu
@@ -107,7 +109,15 @@ async def test_not_found_under_admin_is_an_admin_page_with_a_way_back(
 ) -> None:
     page = await admin.get(path, headers=HTML)
     assert page.status_code == 404, page.text
-    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Templates", "Settings"]
+    assert nav_links(page.text) == [
+        "Dashboard",
+        "Issues",
+        "Subscribers",
+        "Lists",
+        "Segments",
+        "Templates",
+        "Settings",
+    ]
     assert "Signed in as <strong>admin</strong>" in page.text
     assert 'name="csrf_token"' in page.text
     assert says in page.text
@@ -120,7 +130,14 @@ async def test_an_editor_sees_the_not_found_page_with_an_editors_navigation(
 ) -> None:
     page = await editor.get("/admin/nonsense", headers=HTML)
     assert page.status_code == 404
-    assert nav_links(page.text) == ["Dashboard", "Issues", "Subscribers", "Templates"]
+    assert nav_links(page.text) == [
+        "Dashboard",
+        "Issues",
+        "Subscribers",
+        "Lists",
+        "Segments",
+        "Templates",
+    ]
 
 
 async def test_errors_stay_as_they_were_signed_out_elsewhere_and_for_json(
@@ -177,6 +194,8 @@ async def test_an_unexpected_error_under_admin_is_a_500_in_the_admin_frame(
                 "Dashboard",
                 "Issues",
                 "Subscribers",
+                "Lists",
+                "Segments",
                 "Templates",
                 "Settings",
             ]
