@@ -103,6 +103,20 @@ def decode_uuid(settings: Settings, kind: str, raw: str, order: str) -> uuid.UUI
         raise _invalid() from None
 
 
+def encode_text(settings: Settings, kind: str, position: str, order: str) -> str:
+    """The cursor of a list whose feature writes its own position as text (the
+    suppression list: a time and an address key)."""
+    return _sign(settings, kind, order, {"s": position})
+
+
+def decode_text(settings: Settings, kind: str, raw: str, order: str) -> str:
+    data = _unsign(settings, kind, raw, order)
+    position = data.get("s") if data is not None else None
+    if not isinstance(position, str):
+        raise _invalid()
+    return position
+
+
 def _sign(settings: Settings, kind: str, order: str, fields: dict[str, object]) -> str:
     payload = json.dumps({"k": kind, "o": order, **fields}, separators=(",", ":"))
     return signing.sign(settings, PURPOSE, payload)
