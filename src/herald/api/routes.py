@@ -34,6 +34,7 @@ TAGS = [
     {"name": "users", "description": "Admins only: users and their roles."},
     {"name": "segments", "description": "Saved filters over subscribers and who they select."},
     {"name": "lists", "description": "Lists (newsletters), their members and consent."},
+    {"name": "suppressions", "description": "Addresses never mailed again: add, list, lift."},
 ]
 # Every JSON body goes through Herald's strict reader (400 naming the problem).
 router = APIRouter(prefix=PREFIX, tags=["auth"], route_class=ApiRoute)

@@ -31,6 +31,7 @@ from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
 from herald.api import subscribers as api_subscribers
+from herald.api import suppressions as api_suppressions
 from herald.api import users as api_users
 from herald.auth import routes as auth
 from herald.auth import web as auth_web
@@ -180,6 +181,7 @@ def create_app(
         api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
         api_issues,  # /api/v1/issues
         api_lists,  # /api/v1/lists
+        api_suppressions,  # /api/v1/suppressions
         list_pages,  # GET /l/{slug}: a public list's sign-up page
         admin_lists,  # /admin/lists
         api_users,  # /api/v1/users (admins only)
