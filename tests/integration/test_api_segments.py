@@ -276,3 +276,45 @@ async def test_merges_that_race_lose_nothing(
 async def test_a_read_key_cannot_write(client: httpx.AsyncClient, keys: Keys) -> None:
     response = await client.post(URL, json={"name": "x", "filter": PARIS}, headers=keys.editor_read)
     assert response.status_code == 403
+
+
+async def test_the_subscriber_list_filters_by_segment(
+    client: httpx.AsyncClient, keys: Keys, db: Database
+) -> None:
+    await seed(
+        db,
+        [
+            ("a@example.com", "confirmed", {"city": "Paris"}),
+            ("b@example.com", "pending_confirmation", {"city": "Paris"}),
+            ("c@example.com", "confirmed", {"city": "Lyon"}),
+            ("d@example.com", "confirmed", {"city": "Paris"}),
+        ],
+    )
+    created = await client.post(
+        URL, json={"name": "Paris", "filter": PARIS}, headers=keys.editor_write
+    )
+    segment = created.json()["id"]
+    emails, cursor = [], None
+    for _ in range(5):
+        params = {"segment": segment, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = await client.get(SUBSCRIBERS, params=params, headers=keys.editor_read)
+        assert page.status_code == 200, page.text
+        emails += [item["email"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert emails == ["d@example.com", "b@example.com", "a@example.com"]
+    confirmed = await client.get(
+        SUBSCRIBERS, params={"segment": segment, "status": "confirmed"}, headers=keys.editor_read
+    )
+    assert [i["email"] for i in confirmed.json()["items"]] == ["d@example.com", "a@example.com"]
+    assert "attributes" not in confirmed.json()["items"][0]
+    mixed = await client.get(
+        SUBSCRIBERS, params={"segment": segment, "search": "a"}, headers=keys.editor_read
+    )
+    assert mixed.status_code == 400
+    assert "segment" in mixed.text
+    unknown = await client.get(
+        SUBSCRIBERS, params={"segment": str(uuid.uuid4())}, headers=keys.editor_read
+    )
+    assert unknown.status_code == 404

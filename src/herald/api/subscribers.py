@@ -17,8 +17,9 @@ from herald.api import pagination
 from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
 from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, Timestamp
+from herald.core.errors import ValidationError
 from herald.segments.repository import Member
-from herald.segments.service import Attributes
+from herald.segments.service import Attributes, SegmentService
 from herald.subscriptions.directory import SubscriberDirectory
 from herald.subscriptions.domain import (
     MAX_NAME_CODE_POINTS,
@@ -105,10 +106,17 @@ def _directory(state: AppState) -> SubscriberDirectory:
     return SubscriberDirectory(state.db, state.settings)
 
 
-@router.get("", response_model=Page[Subscriber], **operation(Access.READ, errors=(400,)))
+@router.get("", response_model=Page[Subscriber], **operation(Access.READ, errors=(400, 404)))
 async def list_subscribers(
     state: State,
     status: SubscriptionStatus | None = None,
+    segment: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="Only those the saved segment selects now (newest first; with `status`, "
+            "not with `search`, `order=oldest` or `created_*`: put those in the segment)."
+        ),
+    ] = None,
     search: Annotated[
         str,
         Query(
@@ -129,6 +137,25 @@ async def list_subscribers(
 ) -> Page[Subscriber]:
     """One page of subscribers, newest first (or ``order=oldest``); ``next_cursor`` leads
     to the next one."""
+    if segment is not None:
+        if search.strip() or order is not Sort.NEWEST or created_after or created_before:
+            raise ValidationError(
+                "segment cannot be combined with search, order=oldest, created_after or "
+                "created_before: put those conditions in the segment",
+                field="segment",
+            )
+        start = pagination.decode(state.settings, KIND, cursor, order) if cursor else None
+        found, more = await SegmentService(state.db).members(
+            segment,
+            (start.created_at, uuid.UUID(str(start.id))) if start else None,
+            limit,
+            status=status.value if status else None,
+        )
+        end = Cursor(found[-1].created_at, found[-1].id) if more and found else None
+        return Page[Subscriber](
+            items=[Subscriber(**detail_json(m).model_dump(exclude={"attributes"})) for m in found],
+            next_cursor=pagination.encode(state.settings, KIND, end, order) if end else None,
+        )
     where = ListFilter(
         Tab(status.value) if status else Tab.ALL, search.strip(), Match.SUBSTRING, order
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.segments import attributes, repository
-from herald.segments.domain import All, AnyOf, Filter, InList, Not, parse_filter
+from herald.segments.domain import All, AnyOf, Filter, InList, Not, StatusIn, parse_filter
 from herald.segments.repository import Member, Segment
 from herald.segments.saved import SegmentDraft, to_json
 
@@ -116,11 +116,18 @@ class SegmentService:
         return Preview(count, sample)
 
     async def members(
-        self, segment_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self,
+        segment_id: uuid.UUID,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        *,
+        status: str | None = None,
     ) -> tuple[list[Member], bool]:
-        """The segment's subscribers, newest first after ``after``; and whether more follow."""
+        """The segment's subscribers (with ``status``, if given), newest first after
+        ``after``; and whether more follow."""
         segment = await self.get(segment_id)
-        return await self.matching(segment.filter, after, limit)
+        where = segment.filter if status is None else All((segment.filter, StatusIn((status,))))
+        return await self.matching(where, after, limit)
 
     async def matching(
         self, where: Filter, after: tuple[datetime, uuid.UUID] | None, limit: int
