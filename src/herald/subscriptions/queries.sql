@@ -4,50 +4,68 @@ FROM subscriptions
 WHERE lower(email) = lower($1::text)
 FOR UPDATE
 
--- name: signup_context
--- What a sign-up needs to know, in one round trip: why the address is suppressed (NULL:
--- it is not), and the lists among the slugs $2 it may join — public ones, and the
--- default list when $3 (the form named no list: contract "Audience"). An unknown or
--- private slug is simply absent. One row always (an aggregate without GROUP BY).
-SELECT (SELECT reason FROM suppressions
-        WHERE address_key = herald_address_key($1::text)) AS suppressed,
-       array_agg(id ORDER BY slug) AS ids,
-       array_agg(slug ORDER BY slug) AS slugs,
-       array_agg(opt_in ORDER BY slug) AS opt_ins
-FROM lists
-WHERE slug = ANY($2::text[])
-  AND (visibility = 'public' OR ($3::boolean AND slug = 'default'))
-
--- name: insert_with_memberships
--- A new address in one statement: its row (pending, or confirmed when $4: every list
--- chosen is single opt-in), its memberships of the lists $5 (confirmed at once where
--- $6), each with the consent record ($7 source, $8 IP, $9 user agent), and, unless
--- confirmed, its confirmation token. The memberships are written by the same statement
--- as the row, so migration 0018's trigger adds no default-list row of its own. Nothing
--- at all when the address exists (the caller then locks the existing row).
-WITH inserted AS (
+-- name: sign_up
+-- A sign-up in one round trip. What it may do: the lists among the slugs $4 it may join
+-- (public ones, and the default list when $5: the form named no list, contract
+-- "Audience"; an unknown or private slug is simply absent) and why the address is
+-- suppressed. A new address is inserted only when every slug was found and the address is
+-- not suppressed (or, unless $11, only as "unsubscribed", which makes every list double
+-- opt-in, as $12 does): pending, or confirmed when all its lists are single opt-in; with its
+-- memberships (confirmed at once for single-opt-in lists), each with the consent record
+-- ($6 source, $7 IP, $8 user agent); and, unless confirmed, its confirmation token. The
+-- memberships are written by the same statement as the row, so migration 0018's trigger
+-- adds no default-list row of its own. Returns what was found and what was inserted
+-- (nothing when the address exists: the caller then locks the existing row).
+WITH chosen AS MATERIALIZED (
+    SELECT id, slug, opt_in
+    FROM lists
+    WHERE slug = ANY($4::text[])
+      AND (visibility = 'public' OR ($5::boolean AND slug = 'default'))
+), context AS MATERIALIZED (
+    SELECT (SELECT reason FROM suppressions
+            WHERE address_key = herald_address_key($2::text)) AS suppressed,
+           (SELECT count(*) FROM chosen) = cardinality($4::text[]) AS lists_ok
+), decided AS MATERIALIZED (
+    SELECT lists_ok
+           AND (suppressed IS NULL OR (suppressed = 'unsubscribed' AND NOT $11::boolean)) AS go,
+           suppressed IS NOT NULL OR $12::boolean AS double_only
+    FROM context
+), members AS MATERIALIZED (
+    SELECT c.id AS list_id, (c.opt_in = 'single' AND NOT d.double_only) AS confirmed
+    FROM chosen AS c
+    CROSS JOIN decided AS d
+), inserted AS (
     INSERT INTO subscriptions (id, email, name, status, confirmed_at)
-    VALUES ($1::uuid, $2::text, $3::text,
-            CASE WHEN $4::boolean THEN 'confirmed' ELSE 'pending_confirmation' END,
-            CASE WHEN $4::boolean THEN now() END)
+    SELECT $1::uuid, $2::text, $3::text,
+           CASE WHEN m.all_single THEN 'confirmed' ELSE 'pending_confirmation' END,
+           CASE WHEN m.all_single THEN now() END
+    FROM decided AS d
+    CROSS JOIN (SELECT coalesce(bool_and(confirmed), false) AS all_single FROM members) AS m
+    WHERE d.go
     ON CONFLICT ((lower(email))) DO NOTHING
-    RETURNING id
-), members AS (
+    RETURNING id, status
+), joined AS (
     INSERT INTO list_memberships (
         list_id, subscriber_id, status, source, consent_ip, consent_user_agent, confirmed_at
     )
-    SELECT l.list_id, i.id,
-           CASE WHEN l.confirmed THEN 'confirmed' ELSE 'pending_confirmation' END,
-           $7::text, $8::inet, $9::text, CASE WHEN l.confirmed THEN now() END
+    SELECT m.list_id, i.id,
+           CASE WHEN m.confirmed THEN 'confirmed' ELSE 'pending_confirmation' END,
+           $6::text, $7::inet, $8::text, CASE WHEN m.confirmed THEN now() END
     FROM inserted AS i
-    CROSS JOIN unnest($5::uuid[], $6::boolean[]) AS l (list_id, confirmed)
+    CROSS JOIN members AS m
 ), token AS (
     INSERT INTO subscription_tokens (token_hash, subscriber_id, expires_at)
-    SELECT $10::bytea, id, now() + make_interval(secs => $11::float8)
+    SELECT $9::bytea, id, now() + make_interval(secs => $10::float8)
     FROM inserted
-    WHERE NOT $4::boolean
+    WHERE status = 'pending_confirmation'
 )
-SELECT id FROM inserted
+SELECT (SELECT id FROM inserted) AS inserted,
+       (SELECT status FROM inserted) AS status,
+       c.suppressed,
+       array(SELECT id FROM chosen ORDER BY slug) AS ids,
+       array(SELECT slug FROM chosen ORDER BY slug) AS slugs,
+       array(SELECT opt_in FROM chosen ORDER BY slug) AS opt_ins
+FROM context AS c
 
 -- name: upsert_memberships
 -- An address already known joins the lists $2 again (a sign-up): a membership that is

@@ -44,48 +44,50 @@ async def lock_by_email(conn: Connection, email: str) -> Subscription | None:
 class SignUpContext:
     suppressed: Suppression | None
     lists: dict[str, ChosenList]  # by slug: the lists named that may be joined
+    # The new address's id and status when the statement inserted it; None: nothing
+    # written (the address exists, a list may not be joined, or it is suppressed).
+    inserted: uuid.UUID | None
+    status: SubscriptionStatus | None
 
 
-async def signup_context(
-    conn: Connection, email: str, slugs: Sequence[str], *, implicit_default: bool
-) -> SignUpContext:
-    row = await conn.fetchrow(Q["signup_context"], email, list(slugs), implicit_default)
-    assert row is not None  # an aggregate: always one row
-    found = zip(row["ids"] or (), row["slugs"] or (), row["opt_ins"] or (), strict=True)
-    return SignUpContext(
-        Suppression(row["suppressed"]) if row["suppressed"] is not None else None,
-        {slug: ChosenList(list_id, slug, OptIn(opt_in)) for list_id, slug, opt_in in found},
-    )
-
-
-async def insert_with_memberships(
+async def sign_up(
     conn: Connection,
     new: NewSubscriber,
-    lists: Sequence[ChosenList],
-    confirm_now: Sequence[bool],
+    slugs: Sequence[str],
     consent: Consent,
     *,
-    confirmed: bool,
+    implicit_default: bool,
+    refuse_any_suppression: bool,
+    double_opt_in: bool,
     token_hash: bytes,
     ttl_seconds: float,
-) -> uuid.UUID | None:
-    """A new address with its memberships (and, unless ``confirmed``, its token) in one
-    statement; None (and nothing written) when the address exists."""
-    inserted: uuid.UUID | None = await conn.fetchval(
-        Q["insert_with_memberships"],
+) -> SignUpContext:
+    """A new address with its memberships (and its token, unless every list is single
+    opt-in) in one statement, when it may be written; what the sign-up found either way
+    (``queries.sql``: ``sign_up``)."""
+    row = await conn.fetchrow(
+        Q["sign_up"],
         uuid.uuid4(),
         new.email.value,
         new.name.value,
-        confirmed,
-        [chosen.id for chosen in lists],
-        list(confirm_now),
+        list(slugs),
+        implicit_default,
         consent.source,
         consent.ip,
         consent.user_agent,
         token_hash,
         ttl_seconds,
+        refuse_any_suppression,
+        double_opt_in,
     )
-    return inserted
+    assert row is not None  # one row always
+    found = zip(row["ids"], row["slugs"], row["opt_ins"], strict=True)
+    return SignUpContext(
+        Suppression(row["suppressed"]) if row["suppressed"] is not None else None,
+        {slug: ChosenList(list_id, slug, OptIn(opt_in)) for list_id, slug, opt_in in found},
+        row["inserted"],
+        SubscriptionStatus(row["status"]) if row["status"] is not None else None,
+    )
 
 
 async def upsert_memberships(

@@ -76,39 +76,37 @@ class SubscriptionService:
             signup = SignUp(signup, (), Consent(source="form", ip=None, user_agent=None))
         # The token and the email are prepared before the transaction opens, so that it
         # holds a pooled connection only for its statements: for a new address (the
-        # common case) BEGIN, what the sign-up may do (lists, suppression), one insert
-        # of row + memberships + token, the outbox row, COMMIT.
+        # common case) BEGIN, one statement (what the sign-up may do: lists, suppression;
+        # and the row, its memberships and token), the outbox row, COMMIT.
         new = signup.new
         token = new_confirmation_token()
         design = await current_design(self.db, self.settings)  # cached: no query per sign-up
         message = self._confirmation(new, token, design)
         ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
         async with self.db.transaction() as conn:
-            context = await repository.signup_context(
-                conn, new.email.value, signup.slugs, implicit_default=not signup.chose_lists
-            )
-            lists = _chosen(signup, context)
-            if context.suppressed is not None and context.suppressed.blocks_sign_up:
-                # Answered like any sign-up (nobody learns who is suppressed); nothing
-                # is written and nothing sent.
-                log.info("sign-up of a suppressed address ignored", reason=context.suppressed)
-                return SubscribeOutcome.SUPPRESSED
-            force_double = context.suppressed is Suppression.UNSUBSCRIBED
-            fresh = plan(None, lists, force_double=force_double)
-            inserted = await repository.insert_with_memberships(
+            context = await repository.sign_up(
                 conn,
                 new,
-                lists,
-                fresh.confirm_now,
+                signup.slugs,
                 signup.consent,
-                confirmed=fresh.confirm_address,
+                implicit_default=not signup.chose_lists,
+                refuse_any_suppression=False,
+                double_opt_in=False,
                 token_hash=hash_token(token),
                 ttl_seconds=ttl_seconds,
             )
+            lists = _chosen(signup, context)  # nothing was written if one is missing
+            if context.suppressed is not None and context.suppressed.blocks_sign_up:
+                # Answered like any sign-up (nobody learns who is suppressed); nothing
+                # was written and nothing is sent.
+                log.info("sign-up of a suppressed address ignored", reason=context.suppressed)
+                return SubscribeOutcome.SUPPRESSED
+            force_double = context.suppressed is Suppression.UNSUBSCRIBED
+            inserted = context.inserted
             if inserted is not None:
                 await live.notify(conn, live.event("subscriber.created", subscriber_id=inserted))
                 log.info("subscription created", subscriber_id=str(inserted))
-                if fresh.confirm_address:  # single opt-in only: no email
+                if context.status is SubscriptionStatus.CONFIRMED:  # single opt-in: no email
                     await live.notify(
                         conn, live.event("subscriber.confirmed", subscriber_id=inserted)
                     )
@@ -182,25 +180,24 @@ class SubscriptionService:
         message = self._confirmation(new, token, design)
         ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
         async with self.db.transaction() as conn:
-            context = await repository.signup_context(
-                conn, new.email.value, [DEFAULT_LIST], implicit_default=True
+            context = await repository.sign_up(
+                conn,
+                new,
+                [DEFAULT_LIST],
+                Consent(source="api", ip=None, user_agent=None),
+                implicit_default=True,
+                refuse_any_suppression=True,
+                double_opt_in=True,
+                token_hash=hash_token(token),
+                ttl_seconds=ttl_seconds,
             )
+            _chosen(SignUp(new, (), Consent("api", None, None)), context)
             if context.suppressed is not None:
                 raise Conflict(
                     "this address is on the suppression list "
                     f"({context.suppressed.value.replace('_', ' ')}): it is not mailed again"
                 )
-            lists = [context.lists[DEFAULT_LIST]]
-            inserted = await repository.insert_with_memberships(
-                conn,
-                new,
-                lists,
-                (False,),
-                Consent(source="api", ip=None, user_agent=None),
-                confirmed=False,
-                token_hash=hash_token(token),
-                ttl_seconds=ttl_seconds,
-            )
+            inserted = context.inserted
             if inserted is None:
                 raise Conflict("a subscriber with this email address already exists")
             await self._enqueue(conn, inserted, message)

@@ -192,6 +192,8 @@ def plan(
     left everything (``unsubscribed``, or on the suppression list as unsubscribed): its
     comeback always goes through double opt-in. A new address whose lists are all
     single opt-in is confirmed without an email; otherwise it is pending and gets one.
+    (For a new address the ``sign_up`` statement applies the same rule in SQL, so that a
+    sign-up is one round trip; the integration tests hold both to it.)
     """
     double_only = force_double or status is SubscriptionStatus.UNSUBSCRIBED
     confirm_now = tuple(not double_only and chosen.opt_in is OptIn.SINGLE for chosen in lists)
