@@ -449,3 +449,18 @@ async def test_the_audience_figures_count_sign_ups_of_every_kind(
     assert figures[SubscriptionStatus.PENDING] == 1
     assert today is not None
     assert (today["s"], today["c"]) == (2, 1)
+
+
+async def test_the_api_create_is_double_opt_in_even_when_the_default_list_is_single(
+    db: Database, settings: object
+) -> None:
+    from herald.subscriptions.domain import NewSubscriber
+    from herald.subscriptions.service import SubscriptionService
+
+    async with db.connection() as conn:
+        await conn.execute("UPDATE lists SET opt_in = 'single' WHERE slug = 'default'")
+    service = SubscriptionService(db, settings)  # type: ignore[arg-type]
+    view = await service.add(NewSubscriber.parse(name="Ann", email="ann@example.com"))
+    assert view.status.value == "pending_confirmation"
+    assert await memberships(db, "ann@example.com") == {"default": "pending_confirmation"}
+    assert len(await queued_confirmations(db)) == 1
