@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.segments import service
 from tests.support.api import Keys, api_client, make_keys, new_app
 
 URL = "/api/v1/segments"
@@ -318,3 +320,27 @@ async def test_the_subscriber_list_filters_by_segment(
         SUBSCRIBERS, params={"segment": str(uuid.uuid4())}, headers=keys.editor_read
     )
     assert unknown.status_code == 404
+
+
+async def test_a_count_that_takes_too_long_is_cut_short_and_said(
+    client: httpx.AsyncClient,
+    keys: Keys,
+    db: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "TIMEOUT", "300ms")
+    blocker = await asyncpg.connect(database_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # A statement that waits for a lock counts against the timeout like a slow one.
+        await blocker.execute("LOCK TABLE subscriptions IN ACCESS EXCLUSIVE MODE")
+        preview = await client.post(
+            f"{URL}/preview", json={"filter": PARIS}, headers=keys.editor_read
+        )
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert preview.status_code == 200, preview.text
+    assert preview.json() == {"count": None, "sample": None}
