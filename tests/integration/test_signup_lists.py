@@ -464,3 +464,21 @@ async def test_the_api_create_is_double_opt_in_even_when_the_default_list_is_sin
     assert view.status.value == "pending_confirmation"
     assert await memberships(db, "ann@example.com") == {"default": "pending_confirmation"}
     assert len(await queued_confirmations(db)) == 1
+
+
+async def test_concurrent_sign_ups_of_one_address_to_different_lists_join_them_all(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    slugs = [f"list{n}" for n in range(6)]
+    for slug in slugs:
+        await make_list(db, slug)
+    responses = await asyncio.gather(
+        *(client.post("/subscriptions", data=form("race@example.com", slug)) for slug in slugs)
+    )
+    assert [r.status_code for r in responses] == [200] * len(slugs)
+    assert await memberships(db, "race@example.com") == dict.fromkeys(slugs, "pending_confirmation")
+    subscriptions, members, _ = await counts(db)
+    assert (subscriptions, members) == (1, len(slugs))
+    # One link (any of them) confirms every list.
+    assert (await client.get(await confirmation_link(db, "race@example.com"))).status_code == 200
+    assert await memberships(db, "race@example.com") == dict.fromkeys(slugs, "confirmed")
