@@ -45,9 +45,27 @@ def forged(payload: object) -> str:
         pagination.encode(SETTINGS, "issues", CURSOR, "newest"),  # another list's
         pagination.encode(SETTINGS, "subscribers", CURSOR, "oldest"),  # another order's
         pagination.encode(SETTINGS, "subscribers", CURSOR, "newest")[:-1],  # cut short
+        ".;\u00e59~\u00ad\u00d6",  # non-ASCII: compare_digest would raise on str
+        pagination.encode(SETTINGS, "subscribers", CURSOR, "newest")[:-1] + "\u00e9",
     ],
 )
 def test_anything_else_is_a_validation_error_naming_the_cursor(raw: str) -> None:
     with pytest.raises(ValidationError) as refused:
         pagination.decode(SETTINGS, "subscribers", raw, "newest")
     assert refused.value.field == "cursor"
+
+
+def test_a_uuid_cursor_round_trips_and_refuses_the_rest() -> None:
+    position = uuid.uuid4()
+    raw = pagination.encode_uuid(SETTINGS, "list-members", position, "all")
+    assert pagination.decode_uuid(SETTINGS, "list-members", raw, "all") == position
+    for bad in (
+        "x",
+        ".;\u00e59",
+        pagination.encode_uuid(SETTINGS, "list-members", position, "confirmed"),
+        pagination.encode(SETTINGS, "list-members", CURSOR, "all"),
+        pagination.encode_id(SETTINGS, "list-members", 5, "all"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            pagination.decode_uuid(SETTINGS, "list-members", bad, "all")
+        assert refused.value.field == "cursor"

@@ -67,7 +67,10 @@ def sign(settings: Settings, purpose: str, payload: str) -> str:
 
 def unsign(settings: Settings, purpose: str, signed: str) -> str | None:
     encoded, _, signature = signed.partition(".")
-    if not signature or not hmac.compare_digest(signature, mac(settings, purpose, encoded)):
+    expected = mac(settings, purpose, encoded)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500
+    # for a garbled cursor or cookie).
+    if not signature or not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     try:
         return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
