@@ -344,3 +344,47 @@ async def test_the_cli_imports_and_exports(
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert {line["email"] for line in lines} == {"ann@example.com", "bob@example.com"}
     assert lines[0]["attributes"] in ({"city": "Paris"}, {})
+
+
+async def test_two_imports_of_the_same_addresses_at_once_write_each_once(
+    db: Database, settings: Settings
+) -> None:
+    """Overlapping files imported concurrently (each in its own runner): every address
+    exists once, with one membership; each import counts every row it wrote."""
+    rows = "".join(f"p{i}@example.com,P {i}\n" for i in range(3000))
+    data = ("email,name\n" + rows).encode()
+    reverse = ("email,name\n" + "".join(reversed(rows.splitlines(keepends=True)))).encode()
+    first, second = await asyncio.gather(
+        run_import(db, settings, data), run_import(db, settings, reverse)
+    )
+    for view in (first, second):
+        counts = view.record.counts
+        assert counts.imported + counts.updated == 3000
+    assert first.record.counts.imported + second.record.counts.imported == 3000
+    async with db.connection() as conn:
+        found = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM subscriptions) AS s,"
+            " (SELECT count(*) FROM list_memberships) AS m"
+        )
+    assert (found["s"], found["m"]) == (3000, 3000)
+
+
+async def test_an_upload_never_started_is_failed_once_its_hold_runs_out(
+    db: Database, settings: Settings
+) -> None:
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE jobs SET leased_until = now() - interval '1 second' WHERE id = $1",
+            view.job.id,
+        )
+    runner = JobRunner(db, {import_job.KIND: ImportJob(settings)}, lease_seconds=30)
+    assert await runner.run_one() is True
+    ended = await service.get(view.job.id)
+    assert ended.job.status is JobStatus.FAILED
+    assert "never started" in (ended.job.message or "")
+    from herald.core.errors import Conflict
+
+    with pytest.raises(Conflict):
+        await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
