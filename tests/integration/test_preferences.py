@@ -79,7 +79,7 @@ async def test_the_page_shows_the_reader_s_lists_privately(
     assert "Hidden" not in page.text  # private, and not theirs
     assert 'name="robots" content="noindex' in page.text
     assert page.headers["x-robots-tag"].startswith("noindex")
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"  # no-referrer: Origin null
     assert "no-store" in page.headers["cache-control"]
     assert 'value="default" checked' in page.text
     assert 'value="news">' in page.text  # not a member: unticked

@@ -2,8 +2,8 @@
 Parse → one service call → response.
 
 Every response is private to the reader: not indexed (``X-Robots-Tag`` and the robots
-meta), not cached, and no referrer goes out with a click (the token is in the URL). POSTs
-check the CSRF token as well as the signed one.
+meta), not cached, and no referrer leaves the site with a click (the token is in the URL).
+POSTs check the CSRF token as well as the signed one.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ router = APIRouter(tags=["preferences"])
 
 PRIVATE = {
     "X-Robots-Tag": "noindex, nofollow, noarchive",
-    "Referrer-Policy": "no-referrer",
+    # No referrer leaves the site; "no-referrer" would also make the browser post the
+    # page's forms with "Origin: null", which the CSRF check rightly refuses.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "private, no-store",
 }
 SAVED = "Your preferences have been saved."
