@@ -81,14 +81,23 @@ async def test_old_subscriptions_join_the_default_list_with_their_status(
 ) -> None:
     statuses = ["confirmed", "pending_confirmation", "unsubscribed"] * 7
     ids = await old_subscriptions(conn, statuses)
-    # One from before the lists that is already on another list (a status change by the
-    # previous release after the migration would have put it in default; here: other).
+    default = await conn.fetchval("SELECT id FROM lists WHERE slug = 'default'")
     other = await conn.fetchval("INSERT INTO lists (slug, name) VALUES ('other', 'O') RETURNING id")
+    # From before the lists, since added to another list (an import, the API): it was
+    # a default-list reader all the same, and joins it.
     await conn.execute(
         "INSERT INTO list_memberships (list_id, subscriber_id, status, source)"
-        " VALUES ($1, $2, 'confirmed', 'test')",
+        " VALUES ($1, $2, 'confirmed', 'import')",
         other,
         ids[0],
+    )
+    # From before the lists, that left the default list alone (one-click of one list):
+    # its choice stands.
+    await conn.execute(
+        "INSERT INTO list_memberships (list_id, subscriber_id, status, source)"
+        " VALUES ($1, $2, 'unsubscribed', 'one-click')",
+        default,
+        ids[3],
     )
     # One of this release: on another list only, never to be added to default.
     await conn.execute(
@@ -107,25 +116,32 @@ async def test_old_subscriptions_join_the_default_list_with_their_status(
     assert await runner(db, DefaultListBackfill(batch_size=4)).run_one()
     done = await get(db, job.id)
     assert (done.status, done.done, done.skipped) == (JobStatus.DONE, 20, 2)
-    assert (
-        done.message == "20 subscribers added to the default list (2 already in a list or newer)."
-    )
+    assert done.message == "20 subscribers added to the default list (2 in it already, or newer)."
     rows = await conn.fetch(
-        "SELECT s.status AS s, m.status AS m, m.source, m.confirmed_at = s.confirmed_at AS c,"
+        "SELECT s.email, s.status AS s, m.status AS m, m.source,"
+        " m.confirmed_at = s.confirmed_at AS c,"
         " m.unsubscribed_at IS NOT DISTINCT FROM s.unsubscribed_at AS u,"
         " m.created_at = s.created_at AS t"
         " FROM subscriptions s JOIN list_memberships m ON m.subscriber_id = s.id"
-        " JOIN lists l ON l.id = m.list_id WHERE l.slug = 'default'"
+        " WHERE m.list_id = $1 AND m.source = 'backfill'",
+        default,
     )
     assert len(rows) == 20
-    assert all(r["s"] == r["m"] and r["source"] == "backfill" and r["u"] and r["t"] for r in rows)
+    assert all(r["s"] == r["m"] and r["u"] and r["t"] for r in rows)
+    assert "old0@example.com" in {r["email"] for r in rows}
+    left = await conn.fetchval(
+        "SELECT status FROM list_memberships WHERE list_id = $1 AND subscriber_id = $2",
+        default,
+        ids[3],
+    )
+    assert left == "unsubscribed", "a reader's own choice stands"
     assert (
         await conn.fetchval(
             "SELECT count(*) FROM list_memberships m JOIN subscriptions s ON s.id = m.subscriber_id"
-            " WHERE s.email IN ('new@example.com', 'old0@example.com')"
+            " WHERE s.email = 'new@example.com'"
         )
-        == 2
-    ), "neither got a default membership"
+        == 1
+    ), "a reader of this release keeps the lists chosen"
     assert await enqueue_when_needed(db) is None, "done once: never again"
 
 

@@ -13,9 +13,10 @@ step, ``FOR SHARE`` (``backfill.sql``), and writes the missing memberships with 
 CONFLICT DO NOTHING``. The checkpoint is the last id of the step, so a worker killed
 mid-step leaves that step undone and the next runner does it from the same place:
 nothing lost, nothing twice. A subscription is only ever given the default list when it
-predates 0018 (created no later than the default list itself) and has no membership at
-all, so the job never adds a reader who chose other lists, nor one whose lists were
-deleted.
+predates 0018 (created no later than the default list itself: every reader of that time
+was the default list's, also one an import or the API has added to another list since)
+and is not in it yet, so the job never adds a reader who signed up for other lists, and
+never undoes a choice (a membership left unsubscribed stays so).
 
 Meanwhile both releases keep it right: the previous one's status changes reach the
 trigger of 0018 (which creates the missing membership on a status change, waiting for
@@ -73,7 +74,7 @@ class DefaultListBackfill:
     def summary(self, job: Job) -> str:
         return (
             f"{job.done:,} subscribers added to the default list "
-            f"({job.skipped:,} already in a list or newer)."
+            f"({job.skipped:,} in it already, or newer)."
         )
 
 

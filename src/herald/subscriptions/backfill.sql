@@ -5,7 +5,7 @@ SELECT pg_advisory_xact_lock(hashtext('herald.subscriptions.default_list_backfil
 -- name: backfill_needed
 -- Whether to enqueue the backfill job ($1 its kind): none queued or running, none ever
 -- finished (a finished one reached every subscription there was), and some subscription
--- from before migration 0018 (created no later than the default list) has no membership.
+-- from before migration 0018 (created no later than the default list) is not in it.
 -- Also the estimate of its work: the table's planner count (no scan).
 SELECT NOT EXISTS (
            SELECT 1 FROM jobs
@@ -16,7 +16,10 @@ SELECT NOT EXISTS (
            FROM subscriptions AS s
            JOIN lists AS l ON l.slug = 'default'
            WHERE s.created_at <= l.created_at
-             AND NOT EXISTS (SELECT 1 FROM list_memberships AS m WHERE m.subscriber_id = s.id)
+             AND NOT EXISTS (
+                 SELECT 1 FROM list_memberships AS m
+                 WHERE m.list_id = l.id AND m.subscriber_id = s.id
+             )
        ) AS needed,
        (SELECT greatest(reltuples, 0)::bigint FROM pg_class
         WHERE oid = 'subscriptions'::regclass) AS estimate
@@ -25,9 +28,12 @@ SELECT NOT EXISTS (
 -- One step: the next $2 subscriptions by primary key after $1, locked FOR SHARE (a
 -- concurrent status change by the previous release is waited for, and the row read as
 -- it left it; one that comes later waits for this step and then finds the membership,
--- which 0018's trigger updates). Those from before migration 0018 without any
--- membership join the default list with their own status and dates; ON CONFLICT covers
--- a membership the trigger wrote after this statement's snapshot.
+-- which 0018's trigger updates). Those from before migration 0018 join the default list
+-- with their own status and dates — every reader of that time was its reader, also one
+-- an import or the API has since added to another list —; one that is in it already
+-- (the trigger's doing, a sign-up's, or a reader's own choice, say unsubscribed) is left
+-- as it is (ON CONFLICT, which also covers a row the trigger wrote after this
+-- statement's snapshot).
 WITH batch AS (
     SELECT id, status, created_at, confirmed_at, unsubscribed_at
     FROM subscriptions
@@ -43,7 +49,6 @@ WITH batch AS (
     FROM batch AS b
     JOIN lists AS l ON l.slug = 'default'
     WHERE b.created_at <= l.created_at
-      AND NOT EXISTS (SELECT 1 FROM list_memberships AS e WHERE e.subscriber_id = b.id)
     ON CONFLICT (list_id, subscriber_id) DO NOTHING
     RETURNING subscriber_id
 )

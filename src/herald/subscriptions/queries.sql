@@ -146,19 +146,6 @@ WHERE lower(email) = lower($1::text)
 DELETE FROM subscription_tokens
 WHERE expires_at < now() - make_interval(secs => $1::float8)
 
--- name: unsubscribe
--- Idempotent: an unsubscribed address stays unsubscribed; pending links die with it.
-WITH gone AS (
-    UPDATE subscriptions
-    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-    WHERE id = $1::uuid AND status <> 'unsubscribed'
-    RETURNING id
-), tokens AS (
-    DELETE FROM subscription_tokens WHERE subscriber_id IN (SELECT id FROM gone)
-)
-SELECT EXISTS (SELECT 1 FROM subscriptions WHERE id = $1::uuid) AS known,
-       (SELECT count(*) FROM gone) AS changed
-
 -- name: get_by_id
 SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions
@@ -354,10 +341,10 @@ GROUP BY day
 ORDER BY day
 
 -- name: backfill_subscriber
--- One subscription from before migration 0018 that has no membership yet (the backfill
--- job has not reached it) joins the default list with its own status, before a sign-up
--- acts on it: its memberships are then what the previous release meant. Nothing for a
--- newer subscription or one with any membership. Call with the row locked.
+-- One subscription from before migration 0018 that the backfill job has not reached yet
+-- joins the default list with its own status, before a sign-up acts on it: its
+-- memberships are then what the previous release meant. Nothing for a newer
+-- subscription or one in the default list already. Call with the row locked.
 INSERT INTO list_memberships (
     list_id, subscriber_id, status, source, created_at, confirmed_at, unsubscribed_at
 )
@@ -366,5 +353,4 @@ FROM subscriptions AS s
 JOIN lists AS l ON l.slug = 'default'
 WHERE s.id = $1::uuid
   AND s.created_at <= l.created_at
-  AND NOT EXISTS (SELECT 1 FROM list_memberships AS e WHERE e.subscriber_id = s.id)
 ON CONFLICT (list_id, subscriber_id) DO NOTHING
