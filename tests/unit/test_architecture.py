@@ -28,6 +28,7 @@ DOMAIN_MODULES = (
     "herald.lists.domain",
     "herald.segments.domain",
     "herald.subscriptions.domain",
+    "herald.subscriptions.signup",
     "herald.suppressions.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")
