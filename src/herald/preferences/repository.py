@@ -70,7 +70,10 @@ def _reader(row: Any) -> Reader:
 async def reader(
     conn: Connection, subscriber_id: uuid.UUID, *, lock: bool = False
 ) -> Reader | None:
-    row = await conn.fetchrow(Q["lock_subscriber" if lock else "subscriber"], subscriber_id)
+    if lock:
+        row = await conn.fetchrow(Q["lock_subscriber"], subscriber_id)
+    else:
+        row = await conn.fetchrow(Q["subscriber"], subscriber_id)
     return _reader(row) if row is not None else None
 
 
