@@ -146,19 +146,6 @@ WHERE lower(email) = lower($1::text)
 DELETE FROM subscription_tokens
 WHERE expires_at < now() - make_interval(secs => $1::float8)
 
--- name: unsubscribe
--- Idempotent: an unsubscribed address stays unsubscribed; pending links die with it.
-WITH gone AS (
-    UPDATE subscriptions
-    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-    WHERE id = $1::uuid AND status <> 'unsubscribed'
-    RETURNING id
-), tokens AS (
-    DELETE FROM subscription_tokens WHERE subscriber_id IN (SELECT id FROM gone)
-)
-SELECT EXISTS (SELECT 1 FROM subscriptions WHERE id = $1::uuid) AS known,
-       (SELECT count(*) FROM gone) AS changed
-
 -- name: get_by_id
 SELECT id, email, name, status, created_at, confirmed_at
 FROM subscriptions

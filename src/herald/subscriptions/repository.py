@@ -177,13 +177,6 @@ async def delete_expired_tokens(conn: Connection, older_than_seconds: float) -> 
     return int(status.split()[-1])
 
 
-async def unsubscribe(conn: Connection, subscriber_id: uuid.UUID) -> tuple[bool, bool]:
-    """(known, changed): whether the subscriber exists, and whether this call unsubscribed them."""
-    row = await conn.fetchrow(Q["unsubscribe"], subscriber_id)
-    assert row is not None  # the statement always returns one row
-    return bool(row["known"]), bool(row["changed"])
-
-
 async def get_by_id(conn: Connection, subscriber_id: uuid.UUID) -> SubscriptionView | None:
     row = await conn.fetchrow(Q["get_by_id"], subscriber_id)
     return _view(row) if row is not None else None

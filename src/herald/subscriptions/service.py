@@ -16,7 +16,7 @@ from enum import StrEnum
 from herald.core import live
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
-from herald.core.errors import Conflict, NotFound, Unauthorized, ValidationError
+from herald.core.errors import Conflict, Unauthorized, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
@@ -41,7 +41,6 @@ from herald.subscriptions.signup import (
     plan,
     unknown_lists_message,
 )
-from herald.subscriptions.unsubscribe import parse_token
 
 log = get_logger("herald.subscriptions")
 
@@ -251,31 +250,6 @@ class SubscriptionService:
                 await live.notify(conn, confirmed)
         log.info("subscription confirmed", subscriber_id=str(found.subscriber_id), lists=joined)
         return ConfirmOutcome.CONFIRMED
-
-    async def unsubscriber(self, token: str) -> repository.SubscriptionView:
-        """Who an unsubscribe token names; 400 for a token that does not verify."""
-        subscriber_id = parse_token(self.settings, token)
-        if subscriber_id is None:
-            raise ValidationError("this unsubscribe link is not valid", field="token")
-        async with self.db.connection() as conn:
-            found = await repository.get_by_id(conn, subscriber_id)
-        if found is None:
-            raise NotFound("this subscription no longer exists")
-        return found
-
-    async def unsubscribe(self, token: str) -> bool:
-        """Unsubscribe at once (idempotent); True when this call changed anything."""
-        subscriber_id = parse_token(self.settings, token)
-        if subscriber_id is None:
-            raise ValidationError("this unsubscribe link is not valid", field="token")
-        async with self.db.transaction() as conn:  # the change and its event commit together
-            known, changed = await repository.unsubscribe(conn, subscriber_id)
-            if changed:
-                gone = live.event("subscriber.unsubscribed", subscriber_id=subscriber_id)
-                await live.notify(conn, gone)
-        if changed:
-            log.info("unsubscribed", subscriber_id=str(subscriber_id))
-        return changed or not known
 
 
 def _chosen(signup: SignUp, context: repository.SignUpContext) -> list[ChosenList]:
