@@ -29,9 +29,9 @@ subscription needs it and no such job is queued, running or done
 of workers starting together makes one job).
 
 Measured (``tests/integration/test_default_list_backfill.py -m slow``): 1,000,000
-subscriptions in 67.7 s (14,800 a second, 200 steps of 5,000) on 2 cores shared with
-other work (load average 6), while two connections of old-style status changes made
-37,705 confirmations and unsubscriptions against it; every subscription ended with
+subscriptions in 75.7 s (13,200 a second, 200 steps of 5,000) on 2 cores shared with
+other work (load average 10), while two connections of old-style status changes made
+35,159 confirmations and unsubscriptions against it; every subscription ended with
 exactly one default membership of its status (BENCHMARKS.md, "Migrations").
 """
 
