@@ -25,11 +25,13 @@ from herald.admin import (
 )
 from herald.admin import lists as admin_lists
 from herald.admin import routes as admin
+from herald.admin import segments as admin_segments
 from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
+from herald.api import segments as api_segments
 from herald.api import subscribers as api_subscribers
 from herald.api import suppressions as api_suppressions
 from herald.api import users as api_users
@@ -178,8 +180,10 @@ def create_app(
         design,  # GET /brand/logo/{sha256}.{ext}: public, the logos emails show
         branding,  # /admin/settings/branding
         layouts,  # /admin/templates
+        admin_segments,  # /admin/segments
         api_subscribers,  # /api/v1/subscribers (api.router, below: auth, /me, API keys)
         api_issues,  # /api/v1/issues
+        api_segments,  # /api/v1/segments
         api_lists,  # /api/v1/lists
         api_suppressions,  # /api/v1/suppressions
         list_pages,  # GET /l/{slug}: a public list's sign-up page
