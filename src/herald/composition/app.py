@@ -28,6 +28,7 @@ from herald.admin import routes as admin
 from herald.admin import segments as admin_segments
 from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
+from herald.api import imports as api_imports
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
@@ -45,6 +46,7 @@ from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.design import routes as design
+from herald.imports import routes as import_pages
 from herald.issues import progress
 from herald.issues import routes as issue_pages
 from herald.issues.progress import ProgressHub, dedicated_connection
@@ -77,6 +79,9 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/admin/settings/branding/logo", branding.LOGO_FORM_MAX_BYTES),
     # The JSON API's issue bodies, as the forms'.
     RouteBodyLimit("POST", "/api/v1/issues", ISSUE_FORM_MAX_BYTES),
+    # CSV imports: spooled to a temporary file by the form parser, copied into job_files.
+    RouteBodyLimit("POST", "/admin/subscribers/import", import_pages.UPLOAD_MAX_BYTES),
+    RouteBodyLimit("POST", "/api/v1/imports", import_pages.UPLOAD_MAX_BYTES),
     RouteBodyLimit("PUT", "/api/v1/issues/{issue_id}", ISSUE_FORM_MAX_BYTES),
 ]
 
@@ -176,6 +181,7 @@ def create_app(
         admin,
         newsletters,
         issues,
+        import_pages,  # /admin/subscribers/import and …/export, before …/{subscriber_id}
         subscribers,
         design,  # GET /brand/logo/{sha256}.{ext}: public, the logos emails show
         branding,  # /admin/settings/branding
@@ -189,6 +195,7 @@ def create_app(
         list_pages,  # GET /l/{slug}: a public list's sign-up page
         admin_lists,  # /admin/lists
         api_users,  # /api/v1/users (admins only)
+        api_imports,  # /api/v1/imports, /api/v1/exports
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
