@@ -467,3 +467,28 @@ async def test_an_unknown_list_is_a_page_of_the_admin_leading_back(
     assert missing.status_code == 404
     assert 'href="/admin/lists"' in missing.text
     assert "all lists" in missing.text
+
+
+async def test_the_list_page_shows_its_members_by_status_in_pages(
+    admin_client: httpx.AsyncClient, service: ListService, db: Database
+) -> None:
+    lst = await service.create(ListDraft.parse(name="Paged"))
+    readers = await add_subscribers(db, 60)
+    await _members(db, lst.id, readers[:55], "confirmed")
+    await _members(db, lst.id, readers[55:], "pending_confirmation")
+    first = await admin_client.get(f"/admin/lists/{lst.id}")
+    assert first.status_code == 200
+    shown = re.findall(r'href="/admin/subscribers/([0-9a-f-]{36})"', first.text)
+    assert shown == sorted(str(r) for r in readers)[:50]
+    after = re.search(r'rel="next" href="[^"]*after=([0-9a-f-]{36})', first.text)
+    assert after
+    assert after.group(1) == shown[-1]
+    second = await admin_client.get(f"/admin/lists/{lst.id}?after={after.group(1)}")
+    rest = re.findall(r'href="/admin/subscribers/([0-9a-f-]{36})"', second.text)
+    assert rest == sorted(str(r) for r in readers)[50:]
+    assert 'rel="next"' not in second.text
+    pending = await admin_client.get(f"/admin/lists/{lst.id}?status=pending_confirmation")
+    assert len(re.findall(r'href="/admin/subscribers/', pending.text)) == 5
+    for bad in ("status=gone", "after=nope"):
+        refused = await admin_client.get(f"/admin/lists/{lst.id}?{bad}")
+        assert refused.status_code == 400

@@ -17,7 +17,13 @@ from starlette.responses import HTMLResponse, Response
 
 from herald.auth.web import require_session
 from herald.core.errors import Conflict, NotFound, ValidationError
-from herald.lists.domain import MAX_DESCRIPTION, MAX_NAME, MAX_SLUG, ListDraft, NewsList
+from herald.lists.domain import (
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_SLUG,
+    ListDraft,
+    MemberStatus,
+)
 from herald.lists.service import ListService
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
@@ -29,6 +35,12 @@ router = APIRouter(prefix="/admin/lists", tags=["admin"], dependencies=[Depends(
 
 LISTS = "/admin/lists"
 FORM_FIELDS = ("name", "slug", "description", "visibility", "opt_in")
+STATUS_TABS = [
+    ("", "All"),
+    (MemberStatus.CONFIRMED.value, "Confirmed"),
+    (MemberStatus.PENDING.value, "Pending"),
+    (MemberStatus.UNSUBSCRIBED.value, "Unsubscribed"),
+]
 LIMITS = {"max_name": MAX_NAME, "max_slug": MAX_SLUG, "max_description": MAX_DESCRIPTION}
 
 
@@ -88,17 +100,35 @@ async def create(request: Request, state: State) -> Response:
     )
 
 
+def _member_view(query: dict[str, str]) -> tuple[MemberStatus | None, uuid.UUID | None]:
+    """The members shown: ``status`` (a membership status, or all) and ``after`` (the last
+    subscriber id of the previous page); a bad value is a 400 naming it."""
+    raw_status, raw_after = query.get("status", ""), query.get("after", "")
+    status = MemberStatus.parse(raw_status) if raw_status else None
+    try:
+        after = uuid.UUID(raw_after) if raw_after else None
+    except ValueError:
+        raise ValidationError("after must be a subscriber id", field="after") from None
+    return status, after
+
+
 async def _list_page(
     request: Request,
     state: AppState,
-    news_list: NewsList,
+    list_id: uuid.UUID,
     *,
+    members: MemberStatus | None = None,
+    after: uuid.UUID | None = None,
     form: dict[str, str] | None = None,
     error: str | None = None,
     field: str | None = None,
-    status: int = 200,
+    code: int = 200,
 ) -> Response:
+    """The list's page: its details, snippet, edit form and a page of its members (of one
+    status, after a subscriber id)."""
     service = _service(state)
+    view = await service.overview(list_id, status=members, after=after)
+    news_list = view.news_list
     shown = form or {
         "name": news_list.name,
         "slug": news_list.slug,
@@ -109,7 +139,7 @@ async def _list_page(
     return page(
         request,
         "admin/list.html",
-        status_code=status,
+        status_code=code,
         news_list=news_list,
         snippet=service.snippet(news_list),
         public_url=f"{state.settings.public_base_url.rstrip('/')}/l/{news_list.slug}",
@@ -117,12 +147,17 @@ async def _list_page(
         error=error,
         field=field,
         limits=LIMITS,
+        members=view.members,
+        member_status=members.value if members else "",
+        next_members=view.members[-1].subscriber_id if view.more and view.members else None,
+        statuses=STATUS_TABS,
     )
 
 
 @router.get("/{list_id}", response_class=HTMLResponse)
 async def show(request: Request, state: State, list_id: uuid.UUID) -> Response:
-    return await _list_page(request, state, await _service(state).get(list_id))
+    status, after = _member_view(dict(request.query_params))
+    return await _list_page(request, state, list_id, members=status, after=after)
 
 
 @router.post("/{list_id}")
@@ -135,15 +170,8 @@ async def update(request: Request, state: State, list_id: uuid.UUID) -> Response
     except (ValidationError, Conflict) as exc:
         status = 409 if isinstance(exc, Conflict) else 400
         field = getattr(exc, "field", None) or ("slug" if status == 409 else None)
-        current = await service.get(list_id)
         return await _list_page(
-            request,
-            state,
-            current,
-            form=_typed(form),
-            error=exc.message,
-            field=field,
-            status=status,
+            request, state, list_id, form=_typed(form), error=exc.message, field=field, code=status
         )
     return flash.redirect(
         f"{LISTS}/{list_id}", state.settings, f"The list {updated.name} has been saved."

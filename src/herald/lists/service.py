@@ -40,6 +40,7 @@ log = get_logger("herald.lists")
 
 NO_LIST = "no such list"
 NO_SUBSCRIBER = "no such subscriber"
+MEMBERS_PER_PAGE = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,15 @@ class DeleteOutcome:
 class MemberChange:
     member: Member
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListOverview:
+    """A list's admin page: the list and one page of its members."""
+
+    news_list: NewsList
+    members: list[Member]
+    more: bool
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,15 @@ class ListService:
                 conn, list_id, status=status, after=after, limit=limit + 1
             )
         return rows[:limit], len(rows) > limit
+
+    async def overview(
+        self, list_id: uuid.UUID, *, status: MemberStatus | None, after: uuid.UUID | None
+    ) -> ListOverview:
+        news_list = await self.get(list_id)
+        members, more = await self.members(
+            list_id, status=status, after=after, limit=MEMBERS_PER_PAGE
+        )
+        return ListOverview(news_list, members, more)
 
     async def add_member(
         self, list_id: uuid.UUID, subscriber_id: uuid.UUID, status: MemberStatus, source: str
