@@ -146,6 +146,15 @@ def test_guessed_mapping() -> None:
     ]
 
 
+def test_attribute_keys_are_names_a_template_can_use() -> None:
+    mapping = Mapping.guess(["email", "Sign-up date", "City", "2nd plan"])
+    assert [key for _, key in mapping.attributes] == ["sign_up_date", "city", "_2nd_plan"]
+    with pytest.raises(ValidationError, match="needs a name"):
+        Mapping.guess(["email", "€€"])
+    with pytest.raises(RowError, match="NUL"):
+        parse_row(Mapping.guess(["email", "x"]), 2, ["a@example.com", "a\x00b"])
+
+
 def test_mapping_rules() -> None:
     with pytest.raises(ValidationError, match="exactly one email"):
         Mapping.of(["a", "b"], [Role.EMAIL, Role.EMAIL])

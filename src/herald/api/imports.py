@@ -247,12 +247,16 @@ async def export_subscribers(
         Literal["csv", "json"],
         Query(description="`csv` (an `attributes` column of JSON) or `json` (JSON Lines)."),
     ] = "csv",
+    segment: Annotated[
+        uuid.UUID | None, Query(description="Only the subscribers this saved segment selects.")
+    ] = None,
 ) -> StreamingResponse:
-    """Every subscriber (or a list's members), oldest first, streamed in pages of 5,000:
+    """Every subscriber (or a list's members, or a segment's), oldest first, streamed in
+    pages of 5,000:
     ``email, name, status, created_at, confirmed_at, attributes``; with ``list``, the status
     and confirmation are the membership's."""
     export = await ExportService(state.db).prepare(
-        list_slug=list_slug, format=ExportFormat.parse(format)
+        list_slug=list_slug, format=ExportFormat.parse(format), segment_id=segment
     )
     return StreamingResponse(
         export.chunks(),

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from herald.core.errors import ValidationError
+from herald.segments.attributes import MAX_BYTES, check_key
 from herald.subscriptions.domain import (
     FORBIDDEN_NAME_CHARACTERS,
     MAX_NAME_GRAPHEMES,
@@ -31,8 +32,9 @@ KIND = "subscribers.import"
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_VALUE = 1000
-MAX_ATTRIBUTES_JSON = 16 * 1024
+MAX_ATTRIBUTES_JSON = MAX_BYTES
 MAX_COLUMNS = 200
+_NOT_KEY = re.compile(r"[^a-z0-9_]+")
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 EMAIL_HEADERS = frozenset({"email", "e-mail", "email address", "e-mail address", "mail"})
 NAME_HEADERS = frozenset({"name", "full name", "fullname"})
@@ -75,8 +77,15 @@ class Column:
 
     @property
     def key(self) -> str:
-        """The attribute key of an attribute column."""
-        return self.header.strip()
+        """The attribute key of an attribute column: its header, lower case, each run of
+        characters an attribute name cannot hold made ``_`` (``Sign-up date`` →
+        ``sign_up_date``)."""
+        return attribute_key(self.header)
+
+
+def attribute_key(header: str) -> str:
+    key = _NOT_KEY.sub("_", header.strip().lower()).strip("_")[:MAX_ATTRIBUTE_KEY]
+    return f"_{key}"[:MAX_ATTRIBUTE_KEY] if key[:1].isdigit() else key
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +143,11 @@ class Mapping:
             raise ValidationError("choose exactly one email column", field="columns")
         if roles.count(Role.NAME) > 1:
             raise ValidationError("choose at most one name column", field="columns")
-        keys = [h.strip() for h, r in zip(header, roles, strict=True) if r is Role.ATTRIBUTE]
-        for key in keys:
-            _check_key(key)
+        named = [(h, attribute_key(h)) for h, r in zip(header, roles, strict=True)]
+        keys = [key for (_, key), r in zip(named, roles, strict=True) if r is Role.ATTRIBUTE]
+        for (shown, key), role in zip(named, roles, strict=True):
+            if role is Role.ATTRIBUTE:
+                _check_key(shown, key)
         if len(set(keys)) != len(keys):
             raise ValidationError("two attribute columns have the same name", field="columns")
         if len(keys) > MAX_ATTRIBUTES:
@@ -152,14 +163,13 @@ class Mapping:
         return cls.of(header, [Role.parse(str(r), "columns") for r in raw])
 
 
-def _check_key(key: str) -> None:
+def _check_key(header: str, key: str) -> None:
     if not key:
-        raise ValidationError("an attribute column needs a header", field="columns")
-    if len(key) > MAX_ATTRIBUTE_KEY:
         raise ValidationError(
-            f"attribute names are at most {MAX_ATTRIBUTE_KEY} characters: {key[:20]!r}…",
+            f"the attribute column {header[:40]!r} needs a name made of letters or digits",
             field="columns",
         )
+    check_key(key)
 
 
 def _shown(header: list[str]) -> str:
@@ -209,6 +219,8 @@ def parse_row(mapping: Mapping, line: int, cells: list[str]) -> Row:
     for i, key in mapping.attributes:
         if i < len(cells) and cells[i] != "":
             value = cells[i]
+            if "\x00" in value:
+                raise RowError(f"attribute {key!r} holds a NUL character", email)
             if len(value) > MAX_ATTRIBUTE_VALUE:
                 raise RowError(
                     f"attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE} characters", email

@@ -25,6 +25,7 @@ With a list, ``status`` and ``confirmed_at`` are the membership's in that list.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import uuid
@@ -36,6 +37,7 @@ from enum import StrEnum
 from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.imports import repository
+from herald.segments import repository as segments
 
 PAGE_SIZE = 5000
 CSV_COLUMNS = ("email", "name", "status", "created_at", "confirmed_at", "attributes")
@@ -140,10 +142,18 @@ class ExportService:
         list_slug: str | None,
         format: ExportFormat,
         where: repository.ExportFilter | None = None,
+        segment_id: uuid.UUID | None = None,
     ) -> Export:
-        """The export of ``list_slug`` (None: every subscriber) narrowed by ``where``;
-        NotFound for no such list."""
+        """The export of ``list_slug`` (None: every subscriber) narrowed by ``where`` and
+        the saved segment ``segment_id``; NotFound for no such list or segment."""
         slug = (list_slug or "").strip() or None
+        where = where or repository.ExportFilter()
+        if segment_id is not None:
+            async with self.db.connection() as conn:
+                segment = await segments.get(conn, segment_id)
+            if segment is None:
+                raise NotFound("no such segment")
+            where = dataclasses.replace(where, segment=segment.filter)
         list_id = None
         if slug is not None:
             async with self.db.connection() as conn:
@@ -151,4 +161,4 @@ class ExportService:
             if not found:
                 raise NotFound(f"no list with the slug {slug!r}")
             list_id = found[0].id
-        return Export(self.db, format, list_id, slug, where or repository.ExportFilter())
+        return Export(self.db, format, list_id, slug, where)

@@ -159,12 +159,14 @@ WHERE (s.created_at, s.id) > ($1::timestamptz, $2::uuid)
        OR strpos(lower(s.name), lower($5::text)) > 0)
   AND ($6::text IS NULL OR lower(s.email) LIKE lower($6::text)
        OR lower(s.name) LIKE lower($6::text))
+  AND /* segment */ TRUE
 ORDER BY s.created_at, s.id
 LIMIT $3::integer
 
 -- name: export_list
 -- export_all for the members of list $7: their membership's status and confirmation
--- ($4 filters on it).
+-- ($4 filters on it). A segment's condition (segments/compiler.py) replaces the slot in
+-- both, its parameters after the statement's own.
 SELECT s.id, s.email, s.name, m.status, s.created_at, m.confirmed_at,
        s.attributes::text AS attributes
 FROM subscriptions AS s
@@ -175,5 +177,6 @@ WHERE (s.created_at, s.id) > ($1::timestamptz, $2::uuid)
        OR strpos(lower(s.name), lower($5::text)) > 0)
   AND ($6::text IS NULL OR lower(s.email) LIKE lower($6::text)
        OR lower(s.name) LIKE lower($6::text))
+  AND /* segment */ TRUE
 ORDER BY s.created_at, s.id
 LIMIT $3::integer

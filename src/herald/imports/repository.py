@@ -16,6 +16,8 @@ import asyncpg
 from herald.core import sql
 from herald.core.db import Connection
 from herald.imports.domain import Counts, Mode, Row
+from herald.segments.compiler import compile_filter, with_condition
+from herald.segments.domain import Filter
 
 Q = sql.load("herald.imports")
 
@@ -239,11 +241,13 @@ class ExportRow:
 
 @dataclass(frozen=True, slots=True)
 class ExportFilter:
-    """Each None for none: a status, a text the email or name contains, a LIKE pattern."""
+    """Each None for none: a status, a text the email or name contains, a LIKE pattern, a
+    segment's filter."""
 
     status: str | None = None
     contains: str | None = None
     prefix_pattern: str | None = None
+    segment: Filter | None = None
 
 
 async def export_page(
@@ -253,11 +257,24 @@ async def export_page(
     list_id: uuid.UUID | None,
     where: ExportFilter,
 ) -> list[ExportRow]:
-    args = (after[0], after[1], limit, where.status, where.contains, where.prefix_pattern)
+    args: list[object] = [
+        after[0],
+        after[1],
+        limit,
+        where.status,
+        where.contains,
+        where.prefix_pattern,
+    ]
     if list_id is None:
-        rows = await conn.fetch(Q["export_all"], *args)
+        statement = Q["export_all"]
     else:
-        rows = await conn.fetch(Q["export_list"], *args, list_id)
+        statement = Q["export_list"]
+        args.append(list_id)
+    if where.segment is not None:
+        condition, params = compile_filter(where.segment, alias="s", first_param=len(args) + 1)
+        statement = with_condition(statement, condition)
+        args += params
+    rows = await conn.fetch(statement, *args)
     return [
         ExportRow(
             r["id"],

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import Conflict, NotFound, ValidationError
-from herald.imports.domain import Mode, Role
+from herald.imports.domain import Mapping, Mode, Role, attribute_key
 from herald.imports.export import ExportFormat, ExportService
 from herald.imports.repository import ExportFilter
 from herald.imports.service import ImportService
@@ -90,14 +90,13 @@ async def import_page(request: Request, state: State, import_id: uuid.UUID) -> R
         job=view.job,
         header=header,
         guessed=guessed,
+        keys=[attribute_key(cell) for cell in header],
         roles=ROLE_LABELS,
         lists=lists,
     )
 
 
 def _guess(header: list[str]) -> list[Role]:
-    from herald.imports.domain import Mapping
-
     try:
         return [c.role for c in Mapping.guess(header).columns]
     except ValidationError:

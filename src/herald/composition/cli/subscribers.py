@@ -142,22 +142,31 @@ def export(
         str | None, typer.Option("--list", help="Only this list's members.")
     ] = None,
     format: Annotated[str, typer.Option(help="csv, or json (JSON Lines).")] = "csv",
+    segment: Annotated[
+        str | None, typer.Option(help="Only the subscribers this saved segment (id) selects.")
+    ] = None,
 ) -> None:
     """Write every subscriber (or a list's members) to standard output."""
     settings = cli_settings()
     try:
         chosen = ExportFormat.parse(format)
-    except HeraldError as exc:
-        err.print(f"[red]herald: {exc.message}[/red]", highlight=False)
+        segment_id = uuid.UUID(segment) if segment else None
+    except (HeraldError, ValueError) as exc:
+        message = exc.message if isinstance(exc, HeraldError) else "--segment must be an id"
+        err.print(f"[red]herald: {message}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    run(_export(settings, list_slug, chosen))
+    run(_export(settings, list_slug, chosen, segment_id))
 
 
-async def _export(settings: Settings, list_slug: str | None, chosen: ExportFormat) -> None:
+async def _export(
+    settings: Settings, list_slug: str | None, chosen: ExportFormat, segment: uuid.UUID | None
+) -> None:
     from herald.composition.runtime import open_database
 
     async with open_database(settings) as db:
-        export = await ExportService(db).prepare(list_slug=list_slug, format=chosen)
+        export = await ExportService(db).prepare(
+            list_slug=list_slug, format=chosen, segment_id=segment
+        )
         stdout = sys.stdout.buffer
         async for chunk in export.chunks():
             stdout.write(chunk.encode("utf-8"))
