@@ -21,6 +21,8 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.lists.domain import ListDraft
 from herald.lists.service import ListService
+from tests.e2e.test_accessibility import Auditor
+from tests.support.axe import AxeUnavailable, axe_source
 from tests.support.browser import Camera, camera_page, chromium, herald_up, require_browser, sign_in
 from tests.support.database import make_settings
 
@@ -68,17 +70,22 @@ async def seed(db: Database, settings: Settings) -> uuid.UUID:
 @pytest.mark.slow
 async def test_list_pages_in_a_browser(database_url: str, db: Database, tmp_path: Path) -> None:
     playwright_api = require_browser()
+    try:
+        auditor: Auditor | None = Auditor(axe_source())
+    except AxeUnavailable:  # the accessibility test itself fails in CI for that
+        auditor = None
     garden = await seed(db, make_settings(database_url))
     async with herald_up(database_url, tmp_path / "up.log", "herald-list-screens-") as herald:
         camera = Camera(tmp_path / "screens", herald.port)
+        shots = Shots(camera, auditor)
         async with chromium(playwright_api) as browser:
             context = await browser.new_context(base_url=herald.base_url)
             await context.grant_permissions(["clipboard-read", "clipboard-write"])
             page = await camera_page(context, camera)
             await sign_in(page, "admin", herald.password)
-            await admin_pages(page, camera, garden)
+            await admin_pages(page, shots, garden)
             visitor = await browser.new_context(base_url=herald.base_url)
-            await public_page(await camera_page(visitor, camera), camera)
+            await public_page(await camera_page(visitor, camera), shots)
             elsewhere = await browser.new_context()
             await snippet_from_elsewhere(await elsewhere.new_page(), herald.base_url, page)
 
@@ -88,9 +95,25 @@ async def test_list_pages_in_a_browser(database_url: str, db: Database, tmp_path
     problems = [problem for problem in camera.problems if not expected.search(problem)]
     assert problems == [], "\n".join(problems)
     assert camera.foreign_hosts() == set(), camera.requested
+    if auditor is not None:
+        assert auditor.problems == [], "\n".join(auditor.problems)
 
 
-async def admin_pages(p: Any, camera: Camera, garden: uuid.UUID) -> None:
+class Shots:
+    """The camera's screenshots, each page also audited by axe (serious or critical
+    violations fail the test) when axe-core is at hand."""
+
+    def __init__(self, camera: Camera, auditor: Auditor | None) -> None:
+        self.camera = camera
+        self.auditor = auditor
+
+    async def shoot(self, page: Any, name: str) -> None:
+        await self.camera.shoot(page, name)
+        if self.auditor is not None:
+            await self.auditor.audit(page, name)
+
+
+async def admin_pages(p: Any, camera: Shots, garden: uuid.UUID) -> None:
     await p.goto("/admin/dashboard")
     await p.click("nav.mainnav >> text=Lists")
     await p.wait_for_url("**/admin/lists")
@@ -137,7 +160,7 @@ async def admin_pages(p: Any, camera: Camera, garden: uuid.UUID) -> None:
     assert "The list Garden Notes has been deleted." in await p.text_content("main")
 
 
-async def public_page(p: Any, camera: Camera) -> None:
+async def public_page(p: Any, camera: Shots) -> None:
     assert (await p.goto("/l/members")).status == 404
     await p.goto("/l/weekly-digest")
     assert await p.text_content("h1") == "Weekly Digest"
