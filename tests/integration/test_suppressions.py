@@ -190,3 +190,29 @@ async def test_many_ids_unique_keys(db: Database) -> None:
 
         assert await repository.delete_many(conn, [*ids, uuid.uuid4()], "test") == 3
     assert await rows(db) == [(None, "erased", "test")] * 3
+
+
+async def test_the_kept_counts_follow_every_change(db: Database) -> None:
+    ids = await add_subscribers(db, 4)
+    suppressions = SuppressionList(db)
+    await suppressions.add("reader0@example.com")
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason)"
+            " VALUES (herald_address_key('reader1@example.com'), 'reader1@example.com',"
+            "         'unsubscribed')"
+        )
+    await suppressions.add("reader1@example.com", Reason.COMPLAINT)  # unsubscribed → complaint
+    await suppressions.remove("reader0@example.com")
+    async with db.transaction() as conn:
+        from herald.subscriptions import repository
+
+        await repository.delete_many(conn, ids[1:3], "test")  # complaint → erased, + erased
+    async with db.connection() as conn:
+        real = await conn.fetch("SELECT reason, count(*) AS n FROM suppressions GROUP BY reason")
+    counts = (await suppressions.page(Filter())).counts
+    assert {r: n for r, n in counts.items() if n} == {
+        Reason(row["reason"]): row["n"] for row in real
+    }
+    assert counts[Reason.ERASED] == 2
+    assert counts[Reason.COMPLAINT] == 0

@@ -51,9 +51,13 @@ async def remove(conn: Connection, email: str) -> Removal:
     return Removal(_row(row), bool(row["removed"]))
 
 
-async def page(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
+async def page(
+    conn: Connection, where: Filter, after: Cursor, limit: int, *, address: bool = False
+) -> list[Suppression]:
+    """A page of ``where``; with ``address``, its query is a whole (normalised) address,
+    looked up by its key."""
     rows = await conn.fetch(
-        Q["page"],
+        Q["by_address"] if address else Q["page"],
         after.created_at,
         after.key,
         where.reason.value if where.reason else None,

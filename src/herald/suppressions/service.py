@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from herald.core import live
-from herald.core.db import Database
-from herald.core.errors import Conflict, NotFound
+from herald.core.db import Connection, Database
+from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.core.telemetry import get_logger
 from herald.subscriptions.domain import SubscriberEmail
 from herald.suppressions import repository
@@ -33,6 +33,25 @@ class SuppressionPage:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def whole_address(query: str) -> str | None:
+    """The search text as a normalised address when it is a whole one, else None."""
+    if "@" not in query:
+        return None
+    try:
+        return SubscriberEmail.parse(query).value
+    except ValidationError:
+        return None
+
+
+async def _rows(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
+    """A search for a whole address finds its row by key (kept or erased: an erased row has
+    no address to contain the text); any other text is looked for in the kept addresses."""
+    address = whole_address(where.query)
+    if address is not None:
+        where = Filter(where.reason, address)
+    return await repository.page(conn, where, after, limit, address=address is not None)
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class SuppressionList:
         """One page of :data:`PAGE_SIZE`, newest first, after ``after`` (or from the top)."""
         cursor = Cursor.parse(after) if after else Cursor.start()
         async with self.db.transaction() as conn:
-            rows = await repository.page(conn, where, cursor, PAGE_SIZE + 1)
+            rows = await _rows(conn, where, cursor, PAGE_SIZE + 1)
             counts = await repository.counts(conn)
         rows, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         older = Cursor(rows[-1].created_at, rows[-1].key) if more else None
@@ -83,5 +102,5 @@ class SuppressionList:
     ) -> tuple[list[Suppression], bool]:
         """Up to ``limit`` rows after ``after`` (the JSON API's list); whether more follow."""
         async with self.db.connection() as conn:
-            rows = await repository.page(conn, where, after or Cursor.start(), limit + 1)
+            rows = await _rows(conn, where, after or Cursor.start(), limit + 1)
         return rows[:limit], len(rows) > limit
