@@ -169,6 +169,46 @@ FROM progress AS p
 WHERE i.id = $1::uuid
 RETURNING p.n AS queued, i.recipients, i.fanout_done_at IS NOT NULL AS done
 
+-- name: fan_out_chunk_one_list
+-- fan_out_chunk for an issue with one list (issue_lists holds one row, or none: the
+-- default list), the common case: its range of list_memberships_confirmed merge-joined
+-- with subscriptions_confirmed comes out in subscriber order and without duplicates, so
+-- the chunk needs no merge, no DISTINCT and no sort (BENCHMARKS.md P2). Same parameters,
+-- the segment's from $5.
+WITH chunk AS (
+    SELECT s.id, s.email
+    FROM list_memberships AS m
+    JOIN subscriptions AS s ON s.id = m.subscriber_id
+    WHERE m.list_id = coalesce(
+              (SELECT il.list_id FROM issue_lists AS il WHERE il.issue_id = $1::uuid LIMIT 1),
+              (SELECT l.id FROM lists AS l WHERE l.slug = 'default')
+          )
+      AND m.status = 'confirmed'
+      AND m.subscriber_id > coalesce($2::uuid, '00000000-0000-0000-0000-000000000000')
+      AND s.status = 'confirmed'
+      AND /* segment */ TRUE
+    ORDER BY m.subscriber_id
+    LIMIT $3::integer
+), queued AS (
+    INSERT INTO deliveries (kind, recipient, subscriber_id, issue_id, max_attempts)
+    SELECT 'issue', c.email, c.id, $1::uuid, $4::integer
+    FROM chunk AS c
+), progress AS (
+    SELECT count(*)::integer AS n, (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last_id
+    FROM chunk
+)
+UPDATE newsletter_issues AS i
+SET fanout_cursor = coalesce(p.last_id, i.fanout_cursor),
+    recipients = coalesce(i.recipients, 0) + p.n,
+    fanout_done_at = CASE WHEN p.n < $3::integer THEN now() END,
+    fanout_error = NULL,
+    fanout_attempts = 0,
+    fanout_retry_at = NULL,
+    updated_at = now()
+FROM progress AS p
+WHERE i.id = $1::uuid
+RETURNING p.n AS queued, i.recipients, i.fanout_done_at IS NOT NULL AS done
+
 -- name: fanout_failed
 -- Backoff: $3 seconds doubled per failure in a row, at most $4.
 UPDATE newsletter_issues

@@ -154,10 +154,12 @@ async def fan_out_chunk(
     chunk: int,
     max_attempts: int,
     segment: Condition = None,
+    one_list: bool = False,
 ) -> FanOutStep:
-    """Queue the issue's next recipients after ``cursor`` (``segment``: the compiled
-    condition of its segment, see issues/targets.py)."""
-    statement, params = with_segment(Q["fan_out_chunk"], segment, 5)
+    """Queue the issue's next recipients after ``cursor`` (``segment``: its segment, see
+    issues/targets.py; ``one_list``: it goes to one list, which needs no merge)."""
+    query = Q["fan_out_chunk_one_list"] if one_list else Q["fan_out_chunk"]
+    statement, params = with_segment(query, segment, 5)
     row = await conn.fetchrow(statement, issue_id, cursor, chunk, max_attempts, *params)
     assert row is not None, "the issue is locked by this transaction"
     return FanOutStep(issue_id, row["queued"], row["recipients"], row["done"])

@@ -213,6 +213,7 @@ class IssueService:
                         chunk=chunk,
                         max_attempts=attempts,
                         segment=segment,
+                        one_list=len(issue.target.lists) == 1,
                     )
                     if step.done:  # and the default list's readers the backfill has not reached
                         late = await targets.fan_out_unlisted(conn, issue_id, attempts, segment)
