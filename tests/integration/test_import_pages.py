@@ -106,6 +106,8 @@ async def test_the_api_uploads_follows_and_reports(db: Database, settings: Setti
         ({"mode": "maybe"}, {"file": ("a.csv", b"email\n")}, "mode"),
         ({"columns": "[1]"}, {"file": ("a.csv", b"email\n")}, "columns"),
         ({}, {"file": ("a.csv", b"")}, "no header row"),
+        ({"list": "no\x00pe"}, {"file": ("a.csv", b"email\n")}, "no list"),
+        ({}, {"file": ("a\x00.csv", b"email,x\x00y\n")}, "NUL"),
     ],
 )
 async def test_the_api_refuses_bad_imports_naming_the_problem(
@@ -127,8 +129,11 @@ async def test_the_api_refuses_bad_imports_naming_the_problem(
             "/api/v1/imports/00000000-0000-0000-0000-000000000000", headers=keys.admin_read
         )
         assert missing.status_code == 404
-        unknown = await api.get("/api/v1/exports/subscribers?list=nope", headers=keys.admin_read)
-        assert unknown.status_code == 404
+        for slug in ("nope", "no%00pe", "x" * 61):
+            unknown = await api.get(
+                f"/api/v1/exports/subscribers?list={slug}", headers=keys.admin_read
+            )
+            assert unknown.status_code in (400, 404), unknown.text
 
 
 async def test_the_admin_uploads_maps_and_follows_an_import(

@@ -175,6 +175,8 @@ async def export(
 ) -> Response:
     """The subscribers page's current filter (status tab and search), streamed."""
     with form_errors("/admin/subscribers", ValidationError):
+        if "\x00" in q:
+            raise ValidationError("a search cannot hold a NUL character", field="q")
         where = ListFilter.parse(status=status, q=q, match=match)
         chosen = ExportFormat.parse(format)
     narrowed = ExportFilter(

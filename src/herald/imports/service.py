@@ -11,6 +11,7 @@ deletes it with its file 30 days later.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ HOLD_SECONDS = 24 * 3600.0
 MAX_FILENAME = 255
 MAX_LISTS = 20
 HEADER_BYTES = 64 * 1024
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # migration 0018's lists.slug rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,8 @@ class ImportService:
     ) -> ImportView:
         """Store ``data`` (any piece sizes) in chunks of :data:`CHUNK_BYTES`, one short
         transaction each, and read its header row. The import waits for :meth:`start`."""
-        name = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME]
+        base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(c for c in base if c.isprintable())[:MAX_FILENAME] or "upload.csv"
         job_id, _hold = await self._create(name, created_by)
         seq = 0
         lines = 0
@@ -141,6 +144,7 @@ class ImportService:
         slugs = [s.strip() for s in list_slugs if s.strip()] or ["default"]
         if len(slugs) > MAX_LISTS:
             raise ValidationError(f"at most {MAX_LISTS} lists", field="list")
+        check_slugs(slugs)
         async with self.db.transaction() as conn:
             record = await repository.get_import(conn, job_id)
             job = await jobs.get(conn, job_id)
@@ -243,6 +247,14 @@ class ImportService:
         return view.job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+def check_slugs(slugs: Sequence[str]) -> None:
+    """A list slug that cannot exist is refused as unknown before any query."""
+    bad = [s for s in slugs if not SLUG.fullmatch(s)]
+    if bad:
+        shown = ", ".join(repr(s[:60]) for s in bad[:5])
+        raise ValidationError(f"no list with the slug {shown}", field="list")
+
+
 def _any_role(index: int) -> Role:
     return Role.EMAIL if index == 0 else Role.IGNORE
 
@@ -257,6 +269,8 @@ def _header(first: bytes) -> tuple[list[str], str]:
             header = [cell.strip() for cell in fields(record, delimiter)]
         except ValueError as exc:
             raise ValidationError(f"the header row cannot be read: {exc}", field="file") from None
+        if any("\x00" in cell for cell in header):
+            raise ValidationError("the header row holds a NUL character", field="file")
         if any(header):
             return header, delimiter
         break
