@@ -151,3 +151,25 @@ async def test_bad_bodies_are_400s(
 async def test_a_bad_address_to_remove_is_a_400(client: httpx.AsyncClient, keys: Keys) -> None:
     response = await client.delete(f"{URL}/not-an-address", headers=keys.admin_write)
     assert response.status_code == 400
+
+
+async def test_erasing_a_subscriber_through_the_api(
+    client: httpx.AsyncClient, db: Database, keys: Keys
+) -> None:
+    [reader] = await add_subscribers(db, 1)
+    url = f"/api/v1/subscribers/{reader}/erase"
+    headers = {**keys.editor_write, "Idempotency-Key": str(uuid.uuid4())}
+    erased = await client.post(url, headers=headers)
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {"id": str(reader), "erased": True}
+    assert (await client.post(url, headers=headers)).status_code == 200  # replayed
+    assert (await client.post(url, headers=keys.editor_write)).status_code == 404
+    assert (await client.post(url, headers=keys.editor_read)).status_code == 403
+    rows = await walk(client, keys, search="reader0@example.com")
+    assert [(r["email"], r["reason"], r["removable"]) for r in rows] == [(None, "erased", False)]
+    again = await client.post(
+        "/api/v1/subscribers",
+        json={"email": "READER0@example.com", "name": "Again"},
+        headers=keys.editor_write,
+    )
+    assert again.status_code == 409

@@ -223,3 +223,22 @@ async def unsubscribe_subscriber(subscriber_id: uuid.UUID, state: State) -> Subs
     """Unsubscribe (idempotent): no more emails; the record stays, as after the
     unsubscribe link."""
     return subscriber_json(await _directory(state).unsubscribe(subscriber_id))
+
+
+class Erased(BaseModel):
+    id: uuid.UUID
+    erased: bool = Field(description="True: gone, the address kept only as an erased key.")
+
+
+@router.post(
+    "/{subscriber_id}/erase",
+    response_model=Erased,
+    **operation(Access.WRITE, errors=(400, 404), idempotent=True),
+)
+async def erase_subscriber(subscriber_id: uuid.UUID, state: State) -> Erased:
+    """Erase (a reader's request to be forgotten): the subscriber is deleted with their
+    lists and consent records, their address leaves the delivery history, and it is kept
+    only as an ``erased`` suppression key, so no import, sign-up or API create brings it
+    back. ``404`` for an unknown (or already erased) id."""
+    await _directory(state).erase(subscriber_id)
+    return Erased(id=subscriber_id, erased=True)
