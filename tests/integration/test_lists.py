@@ -492,3 +492,36 @@ async def test_the_list_page_shows_its_members_by_status_in_pages(
     for bad in ("status=gone", "after=nope"):
         refused = await admin_client.get(f"/admin/lists/{lst.id}?{bad}")
         assert refused.status_code == 400
+
+
+async def test_the_public_page_and_the_snippet_sign_up_to_their_list(
+    client: httpx.AsyncClient, service: ListService, db: Database
+) -> None:
+    garden = await service.create(ListDraft.parse(name="Garden", slug="garden"))
+    page = await client.get("/l/garden")
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page.text))
+    assert set(fields) == {"csrf_token", "list", "source"}
+    sent = await client.post(
+        "/subscriptions", data={**fields, "name": "Ada", "email": "ada@example.com"}
+    )
+    assert sent.status_code == 200, sent.text
+    snippet = service.snippet(garden)
+    embedded = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', snippet))
+    sent = await client.post(
+        "/subscriptions",
+        data={**embedded, "name": "Bo", "email": "bo@example.com"},
+        headers={"Origin": "https://blog.example", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert sent.status_code == 200, sent.text
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT s.email, l.slug, m.status, m.source FROM list_memberships m"
+            " JOIN lists l ON l.id = m.list_id JOIN subscriptions s ON s.id = m.subscriber_id"
+            " ORDER BY s.email, l.slug"
+        )
+    assert [tuple(r) for r in rows] == [
+        ("ada@example.com", "garden", "pending_confirmation", "form:l/garden"),
+        ("bo@example.com", "garden", "pending_confirmation", "form"),
+    ]
+    counts = (await service.get(garden.id)).counts
+    assert (counts.pending, counts.confirmed) == (2, 0)
