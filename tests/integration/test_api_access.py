@@ -33,6 +33,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/subscribers/{subscriber_id}"): Access.READ,
     ("PATCH", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
     ("DELETE", "/api/v1/subscribers/{subscriber_id}"): Access.WRITE,
+    ("POST", "/api/v1/subscribers/{subscriber_id}/erase"): Access.WRITE,
     ("GET", "/api/v1/issues"): Access.READ,
     ("POST", "/api/v1/issues"): Access.WRITE,
     ("GET", "/api/v1/issues/{issue_id}"): Access.READ,
