@@ -344,3 +344,30 @@ async def test_a_count_that_takes_too_long_is_cut_short_and_said(
         await blocker.close()
     assert preview.status_code == 200, preview.text
     assert preview.json() == {"count": None, "sample": None}
+
+
+async def test_racing_creates_of_one_name_make_one_segment(
+    client: httpx.AsyncClient, keys: Keys, db: Database
+) -> None:
+    body = {"name": "Race", "filter": PARIS}
+    responses = await asyncio.gather(
+        *(client.post(URL, json=body, headers=keys.editor_write) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 7
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM segments") == 1
+
+
+async def test_a_repeated_create_with_its_idempotency_key_replays(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    headers = {**keys.editor_write, "Idempotency-Key": "seg-1"}
+    body = {"name": "Once", "filter": PARIS}
+    first = await client.post(URL, json=body, headers=headers)
+    again = await client.post(URL, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other = await client.post(URL, json={**body, "name": "Twice"}, headers=headers)
+    assert other.status_code == 422
+    listed = await client.get(URL, headers=keys.editor_read)
+    assert [s["name"] for s in listed.json()["items"]] == ["Once"]
