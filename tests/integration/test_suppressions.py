@@ -16,7 +16,8 @@ from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
 from herald.suppressions.domain import Cursor, Filter, Reason
 from herald.suppressions.service import PAGE_SIZE, SuppressionList
-from tests.support.newsletters import CSRF, add_subscribers, publish_now
+from tests.support.newsletters import CSRF, add_subscribers, drain, issue_worker, publish_now
+from tests.support.queue import RecordingProvider
 
 CONTENT = IssueContent.parse(title="Weekly", text_content="Hello {{ subscriber.name }}")
 
@@ -57,6 +58,24 @@ async def test_a_suppressed_address_gets_no_issue(db: Database, settings: Settin
         "reader0@example.com",
         "reader2@example.com",
     ]
+
+
+async def test_an_address_suppressed_after_the_fan_out_is_not_sent_to(
+    db: Database, settings: Settings
+) -> None:
+    await add_subscribers(db, 3)
+    service = IssueService(db, settings)
+    issue_id = await service.create_draft(CONTENT, None)
+    assert await publish_now(service, issue_id) == 3  # queued for all three
+    await SuppressionList(db).add("reader2@example.com", Reason.COMPLAINT)
+    provider = RecordingProvider()
+    await drain(issue_worker(db, settings, provider))
+    assert sorted(provider.sent) == ["reader0@example.com", "reader1@example.com"]
+    async with db.connection() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM deliveries WHERE recipient = 'reader2@example.com'"
+        )
+    assert status == "suppressed"
 
 
 async def test_adding_is_idempotent_and_a_stronger_reason_wins(db: Database) -> None:
