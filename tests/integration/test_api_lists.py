@@ -133,6 +133,11 @@ async def test_the_default_list(client: httpx.AsyncClient, keys: Keys) -> None:
         headers=keys.editor_write,
     )
     assert same.status_code == 200
+    single = await client.patch(
+        f"{URL}/{default['id']}", json={"opt_in": "single"}, headers=keys.editor_write
+    )
+    assert single.status_code == 400
+    assert single.json()["errors"][0]["field"] == "opt_in"
     gone = await client.delete(f"{URL}/{default['id']}", headers=keys.editor_write)
     assert gone.status_code == 409
     assert gone.headers["content-type"].startswith(PROBLEM)

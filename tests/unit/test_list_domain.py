@@ -143,7 +143,10 @@ def test_the_default_list_keeps_its_slug() -> None:
     with pytest.raises(ValidationError) as caught:
         check_change(default, ListDraft.parse(name="Newsletter", slug="main"))
     assert caught.value.field == "slug"
-    check_change(_list(), ListDraft.parse(name="News", slug="renamed"))
+    with pytest.raises(ValidationError) as caught:
+        check_change(default, ListDraft.parse(name="Newsletter", slug="default", opt_in="single"))
+    assert caught.value.field == "opt_in"
+    check_change(_list(), ListDraft.parse(name="News", slug="renamed", opt_in="single"))
 
 
 def test_mailed_needs_both_confirmations() -> None:

@@ -232,11 +232,17 @@ class NewsList:
 
 
 def check_change(current: NewsList, wanted: ListDraft) -> None:
-    """The default list keeps its slug (every form without a ``list`` field names it)."""
+    """The default list keeps its slug (every form without a ``list`` field names it) and
+    its double opt-in (a sign-up to it gets a confirmation email: contract §4)."""
     if current.is_default and wanted.slug != current.slug:
         raise ValidationError(
             f"the default list's slug cannot change: sign-ups without a list join '{DEFAULT_SLUG}'",
             field="slug",
+        )
+    if current.is_default and wanted.opt_in is not OptIn.DOUBLE:
+        raise ValidationError(
+            "the default list stays double opt-in: every sign-up to it gets a confirmation email",
+            field="opt_in",
         )
 
 
