@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from herald.core.errors import ValidationError
-from herald.segments.builder import Builder, Field, Row
+from herald.segments.builder import Builder, Field, Row, describe
 
 FORM = {
     "name": "N",
@@ -112,3 +112,14 @@ def test_rows_are_added_and_removed_within_limits() -> None:
     assert len(builder.without_row(3).rows) == 49
     with pytest.raises(ValidationError, match="unknown field"):
         Builder.from_form({"field_0": "password"})
+
+
+def test_a_filter_in_words() -> None:
+    assert describe(FILTER) == (
+        "status is not unsubscribed or is not a confirmed member of news or age is one of "
+        "1, 2.5, -3 or signed up before 2026-01-31 or email domain is example.com or vip is set"
+    )
+    assert describe({"created_at": {"within_days": 7}}) == "signed up within the last 7 days"
+    assert describe({"all": [{"any": [{"status": ["confirmed"]}]}]}) == (
+        "1 condition in nested groups"
+    )

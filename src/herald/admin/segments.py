@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import Conflict, NotFound, ValidationError
-from herald.segments.builder import FIELD_LABELS, OPS, TYPES, Builder, Field
+from herald.segments.builder import FIELD_LABELS, OPS, TYPES, Builder, Field, describe
 from herald.segments.domain import MAX_CONDITIONS
 from herald.segments.saved import to_json
 from herald.segments.service import TOO_SLOW, Preview, SegmentService
@@ -45,7 +45,9 @@ def _service(state: State) -> SegmentService:
 
 @router.get("/segments", response_class=HTMLResponse)
 async def list_segments(request: Request, state: State) -> Response:
-    return page(request, "admin/segments.html", segments=await _service(state).all())
+    segments = await _service(state).all()
+    summaries = {s.id: describe(to_json(s.filter)) for s in segments}
+    return page(request, "admin/segments.html", segments=segments, summaries=summaries)
 
 
 @router.get("/segments/new", response_class=HTMLResponse)

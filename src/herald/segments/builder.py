@@ -19,7 +19,7 @@ from typing import Any
 
 from herald.core.errors import ValidationError
 from herald.segments.domain import MAX_CONDITIONS, STATUSES, Op, ValueType, parse_filter
-from herald.segments.saved import to_json
+from herald.segments.saved import conditions, to_json
 
 
 class Field(StrEnum):
@@ -152,6 +152,33 @@ class Builder:
         except ValidationError as exc:
             message = _PLACE.sub(lambda m: f"Condition {int(m.group(1)) + 1}:", exc.message)
             raise ValidationError(message.removeprefix("filter: "), field="filter") from None
+
+
+def describe(raw: dict[str, Any]) -> str:
+    """A filter in a line of words, for lists: its rows joined by "and"/"or", or, for one
+    the rows cannot show, how many conditions it holds."""
+    builder = Builder.from_filter("", raw)
+    if builder.mode == "json":
+        count = conditions(parse_filter(raw))
+        return f"{count} condition{'s' if count != 1 else ''} in nested groups"
+    joiner = " and " if builder.match == "all" else " or "
+    return joiner.join(_words(row) for row in builder.rows)
+
+
+def _words(row: Row) -> str:
+    op = dict(OPS[row.field]).get(row.op, row.op)
+    if row.field is Field.ATTRIBUTE:
+        value = "" if row.op == Op.EXISTS else f" {row.value}"
+        return f"{row.key} {op}{value}"
+    if row.field is Field.STATUS:
+        return f"status {op} {row.value.replace('_confirmation', '')}"
+    if row.field is Field.CREATED:
+        if row.op == "within_days":
+            return f"signed up within the last {row.value} days"
+        return f"signed up {op} {row.value[:10]}"
+    if row.field is Field.DOMAIN:
+        return f"email domain {op} {row.value}"
+    return f"{op} {row.value}"
 
 
 def _fail(i: int, message: str) -> ValidationError:
