@@ -5,7 +5,8 @@ light and dark.
 
 Screenshots go to a folder the test prints, with a copy in /tmp/herald-screens-segments.
 The camera of tests/support/browser.py checks each page: no CSP violation, console error,
-foreign host, or anything wider than a phone.
+foreign host, or anything wider than a phone; and axe-core (when the npm registry gives
+it, as in tests/e2e/test_accessibility.py) finds no serious or critical violation.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.core.db import Database
+from tests.e2e.test_accessibility import Auditor
+from tests.support.axe import AxeUnavailable, axe_source
 from tests.support.browser import Camera, camera_page, chromium, herald_up, require_browser, sign_in
 
 HUMAN_COPY = Path("/tmp/herald-screens-segments")  # noqa: S108 - for a human to look at
@@ -45,9 +49,26 @@ async def seed(db: Database) -> uuid.UUID:
     return ids[0]
 
 
+@dataclass
+class Lens:
+    """The camera, and axe when it could be fetched."""
+
+    camera: Camera
+    auditor: Auditor | None
+
+    async def shoot(self, page: Any, name: str) -> None:
+        await self.camera.shoot(page, name)
+        if self.auditor is not None:
+            await self.auditor.audit(page, name)
+
+
 @pytest.mark.slow
 async def test_segment_pages_in_a_browser(database_url: str, db: Database, tmp_path: Path) -> None:
     playwright_api = require_browser()
+    try:
+        auditor: Auditor | None = Auditor(axe_source())
+    except AxeUnavailable:
+        auditor = None
     reader = await seed(db)
     async with herald_up(database_url, tmp_path / "up.log", "herald-segment-screens-") as herald:
         camera = Camera(tmp_path / "screens", herald.port)
@@ -55,21 +76,24 @@ async def test_segment_pages_in_a_browser(database_url: str, db: Database, tmp_p
             context = await browser.new_context(base_url=herald.base_url)
             page = await camera_page(context, camera)
             await sign_in(page, "admin", herald.password)
-            await builder(page, camera)
-            await attributes(page, camera, reader)
+            lens = Lens(camera, auditor)
+            await builder(page, lens)
+            await attributes(page, lens, reader)
     camera.copy_for_a_human(HUMAN_COPY)
     # Asked for on purpose: the refused condition (400).
     expected = re.compile(r"/admin/segments/new: console error: .* 400 ")
     problems = [problem for problem in camera.problems if not expected.search(problem)]
     assert problems == [], "\n".join(problems)
     assert camera.foreign_hosts() == set(), camera.requested
+    if auditor is not None:
+        assert auditor.problems == [], "\n".join(auditor.problems)
 
 
-async def builder(p: Any, camera: Camera) -> None:
+async def builder(p: Any, lens: Lens) -> None:
     await p.goto("/admin/dashboard")
     await p.click("nav.mainnav >> text=Segments")
     await p.wait_for_url("**/admin/segments")
-    await camera.shoot(p, "segments-empty")
+    await lens.shoot(p, "segments-empty")
 
     await p.click("text=New segment")
     await p.wait_for_url("**/admin/segments/new")
@@ -86,7 +110,7 @@ async def builder(p: Any, camera: Camera) -> None:
     await p.fill("#value_2", "thirty")
     await p.click("main button[value=preview]:not(.visually-hidden)")
     await p.wait_for_selector("text=is not a number")
-    await camera.shoot(p, "segment-refused")
+    await lens.shoot(p, "segment-refused")
 
     await p.fill("#value_2", "30")
     await p.select_option("#new_field", "email_domain")
@@ -95,12 +119,12 @@ async def builder(p: Any, camera: Camera) -> None:
     await p.press("#value_2", "Enter")  # Enter previews: it never removes a row
     await p.wait_for_selector("text=Matches 7 subscribers")
     assert await p.locator("li.condition-row").count() == 3
-    await camera.shoot(p, "segment-preview")
+    await lens.shoot(p, "segment-preview")
 
     await p.click("button[value=save]")
     await p.wait_for_url(re.compile(r".*/admin/segments/[0-9a-f-]{36}$"))
     assert "The segment has been saved." in await p.text_content("main")
-    await camera.shoot(p, "segment-saved")
+    await lens.shoot(p, "segment-saved")
 
     await p.goto("/admin/segments/new")
     await p.fill("#name", "Paris or VIPs on example.org")
@@ -119,18 +143,18 @@ async def builder(p: Any, camera: Camera) -> None:
     await p.fill("#json_text", json.dumps(nested, indent=2))
     await p.click("button[value=json]")
     await p.wait_for_selector("text=nested groups")
-    await camera.shoot(p, "segment-json")
+    await lens.shoot(p, "segment-json")
     await p.click("button[value=save]")
     await p.wait_for_url(re.compile(r".*/admin/segments/[0-9a-f-]{36}$"))
     await p.goto("/admin/segments")
     assert await p.locator("table tbody tr").count() == 2
-    await camera.shoot(p, "segments")
+    await lens.shoot(p, "segments")
 
 
-async def attributes(p: Any, camera: Camera, reader: uuid.UUID) -> None:
+async def attributes(p: Any, lens: Lens, reader: uuid.UUID) -> None:
     await p.goto(f"/admin/subscribers/{reader}")
     assert "Paris" in await p.input_value("#attributes")
     await p.fill("#attributes", '{"city": "Lyon", "plan": "pro"}')
     await p.click("text=Save attributes")
     await p.wait_for_selector("text=The attributes have been saved.")
-    await camera.shoot(p, "subscriber-attributes")
+    await lens.shoot(p, "subscriber-attributes")
