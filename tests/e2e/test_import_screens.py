@@ -59,6 +59,7 @@ async def test_an_import_in_a_browser(database_url: str, db: Database, tmp_path:
 
 async def walk(p: Any, camera: Camera, file: Path, tmp_path: Path) -> None:
     await p.goto("/admin/subscribers")
+    await camera.shoot(p, "subscribers-links")
     await p.click("text=Import a CSV")
     await p.wait_for_url("**/admin/subscribers/import")
     await camera.shoot(p, "import-upload")
