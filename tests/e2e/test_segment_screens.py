@@ -125,6 +125,10 @@ async def builder(p: Any, lens: Lens) -> None:
     await p.wait_for_url(re.compile(r".*/admin/segments/[0-9a-f-]{36}$"))
     assert "The segment has been saved." in await p.text_content("main")
     await lens.shoot(p, "segment-saved")
+    await p.click("text=Every subscriber of this segment")
+    await p.wait_for_url(re.compile(r".*/subscribers$"))
+    assert await p.locator("tbody tr").count() == 7
+    await lens.shoot(p, "segment-subscribers")
 
     await p.goto("/admin/segments/new")
     await p.fill("#name", "Paris or VIPs on example.org")

@@ -276,3 +276,48 @@ async def test_the_subscriber_page_shows_and_edits_attributes(
         assert (
             await conn.fetchval("SELECT attributes FROM subscriptions WHERE id = $1", sid) == "{}"
         )
+
+
+async def test_a_segments_subscribers_page_by_page(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO subscriptions (id, email, name, status, created_at, attributes)"
+            " VALUES ($1, $2, 'R', 'confirmed', now() - make_interval(mins => $3), $4::jsonb)",
+            [
+                (uuid.uuid4(), f"p{n}@example.com", n, json.dumps({"city": "Paris"}))
+                for n in range(60)
+            ]
+            + [(uuid.uuid4(), "lyon@example.com", 0, json.dumps({"city": "Lyon"}))],
+        )
+    token = await _csrf(admin_client)
+    saved = await admin_client.post(
+        f"{LIST}/new",
+        data={
+            "csrf_token": token,
+            "name": "Paris",
+            "field_0": "attribute",
+            "key_0": "city",
+            "op_0": "eq",
+            "type_0": "string",
+            "value_0": "Paris",
+            "action": "save",
+        },
+    )
+    url = saved.headers["location"]
+    assert "Every subscriber of this segment" in (await admin_client.get(url)).text
+    first = await admin_client.get(f"{url}/subscribers")
+    assert first.status_code == 200
+    assert "city equals Paris" in first.text
+    assert first.text.count('href="/admin/subscribers/') == 50
+    assert "p0@example.com" in first.text
+    assert "lyon@example.com" not in first.text
+    older = re.search(r'href="([^"]+/subscribers\?after=[^"]+)"', first.text)
+    assert older
+    second = await admin_client.get(older.group(1).replace("&amp;", "&"))
+    assert second.text.count('href="/admin/subscribers/') == 10
+    assert "p59@example.com" in second.text
+    assert "Older subscribers &rarr;" not in second.text
+    bad = await admin_client.get(f"{url}/subscribers", params={"after": "garbage"})
+    assert bad.status_code == 400

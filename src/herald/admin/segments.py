@@ -10,8 +10,9 @@ condition (a redirect would lose what was typed).
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -21,6 +22,7 @@ from herald.segments.builder import FIELD_LABELS, OPS, TYPES, Builder, Field, de
 from herald.segments.domain import MAX_CONDITIONS
 from herald.segments.saved import to_json
 from herald.segments.service import TOO_SLOW, Preview, SegmentService
+from herald.subscriptions.listing import Cursor
 from herald.web import csrf, flash
 from herald.web.errors import form_errors
 from herald.web.forms import read_form
@@ -32,6 +34,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 LIST = "/admin/segments"
 MAX_FIELDS = MAX_CONDITIONS * 5 + 20
+PAGE_SIZE = 50
 STATUS_CHOICES = [
     ("confirmed", "confirmed"),
     ("pending_confirmation", "pending"),
@@ -63,6 +66,32 @@ async def show_segment(request: Request, state: State, segment_id: uuid.UUID) ->
     builder = Builder.from_filter(segment.name, to_json(segment.filter))
     preview = await service.preview(segment.filter)
     return await _builder_page(request, state, builder, segment_id, preview=preview)
+
+
+@router.get("/segments/{segment_id}/subscribers", response_class=HTMLResponse)
+async def segment_subscribers(
+    request: Request,
+    state: State,
+    segment_id: uuid.UUID,
+    after: Annotated[str, Query(max_length=80)] = "",
+) -> Response:
+    """Everyone the segment selects now, newest first, a keyset page at a time."""
+    start = Cursor.parse(after) if after else None
+    service = _service(state)
+    segment = await service.get(segment_id)
+    members, more = await service.members(
+        segment_id, (start.created_at, uuid.UUID(str(start.id))) if start else None, PAGE_SIZE
+    )
+    older = str(Cursor(members[-1].created_at, members[-1].id)) if more and members else ""
+    return page(
+        request,
+        "admin/segment_subscribers.html",
+        segment=segment,
+        summary=describe(to_json(segment.filter)),
+        members=members,
+        older=older,
+        paged=bool(after),
+    )
 
 
 @router.post("/segments/new")
