@@ -48,14 +48,50 @@ LEFT JOIN target AS t ON true
 
 -- name: page
 -- One keyset page, newest first, after the cursor ($1 created_at, $2 address_key), on the
--- suppressions_created index. Filters, each NULL for none: $3 a reason; $4 a text the kept
--- address contains (a walk of the index: ~1 s at 1M rows for a rare text; a whole
--- address goes to by_address instead).
+-- suppressions_created index; $3 a reason or NULL for all; $4 NULL (the searches, the
+-- same parameters: contains_recent, contains, by_address).
 SELECT address_key, email, reason, source, created_at
 FROM suppressions
 WHERE (created_at, address_key) < ($1::timestamptz, $2::bytea)
   AND ($3::text IS NULL OR reason = $3::text)
   AND ($4::text IS NULL OR strpos(lower(email), lower($4::text)) > 0)
+ORDER BY created_at DESC, address_key DESC
+LIMIT $5::integer
+
+-- name: contains_recent
+-- A search's first try: walk the newest $6 rows after the cursor and keep those whose
+-- address contains $4. A common text fills its page within a few rows (0.2 ms at 1M
+-- suppressions); fewer than $5 back, the caller asks contains (the trigram index).
+SELECT address_key, email, reason, source, created_at
+FROM (
+    SELECT address_key, email, reason, source, created_at
+    FROM suppressions
+    WHERE (created_at, address_key) < ($1::timestamptz, $2::bytea)
+      AND ($3::text IS NULL OR reason = $3::text)
+    ORDER BY created_at DESC, address_key DESC
+    LIMIT $6::integer
+) AS recent
+WHERE strpos(lower(email), lower($4::text)) > 0
+ORDER BY created_at DESC, address_key DESC
+LIMIT $5::integer
+
+-- name: contains
+-- A search through suppressions_email_trigrams (migration 0024): every kept address
+-- holding all of the text's trigrams (MATERIALIZED: found by the index, never by walking
+-- the list), checked with strpos, then sorted. Fast when the text is rare, which it is
+-- when the first try came back short. (A text under three characters has no trigram:
+-- every kept row is a candidate, as a scan would have read anyway.)
+WITH candidates AS MATERIALIZED (
+    SELECT address_key, email, reason, source, created_at
+    FROM suppressions
+    WHERE herald_trigrams(lower(email)) @> herald_trigrams(lower($4::text))
+      AND email IS NOT NULL
+      AND strpos(lower(email), lower($4::text)) > 0
+)
+SELECT address_key, email, reason, source, created_at
+FROM candidates
+WHERE (created_at, address_key) < ($1::timestamptz, $2::bytea)
+  AND ($3::text IS NULL OR reason = $3::text)
 ORDER BY created_at DESC, address_key DESC
 LIMIT $5::integer
 

@@ -51,18 +51,40 @@ async def remove(conn: Connection, email: str) -> Removal:
     return Removal(_row(row), bool(row["removed"]))
 
 
-async def page(
-    conn: Connection, where: Filter, after: Cursor, limit: int, *, address: bool = False
+async def page(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
+    """A page of ``where`` without a text."""
+    return await _fetch(conn, Q["page"], where, after, limit)
+
+
+async def by_address(
+    conn: Connection, where: Filter, after: Cursor, limit: int
 ) -> list[Suppression]:
-    """A page of ``where``; with ``address``, its query is a whole (normalised) address,
-    looked up by its key."""
+    """The row of the whole (normalised) address ``where.query``, by its key."""
+    return await _fetch(conn, Q["by_address"], where, after, limit)
+
+
+async def containing(
+    conn: Connection, where: Filter, after: Cursor, limit: int, *, walk: int
+) -> list[Suppression]:
+    """The rows whose kept address contains ``where.query``: the newest ``walk`` rows
+    first, then, if they hold fewer than ``limit``, the trigram index."""
+    rows = await _fetch(conn, Q["contains_recent"], where, after, limit, walk)
+    if len(rows) < limit:
+        rows = await _fetch(conn, Q["contains"], where, after, limit)
+    return rows
+
+
+async def _fetch(
+    conn: Connection, query: str, where: Filter, after: Cursor, limit: int, *extra: int
+) -> list[Suppression]:
     rows = await conn.fetch(
-        Q["by_address"] if address else Q["page"],
+        query,
         after.created_at,
         after.key,
         where.reason.value if where.reason else None,
         where.query or None,
         limit,
+        *extra,
     )
     return [_row(row) for row in rows]
 

@@ -17,6 +17,8 @@ from herald.suppressions.domain import Cursor, Filter, Reason, Suppression, sour
 log = get_logger("herald.suppressions")
 
 PAGE_SIZE = 50
+# A search walks this many newest rows before it asks the trigram index (queries.sql).
+RECENT_WALK = 2000
 ERASED_REFUSAL = (
     "this address was erased at the reader's request: its suppression cannot be lifted "
     "(Herald no longer knows the address, and the reader asked to be forgotten)"
@@ -48,10 +50,12 @@ def whole_address(query: str) -> str | None:
 async def _rows(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
     """A search for a whole address finds its row by key (kept or erased: an erased row has
     no address to contain the text); any other text is looked for in the kept addresses."""
+    if not where.query:
+        return await repository.page(conn, where, after, limit)
     address = whole_address(where.query)
     if address is not None:
-        where = Filter(where.reason, address)
-    return await repository.page(conn, where, after, limit, address=address is not None)
+        return await repository.by_address(conn, Filter(where.reason, address), after, limit)
+    return await repository.containing(conn, where, after, limit, walk=RECENT_WALK)
 
 
 @dataclass(frozen=True)
