@@ -235,3 +235,36 @@ async def test_the_kept_counts_follow_every_change(db: Database) -> None:
     }
     assert counts[Reason.ERASED] == 2
     assert counts[Reason.COMPLAINT] == 0
+
+
+async def test_a_search_finds_the_same_rows_by_walk_and_by_index(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason, created_at)"
+            " SELECT herald_address_key(e), e, 'manual', now() - make_interval(secs => n)"
+            " FROM (SELECT n, CASE WHEN n % 9 = 0 THEN 'Rare.' ELSE 'p' END || n"
+            "              || '@example.com' AS e FROM generate_series(1, 300) AS n) AS x"
+        )
+    from herald.suppressions import service
+
+    suppressions = SuppressionList(db)
+
+    async def walk(query: str) -> list[str | None]:
+        seen: list[str | None] = []
+        after = ""
+        while True:
+            found = await suppressions.page(Filter.parse(q=query), after=after)
+            seen += [r.email for r in found.rows]
+            if found.older is None:
+                return seen
+            after = str(found.older)
+
+    by_walk = {q: await walk(q) for q in ("rare.", "E.1", "@EXAMPLE", "zzz", "9@")}
+    monkeypatch.setattr(service, "RECENT_WALK", 3)  # the index answers instead
+    for query, rows in by_walk.items():
+        assert await walk(query) == rows, query
+    assert len(by_walk["rare."]) == 33
+    assert len(by_walk["@EXAMPLE"]) == 300
+    assert by_walk["zzz"] == []
