@@ -142,6 +142,8 @@ async def test_old_subscriptions_join_the_default_list_with_their_status(
         )
         == 1
     ), "a reader of this release keeps the lists chosen"
+    assert await conn.fetchval("SELECT name FROM backfills") == "default_list"
+    await conn.execute("DELETE FROM jobs")  # housekeeping, 30 days later
     assert await enqueue_when_needed(db) is None, "done once: never again"
 
 
@@ -152,6 +154,9 @@ async def test_nothing_to_do_enqueues_nothing(db: Database, conn: asyncpg.Connec
         uuid.uuid4(),
     )  # the trigger made its membership
     assert await enqueue_when_needed(db) is None
+    assert await conn.fetchval("SELECT name FROM backfills") == "default_list", "remembered"
+    await old_subscriptions(conn, ["confirmed"])  # cannot happen: older than the lists
+    assert await enqueue_when_needed(db) is None, "no walk once finished"
 
 
 async def test_many_workers_starting_together_enqueue_one_job(
@@ -326,3 +331,9 @@ async def test_a_million_subscriptions_while_the_previous_release_changes_status
     assert done.done + done.skipped == total
     assert await mismatches(conn) == 0
     assert await conn.fetchval("SELECT count(*) FROM list_memberships") == total
+    # A worker's start-up check once housekeeping has deleted the finished job (30 days
+    # on): the backfills row answers it.
+    await conn.execute("DELETE FROM jobs WHERE id = $1", job.id)
+    checking = time.perf_counter()
+    assert await enqueue_when_needed(db) is None
+    print(f"start-up check once finished: {(time.perf_counter() - checking) * 1000:.1f} ms")

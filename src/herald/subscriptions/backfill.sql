@@ -2,27 +2,37 @@
 -- One check at a time across every worker that starts (transaction-scoped).
 SELECT pg_advisory_xact_lock(hashtext('herald.subscriptions.default_list_backfill'))
 
--- name: backfill_needed
--- Whether to enqueue the backfill job ($1 its kind): none queued or running, none ever
--- finished (a finished one reached every subscription there was), and some subscription
--- from before migration 0018 (created no later than the default list) is not in it.
--- Also the estimate of its work: the table's planner count (no scan).
-SELECT NOT EXISTS (
-           SELECT 1 FROM jobs
-           WHERE kind = $1::text AND status IN ('queued', 'running', 'done')
-       )
-       AND EXISTS (
-           SELECT 1
-           FROM subscriptions AS s
-           JOIN lists AS l ON l.slug = 'default'
-           WHERE s.created_at <= l.created_at
-             AND NOT EXISTS (
-                 SELECT 1 FROM list_memberships AS m
-                 WHERE m.list_id = l.id AND m.subscriber_id = s.id
-             )
-       ) AS needed,
+-- name: backfill_state
+-- Where the backfill stands: finished (its row in ``backfills``, migration 0025), a job
+-- of its kind ($1) queued or running, and the estimate of its work (the table's planner
+-- count: no scan).
+SELECT EXISTS (SELECT 1 FROM backfills WHERE name = 'default_list') AS finished,
+       EXISTS (
+           SELECT 1 FROM jobs WHERE kind = $1::text AND status IN ('queued', 'running')
+       ) AS open,
        (SELECT greatest(reltuples, 0)::bigint FROM pg_class
         WHERE oid = 'subscriptions'::regclass) AS estimate
+
+-- name: backfill_missing
+-- Whether some subscription from before migration 0018 (created no later than the
+-- default list) is not in the default list. Quick when one is; walks them all when none
+-- is, which is why a finished backfill is remembered (backfill_finished).
+SELECT EXISTS (
+    SELECT 1
+    FROM subscriptions AS s
+    JOIN lists AS l ON l.slug = 'default'
+    WHERE s.created_at <= l.created_at
+      AND NOT EXISTS (
+          SELECT 1 FROM list_memberships AS m
+          WHERE m.list_id = l.id AND m.subscriber_id = s.id
+      )
+)
+
+-- name: backfill_finished
+-- Every subscription from before migration 0018 is in the default list: for good (they
+-- are all older than the migration), so no worker looks again.
+INSERT INTO backfills (name) VALUES ('default_list')
+ON CONFLICT (name) DO NOTHING
 
 -- name: backfill_batch
 -- One step: the next $2 subscriptions by primary key after $1, locked FOR SHARE (a

@@ -22,12 +22,23 @@ class Batch:
 
 
 async def needed(conn: Connection, kind: str) -> tuple[bool, int]:
-    """(whether to enqueue the job, an estimate of the subscriptions to walk); takes a
-    transaction-scoped lock so that workers starting together check one at a time."""
+    """(whether to enqueue the job, an estimate of the subscriptions to walk). Takes a
+    transaction-scoped lock so that workers starting together check one at a time; when
+    nothing is missing, remembers that the backfill is finished."""
     await conn.execute(Q["backfill_lock"])
-    row = await conn.fetchrow(Q["backfill_needed"], kind)
-    assert row is not None
-    return bool(row["needed"]), int(row["estimate"])
+    state = await conn.fetchrow(Q["backfill_state"], kind)
+    assert state is not None
+    estimate = int(state["estimate"])
+    if state["finished"] or state["open"]:
+        return False, estimate
+    if not await conn.fetchval(Q["backfill_missing"]):
+        await finished(conn)
+        return False, estimate
+    return True, estimate
+
+
+async def finished(conn: Connection) -> None:
+    await conn.execute(Q["backfill_finished"])
 
 
 async def batch(conn: Connection, after: uuid.UUID, size: int) -> Batch:
