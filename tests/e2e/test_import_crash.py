@@ -110,3 +110,63 @@ async def test_an_import_killed_midway_is_finished_by_another_worker_exactly_onc
         "recipients": ROWS,
     }
     assert "job finished" in (tmp_path / "b.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+async def test_the_cli_imports_beside_a_worker_and_a_killed_cli_leaves_the_rest_to_it(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    """``herald subscribers import`` with a worker running: they share the job (whichever
+    holds the lease runs a step); the CLI SIGKILLed mid-way, the worker finishes the import
+    exactly once. A second CLI run of the same file then only updates."""
+    async with db.connection() as conn:
+        await conn.execute(SLOW_STEPS)
+    source = tmp_path / "readers.csv"
+    with source.open("wb") as out:
+        async for piece in csv_file():
+            out.write(piece)
+    env = herald_env(
+        HERALD_DATABASE_URL=database_url,
+        HERALD_DATA_DIR=str(tmp_path / "data"),
+        HERALD_SECRET_KEY="k" * 48,
+        HERALD_BASE_URL="http://herald.test",
+        HERALD_DELIVERY__LEASE_SECONDS="5",
+        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.1",
+    )
+    args = ("subscribers", "import", str(source), "--list", "default", "--mode", "confirmed")
+    async with herald_process("worker", env=env, log_path=tmp_path / "worker.log") as worker:
+        async with herald_process(*args, env=env, log_path=tmp_path / "cli.log") as cli:
+
+            async def started() -> bool:
+                async with db.connection() as conn:
+                    done = await conn.fetchval(
+                        "SELECT done FROM jobs WHERE kind = 'subscribers.import'"
+                    )
+                return bool(done) and done >= 5000
+
+            await wait_until(started, timeout=120, interval=0.05)
+            cli.send_signal(signal.SIGKILL)
+            assert await wait_exit(cli, 10) == -signal.SIGKILL
+
+        async def finished() -> bool:
+            async with db.connection() as conn:
+                status = await conn.fetchval(
+                    "SELECT status FROM jobs WHERE kind = 'subscribers.import'"
+                )
+            return status == "done"
+
+        await wait_until(finished, timeout=180, interval=0.1)
+        async with herald_process(*args, env=env, log_path=tmp_path / "again.log") as again:
+            assert await wait_exit(again, 120) == 0
+        worker.send_signal(signal.SIGTERM)
+        assert await wait_exit(worker, 30) == 0
+    async with db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT i.imported, i.updated, i.skipped, i.rejected FROM imports AS i"
+            " JOIN jobs AS j ON j.id = i.job_id ORDER BY j.created_at"
+        )
+        subscribers = await conn.fetchval("SELECT count(*) FROM subscriptions")
+    assert [tuple(r) for r in rows] == [(ROWS, 0, 0, 0), (0, ROWS, 0, 0)]
+    assert subscribers == ROWS
+    summary = (tmp_path / "again.log").read_text(encoding="utf-8")
+    assert f"0 imported, {ROWS:,} updated, 0 skipped (suppressed), 0 rejected" in summary
