@@ -388,3 +388,29 @@ async def test_an_upload_never_started_is_failed_once_its_hold_runs_out(
 
     with pytest.raises(Conflict):
         await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
+
+
+async def test_opt_in_to_a_new_list_of_a_confirmed_reader_is_confirmed_by_its_link(
+    db: Database, settings: Settings
+) -> None:
+    """A confirmed reader imported (opt-in) into another list: that membership waits, one
+    email goes out, and its link confirms it (the sign-up's confirmation flow)."""
+    import re
+
+    from herald.subscriptions.service import ConfirmOutcome, SubscriptionService
+
+    await add_list(db, "weekly")
+    await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.CONFIRMED)
+    await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.OPT_IN, lists=("weekly",))
+    found = await subscribers(db)
+    assert found["ann@example.com"]["lists"] == ["default:confirmed", "weekly:pending_confirmation"]
+    async with db.connection() as conn:
+        message = await conn.fetchval(
+            "SELECT message::text FROM deliveries WHERE kind = 'confirmation'"
+        )
+    token = re.search(r"subscription_token=([A-Za-z0-9]+)", message)
+    assert token is not None
+    outcome = await SubscriptionService(db, settings).confirm(token.group(1))
+    assert outcome is ConfirmOutcome.CONFIRMED
+    found = await subscribers(db)
+    assert found["ann@example.com"]["lists"] == ["default:confirmed", "weekly:confirmed"]
