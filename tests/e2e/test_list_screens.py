@@ -143,6 +143,14 @@ async def admin_pages(p: Any, camera: Shots, garden: uuid.UUID) -> None:
     assert await p.input_value("#list-slug") == "garden"
     await camera.shoot(p, "list-edit-refused")
 
+    # The default list: its slug is read-only, it stays double opt-in, no delete.
+    await p.goto("/admin/lists")
+    await p.click("table >> text=Newsletter")
+    assert await p.get_attribute("#list-slug", "readonly") is not None
+    assert await p.locator("input[name=opt_in][type=radio]").count() == 0
+    assert await p.locator("text=Delete Newsletter").count() == 0
+    await camera.shoot(p, "list-default")
+
     # The private list: no snippet, a note instead.
     await p.goto("/admin/lists")
     await p.click("text=Members' Briefing")
