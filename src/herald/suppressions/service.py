@@ -47,7 +47,7 @@ def whole_address(query: str) -> str | None:
         return None
 
 
-async def _rows(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
+async def rows_for(conn: Connection, where: Filter, after: Cursor, limit: int) -> list[Suppression]:
     """A search for a whole address finds its row by key (kept or erased: an erased row has
     no address to contain the text); any other text is looked for in the kept addresses."""
     if not where.query:
@@ -95,7 +95,7 @@ class SuppressionList:
         """One page of :data:`PAGE_SIZE`, newest first, after ``after`` (or from the top)."""
         cursor = Cursor.parse(after) if after else Cursor.start()
         async with self.db.transaction() as conn:
-            rows = await _rows(conn, where, cursor, PAGE_SIZE + 1)
+            rows = await rows_for(conn, where, cursor, PAGE_SIZE + 1)
             counts = await repository.counts(conn)
         rows, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         older = Cursor(rows[-1].created_at, rows[-1].key) if more else None
@@ -106,5 +106,5 @@ class SuppressionList:
     ) -> tuple[list[Suppression], bool]:
         """Up to ``limit`` rows after ``after`` (the JSON API's list); whether more follow."""
         async with self.db.connection() as conn:
-            rows = await _rows(conn, where, after or Cursor.start(), limit + 1)
+            rows = await rows_for(conn, where, after or Cursor.start(), limit + 1)
         return rows[:limit], len(rows) > limit
