@@ -46,6 +46,7 @@ __all__ = ["KIND", "ImportJob"]
 CHUNK_BYTES = 1024 * 1024  # an upload is stored in chunks of this size (the last: less)
 PIECE_BYTES = 256 * 1024  # read from a chunk at a time
 BATCH_SIZE = 5000
+EMAILS_AT_ONCE = 250  # opt-in: confirmation emails rendered and written together
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,36 +179,39 @@ class ImportJob:
 
     async def _confirmations(self, conn: Connection, members: list[repository.Written]) -> None:
         """A token and a confirmation email for each new member, as the form's sign-up
-        queues them (rendered here; two statements for the batch)."""
+        queues them: rendered here and written :data:`EMAILS_AT_ONCE` at a time (two
+        statements each), so a batch never holds 5,000 rendered emails (~20 KB each)."""
         if not members:
             return
         design = await design_in(conn, self.settings)
         limits = self.settings.subscriptions
-        hashes: list[bytes] = []
-        messages: list[str] = []
-        for member in members:
-            token = new_confirmation_token()
-            who = NewSubscriber(SubscriberEmail(member.email), SubscriberName(member.name))
-            message = confirmation_email(
-                who,
-                token=token,
-                base_url=self.settings.public_base_url,
-                sender=self.settings.sender,
-                ttl_hours=limits.token_ttl_hours,
-                branding=design.branding,
-                layout_source=design.layout_source,
+        for start in range(0, len(members), EMAILS_AT_ONCE):
+            chunk = members[start : start + EMAILS_AT_ONCE]
+            hashes: list[bytes] = []
+            messages: list[str] = []
+            for member in chunk:
+                token = new_confirmation_token()
+                who = NewSubscriber(SubscriberEmail(member.email), SubscriberName(member.name))
+                message = confirmation_email(
+                    who,
+                    token=token,
+                    base_url=self.settings.public_base_url,
+                    sender=self.settings.sender,
+                    ttl_hours=limits.token_ttl_hours,
+                    branding=design.branding,
+                    layout_source=design.layout_source,
+                )
+                hashes.append(hash_token(token))
+                messages.append(json.dumps(message.to_json()))
+            await repository.enqueue_confirmations(
+                conn,
+                hashes,
+                [m.id for m in chunk],
+                [m.email for m in chunk],
+                messages,
+                ttl_seconds=limits.token_ttl_hours * 3600,
+                max_attempts=self.settings.delivery.max_attempts,
             )
-            hashes.append(hash_token(token))
-            messages.append(json.dumps(message.to_json()))
-        await repository.enqueue_confirmations(
-            conn,
-            hashes,
-            [m.id for m in members],
-            [m.email for m in members],
-            messages,
-            ttl_seconds=limits.token_ttl_hours * 3600,
-            max_attempts=self.settings.delivery.max_attempts,
-        )
 
 
 def _row(mapping: Mapping, record: Record, delimiter: str) -> Row:
