@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -242,3 +243,55 @@ async def test_erase_me_asks_first_then_forgets_the_reader(
         row = await conn.fetchrow("SELECT email, source FROM suppressions")
     assert tuple(row) == (None, "preferences")
     assert (await client.get(f"/preferences?token={token}")).status_code == 404
+
+
+async def test_hostile_forms_are_4xx_never_500(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    [reader] = await add_subscribers(db, 1)
+    url = f"/preferences?token={make_token(settings, reader)}"
+    _, csrf = await open_page(client, url)
+    too_many = [("csrf_token", csrf)] + [("list", "default")] * 1500
+    for data, expected in (
+        (too_many, {400}),
+        ([("csrf_token", csrf), ("list", "x" * 70_000)], {413}),
+        ([("csrf_token", csrf), ("list", "de\x00fault")], {400}),
+        ([("csrf_token", csrf), ("list", "default"), ("list", "default")], {303}),
+    ):
+        response = await client.post(
+            url,
+            content=urlencode(data),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code in expected, (response.status_code, response.text[:200])
+    json_body = await client.post(url, json={"list": ["default"]})
+    assert json_body.status_code in {403, 415}
+
+
+async def test_saving_while_being_erased_never_fails_with_a_500(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    import asyncio
+
+    readers = await add_subscribers(db, 10)
+    await make_list(db, "news")
+    _, csrf = await open_page(client, f"/preferences?token={make_token(settings, readers[0])}")
+
+    async def save(reader: uuid.UUID) -> int:
+        url = f"/preferences?token={make_token(settings, reader)}"
+        return (await client.post(url, data={"csrf_token": csrf, "list": ["news"]})).status_code
+
+    async def erase(reader: uuid.UUID) -> int:
+        token = make_token(settings, reader)
+        response = await client.post(
+            f"/preferences/erase?token={token}", data={"csrf_token": csrf, "confirm": "yes"}
+        )
+        return response.status_code
+
+    results = await asyncio.gather(*(f(r) for r in readers for f in (save, erase)))
+    assert set(results[0::2]) <= {303, 404}
+    assert set(results[1::2]) == {200}
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM subscriptions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM list_memberships") == 0
+        assert await conn.fetchval("SELECT count(*) FROM suppressions WHERE email IS NULL") == 10
