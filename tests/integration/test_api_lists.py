@@ -263,3 +263,17 @@ async def test_read_only_keys_cannot_change_lists(client: httpx.AsyncClient, key
     refused = await client.post(URL, json={"name": "A"}, headers=keys.admin_read)
     assert refused.status_code == 403
     assert (await client.get(URL)).status_code == 401
+
+
+async def test_a_retried_create_makes_one_list(client: httpx.AsyncClient, keys: Keys) -> None:
+    headers = {**keys.editor_write, "Idempotency-Key": "make-weekly"}
+    first, again = [
+        await client.post(URL, json={"name": "Weekly"}, headers=headers) for _ in range(2)
+    ]
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    other = await client.post(URL, json={"name": "Monthly"}, headers=headers)
+    assert other.status_code == 422
+    listed = await client.get(URL, headers=keys.editor_read)
+    assert [item["slug"] for item in listed.json()["items"]] == ["default", "weekly"]
