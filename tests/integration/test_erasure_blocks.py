@@ -52,3 +52,31 @@ async def test_an_erased_address_is_never_created_or_mailed_again(
     )
     assert created.status_code == 409
     assert await counts(db) == (0, 0, 1)
+
+
+async def test_a_re_import_of_an_erased_or_unsubscribed_reader_mails_nobody(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    from herald.imports.domain import Mode
+    from tests.integration.test_imports import run_import
+
+    erin, una = await add_subscribers(db, 2, prefix="reader")
+    token = make_token(settings, erin)
+    page = await client.get(f"/preferences/erase?token={token}")
+    csrf = CSRF.search(page.text)
+    assert csrf
+    await client.post(
+        f"/preferences/erase?token={token}", data={"csrf_token": csrf.group(1), "confirm": "yes"}
+    )
+    gone = await client.post(
+        f"/unsubscribe/one-click?token={make_token(settings, una)}",
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert gone.status_code == 200
+    async with db.connection() as conn:
+        await conn.execute("DELETE FROM subscriptions WHERE id = $1", una)  # even if deleted
+    csv = b"email,name\n READER0@Example.com ,Erin\nreader1@EXAMPLE.com,Una\n"
+    for mode in (Mode.CONFIRMED, Mode.OPT_IN):
+        view = await run_import(db, settings, csv, mode=mode)
+        assert (view.record.counts.imported, view.record.counts.skipped) == (0, 2)
+    assert await counts(db) == (0, 0, 1)
