@@ -414,3 +414,18 @@ async def test_opt_in_to_a_new_list_of_a_confirmed_reader_is_confirmed_by_its_li
     assert outcome is ConfirmOutcome.CONFIRMED
     found = await subscribers(db)
     assert found["ann@example.com"]["lists"] == ["default:confirmed", "weekly:confirmed"]
+
+
+async def test_an_import_whose_list_is_deleted_fails_instead_of_joining_the_default_list(
+    db: Database, settings: Settings
+) -> None:
+    await add_list(db, "gone")
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    view = await service.start(view.job.id, roles=None, list_slugs=["gone"], mode=Mode.CONFIRMED)
+    async with db.connection() as conn:
+        await conn.execute("DELETE FROM lists WHERE slug = 'gone'")
+    ran = await run_now(db, view.job, ImportJob(settings), budget_seconds=30, lease_seconds=30)
+    assert ran.status is JobStatus.FAILED
+    assert "deleted" in (ran.message or "")
+    assert await subscribers(db) == {}

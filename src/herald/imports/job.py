@@ -103,6 +103,10 @@ class ImportJob:
         if record is None or record.uploaded_at is None or record.columns is None:
             raise ValidationError("this import was never started: its upload or mapping is missing")
         assert record.header is not None
+        if len(await repository.list_refs(conn, record.list_ids)) != len(record.list_ids):
+            # Without its lists a new subscriber would land in the default list (0018's
+            # trigger adds it to any subscription written without a membership).
+            raise ValidationError("a list this import adds to was deleted")
         mapping = Mapping.from_json(record.header, record.columns)
         start = Position.parse(job.position)
         records, at_end = await read_records(
