@@ -525,3 +525,16 @@ async def test_the_public_page_and_the_snippet_sign_up_to_their_list(
     ]
     counts = (await service.get(garden.id)).counts
     assert (counts.pending, counts.confirmed) == (2, 0)
+
+
+async def test_adding_to_a_list_deleted_meanwhile_is_not_found(
+    service: ListService, db: Database
+) -> None:
+    from herald.lists import repository
+
+    lst = await service.create(ListDraft.parse(name="Gone soon"))
+    (reader,) = await add_subscribers(db, 1)
+    await service.delete(lst.id, confirmed=True)
+    async with db.transaction() as conn:  # past the service's look-up: the foreign key refuses
+        with pytest.raises(NotFound, match="no such list"):
+            await repository.add_member(conn, lst.id, reader, MemberStatus.CONFIRMED, "api:ci")

@@ -11,7 +11,7 @@ import asyncpg
 
 from herald.core import sql
 from herald.core.db import Connection
-from herald.core.errors import Conflict
+from herald.core.errors import Conflict, NotFound
 from herald.lists.domain import (
     ListDraft,
     Member,
@@ -184,7 +184,11 @@ async def add_member(
     status: MemberStatus,
     source: str,
 ) -> None:
-    await conn.execute(Q["add_member"], list_id, subscriber_id, status.value, source)
+    try:
+        await conn.execute(Q["add_member"], list_id, subscriber_id, status.value, source)
+    except asyncpg.ForeignKeyViolationError:
+        # The list was deleted since the caller looked (the subscriber is locked).
+        raise NotFound("no such list") from None
 
 
 async def remove_member(conn: Connection, list_id: uuid.UUID, subscriber_id: uuid.UUID) -> None:
