@@ -208,3 +208,43 @@ async def test_unsubscribe_and_erasure_at_once_leave_an_erasure(
         left = await conn.fetchval("SELECT count(*) FROM subscriptions")
     assert left == 0
     assert [tuple(r) for r in rows] == [(None, "erased")] * 20
+
+
+async def test_the_one_click_of_a_delivered_issue_leaves_its_lists_only(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    """RFC 8058 end to end: the List-Unsubscribe URL of the email a worker sent names the
+    issue; posting One-Click to it leaves that issue's list, and the reader still gets
+    the next issue of another list, never one of the list they left."""
+    from herald.issues.domain import IssueContent, TargetChoice
+    from herald.issues.service import IssueService
+    from tests.support.newsletters import drain, issue_worker, publish_now
+    from tests.support.queue import RecordingProvider
+
+    [reader] = await add_subscribers(db, 1)
+    news, deals = [await make_list(db, slug) for slug in ("news", "deals")]
+    await join(db, reader, news, deals)
+    service = IssueService(db, settings)
+
+    async def send(slug: str) -> list[str]:
+        content = IssueContent.parse(title=f"To {slug}", text_content="Hello")
+        issue_id = await service.create_draft(content, None, TargetChoice.parse([slug], None))
+        await publish_now(service, issue_id)
+        provider = RecordingProvider()
+        await drain(issue_worker(db, settings, provider))
+        return [dict(m.headers)["List-Unsubscribe"][1:-1] for m in provider.messages]
+
+    [link] = await send("news")
+    assert "&issue=" in link
+    response = await client.post(link.replace("http://herald.test", ""), data=ONE_CLICK)
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    status, members, suppressed = await state(db, reader)
+    assert (status, members["news"], members["deals"], suppressed) == (
+        "confirmed",
+        "unsubscribed",
+        "confirmed",
+        None,
+    )
+    assert len(await send("deals")) == 1
+    assert await send("news") == []
