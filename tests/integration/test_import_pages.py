@@ -209,3 +209,12 @@ async def test_uploads_are_not_held_to_the_64_kib_body_limit(
         sizes = await conn.fetch("SELECT length(data) AS n FROM job_files ORDER BY seq")
     assert (found["size"], found["chunks"], found["total"]) == (len(data), 4, 100_000)
     assert [r["n"] for r in sizes][:3] == [1024 * 1024] * 3
+
+
+async def test_a_nul_in_the_subscribers_search_is_a_400_not_a_500(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    """The filter the subscribers page and its export share refuses what Postgres cannot
+    take as text."""
+    assert (await admin_client.get("/admin/subscribers?q=a%00b")).status_code == 400
+    assert (await admin_client.get("/admin/subscribers/export?q=a%00b")).status_code == 303

@@ -80,6 +80,8 @@ class ListFilter:
         text = q.strip()
         if len(text) > MAX_QUERY_LENGTH:
             raise ValidationError(f"a search is at most {MAX_QUERY_LENGTH} characters", field="q")
+        if "\x00" in text:  # Postgres cannot take it as text: a 500 otherwise
+            raise ValidationError("a search cannot hold a NUL character", field="q")
         return cls(
             _choice(Tab, status, Tab.ALL, "status"),
             text,
