@@ -14,6 +14,7 @@ from herald.core.errors import Conflict, ValidationError
 from herald.issues import repository, targets
 from herald.issues.domain import IssueContent, IssueStatus, TargetChoice
 from herald.issues.service import IssueService
+from tests.support.bulk import copy_subscribers
 from tests.support.newsletters import add_subscribers, drain, fan_out, issue_worker
 from tests.support.queue import RecordingProvider
 
@@ -298,3 +299,40 @@ async def test_attributes_fill_the_template_and_are_read_only_when_used(
     assert reads
     assert not any(reads), "an issue that does not use them reads no attributes"
     assert nowhere
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # loading 1M subscribers takes minutes on a shared 2-core machine
+async def test_two_overlapping_lists_of_600k_queue_each_reader_exactly_once(
+    db: Database, settings: Settings
+) -> None:
+    """1,000,000 readers; list a has the first 600,000 (by address), b the last 600,000:
+    200,000 are on both. The fan-out (chunks of 50,000 merged from both lists' ranges)
+    queues 1,000,000 deliveries, one per reader."""
+    await copy_subscribers(db, 1_000_000)
+    await make_list(db, "a")
+    await make_list(db, "b")
+    async with db.transaction() as conn:
+        await conn.execute("SET LOCAL statement_timeout = 0")
+        await conn.execute(
+            "WITH s AS (SELECT id, row_number() OVER (ORDER BY email) AS n FROM subscriptions)"
+            " INSERT INTO list_memberships (list_id, subscriber_id, status, source)"
+            " SELECT l.id, s.id, 'confirmed', 'test' FROM s JOIN lists l"
+            " ON (l.slug = 'a' AND s.n <= 600000) OR (l.slug = 'b' AND s.n > 400000)",
+            timeout=600,  # test data: the client's own command timeout is 20 s
+        )
+        await conn.execute("ANALYZE list_memberships", timeout=600)
+    service = IssueService(db, settings)
+    issue_id = await service.create_draft(CONTENT, None, TargetChoice.parse(["a", "b"]))
+    await service.publish(issue_id)
+    await fan_out(service)
+    async with db.connection() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT subscriber_id) AS readers"
+            " FROM deliveries WHERE issue_id = $1",
+            issue_id,
+        )
+    assert row is not None
+    assert (row["n"], row["readers"]) == (1_000_000, 1_000_000)
+    issue = await service.get(issue_id)
+    assert (issue.recipients, issue.fanout_error) == (1_000_000, None)
