@@ -153,7 +153,7 @@ async def drive_the_browser(context: Any, password: str, base_url: str) -> None:
     )
     await page.click("#confirm-publish")
     await page.wait_for_url(f"{base_url}{issue_url}")
-    assert "The issue is published: it is being queued for every confirmed subscriber." in (
+    assert "The issue is published: it is being queued for the readers it targets." in (
         await page.text_content("main") or ""
     )
     await page.evaluate("window.__samePage = true")

@@ -336,7 +336,7 @@ async def test_publishing_queues_one_delivery_per_confirmed_subscriber_once(
     issue_id = await create(admin_client)
     page = await act(admin_client, issue_id, "publish")
     assert flashes(page) == [
-        ("flash", "The issue is published: it is being queued for every confirmed subscriber.")
+        ("flash", "The issue is published: it is being queued for the readers it targets.")
     ]
     assert await issue_status(db, issue_id) == "publishing"
     # The request only marked the issue; the workers queue its recipients.

@@ -203,7 +203,7 @@ async def publish_issue(request: Request, state: State, issue_id: uuid.UUID) -> 
     await read_issue_form(request, state)
     with form_errors(issue_url(issue_id), Conflict, ValidationError):
         await issue_service(state).publish(issue_id)
-    message = "The issue is published: it is being queued for every confirmed subscriber."
+    message = "The issue is published: it is being queued for the readers it targets."
     return flash.redirect(issue_url(issue_id), state.settings, message)
 
 
