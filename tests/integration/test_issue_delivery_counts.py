@@ -16,7 +16,7 @@ from herald.core import migrate
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.delivery.domain import DeliveryStatus
-from herald.issues import repository
+from herald.issues import recipients, repository
 from herald.issues.domain import IssueContent, IssueStatus
 from herald.issues.service import IssueService
 from herald.issues.views import FAILURE_SAMPLE
@@ -207,10 +207,10 @@ async def test_recipient_pages_of_every_status_list_each_recipient_once_newest_f
         expected = await conn.fetch(
             "SELECT id, status FROM deliveries WHERE issue_id = $1 ORDER BY id DESC", issue_id
         )
-        pages: list[list[repository.DeliveryRow]] = []
+        pages: list[list[recipients.DeliveryRow]] = []
         before = None
         while True:
-            page = await repository.recent_deliveries(conn, issue_id, None, 6, before)
+            page = await recipients.recent_deliveries(conn, issue_id, None, 6, before)
             if not page:
                 break
             pages.append(page)
@@ -218,7 +218,7 @@ async def test_recipient_pages_of_every_status_list_each_recipient_once_newest_f
         assert [d.id for p in pages for d in p] == [r["id"] for r in expected]
         assert len(pages) == 7
         for status in DeliveryStatus:
-            shown = await repository.recent_deliveries(conn, issue_id, status, 100)
+            shown = await recipients.recent_deliveries(conn, issue_id, status, 100)
             assert [d.id for d in shown] == [r["id"] for r in expected if r["status"] == status]
         counts = await repository.delivery_counts(conn, issue_id)
         assert Counter(r["status"] for r in expected) == counts
