@@ -37,7 +37,8 @@ RUN python3 -m venv /opt/uv \
 WORKDIR /src
 # Herald's runtime dependencies at the versions of requirements.lock, less those
 # deploy/container/exclude.txt leaves out; debug symbols stripped from their shared objects
-# (about 40 MB of the wheels' 55), the C/Cython sources some wheels ship dropped, and all of
+# (about 40 MB of the wheels' 55), the C/Cython sources, type stubs and test suites some
+# wheels ship dropped (never imported at run time), and all of
 # it byte-compiled with unchecked hashes: the image never changes, so imports need not stat
 # the sources. A stage of its own: it changes only with the pins.
 COPY pyproject.toml requirements.lock ./
@@ -49,7 +50,9 @@ RUN /opt/uv/bin/uv venv --python python3 /opt/herald \
         --override deploy/container/exclude.txt \
     && find /opt/herald -type f \( -name '*.so' -o -name '*.so.*' \) -exec strip --strip-unneeded {} + \
     && find /opt/herald/lib -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' \
-        -o -name '*.cpp' -o -name '*.hpp' \) -delete \
+        -o -name '*.cpp' -o -name '*.hpp' -o -name '*.pyi' \) -delete \
+    && find /opt/herald/lib -mindepth 4 -maxdepth 4 -type d -path '*/site-packages/*/tests' \
+        -exec rm -rf {} + \
     && /opt/herald/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/herald/lib
 
 FROM deps AS builder
