@@ -173,6 +173,16 @@ def test_rows() -> None:
         parse_row(mapping, 5, ["b@example.com", "B", "x" * 1001])
 
 
+def test_the_attributes_limit_counts_utf8_bytes_not_characters() -> None:
+    """Six columns of 1,000 four-byte characters: 6,000 characters of JSON but 24 KB,
+    over the 16 KiB every other writer of attributes is held to."""
+    mapping = Mapping.guess(["email", "a", "b", "c", "d", "e", "f"])
+    wide = "\U0001f600" * 1000
+    with pytest.raises(RowError, match="over 16 KiB"):
+        parse_row(mapping, 2, ["b@example.com", *[wide] * 6])
+    assert parse_row(mapping, 3, ["b@example.com", *["x" * 1000] * 6]).attributes
+
+
 EMAILS = [
     "a@example.com",
     "A.B+tag@Example.COM",

@@ -227,7 +227,9 @@ def parse_row(mapping: Mapping, line: int, cells: list[str]) -> Row:
                 )
             attributes[key] = value
     encoded = _JSON.encode(attributes)
-    if len(encoded) > MAX_ATTRIBUTES_JSON:
+    # The limit is in bytes of UTF-8, as ``segments.attributes`` counts it: a character
+    # may take four.
+    if len(encoded) * 4 > MAX_ATTRIBUTES_JSON and len(encoded.encode()) > MAX_ATTRIBUTES_JSON:
         raise RowError(f"the attributes are over {MAX_ATTRIBUTES_JSON // 1024} KiB", email)
     return Row(line, email, name, encoded)
 
