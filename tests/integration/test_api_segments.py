@@ -258,6 +258,33 @@ async def test_bad_attributes_are_400(
     assert message in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("stored", "attributes", "message"),
+    [
+        ({}, {"1bad": 1}, "not an attribute name"),
+        ({"a": "x" * 10_000}, {"b": "y" * 10_000}, "16 KiB"),  # too large only once merged
+    ],
+)
+async def test_a_refused_attribute_change_leaves_the_name_too(
+    client: httpx.AsyncClient,
+    keys: Keys,
+    db: Database,
+    stored: dict[str, Any],
+    attributes: dict[str, Any],
+    message: str,
+) -> None:
+    (one,) = await seed(db, [("one@example.com", "confirmed", stored)])
+    response = await client.patch(
+        f"{SUBSCRIBERS}/{one}",
+        json={"name": "Uno", "attributes": attributes},
+        headers=keys.editor_write,
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.json()["detail"]
+    got = (await client.get(f"{SUBSCRIBERS}/{one}", headers=keys.editor_read)).json()
+    assert (got["name"], got["attributes"]) == ("R", stored)
+
+
 async def test_merges_that_race_lose_nothing(
     client: httpx.AsyncClient, keys: Keys, db: Database
 ) -> None:

@@ -5,6 +5,7 @@ response; the services are the admin's (``subscriptions.directory``), the public
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -206,12 +207,17 @@ async def update_subscriber(
     """Change the name (the address is the subscriber: sign up the new one instead) and/or
     the attributes (merged: ``{"city": "Lyon", "old": null}`` sets one, deletes the other)."""
     name = SubscriberName.parse(body.name) if body.name is not None else None
-    if name is not None:
-        await _directory(state).rename(subscriber_id, name)
+    # The attributes first: a change they refuse (a 400, also when the merge is too large)
+    # must leave the name as it was, and the rename can then fail only with a 404.
     attributes = Attributes(state.db)
     if body.attributes is not None:
-        return detail_json(await attributes.change(subscriber_id, body.attributes))
-    return detail_json(await attributes.member(subscriber_id))
+        member = await attributes.change(subscriber_id, body.attributes)
+    else:
+        member = await attributes.member(subscriber_id)
+    if name is not None:
+        renamed = await _directory(state).rename(subscriber_id, name)
+        member = dataclasses.replace(member, name=renamed.name)
+    return detail_json(member)
 
 
 @router.delete(
