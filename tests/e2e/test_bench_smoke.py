@@ -1,4 +1,5 @@
-"""CI smoke of the benchmark suite: P1 (Postmark batch), R1, A1 and API1 on small data.
+"""CI smoke of the benchmark suite: P1 (Postmark batch), R1, A1, API1, LST1, SEG1, SUP1
+and I1 on small data.
 
 Each runs the real benchmark script as a subprocess, exactly as ``make bench`` does but
 with a few thousand subscribers, and fails on any lost or undelivered mail: the script's
@@ -139,3 +140,57 @@ def test_api1_list_endpoints_small(tmp_path: Path) -> None:
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) >= 2 + 15, completed.stdout  # header, rule and at least 15 cases
     assert "### API1" in completed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_lst1_list_statements_small(tmp_path: Path) -> None:
+    # bench/lists.py: the named statements still run, and 0019's counts equal count(*).
+    completed = run_bench(
+        "lists.py", "--subscribers", "5000", "--runs", "1", results=tmp_path, timeout=80
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "counts kept by the triggers equal count(*): True" in completed.stderr
+    assert "members unsubscribed, half-way" in completed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_seg1_segment_counts_small(tmp_path: Path) -> None:
+    # bench/segments.py against a head that already has 0023's index: both sides measured.
+    completed = run_bench(
+        "segments.py",
+        "--subscribers",
+        "5000",
+        "--runs",
+        "1",
+        "--write-rows",
+        "1000",
+        results=tmp_path,
+        timeout=80,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = [line for line in completed.stderr.splitlines() if "| with GIN" in line]
+    assert len(rows) == 7, completed.stderr
+    assert "city eq (rare, ~0.2 %)" in completed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_sup1_suppression_pages_small(tmp_path: Path) -> None:
+    # bench/suppressions.py: every filter the admin page offers runs on a loaded table.
+    completed = run_bench(
+        "suppressions.py", "--rows", "5000", "--runs", "1", results=tmp_path, timeout=80
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert len([line for line in completed.stdout.splitlines() if line.endswith(" ms")]) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_i1_import_export_small(tmp_path: Path) -> None:
+    # bench/import.py: the CLI imports every row into the default list and exports them.
+    completed = run_bench("import.py", "--rows", "2000", results=tmp_path, timeout=110)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "2,000 subscribers, 2,000 memberships" in completed.stdout
+    assert "export 2,000 rows" in completed.stdout
