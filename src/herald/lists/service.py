@@ -161,22 +161,26 @@ class ListService:
         limit: int,
     ) -> tuple[list[Member], bool]:
         """A page of the list's members in subscriber id order, and whether more follow."""
+        view = await self.overview(list_id, status=status, after=after, limit=limit)
+        return view.members, view.more
+
+    async def overview(
+        self,
+        list_id: uuid.UUID,
+        *,
+        status: MemberStatus | None,
+        after: uuid.UUID | None,
+        limit: int = MEMBERS_PER_PAGE,
+    ) -> ListOverview:
+        """The list and a page of its members: on one connection, the list read once."""
         async with self.db.connection() as conn:
-            if await repository.by_id(conn, list_id) is None:
+            news_list = await repository.by_id(conn, list_id)
+            if news_list is None:
                 raise NotFound(NO_LIST)
             rows = await repository.members(
                 conn, list_id, status=status, after=after, limit=limit + 1
             )
-        return rows[:limit], len(rows) > limit
-
-    async def overview(
-        self, list_id: uuid.UUID, *, status: MemberStatus | None, after: uuid.UUID | None
-    ) -> ListOverview:
-        news_list = await self.get(list_id)
-        members, more = await self.members(
-            list_id, status=status, after=after, limit=MEMBERS_PER_PAGE
-        )
-        return ListOverview(news_list, members, more)
+        return ListOverview(news_list, rows[:limit], len(rows) > limit)
 
     async def add_member(
         self, list_id: uuid.UUID, subscriber_id: uuid.UUID, status: MemberStatus, source: str
