@@ -61,9 +61,6 @@ SET slug = $2::text, name = $3::text, description = $4::text, visibility = $5::t
 WHERE id = $1::uuid
 RETURNING id
 
--- name: slug_taken
-SELECT EXISTS (SELECT 1 FROM lists WHERE slug = $1::text AND id <> $2::uuid)
-
 -- name: issues_targeting
 -- The issues that target a list (issue_lists, ON DELETE RESTRICT): a few titles to name.
 SELECT i.title

@@ -121,10 +121,6 @@ async def update(conn: Connection, list_id: uuid.UUID, draft: ListDraft) -> bool
     return changed is not None
 
 
-async def slug_taken(conn: Connection, slug: str, other_than: uuid.UUID = NIL) -> bool:
-    return bool(await conn.fetchval(Q["slug_taken"], slug, other_than))
-
-
 async def issues_targeting(conn: Connection, list_id: uuid.UUID, limit: int = 3) -> list[str]:
     return [row["title"] for row in await conn.fetch(Q["issues_targeting"], list_id, limit)]
 
