@@ -210,6 +210,22 @@ async def test_rejected_rows_are_reported_and_the_rest_imported(
     assert found["dup@example.com"]["name"] == "First"
 
 
+async def test_the_error_report_reads_every_page_in_line_order(
+    db: Database, settings: Settings
+) -> None:
+    """A report of more rejected rows than one page (5,000) and than one piece (64 KiB)
+    of the download: every row once, in line order, after the header."""
+    data = b"email\n" + b"".join(b"bad%d\n" % i for i in range(12_001))
+    view = await run_import(db, settings, data)
+    assert view.record.counts.rejected == 12_001
+    service = ImportService(db, settings)
+    pieces_ = [piece async for piece in service.error_report(view.job.id)]
+    assert len(pieces_) > 2
+    rows = list(csv.reader(io.StringIO("".join(pieces_))))
+    assert rows[0] == ["line", "email", "error"]
+    assert [(int(r[0]), r[1]) for r in rows[1:]] == [(i + 2, f"bad{i}") for i in range(12_001)]
+
+
 async def test_missing_email_column_is_refused_naming_it(db: Database, settings: Settings) -> None:
     from herald.core.errors import ValidationError
 

@@ -4,11 +4,8 @@ are ``imports.service`` and ``imports.export``."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,11 +22,10 @@ from herald.auth.web import writer
 from herald.core.errors import ValidationError
 from herald.imports.domain import Mode
 from herald.imports.export import ExportFormat, ExportService
-from herald.imports.service import ImportService, ImportView
+from herald.imports.service import ImportService, ImportView, pieces
 from herald.web.state import AppState, State
 
 KIND = "import-errors"
-READ_BYTES = 1024 * 1024
 router = APIRouter(prefix="/api/v1", tags=["imports"], route_class=ApiRoute)
 
 
@@ -93,11 +89,6 @@ def _service(state: AppState) -> ImportService:
     return ImportService(state.db, state.settings)
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(READ_BYTES):
-        yield chunk
-
-
 def _roles(raw: str | None) -> list[str] | None:
     if raw is None or not raw.strip():
         return None
@@ -148,7 +139,7 @@ async def create_import(
     Its rows are read by the workers, 5,000 at a time."""
     view = await _service(state).submit(
         file.filename or "upload.csv",
-        _chunks(file),
+        pieces(file),
         roles=_roles(columns),
         list_slugs=list_ or [],
         mode=Mode.parse(mode),
@@ -191,7 +182,7 @@ async def import_errors(
     if format == "csv":
         await service.get(import_id)  # 404 before the download starts
         return StreamingResponse(
-            _errors_csv(service, import_id),
+            service.error_report(import_id),
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"'
@@ -208,19 +199,6 @@ async def import_errors(
             pagination.encode_id(state.settings, KIND, last, str(import_id)) if last else None
         ),
     )
-
-
-async def _errors_csv(service: ImportService, import_id: uuid.UUID) -> AsyncIterator[str]:
-    yield "line,email,error\r\n"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    async for row in service.all_errors(import_id):
-        writer.writerow((row.line, row.email or "", row.error))
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 @router.get(

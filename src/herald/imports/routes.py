@@ -11,10 +11,7 @@ Each handler: parse → one service call → response.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends
 from starlette.datastructures import UploadFile
@@ -26,7 +23,7 @@ from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.imports.domain import Mapping, Mode, Role, attribute_key
 from herald.imports.export import ExportFormat, ExportService
 from herald.imports.repository import ExportFilter
-from herald.imports.service import ImportService
+from herald.imports.service import ImportService, pieces
 from herald.subscriptions.listing import ListFilter
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
@@ -37,7 +34,6 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 UPLOAD_MAX_BYTES = 512 * 1024 * 1024
 IMPORTS = "/admin/subscribers/import"
-READ_BYTES = 1024 * 1024
 INLINE_SECONDS = 2.0
 ROLE_LABELS = {
     Role.EMAIL: "Email",
@@ -49,11 +45,6 @@ ROLE_LABELS = {
 
 def _service(state: State) -> ImportService:
     return ImportService(state.db, state.settings)
-
-
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(READ_BYTES):
-        yield chunk
 
 
 @router.get("/subscribers/import", response_class=HTMLResponse)
@@ -71,7 +62,7 @@ async def upload(request: Request, state: State, session: CurrentSession) -> Res
             if not isinstance(file, UploadFile) or not file.filename:
                 raise ValidationError("choose a CSV file to upload", field="file")
             view = await _service(state).upload(
-                file.filename, _chunks(file), created_by=session.user_id
+                file.filename, pieces(file), created_by=session.user_id
             )
     return flash.redirect(f"{IMPORTS}/{view.job.id}", state.settings)
 
@@ -142,23 +133,10 @@ async def error_report(state: State, import_id: uuid.UUID) -> Response:
     view = await service.get(import_id)
     name = view.record.filename.rsplit(".", 1)[0] or "import"
     return StreamingResponse(
-        _report(service, import_id),
+        service.error_report(import_id),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{_safe(name)}-errors.csv"'},
     )
-
-
-async def _report(service: ImportService, import_id: uuid.UUID) -> AsyncIterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(("line", "email", "error"))
-    async for row in service.all_errors(import_id):
-        writer.writerow((row.line, row.email or "", row.error))
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 def _safe(name: str) -> str:

@@ -11,10 +11,13 @@ deletes it with its file 30 days later.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import uuid
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from herald.core.config import Settings
 from herald.core.db import Database
@@ -25,7 +28,7 @@ from herald.imports.csvstream import fields, records, sniff_delimiter
 from herald.imports.domain import KIND, Mapping, Mode, Role
 from herald.imports.job import CHUNK_BYTES, ImportJob
 from herald.jobs import repository as jobs
-from herald.jobs.domain import Job, JobStatus
+from herald.jobs.domain import Job
 from herald.jobs.runner import run_now
 
 log = get_logger("herald.imports")
@@ -34,6 +37,8 @@ HOLD_SECONDS = 24 * 3600.0
 MAX_FILENAME = 255
 MAX_LISTS = 20
 HEADER_BYTES = 64 * 1024
+ERRORS_PAGE = 5000
+REPORT_PIECE = 64 * 1024
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # migration 0018's lists.slug rule
 
 
@@ -231,20 +236,37 @@ class ImportService:
                 raise NotFound("no such import")
             return await repository.errors_page(conn, job_id, after_line, limit)
 
-    async def all_errors(self, job_id: uuid.UUID) -> AsyncIterable[repository.ErrorRow]:
-        """Every error of the report, in line order, a page at a time."""
+    async def error_report(self, job_id: uuid.UUID) -> AsyncIterator[str]:
+        """The whole error report as CSV (``line,email,error``), in line order, read a
+        page at a time and given in pieces of about :data:`REPORT_PIECE` characters."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(("line", "email", "error"))
         after = 0
         while True:
-            page = await self.errors(job_id, after_line=after, limit=5000)
+            page = await self.errors(job_id, after_line=after, limit=ERRORS_PAGE)
             for row in page:
-                yield row
-            if len(page) < 5000:
-                return
+                writer.writerow((row.line, row.email or "", row.error))
+                if buffer.tell() > REPORT_PIECE:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            if len(page) < ERRORS_PAGE:
+                break
             after = page[-1].line
+        yield buffer.getvalue()
 
-    async def is_finished(self, job_id: uuid.UUID) -> bool:
-        view = await self.get(job_id)
-        return view.job.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+class Readable(Protocol):
+    """An uploaded file as the web frameworks give it."""
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def pieces(source: Readable, size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
+    """``source`` read ``size`` bytes at a time, for :meth:`ImportService.upload`."""
+    while piece := await source.read(size):
+        yield piece
 
 
 def check_slugs(slugs: Sequence[str]) -> None:
