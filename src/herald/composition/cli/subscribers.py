@@ -61,15 +61,10 @@ def import_(
         err.print(f"[red]herald: {file} is not a readable file[/red]", highlight=False)
         raise typer.Exit(2)
     view = run(_import(settings, file, list_slug, parsed_mode, quiet=quiet))
-    counts = view.record.counts
     if view.job.status is not JobStatus.DONE:
         err.print(f"[red]herald: the import {view.job.status.value}: {view.job.message}[/red]")
         raise typer.Exit(1)
-    out.print(
-        f"{counts.imported:,} imported, {counts.updated:,} updated, "
-        f"{counts.skipped:,} skipped (suppressed), {counts.rejected:,} rejected",
-        highlight=False,
-    )
+    out.print(view.record.counts.summary(), highlight=False)
 
 
 async def _import(
@@ -79,12 +74,9 @@ async def _import(
 
     async with open_database(settings) as db:
         service = ImportService(db, settings)
-        view = await service.upload(file.name, _read(file), created_by=None)
-        try:
-            view = await service.start(view.job.id, roles=None, list_slugs=slugs, mode=mode)
-        except HeraldError:
-            await service.cancel(view.job.id)
-            raise
+        view = await service.submit(
+            file.name, _read(file), roles=None, list_slugs=slugs, mode=mode, created_by=None
+        )
         view = await _follow(db, settings, service, view, quiet=quiet)
         if view.record.counts.rejected:
             await _show_errors(service, view.job.id, view.record.counts.rejected)
