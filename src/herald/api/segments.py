@@ -66,7 +66,10 @@ class FilterBody(BaseModel):
     filter: dict[str, Any] = Field(description=FILTER_DOC)
 
 
+# Read from a segments.Member, field by field, as api.subscribers.SubscriberDetail.
 class SegmentMember(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     email: str
     name: str
@@ -94,15 +97,7 @@ def segment_json(segment: Segment) -> SegmentOut:
 
 
 def member_json(member: Member) -> SegmentMember:
-    return SegmentMember(
-        id=member.id,
-        email=member.email,
-        name=member.name,
-        status=SubscriptionStatus(member.status),
-        created_at=member.created_at,
-        confirmed_at=member.confirmed_at,
-        attributes=member.attributes,
-    )
+    return SegmentMember.model_validate(member)
 
 
 def _service(state: AppState) -> SegmentService:

@@ -47,7 +47,10 @@ router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], route_cla
 NO_NUL = r"^[^\x00]*$"
 
 
+# Read from a subscriptions.SubscriptionView or a segments.Member, field by field.
 class Subscriber(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     email: str
     name: str
@@ -80,27 +83,12 @@ class SubscriberChange(BaseModel):
     )
 
 
-def subscriber_json(view: SubscriptionView) -> Subscriber:
-    return Subscriber(
-        id=view.id,
-        email=view.email,
-        name=view.name,
-        status=view.status,
-        created_at=view.created_at,
-        confirmed_at=view.confirmed_at,
-    )
+def subscriber_json(view: SubscriptionView | Member) -> Subscriber:
+    return Subscriber.model_validate(view)
 
 
 def detail_json(member: Member) -> SubscriberDetail:
-    return SubscriberDetail(
-        id=member.id,
-        email=member.email,
-        name=member.name,
-        status=SubscriptionStatus(member.status),
-        created_at=member.created_at,
-        confirmed_at=member.confirmed_at,
-        attributes=member.attributes,
-    )
+    return SubscriberDetail.model_validate(member)
 
 
 def _directory(state: AppState) -> SubscriberDirectory:
@@ -154,7 +142,7 @@ async def list_subscribers(
         )
         end = Cursor(found[-1].created_at, found[-1].id) if more and found else None
         return Page[Subscriber](
-            items=[Subscriber(**detail_json(m).model_dump(exclude={"attributes"})) for m in found],
+            items=[subscriber_json(m) for m in found],
             next_cursor=pagination.encode(state.settings, KIND, end, order) if end else None,
         )
     where = ListFilter(
