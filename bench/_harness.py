@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -294,6 +296,34 @@ async def migrated_database(admin_dsn: str, dsn: str, name: str, revision: str =
     """Create database ``name`` (reached through ``dsn``) and migrate it to ``revision``."""
     await create_database(admin_dsn, name)
     await migrate.upgrade_async(dsn, revision)
+
+
+# Plan nodes that only pass their input on: the node worth naming is below them.
+PASS_THROUGH = frozenset({"Limit", "Aggregate", "Gather", "Gather Merge", "Sort"})
+
+
+async def explain(
+    conn: asyncpg.Connection, statement: str, args: tuple[Any, ...] | list[Any], runs: int
+) -> tuple[str, float]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of ``statement`` ``runs`` times: the plan's top node
+    past the pass-through ones and InitPlans (with its index, if any), and the median
+    execution time in ms."""
+    times, top = [], ""
+    for _ in range(runs):
+        plan = json.loads(
+            await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", *args)
+        )[0]
+        times.append(plan["Execution Time"])
+        node = plan["Plan"]
+        while node["Node Type"] in PASS_THROUGH:
+            inputs = [
+                n for n in node.get("Plans", ()) if n.get("Parent Relationship") != "InitPlan"
+            ]
+            if not inputs:
+                break
+            node = inputs[0]
+        top = node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else "")
+    return top, statistics.median(times)
 
 
 def py_spy_executable() -> str:

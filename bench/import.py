@@ -31,10 +31,9 @@ from _harness import (
     cpu_seconds,
     embedded_postgres,
     machine,
+    migrated_database,
     postmaster_pid,
 )
-from herald.core import migrate
-from herald.core.db import quote_ident
 
 REPO = Path(__file__).resolve().parent.parent
 HERALD = REPO / ".venv" / "bin" / "herald"
@@ -98,16 +97,6 @@ def run_measured(args: list[str], env: dict[str, str], postmaster: int, stdout: 
     )
 
 
-async def fresh_database(admin_dsn: str, dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-    finally:
-        await admin.close()
-    await migrate.upgrade_async(dsn, "head")
-
-
 async def counts(dsn: str) -> tuple[int, int]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -132,7 +121,7 @@ def main() -> int:
     ):
         name = "herald_import"
         dsn = server.dsn(name)
-        asyncio.run(fresh_database(server.dsn("postgres"), dsn, name))
+        asyncio.run(migrated_database(server.dsn("postgres"), dsn, name))
         env = {
             **os.environ,
             "HERALD_DATABASE_URL": dsn,

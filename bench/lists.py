@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from _harness import embedded_postgres, log, machine
-from herald.core import migrate
+from _harness import embedded_postgres, explain, log, machine, migrated_database
 from herald.lists.repository import Q
 
 LOAD = """
@@ -42,38 +39,11 @@ NIL = uuid.UUID(int=0)
 EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
-async def plan_of(
-    conn: asyncpg.Connection, statement: str, args: tuple[Any, ...], runs: int
-) -> tuple[str, float]:
-    times, top = [], ""
-    for _ in range(runs):
-        plan = json.loads(
-            await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", *args)
-        )[0]
-        times.append(plan["Execution Time"])
-        node = plan["Plan"]
-        while node["Node Type"] in (
-            "Limit",
-            "Aggregate",
-            "Gather",
-            "Gather Merge",
-            "Finalize GroupAggregate",
-            "Sort",
-        ) and node.get("Plans"):
-            node = node["Plans"][0]
-        top = node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else "")
-    return top, statistics.median(times)
-
-
 async def main(args: argparse.Namespace) -> None:
     log(f"LST1 on {machine()}, {args.subscribers:,} subscribers")
     with embedded_postgres({"shared_buffers": "512MB", "work_mem": "16MB"}) as server:
-        dsn = server.dsn("postgres")
-        admin = await asyncpg.connect(dsn)
-        await admin.execute("CREATE DATABASE lst1")
-        await admin.close()
         dsn = server.dsn("lst1")
-        await migrate.upgrade_async(dsn, "head")
+        await migrated_database(server.dsn("postgres"), dsn, "lst1")
         conn = await asyncpg.connect(dsn)
         try:
             step = 200_000
@@ -113,13 +83,13 @@ async def main(args: argparse.Namespace) -> None:
                     (default, "unsubscribed", middle, 51),
                 ),
             ]
-            results = [(name, *await plan_of(conn, q, a, args.runs)) for name, q, a in cases]
+            results = [(name, *await explain(conn, q, a, args.runs)) for name, q, a in cases]
             await conn.execute("CREATE INDEX lst1_status ON list_memberships (list_id, status)")
             await conn.execute("VACUUM ANALYZE list_memberships")
             results.append(
                 (
                     "count(*) by status, with (list_id, status)",
-                    *await plan_of(conn, COUNT, (default,), args.runs),
+                    *await explain(conn, COUNT, (default,), args.runs),
                 )
             )
             counted = dict(await conn.fetch(COUNT, default))

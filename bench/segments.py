@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import time
 from typing import Any
 
 import asyncpg
 
-from _harness import embedded_postgres, log, machine
-from herald.core import migrate
+from _harness import embedded_postgres, explain, log, machine, migrated_database
 from herald.segments.compiler import compile_filter, with_condition
 from herald.segments.domain import parse_filter
 from herald.segments.repository import Q
@@ -67,19 +64,7 @@ async def measure(conn: asyncpg.Connection, runs: int) -> dict[str, tuple[str, f
     for name, raw in CASES.items():
         condition, params = compile_filter(parse_filter(raw), alias="s", first_param=1)
         statement = with_condition(Q["count_members"], condition)
-        times, top = [], ""
-        for _ in range(runs):
-            plan = json.loads(
-                await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", *params)
-            )[0]
-            times.append(plan["Execution Time"])
-            node = plan["Plan"]
-            while node["Node Type"] in ("Aggregate", "Gather") and node.get("Plans"):
-                # The aggregate's input, past the InitPlan of a list's id.
-                inputs = [n for n in node["Plans"] if n.get("Parent Relationship") != "InitPlan"]
-                node = inputs[0]
-            top = node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else "")
-        out[name] = (top, statistics.median(times))
+        out[name] = await explain(conn, statement, params, runs)
     return out
 
 
@@ -92,12 +77,8 @@ async def timed_load(conn: asyncpg.Connection, first: int, rows: int) -> float:
 async def main(args: argparse.Namespace) -> None:
     log(f"SEG1 on {machine()}, {args.subscribers:,} subscribers")
     with embedded_postgres({"shared_buffers": "512MB", "work_mem": "16MB"}) as server:
-        dsn = server.dsn("postgres")
-        admin = await asyncpg.connect(dsn)
-        await admin.execute("CREATE DATABASE seg1")
-        await admin.close()
         dsn = server.dsn("seg1")
-        await migrate.upgrade_async(dsn, "head")
+        await migrated_database(server.dsn("postgres"), dsn, "seg1")
         conn = await asyncpg.connect(dsn)
         try:
             # 0023 built the index at head: measure without it first, then build it again.
