@@ -18,6 +18,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# A1's data at 5,000 subscribers / 20,000 deliveries, 20 requests a case; API1 loads the same.
+A1_SMALL = (
+    "--subscribers",
+    "5000",
+    "--deliveries",
+    "20000",
+    "--heavy",
+    "300",
+    "--requests",
+    "20",
+    "--no-fail",
+)
 
 
 def run_bench(
@@ -99,15 +111,7 @@ def test_a1_admin_subscriber_pages_small(tmp_path: Path) -> None:
     # bench/admin.py at 5,000 subscribers / 20,000 deliveries: every page answers 200.
     completed = run_bench(
         "admin.py",
-        "--subscribers",
-        "5000",
-        "--deliveries",
-        "20000",
-        "--heavy",
-        "300",
-        "--requests",
-        "20",
-        "--no-fail",
+        *A1_SMALL,
         results=tmp_path,
         timeout=110,
     )
@@ -124,15 +128,7 @@ def test_api1_list_endpoints_small(tmp_path: Path) -> None:
     # bench/api_lists.py on A1's small database: every case answers and is reported.
     completed = run_bench(
         "api_lists.py",
-        "--subscribers",
-        "5000",
-        "--deliveries",
-        "20000",
-        "--heavy",
-        "300",
-        "--requests",
-        "20",
-        "--no-fail",
+        *A1_SMALL,
         results=tmp_path,
         timeout=110,
     )
