@@ -79,8 +79,8 @@ async def segment_subscribers(
     start = Cursor.parse(after) if after else None
     service = _service(state)
     segment = await service.get(segment_id)
-    members, more = await service.members(
-        segment_id, (start.created_at, uuid.UUID(str(start.id))) if start else None, PAGE_SIZE
+    members, more = await service.matching(  # the segment read once, not again by members()
+        segment.filter, (start.created_at, uuid.UUID(str(start.id))) if start else None, PAGE_SIZE
     )
     older = str(Cursor(members[-1].created_at, members[-1].id)) if more and members else ""
     return page(
