@@ -226,6 +226,27 @@ async def test_the_error_report_reads_every_page_in_line_order(
     assert [(int(r[0]), r[1]) for r in rows[1:]] == [(i + 2, f"bad{i}") for i in range(12_001)]
 
 
+async def test_recent_imports_come_newest_first_with_their_own_lists(
+    db: Database, settings: Settings
+) -> None:
+    await add_list(db, "news")
+    await add_list(db, "offers")
+    first = await run_import(db, settings, b"email\na@example.com\n", lists=("news",))
+    second = await run_import(db, settings, b"email\nb@example.com\n", lists=("offers", "default"))
+    service = ImportService(db, settings)
+    held = await service.upload("held.csv", pieces(b"email\n"), created_by=None)
+    recent = await service.recent()
+    assert [v.job.id for v in recent] == [held.job.id, second.job.id, first.job.id]
+    assert [[ref.slug for ref in v.lists] for v in recent] == [
+        [],
+        ["default", "offers"],  # by name: "Newsletter", "offers"
+        ["news"],
+    ]
+    assert [v.state for v in recent] == ["mapping", "done", "done"]
+    assert [v.record.counts.imported for v in recent] == [0, 1, 1]
+    assert len(await service.recent(limit=2)) == 2
+
+
 async def test_missing_email_column_is_refused_naming_it(db: Database, settings: Settings) -> None:
     from herald.core.errors import ValidationError
 

@@ -32,7 +32,8 @@ FROM imports
 WHERE job_id = $1::uuid
 
 -- name: recent_imports
-SELECT job_id
+SELECT job_id, filename, size, chunks, uploaded_at, delimiter, header, columns, list_ids,
+       mode, hold_token, imported, updated, skipped, rejected, created_by, created_at
 FROM imports
 ORDER BY created_at DESC, job_id DESC
 LIMIT $1::integer

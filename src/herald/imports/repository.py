@@ -95,8 +95,9 @@ async def get_import(conn: Connection, job_id: uuid.UUID) -> ImportRecord | None
     return _record(row) if row is not None else None
 
 
-async def recent_imports(conn: Connection, limit: int) -> list[uuid.UUID]:
-    return [row["job_id"] for row in await conn.fetch(Q["recent_imports"], limit)]
+async def recent_imports(conn: Connection, limit: int) -> list[ImportRecord]:
+    """The newest ``limit`` imports, newest first."""
+    return [_record(row) for row in await conn.fetch(Q["recent_imports"], limit)]
 
 
 async def configure(

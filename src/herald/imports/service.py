@@ -220,9 +220,16 @@ class ImportService:
         return ImportView(job, record, lists)
 
     async def recent(self, limit: int = 20) -> list[ImportView]:
+        """The newest imports: three queries whatever ``limit``."""
         async with self.db.connection() as conn:
-            ids = await repository.recent_imports(conn, limit)
-        return [await self.get(job_id) for job_id in ids]
+            records = await repository.recent_imports(conn, limit)
+            found = await jobs.get_many(conn, [r.job_id for r in records])
+            refs = await repository.list_refs(conn, list({i for r in records for i in r.list_ids}))
+        return [
+            ImportView(found[r.job_id], r, [ref for ref in refs if ref.id in r.list_ids])
+            for r in records
+            if r.job_id in found
+        ]
 
     async def lists(self) -> list[repository.ListRef]:
         async with self.db.connection() as conn:

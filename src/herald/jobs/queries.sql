@@ -6,6 +6,9 @@ RETURNING *
 -- name: get
 SELECT * FROM jobs WHERE id = $1
 
+-- name: get_many
+SELECT * FROM jobs WHERE id = ANY($1::uuid[])
+
 -- name: recent
 -- The open jobs of a kind, and those finished in the last day, newest first.
 SELECT * FROM jobs

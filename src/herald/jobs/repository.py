@@ -56,6 +56,12 @@ async def get(conn: Connection, job_id: uuid.UUID) -> Job | None:
     return _job(await conn.fetchrow(Q["get"], job_id))
 
 
+async def get_many(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    """The jobs of ``job_ids`` that exist, by id."""
+    rows = await conn.fetch(Q["get_many"], job_ids)
+    return {job.id: job for job in map(_job, rows) if job is not None}
+
+
 async def recent(conn: Connection, kind: str, limit: int) -> list[Job]:
     rows = await conn.fetch(Q["recent"], kind, limit)
     return [job for job in map(_job, rows) if job is not None]
