@@ -222,6 +222,8 @@ async def test_an_editor_creates_edits_and_deletes_a_list(
     page = await client.get("/admin/lists")
     assert page.status_code == 200
     assert 'href="/admin/lists" aria-current="page"' in page.text
+    form = await client.get("/admin/lists/new")
+    assert 'pattern="[a-z0-9]+(-[a-z0-9]+)*"' in form.text  # the domain's slug rule
     token = await _csrf(client, "/admin/lists/new")
     made = await client.post(
         "/admin/lists",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from herald.core.errors import ValidationError
+from herald.lists.domain import parse_slug
 from herald.subscriptions.domain import SubscriptionStatus
 from herald.subscriptions.signup import (
     MAX_LISTS,
@@ -121,3 +124,18 @@ def test_a_reader_who_left_everything_comes_back_through_double_opt_in(
 
 def test_only_unsubscribed_does_not_block_a_sign_up() -> None:
     assert [r for r in Suppression if not r.blocks_sign_up] == [Suppression.UNSUBSCRIBED]
+
+
+@given(st.text(alphabet="ab9-Z _\u00e9", min_size=1, max_size=70))
+def test_a_sign_up_names_exactly_the_slugs_a_list_may_have(text: str) -> None:
+    """One slug rule (lists.domain): a list field is refused only where a list could not
+    have that slug, so a list that exists can always be chosen."""
+    slug = text.strip()
+    assume(slug)
+    try:
+        parse_slug(slug)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            parse_lists([text])
+    else:
+        assert parse_lists([text]) == (slug,)

@@ -21,6 +21,7 @@ from herald.lists.domain import (
     MAX_DESCRIPTION,
     MAX_NAME,
     MAX_SLUG,
+    SLUG_PATTERN,
     ListDraft,
     MemberStatus,
 )
@@ -41,7 +42,12 @@ STATUS_TABS = [
     (MemberStatus.PENDING.value, "Pending"),
     (MemberStatus.UNSUBSCRIBED.value, "Unsubscribed"),
 ]
-LIMITS = {"max_name": MAX_NAME, "max_slug": MAX_SLUG, "max_description": MAX_DESCRIPTION}
+LIMITS = {
+    "max_name": MAX_NAME,
+    "max_slug": MAX_SLUG,
+    "max_description": MAX_DESCRIPTION,
+    "slug_pattern": SLUG_PATTERN,
+}
 
 
 def _service(state: AppState) -> ListService:

@@ -22,6 +22,7 @@ from herald.lists.domain import (
     MAX_DESCRIPTION,
     MAX_NAME,
     MAX_SLUG,
+    SLUG_PATTERN,
     ListChange,
     ListDraft,
     Member,
@@ -42,7 +43,7 @@ BY_ID = "subscriber-id"
 router = APIRouter(prefix="/api/v1/lists", tags=["lists"], route_class=ApiRoute)
 
 NO_NUL = r"^[^\x00]*$"
-SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+SLUG = f"^{SLUG_PATTERN}$"
 # Room for what the service trims and normalises; it says precisely what is wrong.
 Name = Annotated[str, Field(min_length=1, max_length=4 * MAX_NAME, pattern=NO_NUL)]
 Slug = Annotated[str, Field(min_length=1, max_length=MAX_SLUG, pattern=SLUG)]

@@ -23,7 +23,9 @@ MAX_SLUG = 60
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_SOURCE = 200
-_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# The one slug rule: this module's, the sign-up form's, the API's schema and the admin form's.
+SLUG_PATTERN = "[a-z0-9]+(-[a-z0-9]+)*"
+_SLUG = re.compile(SLUG_PATTERN)
 # Control characters but line feed and tab (a description may have lines).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 SLUG_RULE = "lowercase letters, digits and single hyphens between them (like weekly-digest)"
@@ -67,6 +69,10 @@ class MemberStatus(StrEnum):
         except ValueError:
             allowed = ", ".join(s.value for s in cls)
             raise ValidationError(f"{field} must be one of: {allowed}", field=field) from None
+
+
+def is_slug(text: str) -> bool:
+    return len(text) <= MAX_SLUG and _SLUG.fullmatch(text) is not None
 
 
 def parse_slug(raw: str) -> str:

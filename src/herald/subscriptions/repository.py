@@ -11,9 +11,10 @@ from typing import Any
 
 from herald.core import sql
 from herald.core.db import Connection
+from herald.lists.domain import OptIn
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 from herald.subscriptions.listing import Cursor, ListFilter, Sort, TimelineEvent
-from herald.subscriptions.signup import ChosenList, Consent, OptIn, Suppression
+from herald.subscriptions.signup import ChosenList, Consent, Suppression
 
 Q = sql.load("herald.subscriptions")
 

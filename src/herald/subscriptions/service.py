@@ -23,6 +23,7 @@ from herald.delivery.domain import DeliveryKind
 from herald.design.current import current_design
 from herald.design.domain import Design
 from herald.email.message import EmailMessage
+from herald.lists.domain import DEFAULT_SLUG
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
     NewSubscriber,
@@ -33,7 +34,6 @@ from herald.subscriptions.domain import (
 )
 from herald.subscriptions.emails import confirmation_email
 from herald.subscriptions.signup import (
-    DEFAULT_LIST,
     ChosenList,
     Consent,
     SignUp,
@@ -182,7 +182,7 @@ class SubscriptionService:
             context = await repository.sign_up(
                 conn,
                 new,
-                [DEFAULT_LIST],
+                [DEFAULT_SLUG],
                 Consent(source="api", ip=None, user_agent=None),
                 implicit_default=True,
                 refuse_any_suppression=True,

@@ -20,27 +20,19 @@ memberships are confirmed at once and whether a confirmation email is needed.
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import regex
-
 from herald.core.errors import ValidationError
+from herald.lists.domain import DEFAULT_SLUG, MAX_SLUG, SLUG_PATTERN, OptIn, is_slug
 from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 
-DEFAULT_LIST = "default"
 MAX_LISTS = 20
 MAX_USER_AGENT = 500
-_SLUG = regex.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-MAX_SLUG = 60
-_SOURCE_PAGE = regex.compile(r"l/([a-z0-9]+(?:-[a-z0-9]+)*)")
-
-
-class OptIn(StrEnum):
-    DOUBLE = "double"
-    SINGLE = "single"
+_SOURCE_PAGE = re.compile(f"l/({SLUG_PATTERN})")
 
 
 class Suppression(StrEnum):
@@ -103,7 +95,7 @@ class SignUp:
 
     @property
     def slugs(self) -> tuple[str, ...]:
-        return self.lists or (DEFAULT_LIST,)
+        return self.lists or (DEFAULT_SLUG,)
 
     @property
     def chose_lists(self) -> bool:
@@ -129,7 +121,7 @@ def parse_lists(raw: object) -> tuple[str, ...]:
         slug = value.strip()
         if not slug:
             continue
-        if len(slug) > MAX_SLUG or _SLUG.fullmatch(slug) is None:
+        if not is_slug(slug):
             raise ValidationError(unknown_lists_message([slug]), field="list")
         if slug not in slugs:
             slugs.append(slug)
