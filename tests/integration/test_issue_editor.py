@@ -4,6 +4,7 @@ sends, schedules in a named time zone, the publish confirmation, recipient outco
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -258,3 +259,42 @@ async def test_the_list_shows_results_and_the_issue_page_pages_outcomes(
     assert '<tr><td>mailbox full</td><td class="num">2</td></tr>' in failed.text
     bad = await admin_client.get(f"/admin/issues/{issue_id}?before=abc")
     assert bad.status_code in {400, 422}
+
+
+async def test_the_editor_posts_its_send_to_lists_as_repeated_fields(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO lists (slug, name) VALUES ('offers', 'Offers')")
+    base = {
+        "csrf_token": await token(admin_client, "/admin/issues/new"),
+        "title": "Targeted",
+        "format": "markdown",
+        "markdown": "Hi",
+        "send_to": "1",
+    }
+    slugs = (
+        "SELECT array_agg(l.slug ORDER BY l.slug) FROM issue_lists il"
+        " JOIN lists l ON l.id = il.list_id WHERE il.issue_id = $1"
+    )
+    created = await admin_client.post(
+        "/admin/issues/new", data={**base, "lists": ["offers", "default"]}
+    )
+    assert created.status_code == 303, created.text
+    issue_id = uuid.UUID(created.headers["location"].rsplit("/", 1)[-1])
+    assert await fetchval(db, slugs, issue_id) == ["default", "offers"]
+
+    # A post without the fieldset (a script of the previous release) keeps the target.
+    fields = {k: v for k, v in base.items() if k != "send_to"}
+    kept = await admin_client.post(f"/admin/issues/{issue_id}/edit", data=fields)
+    assert kept.status_code == 303, kept.text
+    assert await fetchval(db, slugs, issue_id) == ["default", "offers"]
+
+    # No list checked, or far more than an issue may have: a 400 naming the field.
+    for chosen, message in (([], "at least one list"), ([f"l{n}" for n in range(400)], "at most")):
+        refused = await admin_client.post(
+            f"/admin/issues/{issue_id}/edit", data={**base, "lists": chosen}
+        )
+        assert refused.status_code == 400, refused.text
+        assert message in refused.text
+        assert await fetchval(db, slugs, issue_id) == ["default", "offers"]

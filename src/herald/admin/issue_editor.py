@@ -34,7 +34,7 @@ from herald.issues.targeting import MAX_CHOICES, TargetOptions
 from herald.issues.views import IssueViews
 from herald.web import csrf, flash
 from herald.web.errors import FormError, form_errors
-from herald.web.forms import read_form
+from herald.web.forms import read_form, read_form_multi
 from herald.web.pages import page
 from herald.web.state import AppState, State
 
@@ -62,17 +62,21 @@ def issue_url(issue_id: uuid.UUID) -> str:
     return f"/admin/issues/{issue_id}"
 
 
+# The editor's "Send to" checkboxes are one field each (MAX_CHOICES lists at most).
+MAX_FIELDS = 20 + MAX_CHOICES
+
+
 async def read_issue_form(request: Request, state: AppState) -> dict[str, str]:
-    # The "Send to" checkboxes are one field each (MAX_CHOICES lists at most).
-    form = await read_form(request, max_fields=20 + MAX_CHOICES)
+    form = await read_form(request, max_fields=MAX_FIELDS)
     csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
     return form
 
 
 async def read_editor_form(request: Request, state: AppState) -> IssueForm:
-    fields = await read_issue_form(request, state)
-    chosen = (await request.form()).getlist("lists")  # the form parsed above, kept
-    return IssueForm.from_form(fields, [v for v in chosen if isinstance(v, str)])
+    multi = await read_form_multi(request, max_fields=MAX_FIELDS)
+    fields = {key: values[-1] for key, values in multi.items()}
+    csrf.check(request, state.settings, fields.get(csrf.FORM_FIELD))
+    return IssueForm.from_form(fields, multi.get("lists", []))
 
 
 @router.get("/issues/new", response_class=HTMLResponse)
