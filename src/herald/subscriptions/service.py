@@ -23,7 +23,6 @@ from herald.delivery.domain import DeliveryKind
 from herald.design.current import current_design
 from herald.design.domain import Design
 from herald.email.message import EmailMessage
-from herald.lists.domain import DEFAULT_SLUG
 from herald.subscriptions import repository
 from herald.subscriptions.domain import (
     NewSubscriber,
@@ -178,19 +177,20 @@ class SubscriptionService:
         design = await current_design(self.db, self.settings)  # cached: no query per sign-up
         message = self._confirmation(new, token, design)
         ttl_seconds = self.settings.subscriptions.token_ttl_hours * 3600
+        signup = SignUp(new, (), Consent(source="api", ip=None, user_agent=None))
         async with self.db.transaction() as conn:
             context = await repository.sign_up(
                 conn,
                 new,
-                [DEFAULT_SLUG],
-                Consent(source="api", ip=None, user_agent=None),
+                signup.slugs,  # the default list
+                signup.consent,
                 implicit_default=True,
                 refuse_any_suppression=True,
                 double_opt_in=True,
                 token_hash=hash_token(token),
                 ttl_seconds=ttl_seconds,
             )
-            _chosen(SignUp(new, (), Consent("api", None, None)), context)
+            _chosen(signup, context)
             if context.suppressed is not None:
                 raise Conflict(
                     "this address is on the suppression list "
