@@ -20,19 +20,13 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.imports.domain import Mode
 from herald.imports.service import ImportService
-from herald.jobs import repository
-from herald.jobs.domain import Job, JobStatus
-from tests.support.processes import herald_env, herald_process, wait_exit
+from tests.support.crashed_jobs import kill_midway_then_finish, slow_steps, worker_env
+from tests.support.processes import herald_process, wait_exit
 from tests.support.queue import wait_until
 
 ROWS = 20_000
 
-SLOW_STEPS = """
-CREATE FUNCTION test_slow_step() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$;
-CREATE TRIGGER test_slow_step AFTER INSERT ON subscriptions
-    FOR EACH STATEMENT EXECUTE FUNCTION test_slow_step();
-"""
+SLOW_STEPS = slow_steps(after="INSERT ON subscriptions", seconds=0.5)
 
 
 async def csv_file() -> AsyncIterator[bytes]:
@@ -41,13 +35,6 @@ async def csv_file() -> AsyncIterator[bytes]:
         yield "".join(
             f"reader{i}@example.com,Reader {i},City {i % 7}\r\n" for i in range(start, start + 1000)
         ).encode()
-
-
-async def job_now(db: Database, job_id: object) -> Job:
-    async with db.connection() as conn:
-        found = await repository.get(conn, job_id)  # type: ignore[arg-type]
-    assert found is not None
-    return found
 
 
 @pytest.mark.slow
@@ -60,34 +47,8 @@ async def test_an_import_killed_midway_is_finished_by_another_worker_exactly_onc
     view = await service.upload("readers.csv", csv_file(), created_by=None)
     view = await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.OPT_IN)
     job_id = view.job.id
-    env = herald_env(
-        HERALD_DATABASE_URL=database_url,
-        HERALD_DATA_DIR=str(tmp_path / "data"),
-        HERALD_SECRET_KEY="k" * 48,
-        HERALD_BASE_URL="http://herald.test",
-        HERALD_DELIVERY__LEASE_SECONDS="5",
-        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.1",
-    )
-    async with herald_process("worker", env=env, log_path=tmp_path / "a.log") as first:
-
-        async def midway() -> bool:
-            return (await job_now(db, job_id)).done >= 5000
-
-        await wait_until(midway, timeout=120, interval=0.05)
-        first.send_signal(signal.SIGKILL)
-        assert await wait_exit(first, 10) == -signal.SIGKILL
-    killed = await job_now(db, job_id)
-    assert killed.status is JobStatus.RUNNING, "held by the dead worker's lease"
-    assert killed.done < ROWS, "the kill came too late to test anything"
-
-    async with herald_process("worker", env=env, log_path=tmp_path / "b.log") as second:
-
-        async def finished() -> bool:
-            return (await job_now(db, job_id)).status is JobStatus.DONE
-
-        await wait_until(finished, timeout=180, interval=0.1)
-        second.send_signal(signal.SIGTERM)
-        assert await wait_exit(second, 30) == 0
+    env = worker_env(database_url, tmp_path, lease_seconds=5)
+    await kill_midway_then_finish(db, job_id, env, tmp_path, midway=5000, total=ROWS)
 
     done = await service.get(job_id)
     counts = done.record.counts
@@ -109,7 +70,6 @@ async def test_an_import_killed_midway_is_finished_by_another_worker_exactly_onc
         "emails": ROWS,
         "recipients": ROWS,
     }
-    assert "job finished" in (tmp_path / "b.log").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -125,14 +85,7 @@ async def test_the_cli_imports_beside_a_worker_and_a_killed_cli_leaves_the_rest_
     with source.open("wb") as out:
         async for piece in csv_file():
             out.write(piece)
-    env = herald_env(
-        HERALD_DATABASE_URL=database_url,
-        HERALD_DATA_DIR=str(tmp_path / "data"),
-        HERALD_SECRET_KEY="k" * 48,
-        HERALD_BASE_URL="http://herald.test",
-        HERALD_DELIVERY__LEASE_SECONDS="5",
-        HERALD_DELIVERY__POLL_INTERVAL_SECONDS="0.1",
-    )
+    env = worker_env(database_url, tmp_path, lease_seconds=5)
     args = ("subscribers", "import", str(source), "--list", "default", "--mode", "confirmed")
     async with herald_process("worker", env=env, log_path=tmp_path / "worker.log") as worker:
         async with herald_process(*args, env=env, log_path=tmp_path / "cli.log") as cli:
