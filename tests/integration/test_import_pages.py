@@ -98,6 +98,37 @@ async def test_the_api_uploads_follows_and_reports(db: Database, settings: Setti
             ]
 
 
+async def test_a_keyed_upload_over_the_in_memory_spool_is_stored_whole_and_replayed(
+    db: Database, settings: Settings
+) -> None:
+    """An ``Idempotency-Key`` upload is hashed as it streams and spooled (past 1 MiB to a
+    temporary file) before the form parser reads it back: 3 MiB arrive byte for byte, a
+    retry with another multipart boundary replays, another file is a 422."""
+    body = b"email,name\n" + b"".join(b"reader%06d@example.com,R\n" % i for i in range(120_000))
+    assert len(body) > 3 * 1024 * 1024
+    keys = await make_keys(db, settings)
+    async with api_client(new_app(settings, db)) as api:
+        files = {"file": ("big.csv", body, "text/csv")}
+        headers = {**keys.admin_write, "Idempotency-Key": "big-1"}
+        created = await api.post("/api/v1/imports", files=files, headers=headers)
+        assert created.status_code == 202, created.text
+        assert created.json()["size"] == len(body)
+        again = await api.post("/api/v1/imports", files=files, headers=headers)
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json()["id"] == created.json()["id"]
+        changed = {"file": ("big.csv", body[:-2] + b"S\n", "text/csv")}
+        other = await api.post("/api/v1/imports", files=changed, headers=headers)
+        assert other.status_code == 422
+    async with db.connection() as conn:
+        stored = await conn.fetchval(
+            "SELECT string_agg(data, ''::bytea ORDER BY seq) FROM job_files WHERE job_id = $1",
+            created.json()["id"],
+        )
+        imports = await conn.fetchval("SELECT count(*) FROM imports")
+    assert stored == body
+    assert imports == 1
+
+
 @pytest.mark.parametrize(
     ("data", "files", "problem"),
     [
