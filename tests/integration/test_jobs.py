@@ -269,6 +269,8 @@ async def test_the_subscribers_page_shows_a_running_job_and_can_stop_it(
     )
     [job_id] = re.findall(r'data-job-id="([0-9a-f-]{36})"', listing.text)
     assert "7 of 20 done, waiting for a worker" in text
+    assert f'<form action="/admin/subscribers/jobs/{job_id}/cancel" method="post">' in text
+    assert '<input type="hidden" name="back" value="/admin/subscribers">' in text
     assert 'src="/static/jobs.js"' in listing.text
 
     stop = await admin_client.post(
