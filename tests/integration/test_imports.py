@@ -191,6 +191,9 @@ async def test_rejected_rows_are_reported_and_the_rest_imported(
     view = await run_import(db, settings, data)
     counts = view.record.counts
     assert (counts.imported, counts.updated, counts.rejected) == (3, 1, 4)
+    assert view.job.message == (
+        "Import finished: 3 imported, 1 updated, 0 skipped (suppressed), 4 rejected."
+    )
     service = ImportService(db, settings)
     errors = await service.errors(view.job.id)
     assert [(e.line, e.email) for e in errors] == [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from herald.core.config import Settings
 from herald.core.db import Connection
@@ -94,9 +94,6 @@ class ImportJob:
 
     settings: Settings
     batch_size: int = BATCH_SIZE
-    # The outcome of imports finished by this process, for ``summary`` (same process,
-    # right after the last step).
-    _outcomes: dict[uuid.UUID, str] = field(default_factory=dict, compare=False, repr=False)
 
     async def step(self, conn: Connection, job: Job) -> Step:
         record = await repository.get_import(conn, job.id)
@@ -116,20 +113,15 @@ class ImportJob:
             records = records[1:]  # the header row
         counts = await self._write(conn, job.id, record, mapping, records)
         totals = await repository.add_counts(conn, job.id, counts)
+        done = counts.imported + counts.updated
+        skipped = counts.skipped + counts.rejected
         if at_end:
-            self._outcomes[job.id] = f"Import finished: {totals.summary()}."
-            position = None
-        else:
-            last = records[-1]
-            position = str(Position(last.end, last.next_line))
-        return Step(
-            done=counts.imported + counts.updated,
-            skipped=counts.skipped + counts.rejected,
-            position=position,
-        )
+            return Step(done, skipped, None, f"Import finished: {totals.summary()}.")
+        last = records[-1]
+        return Step(done, skipped, str(Position(last.end, last.next_line)))
 
     def summary(self, job: Job) -> str:
-        return self._outcomes.pop(job.id, None) or (
+        return (
             f"Import finished: {job.done:,} imported or updated, "
             f"{job.skipped:,} skipped or rejected."
         )

@@ -49,8 +49,10 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class Step:
     """What one step of a job did: rows acted on, rows passed over, and the checkpoint
-    the next step starts from (None: the job is finished)."""
+    the next step starts from (None: the job is finished). ``message``: the last step's
+    outcome for people, when the handler knows better than its ``summary`` of the job."""
 
     done: int
     skipped: int
     position: str | None
+    message: str | None = None

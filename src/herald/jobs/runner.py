@@ -150,7 +150,8 @@ async def _run(
             reason = f"failed: {exc}"[:MAX_MESSAGE]
             return await _end(db, job, token, JobStatus.FAILED, reason)
         if step.position is None:
-            return await _end(db, job, token, JobStatus.DONE, handler.summary(job))
+            outcome = step.message or handler.summary(job)
+            return await _end(db, job, token, JobStatus.DONE, outcome)
         if time.monotonic() - announced >= PROGRESS_EVERY_SECONDS:
             announced = time.monotonic()
             await _announce(db, "job.progress", job)
