@@ -268,3 +268,40 @@ async def test_a_search_finds_the_same_rows_by_walk_and_by_index(
     assert len(by_walk["rare."]) == 33
     assert len(by_walk["@EXAMPLE"]) == 300
     assert by_walk["zzz"] == []
+
+
+async def test_a_walk_that_reached_the_end_of_the_list_is_the_answer(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reason with few rows among many (5 complaints in 2,505 rows) and a text all its
+    # rows hold: the walk reads every complaint, so the trigram index — which would fetch
+    # every address holding the text to keep 5 — is not asked (0.1 s saved at 1M rows).
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason, created_at)"
+            " SELECT herald_address_key(e), e, r, now() - make_interval(secs => n)"
+            " FROM (SELECT n, 'p' || n || '@example.com' AS e,"
+            "       CASE WHEN n % 500 = 0 THEN 'complaint' ELSE 'unsubscribed' END AS r"
+            "       FROM generate_series(1, 2505) AS n) AS x"
+        )
+    from herald.suppressions import repository, service
+
+    asked: list[str] = []
+
+    class Recording(dict[str, str]):
+        def __getitem__(self, name: str) -> str:
+            asked.append(name)
+            return super().__getitem__(name)
+
+    monkeypatch.setattr(repository, "Q", Recording(repository.Q))
+    suppressions = SuppressionList(db)
+    found = await suppressions.page(Filter.parse(reason="complaint", q="@example"))
+    assert [r.email for r in found.rows] == [f"p{n}@example.com" for n in range(500, 2505, 500)]
+    assert "contains" not in asked
+    assert (await suppressions.page(Filter.parse(reason="complaint", q="zzz"))).rows == []
+    assert "contains" not in asked
+    # A walk cut short by its bound still asks the index, and finds the same rows.
+    monkeypatch.setattr(service, "RECENT_WALK", 3)
+    again = await suppressions.page(Filter.parse(reason="complaint", q="@example"))
+    assert "contains" in asked
+    assert again.rows == found.rows

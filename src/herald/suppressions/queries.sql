@@ -61,19 +61,28 @@ LIMIT $5::integer
 -- name: contains_recent
 -- A search's first try: walk the newest $6 rows after the cursor and keep those whose
 -- address contains $4. A common text fills its page within a few rows (0.2 ms at 1M
--- suppressions); fewer than $5 back, the caller asks contains (the trigram index).
-SELECT address_key, email, reason, source, created_at
-FROM (
+-- suppressions). At least one row: the matches (none: one row of NULLs) and whether the
+-- walk reached the end of the list (fewer than $6 rows), which makes them the answer;
+-- otherwise, fewer than $5 back, the caller asks contains (the trigram index).
+WITH recent AS MATERIALIZED (
     SELECT address_key, email, reason, source, created_at
     FROM suppressions
     WHERE (created_at, address_key) < ($1::timestamptz, $2::bytea)
       AND ($3::text IS NULL OR reason = $3::text)
     ORDER BY created_at DESC, address_key DESC
     LIMIT $6::integer
-) AS recent
-WHERE strpos(lower(email), lower($4::text)) > 0
-ORDER BY created_at DESC, address_key DESC
-LIMIT $5::integer
+), found AS (
+    SELECT address_key, email, reason, source, created_at
+    FROM recent
+    WHERE strpos(lower(email), lower($4::text)) > 0
+    ORDER BY created_at DESC, address_key DESC
+    LIMIT $5::integer
+)
+SELECT f.address_key, f.email, f.reason, f.source, f.created_at,
+       (SELECT count(*) FROM recent) < $6::integer AS walked_all
+FROM (SELECT 1) AS one
+LEFT JOIN found AS f ON true
+ORDER BY f.created_at DESC, f.address_key DESC
 
 -- name: contains
 -- A search through suppressions_email_trigrams (migration 0024): every kept address

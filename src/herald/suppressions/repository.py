@@ -67,26 +67,24 @@ async def containing(
     conn: Connection, where: Filter, after: Cursor, limit: int, *, walk: int
 ) -> list[Suppression]:
     """The rows whose kept address contains ``where.query``: the newest ``walk`` rows
-    first, then, if they hold fewer than ``limit``, the trigram index."""
-    rows = await _fetch(conn, Q["contains_recent"], where, after, limit, walk)
-    if len(rows) < limit:
+    first, then, if they hold fewer than ``limit`` and are not the whole rest of the
+    list, the trigram index."""
+    found = await conn.fetch(Q["contains_recent"], *_params(where, after, limit), walk)
+    rows = [_row(row) for row in found if row["address_key"] is not None]
+    if len(rows) < limit and not found[0]["walked_all"]:
         rows = await _fetch(conn, Q["contains"], where, after, limit)
     return rows
 
 
+def _params(where: Filter, after: Cursor, limit: int) -> tuple[Any, ...]:
+    reason = where.reason.value if where.reason else None
+    return after.created_at, after.key, reason, where.query or None, limit
+
+
 async def _fetch(
-    conn: Connection, query: str, where: Filter, after: Cursor, limit: int, *extra: int
+    conn: Connection, query: str, where: Filter, after: Cursor, limit: int
 ) -> list[Suppression]:
-    rows = await conn.fetch(
-        query,
-        after.created_at,
-        after.key,
-        where.reason.value if where.reason else None,
-        where.query or None,
-        limit,
-        *extra,
-    )
-    return [_row(row) for row in rows]
+    return [_row(row) for row in await conn.fetch(query, *_params(where, after, limit))]
 
 
 async def counts(conn: Connection) -> dict[Reason, int]:
