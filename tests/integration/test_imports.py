@@ -337,6 +337,42 @@ async def test_an_import_cannot_be_started_twice(db: Database, settings: Setting
         await service.start(view.job.id, roles=None, list_slugs=["default"], mode=Mode.CONFIRMED)
 
 
+async def test_two_starts_at_once_start_the_import_once(db: Database, settings: Settings) -> None:
+    from herald.core.errors import Conflict
+
+    service = ImportService(db, settings)
+    view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
+    outcomes = await asyncio.gather(
+        *(
+            service.start(view.job.id, roles=None, list_slugs=["default"], mode=mode)
+            for mode in (Mode.CONFIRMED, Mode.OPT_IN)
+        ),
+        return_exceptions=True,
+    )
+    started = [o for o in outcomes if isinstance(o, ImportView)]
+    assert len(started) == 1
+    assert [type(o) for o in outcomes if not isinstance(o, ImportView)] == [Conflict]
+    final = await service.get(view.job.id)
+    assert final.record.mode is started[0].record.mode
+    assert final.record.hold_token is None
+
+
+async def test_an_upload_broken_off_midway_is_cancelled(db: Database, settings: Settings) -> None:
+    """The client goes away after 2 MiB: the import is cancelled, never run."""
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"email\n" + b"a@example.com\n" * (2 * 1024 * 1024 // 14)
+        raise ConnectionResetError("the client went away")
+
+    service = ImportService(db, settings)
+    with pytest.raises(ConnectionResetError):
+        await service.upload("x.csv", broken(), created_by=None)
+    [view] = await service.recent()
+    assert view.job.status is JobStatus.CANCELLED
+    assert view.job.message == "the upload did not finish"
+    assert view.record.uploaded_at is None
+
+
 async def test_unknown_import(db: Database, settings: Settings) -> None:
     from herald.core.errors import NotFound
 
