@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from herald.core.errors import ValidationError
+from herald.segments.domain import KEY  # what a filter's attribute path can name
 
 MAX_DEPTH = 5
 MAX_BYTES = 16 * 1024
-KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 FIELD = "attributes"
 
 
