@@ -255,6 +255,10 @@ async def test_an_issue_targets_lists_and_a_segment_by_api(
         ({"lists": ["nope"]}, "lists"),
         ({"lists": ["Bad Slug"]}, "lists"),
         ({"lists": ["default"], "segment_id": str(uuid.uuid4())}, "segment_id"),
+        ({"lists": [f"l{n}" for n in range(101)]}, "lists"),  # more than an issue may have
+        ({"lists": [f"l{n}" for n in range(10_000)]}, "lists"),
+        ({"lists": ["x" * 61]}, "lists"),
+        ({"lists": [["default"]]}, "lists"),
     ):
         refused = await client.post(URL, json={**DRAFT, **body}, headers=keys.editor_write)
         assert refused.status_code == 400, (body, refused.text)
