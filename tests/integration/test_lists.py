@@ -14,7 +14,7 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.lists.domain import ListChange, ListDraft, MemberStatus
-from herald.lists.service import ListService
+from herald.lists.service import SHOWN_LISTS, ListService
 from tests.support.newsletters import CSRF, add_subscribers, log_in
 
 
@@ -74,10 +74,10 @@ async def test_create_get_update_and_counts(service: ListService, db: Database) 
         "weekly-digest",
         "single",
     )
-    names = [lst.slug for lst in await service.lists()]
+    names = [lst.slug for lst in (await service.lists()).lists]
     assert names == ["default", "weekly-digest"]
     # Members from add_subscribers joined the default list through 0018's trigger.
-    default = next(lst for lst in await service.lists() if lst.is_default)
+    default = next(lst for lst in (await service.lists()).lists if lst.is_default)
     assert default.counts.confirmed == 3
 
 
@@ -100,11 +100,11 @@ async def test_concurrent_creates_of_one_slug_make_one_list(service: ListService
     refused = [r for r in results if isinstance(r, Conflict)]
     assert len(made) == 1
     assert len(refused) == 7
-    assert [lst.slug for lst in await service.lists()].count("race") == 1
+    assert [lst.slug for lst in (await service.lists()).lists].count("race") == 1
 
 
 async def test_the_default_list_keeps_its_slug_and_is_never_deleted(service: ListService) -> None:
-    default = next(lst for lst in await service.lists() if lst.is_default)
+    default = next(lst for lst in (await service.lists()).lists if lst.is_default)
     with pytest.raises(ValidationError, match="default list's slug") as caught:
         await service.update(default.id, ListChange.parse(slug="renamed"))
     assert caught.value.field == "slug"
@@ -259,7 +259,7 @@ async def test_an_editor_creates_edits_and_deletes_a_list(
     )
     assert saved.status_code == 303
     service = ListService(db, settings)
-    (notes,) = [lst for lst in await service.lists() if not lst.is_default]
+    (notes,) = [lst for lst in (await service.lists()).lists if not lst.is_default]
     assert (notes.slug, notes.visibility.value, notes.opt_in.value) == (
         "notes",
         "private",
@@ -268,7 +268,7 @@ async def test_an_editor_creates_edits_and_deletes_a_list(
     gone = await client.post(f"{where}/delete", data={"csrf_token": token})
     assert gone.status_code == 303
     assert gone.headers["location"] == "/admin/lists"
-    assert [lst.slug for lst in await service.lists()] == ["default"]
+    assert [lst.slug for lst in (await service.lists()).lists] == ["default"]
 
 
 async def test_refused_values_show_the_form_again(
@@ -296,7 +296,7 @@ async def test_refused_values_show_the_form_again(
     assert "visibility must be public or private" in odd.text.lower()
     forged = await admin_client.post("/admin/lists", data={**base, "csrf_token": "x", "name": "V"})
     assert forged.status_code == 403
-    assert [lst.slug for lst in await service.lists()] == ["default", "taken"]
+    assert [lst.slug for lst in (await service.lists()).lists] == ["default", "taken"]
 
 
 async def test_deleting_asks_first_and_refuses_the_default_and_targeted_lists(
@@ -310,7 +310,7 @@ async def test_deleting_asks_first_and_refuses_the_default_and_targeted_lists(
     assert "Delete Full?" in asked.text
     assert 'name="confirm" value="yes"' in asked.text
     assert (await service.get(lst.id)).counts.confirmed == 2
-    default = next(x for x in await service.lists() if x.is_default)
+    default = next(x for x in (await service.lists()).lists if x.is_default)
     refused = await admin_client.post(
         f"/admin/lists/{default.id}/delete", data={"csrf_token": token, "confirm": "yes"}
     )
@@ -457,7 +457,7 @@ async def test_hostile_form_posts(admin_client: httpx.AsyncClient, service: List
     assert "its name has none to suggest" in no_slug.text
     made = await admin_client.post("/admin/lists", data={**emoji, "slug": "sprouts"})
     assert made.status_code == 303
-    assert [lst.name for lst in await service.lists() if not lst.is_default] == ["🌱" * 100]
+    assert [lst.name for lst in (await service.lists()).lists if not lst.is_default] == ["🌱" * 100]
 
 
 async def test_an_unknown_list_is_a_page_of_the_admin_leading_back(
@@ -540,3 +540,26 @@ async def test_adding_to_a_list_deleted_meanwhile_is_not_found(
     async with db.transaction() as conn:  # past the service's look-up: the foreign key refuses
         with pytest.raises(NotFound, match="no such list"):
             await repository.add_member(conn, lst.id, reader, MemberStatus.CONFIRMED, "api:ci")
+
+
+async def test_past_a_thousand_lists_the_page_says_it_shows_the_first(
+    admin_client: httpx.AsyncClient, service: ListService, db: Database
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO lists (slug, name) SELECT 'l-' || n, 'List ' || lpad(n::text, 4, '0')"
+            " FROM generate_series(1, $1::int) AS n",
+            SHOWN_LISTS,
+        )
+    index = await service.lists()
+    assert index.more
+    assert len(index.lists) == SHOWN_LISTS
+    assert index.lists[0].is_default
+    assert index.lists[-1].name == f"List {SHOWN_LISTS - 1:04d}"
+    page = await admin_client.get("/admin/lists")
+    assert page.status_code == 200
+    assert len(re.findall(r'<td class="name"><a href="/admin/lists/', page.text)) == SHOWN_LISTS
+    assert "The first 1,000 lists by name are shown here" in page.text
+    await service.delete(index.lists[1].id, confirmed=True)
+    assert not (await service.lists()).more
+    assert "are shown here" not in (await admin_client.get("/admin/lists")).text

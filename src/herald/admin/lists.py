@@ -75,7 +75,8 @@ def _typed(form: dict[str, str]) -> dict[str, str]:
 
 @router.get("", response_class=HTMLResponse)
 async def lists(request: Request, state: State) -> Response:
-    return page(request, "admin/lists.html", lists=await _service(state).lists())
+    index = await _service(state).lists()
+    return page(request, "admin/lists.html", lists=index.lists, more=index.more)
 
 
 @router.get("/new", response_class=HTMLResponse)

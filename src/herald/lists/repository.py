@@ -25,7 +25,6 @@ from herald.lists.domain import (
 Q = sql.load("herald.lists")
 NIL = uuid.UUID(int=0)
 EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
-MAX_LISTS = 1000
 
 
 def slug_conflict(slug: str) -> Conflict:
@@ -62,7 +61,7 @@ def _member(row: asyncpg.Record) -> Member:
     )
 
 
-async def all_lists(conn: Connection, limit: int = MAX_LISTS) -> list[NewsList]:
+async def all_lists(conn: Connection, limit: int) -> list[NewsList]:
     return [_list(row) for row in await conn.fetch(Q["all_lists"], limit)]
 
 

@@ -41,6 +41,7 @@ log = get_logger("herald.lists")
 NO_LIST = "no such list"
 NO_SUBSCRIBER = "no such subscriber"
 MEMBERS_PER_PAGE = 50
+SHOWN_LISTS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +67,25 @@ class ListOverview:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ListIndex:
+    """The admin's page of lists: the first :data:`SHOWN_LISTS`, and whether there are
+    more (the API pages through every one)."""
+
+    lists: list[NewsList]
+    more: bool
+
+
 @dataclass(frozen=True)
 class ListService:
     db: Database
     settings: Settings
 
-    async def lists(self) -> list[NewsList]:
-        """Every list (the admin's page), the default first, then by name."""
+    async def lists(self) -> ListIndex:
+        """The lists of the admin's page, the default first, then by name."""
         async with self.db.connection() as conn:
-            return await repository.all_lists(conn)
+            rows = await repository.all_lists(conn, SHOWN_LISTS + 1)
+        return ListIndex(rows[:SHOWN_LISTS], len(rows) > SHOWN_LISTS)
 
     async def page(
         self, after: tuple[datetime, uuid.UUID] | None, limit: int
