@@ -109,9 +109,28 @@ async def test_a_forged_or_garbled_token_is_a_400_page(
             assert "not valid" in response.text
 
 
-async def test_a_reader_who_is_gone_is_a_404(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_a_reader_who_is_gone_is_a_404(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
     response = await client.get(f"/preferences?token={make_token(settings, uuid.uuid4())}")
     assert response.status_code == 404
+    # Every route: nothing to manage (an erasure is done already), and nothing written.
+    _, csrf = await open_page(client, "/")
+    token = make_token(settings, uuid.uuid4())
+    for method, path, expected in (
+        ("GET", "/preferences/erase", 404),
+        ("POST", "/preferences", 404),
+        ("POST", "/preferences/unsubscribe", 404),
+        ("POST", "/preferences/data", 404),
+        ("POST", "/preferences/erase", 200),
+    ):
+        data = {"csrf_token": csrf, "list": ["default"], "confirm": "yes"}
+        response = await client.request(
+            method, path, params={"token": token}, data=data if method == "POST" else None
+        )
+        assert response.status_code == expected, (method, path, response.status_code)
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM suppressions") == 0
 
 
 async def test_joining_and_leaving_lists(

@@ -122,9 +122,10 @@ class PreferenceCentre:
     async def unsubscribe_all(self, token: str) -> bool:
         subscriber_id = subscriber_of(self.settings, token)
         async with self.db.transaction() as conn:
-            if await repository.reader(conn, subscriber_id) is None:
-                raise NotFound(GONE)
-            return await unsubscribe_all(conn, subscriber_id, SOURCE)
+            changed = await unsubscribe_all(conn, subscriber_id, SOURCE)
+        if changed is None:
+            raise NotFound(GONE)
+        return changed
 
     async def erase(self, token: str) -> bool:
         """Erase the reader (idempotent): whether this call did it."""

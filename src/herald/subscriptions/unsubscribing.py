@@ -61,11 +61,14 @@ def subscriber_of(settings: Settings, token: str) -> uuid.UUID:
     return subscriber_id
 
 
-async def unsubscribe_all(conn: Connection, subscriber_id: uuid.UUID, source: str) -> bool:
+async def unsubscribe_all(conn: Connection, subscriber_id: uuid.UUID, source: str) -> bool | None:
     """In ``conn``'s transaction: unsubscribe from everything and suppress the address;
-    whether this changed the address's status (an event is sent when it did)."""
+    whether this changed the address's status (an event is sent when it did), None when
+    there is no such subscriber."""
     row = await conn.fetchrow(Q["unsubscribe_all"], subscriber_id, source)
     assert row is not None  # one row always
+    if not row["known"]:
+        return None
     if row["changed"]:
         gone = live.event("subscriber.unsubscribed", subscriber_id=subscriber_id)
         await live.notify(conn, gone)
@@ -74,7 +77,6 @@ async def unsubscribe_all(conn: Connection, subscriber_id: uuid.UUID, source: st
 
 @dataclass(frozen=True, slots=True)
 class Left:
-    changed: bool  # this call changed something (or the reader is gone already)
     everything: bool  # from everything, not just an issue's lists
 
 
@@ -110,9 +112,9 @@ class Unsubscribing:
                 if row["issue_known"] or not row["known"]:
                     if row["changed"]:
                         log.info("unsubscribed from an issue's lists", lists=row["changed"])
-                    return Left(bool(row["changed"]) or not row["known"], everything=False)
+                    return Left(everything=False)
                 log.warning("unsubscribe link of an unknown issue: unsubscribing from everything")
             changed = await unsubscribe_all(conn, subscriber_id, source)
         if changed:
             log.info("unsubscribed", subscriber_id=str(subscriber_id))
-        return Left(changed, everything=True)
+        return Left(everything=True)
