@@ -100,8 +100,8 @@ async def download(request: Request, state: State) -> Response:
 async def erase_page(request: Request, state: State) -> Response:
     """The confirmation step (a GET changes nothing)."""
     token = _token(request)
-    prefs = await _centre(state).view(token)
-    return _private(page(request, "preferences/erase.html", email=prefs.reader.email, token=token))
+    email = await _centre(state).email(token)
+    return _private(page(request, "preferences/erase.html", email=email, token=token))
 
 
 @router.post("/preferences/erase", include_in_schema=False)

@@ -6,6 +6,7 @@ which is done already then."""
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from herald.core import live
 from herald.core.config import Settings
-from herald.core.db import Database
+from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.core.telemetry import get_logger
 from herald.preferences import repository
@@ -74,12 +75,17 @@ class PreferenceCentre:
     async def view(self, token: str) -> Preferences:
         subscriber_id = subscriber_of(self.settings, token)
         async with self.db.transaction() as conn:
-            reader = await repository.reader(conn, subscriber_id)
-            if reader is None:
-                raise NotFound(GONE)
-            lists = await repository.lists(conn, subscriber_id)
-            suppressed = await repository.suppression(conn, reader.email)
+            reader, lists, suppressed = await _read(conn, subscriber_id)
         return Preferences(reader, _effective(reader, lists), suppressed[0] if suppressed else None)
+
+    async def email(self, token: str) -> str:
+        """The reader's address (the erasure's confirmation step)."""
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.connection() as conn:
+            reader = await repository.reader(conn, subscriber_id)
+        if reader is None:
+            raise NotFound(GONE)
+        return reader.email
 
     async def save(self, token: str, slugs: Iterable[str], *, ip: str, user_agent: str) -> Saved:
         """Be in exactly the lists ``slugs`` among those the page shows: join the others
@@ -144,11 +150,7 @@ class PreferenceCentre:
         """Everything Herald holds about the reader, as JSON values."""
         subscriber_id = subscriber_of(self.settings, token)
         async with self.db.transaction() as conn:
-            reader = await repository.reader(conn, subscriber_id)
-            if reader is None:
-                raise NotFound(GONE)
-            lists = await repository.lists(conn, subscriber_id)
-            suppressed = await repository.suppression(conn, reader.email)
+            reader, lists, suppressed = await _read(conn, subscriber_id)
             counts = await repository.delivery_counts(conn, subscriber_id)
             recent = await repository.recent_deliveries(conn, subscriber_id, HISTORY_ROWS)
         return {
@@ -173,6 +175,17 @@ class PreferenceCentre:
                 "recent_limit": HISTORY_ROWS,
             },
         }
+
+
+async def _read(
+    conn: Connection, subscriber_id: uuid.UUID
+) -> tuple[Reader, list[ListChoice], tuple[str, datetime] | None]:
+    """The reader, their lists (as stored) and their suppression; 404 when they are gone."""
+    reader = await repository.reader(conn, subscriber_id)
+    if reader is None:
+        raise NotFound(GONE)
+    lists = await repository.lists(conn, subscriber_id)
+    return reader, lists, await repository.suppression(conn, reader.email)
 
 
 def _membership(choice: ListChoice) -> dict[str, Any]:
