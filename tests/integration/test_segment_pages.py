@@ -133,6 +133,14 @@ async def test_bad_rows_are_a_400_naming_the_condition(admin_client: httpx.Async
     assert "Add at least one condition" in no_rows.text
     forged = await admin_client.post(f"{LIST}/new", data={**base, "csrf_token": "x"})
     assert forged.status_code == 403
+    # A removal of no row that int() cannot read (a superscript digit, 5,000 digits) is
+    # not a 500: the builder is shown again with its rows.
+    for action in ("remove:\u00b2", "remove:" + "9" * 5000, "remove:1\u0663"):
+        odd = await admin_client.post(
+            f"{LIST}/new", data={**base, "value_1": "1", "action": action}
+        )
+        assert odd.status_code == 200, (action[:20], odd.text[:200])
+        assert 'name="field_1"' in odd.text
 
 
 async def test_nested_filters_are_edited_as_json(

@@ -9,6 +9,7 @@ condition (a redirect would lose what was typed).
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 LIST = "/admin/segments"
 MAX_FIELDS = MAX_CONDITIONS * 5 + 20
 PAGE_SIZE = 50
+REMOVE = re.compile(r"remove:([0-9]{1,4})")  # the button of row n: action=remove:n
 STATUS_CHOICES = [
     ("confirmed", "confirmed"),
     ("pending_confirmation", "pending"),
@@ -131,8 +133,8 @@ async def _post(
             return await _builder_page(
                 request, state, builder.with_row(fields.get("new_field", "")), segment_id
             )
-        if action.startswith("remove:") and action[7:].isdigit():
-            shown = builder.without_row(int(action[7:]))
+        if removed := REMOVE.fullmatch(action):  # ASCII digits: int() of "²" would raise
+            shown = builder.without_row(int(removed.group(1)))
             return await _builder_page(request, state, shown, segment_id)
         if action == "json" or builder.mode == "json":
             builder, filter_json = _from_json(builder)
