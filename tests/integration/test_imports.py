@@ -266,6 +266,10 @@ async def test_unknown_list_is_refused(db: Database, settings: Settings) -> None
     view = await service.upload("x.csv", pieces(b"email\na@example.com\n"), created_by=None)
     with pytest.raises(ValidationError, match="nope"):
         await service.start(view.job.id, roles=None, list_slugs=["nope"], mode=Mode.CONFIRMED)
+    with pytest.raises(ValidationError, match="no list with the slug 'aaaa"):
+        await service.start(
+            view.job.id, roles=None, list_slugs=["a" * 100_000], mode=Mode.CONFIRMED
+        )
 
 
 async def test_a_held_upload_is_not_run_before_it_is_started(

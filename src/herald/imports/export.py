@@ -37,7 +37,7 @@ from enum import StrEnum
 from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
 from herald.imports import repository
-from herald.imports.service import SLUG
+from herald.lists.domain import is_slug
 from herald.segments import repository as segments
 
 PAGE_SIZE = 5000
@@ -149,7 +149,7 @@ class ExportService:
         the saved segment ``segment_id``; NotFound for no such list or segment."""
         slug = (list_slug or "").strip() or None
         where = where or repository.ExportFilter()
-        if slug is not None and (len(slug) > 60 or not SLUG.fullmatch(slug)):
+        if slug is not None and not is_slug(slug):
             raise NotFound(f"no list with the slug {slug[:60]!r}")
         if segment_id is not None:
             async with self.db.connection() as conn:

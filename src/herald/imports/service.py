@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from herald.imports.job import CHUNK_BYTES, ImportJob
 from herald.jobs import repository as jobs
 from herald.jobs.domain import Job
 from herald.jobs.runner import run_now
+from herald.lists.domain import DEFAULT_SLUG, is_slug
 
 log = get_logger("herald.imports")
 
@@ -39,7 +39,6 @@ MAX_LISTS = 20
 HEADER_BYTES = 64 * 1024
 ERRORS_PAGE = 5000
 REPORT_PIECE = 64 * 1024
-SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # migration 0018's lists.slug rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +145,7 @@ class ImportService:
         """The mapping (None: guessed from the header, as the CLI does), the lists and
         the mode; the job goes to the queue, after running here for ``run_for`` seconds
         (a small file is done before the page that started it is shown)."""
-        slugs = [s.strip() for s in list_slugs if s.strip()] or ["default"]
+        slugs = [s.strip() for s in list_slugs if s.strip()] or [DEFAULT_SLUG]
         if len(slugs) > MAX_LISTS:
             raise ValidationError(f"at most {MAX_LISTS} lists", field="list")
         check_slugs(slugs)
@@ -278,7 +277,7 @@ async def pieces(source: Readable, size: int = CHUNK_BYTES) -> AsyncIterator[byt
 
 def check_slugs(slugs: Sequence[str]) -> None:
     """A list slug that cannot exist is refused as unknown before any query."""
-    bad = [s for s in slugs if not SLUG.fullmatch(s)]
+    bad = [s for s in slugs if not is_slug(s)]
     if bad:
         shown = ", ".join(repr(s[:60]) for s in bad[:5])
         raise ValidationError(f"no list with the slug {shown}", field="list")
