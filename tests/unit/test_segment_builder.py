@@ -98,6 +98,13 @@ def test_bad_rows_name_the_condition(row: dict[str, str], message: str) -> None:
         Builder.from_form(form).filter_json()
 
 
+@pytest.mark.parametrize("days", ["\u00b2", "9" * 5000, "-1", "7 days", ""])
+def test_a_number_of_days_that_is_not_one_names_the_condition(days: str) -> None:
+    form = {"field_0": "created_at", "op_0": "within_days", "value_0": days}
+    with pytest.raises(ValidationError, match="Condition 1: write a number of days"):
+        Builder.from_form(form).filter_json()
+
+
 def test_rows_are_added_and_removed_within_limits() -> None:
     builder = Builder()
     with pytest.raises(ValidationError, match="Add at least one condition"):

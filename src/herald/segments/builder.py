@@ -69,6 +69,7 @@ TYPES = [("string", "text"), ("number", "number"), ("boolean", "true/false"), ("
 _PLACE = re.compile(r"filter\.(?:all|any)\[(\d+)\][^:]*:")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DAYS = re.compile(r"[0-9]{1,6}")  # the domain bounds the number (MAX_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,7 @@ def _condition(i: int, row: Row) -> dict[str, Any]:
 
 def _created(i: int, row: Row) -> dict[str, Any]:
     if row.op == "within_days":
-        if not row.value.isdigit():
+        if not _DAYS.fullmatch(row.value):  # not isdigit(): int("²") raises
             raise _fail(i, "write a number of days")
         return {"within_days": int(row.value)}
     if row.op not in ("before", "after"):
