@@ -13,7 +13,8 @@ WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
 RETURNING id
 
 -- name: get_issue
--- With its target (issues/targets.sql, issue_target: the same columns).
+-- With its target: the same columns as list_issues (change the two together; the lists
+-- of an issue without issue_lists rows are the default list, as in fan_out_chunk).
 SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
        i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
        i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
@@ -33,7 +34,8 @@ LEFT JOIN segments AS g ON g.id = i.segment_id
 WHERE i.id = $1::uuid
 
 -- name: list_issues
--- A page of the issue list, newest first, after the keyset cursor ($2, $3) when given.
+-- A page of the issue list, newest first, after the keyset cursor ($2, $3) when given;
+-- the columns of get_issue.
 SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
        i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
        i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
