@@ -360,3 +360,17 @@ async def test_two_overlapping_lists_of_600k_queue_each_reader_exactly_once(
     assert (row["n"], row["readers"]) == (1_000_000, 1_000_000)
     issue = await service.get(issue_id)
     assert (issue.recipients, issue.fanout_error) == (1_000_000, None)
+
+
+async def test_get_issue_and_list_issues_keep_the_same_columns(db: Database) -> None:
+    """The two statements repeat one select list (queries.sql): both feed
+    repository._issue, so a column added to one only must fail here, not in production."""
+    async with db.connection() as conn:
+        shapes = [
+            [
+                (a.name, a.type.name)
+                for a in (await conn.prepare(repository.Q[name])).get_attributes()
+            ]
+            for name in ("get_issue", "list_issues")
+        ]
+    assert shapes[0] == shapes[1]
