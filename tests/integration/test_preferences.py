@@ -167,6 +167,29 @@ async def test_joining_and_leaving_lists(
     assert (await memberships(db, reader))["default"][0] == "unsubscribed"
 
 
+async def test_saving_writes_no_row_for_a_list_the_reader_never_joined(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    # Every public list is on the page, unticked for a reader who is not in it: saving
+    # must not write an "unsubscribed" membership for each (200 public lists: 200 rows
+    # a save, counted as members of lists they never joined).
+    [reader] = await add_subscribers(db, 1)
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO lists (slug, name, description, visibility)"
+            " SELECT 'l' || n, 'List ' || n, '', 'public' FROM generate_series(1, 200) AS n"
+        )
+    url = f"/preferences?token={make_token(settings, reader)}"
+    _, csrf = await open_page(client, url)
+    for chosen in (["default", "l7"], ["l7"], []):
+        saved = await client.post(url, data={"csrf_token": csrf, "list": chosen})
+        assert saved.status_code == 303
+    assert await memberships(db, reader) == {
+        "default": ("unsubscribed", "subscribe"),
+        "l7": ("unsubscribed", "preferences"),
+    }
+
+
 async def test_unsubscribe_from_all_then_come_back_from_here(
     client: httpx.AsyncClient, db: Database, settings: Settings
 ) -> None:

@@ -26,6 +26,7 @@ log = get_logger("herald.preferences")
 
 SOURCE = "preferences"
 HISTORY_ROWS = 1000
+RECEIVING = frozenset({"confirmed", "pending_confirmation"})  # shown ticked
 MAX_USER_AGENT = 500
 GONE = "this subscription no longer exists: there is nothing left to manage"
 SUPPRESSED = (
@@ -45,7 +46,7 @@ class Preferences:
         return self.reader.status == "unsubscribed"
 
     def receives(self, choice: ListChoice) -> bool:
-        return not self.unsubscribed and choice.status in {"confirmed", "pending_confirmation"}
+        return not self.unsubscribed and choice.status in RECEIVING
 
 
 def _effective(reader: Reader, lists: list[ListChoice]) -> list[ListChoice]:
@@ -109,7 +110,8 @@ class PreferenceCentre:
                 if suppressed is not None and suppressed[0] != "unsubscribed":
                     raise Conflict(SUPPRESSED.format(reason=suppressed[0].replace("_", " ")))
             join = [c.id for c in shown if c.slug in chosen and c.status != "confirmed"]
-            leave = [c.id for c in shown if c.slug not in chosen and c.status != "unsubscribed"]
+            # Left: the lists they are in (a list they never joined gets no row).
+            leave = [c.id for c in shown if c.slug not in chosen and c.status in RECEIVING]
             saved = await repository.save(
                 conn,
                 subscriber_id,
