@@ -53,7 +53,6 @@ async def suppressions(
         "admin/suppressions.html",
         found=found,
         where=where,
-        reasons=list(Reason),
         addable=ADDABLE,
         tabs=[(None, "All", found.total, list_url(Filter(None, where.query)))]
         + [(r, r.label, found.counts[r], list_url(Filter(r, where.query))) for r in Reason],
