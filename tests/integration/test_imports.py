@@ -142,6 +142,51 @@ async def test_upsert_merges_attributes_and_never_downgrades(
     assert await confirmations(db) == {}
 
 
+def wide_csv(prefix: str, rows: list[str], columns: int = 10) -> bytes:
+    """Rows of ``columns`` attribute columns of 1,000 characters each: ~10 KiB a row."""
+    header = ",".join(["email", *(f"{prefix}{i}" for i in range(columns))])
+    lines = [",".join([email, *(["x" * 1000] * columns)]) for email in rows]
+    return ("\n".join([header, *lines]) + "\n").encode()
+
+
+async def test_attributes_merged_past_the_limit_are_refused_not_grown(
+    db: Database, settings: Settings
+) -> None:
+    """Each import's row is under 16 KiB, but merged with what an earlier import left
+    (or with an earlier row of the same address in the file) it would pass the limit the
+    API holds attributes to: that row is rejected and the subscriber keeps what it had."""
+    first = await run_import(db, settings, wide_csv("a", ["wide@example.com", "other@example.com"]))
+    assert first.record.counts.imported == 2
+    before = (await subscribers(db))["wide@example.com"]["attributes"]
+    data = wide_csv("b", ["wide@example.com", "new@example.com"])
+    view = await run_import(db, settings, data)
+    counts = view.record.counts
+    assert (counts.imported, counts.updated, counts.rejected) == (1, 0, 1)
+    errors = await ImportService(db, settings).errors(view.job.id)
+    assert [(e.line, e.email) for e in errors] == [(2, "wide@example.com")]
+    assert "over 16 KiB" in errors[0].error
+    assert (await subscribers(db))["wide@example.com"]["attributes"] == before
+
+    # The same address twice in one file: its second row (other columns filled) would
+    # take it past the limit.
+    header = ",".join(["email", *(f"c{i}" for i in range(20))])
+    full, empty = ["x" * 1000] * 10, [""] * 10
+    twice = "\n".join(
+        [
+            header,
+            ",".join(["twice@example.com", *full, *empty]),
+            ",".join(["TWICE@example.com", *empty, *full]),
+        ]
+    )
+    view = await run_import(db, settings, twice.encode() + b"\n")
+    counts = view.record.counts
+    assert (counts.imported, counts.rejected) == (1, 1)
+    errors = await ImportService(db, settings).errors(view.job.id)
+    assert [(e.line, e.email) for e in errors] == [(3, "TWICE@example.com")]
+    kept = (await subscribers(db))["twice@example.com"]["attributes"]
+    assert sorted(kept) == [f"c{i}" for i in range(10)]
+
+
 async def test_confirmed_mode_confirms_a_pending_address(db: Database, settings: Settings) -> None:
     await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.OPT_IN)
     view = await run_import(db, settings, b"email\nann@example.com\n", mode=Mode.CONFIRMED)

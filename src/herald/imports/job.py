@@ -32,6 +32,8 @@ from herald.imports.csvstream import (
 )
 from herald.imports.domain import KIND, Counts, Mapping, Mode, Row, RowError, parse_row
 from herald.jobs.domain import Job, Step
+from herald.segments.attributes import MAX_BYTES
+from herald.segments.attributes import size as attribute_size
 from herald.subscriptions.domain import (
     NewSubscriber,
     SubscriberEmail,
@@ -47,6 +49,9 @@ CHUNK_BYTES = 1024 * 1024  # an upload is stored in chunks of this size (the las
 PIECE_BYTES = 256 * 1024  # read from a chunk at a time
 BATCH_SIZE = 5000
 EMAILS_AT_ONCE = 250  # opt-in: confirmation emails rendered and written together
+TOO_LARGE_MERGED = (
+    f"the attributes merged with the subscriber's would be over {MAX_BYTES // 1024} KiB"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +154,30 @@ class ImportJob:
             key = row.email.lower()
             earlier = rows.get(key)
             if earlier is not None:
+                try:
+                    row = _merge(earlier, row)
+                except RowError as exc:
+                    errors.append((found.line, row.email, str(exc)))
+                    continue
                 repeats[key] = repeats.get(key, 0) + 1
-                row = _merge(earlier, row)
             rows[key] = row
-        written = await repository.upsert_batch(
+        batch = await repository.upsert_batch(
             conn,
             list(rows.values()),
             record.list_ids,
             confirmed=mode is Mode.CONFIRMED,
             source=f"import:{job_id}",
         )
+        written = batch.written
+        refused_again = 0
+        for email in batch.too_large:
+            # The address's rows of this batch were merged into its last one: refused
+            # together, reported on that line.
+            row = rows.pop(email.lower())
+            again = repeats.pop(email.lower(), 0)
+            refused_again += again
+            reason = TOO_LARGE_MERGED + (f" (with {again} earlier rows of it)" if again else "")
+            errors.append((row.line, row.email, reason))
         await repository.insert_errors(conn, job_id, errors)
         if mode is Mode.OPT_IN:
             await self._confirmations(conn, [w for w in written if w.to_confirm])
@@ -170,7 +189,7 @@ class ImportJob:
             imported=imported,
             updated=len(written) - imported + again_kept,
             skipped=len(rows) - len(written) + again_skipped,
-            rejected=len(errors),
+            rejected=len(errors) + refused_again,
         )
 
     async def _confirmations(self, conn: Connection, members: list[repository.Written]) -> None:
@@ -219,8 +238,12 @@ def _row(mapping: Mapping, record: Record, delimiter: str) -> Row:
 
 
 def _merge(earlier: Row, later: Row) -> Row:
-    """The same address twice in one batch: as if written one after the other."""
+    """The same address twice in one batch: as if written one after the other. A later
+    row whose attributes would take the merged ones past the size limit is refused
+    (``RowError``), as the database refuses such a merge with an existing subscriber."""
     attributes = {**json.loads(earlier.attributes), **json.loads(later.attributes)}
+    if attribute_size(attributes) > MAX_BYTES:
+        raise RowError(TOO_LARGE_MERGED, later.email)
     return Row(
         later.line,
         earlier.email,  # an existing address keeps its spelling

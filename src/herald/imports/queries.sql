@@ -75,13 +75,25 @@ SELECT id, slug, name FROM lists ORDER BY slug = 'default' DESC, name LIMIT 500
 -- reader left (unsubscribed) stays so. Rows are written in address order, so two
 -- imports of overlapping files lock in the same order. One row back per address
 -- written: whether it is new, and whether a membership was added pending (opt-in:
--- it gets a confirmation email).
-WITH input AS (
+-- it gets a confirmation email). An existing address whose attributes merged with the
+-- row's would pass $7 bytes (measured on jsonb's text, which is a little longer than
+-- compact JSON) is not written: it comes back with too_large (a rejected row), so repeated
+-- imports cannot grow a subscriber past the limit the API holds them to.
+WITH candidates AS (
     SELECT i.email, i.name, i.attributes::jsonb AS attributes
     FROM unnest($1::text[], $2::text[], $3::text[]) AS i (email, name, attributes)
     WHERE NOT EXISTS (
         SELECT 1 FROM suppressions AS x WHERE x.address_key = herald_address_key(i.email)
     )
+), oversized AS (
+    SELECT c.email
+    FROM candidates AS c
+    JOIN subscriptions AS e ON lower(e.email) = lower(c.email)
+    WHERE c.attributes <> '{}'
+      AND octet_length((e.attributes || c.attributes)::text) > $7::integer
+), input AS (
+    SELECT c.* FROM candidates AS c
+    WHERE NOT EXISTS (SELECT 1 FROM oversized AS o WHERE o.email = c.email)
 ), upserted AS (
     INSERT INTO subscriptions AS s (id, email, name, status, confirmed_at, attributes)
     SELECT gen_random_uuid(), i.email, coalesce(i.name, ''),
@@ -92,7 +104,10 @@ WITH input AS (
     ORDER BY lower(i.email)
     ON CONFLICT ((lower(email))) DO UPDATE
     SET name = CASE WHEN EXCLUDED.name = '' THEN s.name ELSE EXCLUDED.name END,
-        attributes = s.attributes || EXCLUDED.attributes,
+        -- Checked above; a concurrent change in between keeps what is there.
+        attributes = CASE
+            WHEN octet_length((s.attributes || EXCLUDED.attributes)::text) <= $7::integer
+            THEN s.attributes || EXCLUDED.attributes ELSE s.attributes END,
         status = CASE WHEN $5::boolean THEN 'confirmed' ELSE s.status END,
         confirmed_at = CASE WHEN $5::boolean THEN coalesce(s.confirmed_at, now())
                             ELSE s.confirmed_at END,
@@ -118,8 +133,11 @@ SELECT u.id, u.email, u.name, u.inserted,
        EXISTS (
            SELECT 1 FROM joined AS j
            WHERE j.subscriber_id = u.id AND j.inserted AND j.status = 'pending_confirmation'
-       ) AS to_confirm
+       ) AS to_confirm,
+       false AS too_large
 FROM upserted AS u
+UNION ALL
+SELECT NULL, o.email, '', false, false, true FROM oversized AS o
 
 -- name: enqueue_confirmations
 -- Opt-in: the confirmation token and email of each new member ($2 subscriber, $1 token

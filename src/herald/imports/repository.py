@@ -16,6 +16,7 @@ import asyncpg
 from herald.core import sql
 from herald.core.db import Connection
 from herald.imports.domain import Counts, Mode, Row
+from herald.segments.attributes import MAX_BYTES
 from herald.segments.compiler import compile_filter, with_condition
 from herald.segments.domain import Filter
 
@@ -155,6 +156,15 @@ class Written:
     to_confirm: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one batch's statement did: the addresses written, and the existing ones left
+    alone because their attributes merged with the row's would pass the size limit."""
+
+    written: list[Written]
+    too_large: list[str]
+
+
 async def upsert_batch(
     conn: Connection,
     rows: Sequence[Row],
@@ -162,7 +172,7 @@ async def upsert_batch(
     *,
     confirmed: bool,
     source: str,
-) -> list[Written]:
+) -> Batch:
     """One statement for the batch (see queries.sql), in a savepoint retried on a deadlock
     with a concurrent writer of the same addresses (the caller's transaction goes on)."""
     args = (
@@ -172,6 +182,7 @@ async def upsert_batch(
         list(list_ids),
         confirmed,
         source,
+        MAX_BYTES,
     )
     for attempt in range(DEADLOCK_RETRIES):
         try:
@@ -182,7 +193,14 @@ async def upsert_batch(
             if attempt == DEADLOCK_RETRIES - 1:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
-    return [Written(r["id"], r["email"], r["name"], r["inserted"], r["to_confirm"]) for r in found]
+    return Batch(
+        [
+            Written(r["id"], r["email"], r["name"], r["inserted"], r["to_confirm"])
+            for r in found
+            if not r["too_large"]
+        ],
+        [r["email"] for r in found if r["too_large"]],
+    )
 
 
 async def enqueue_confirmations(
