@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -10,14 +11,13 @@ from hypothesis import strategies as st
 
 from herald.core.errors import ValidationError
 from herald.lists.domain import parse_slug
-from herald.subscriptions.domain import SubscriptionStatus
+from herald.subscriptions.domain import SubscriptionStatus, SuppressionReason
 from herald.subscriptions.signup import (
     MAX_LISTS,
     ChosenList,
     Consent,
     OptIn,
     SignUp,
-    Suppression,
     parse_lists,
     plan,
 )
@@ -123,7 +123,9 @@ def test_a_reader_who_left_everything_comes_back_through_double_opt_in(
 
 
 def test_only_unsubscribed_does_not_block_a_sign_up() -> None:
-    assert [r for r in Suppression if not r.blocks_sign_up] == [Suppression.UNSUBSCRIBED]
+    assert [r for r in SuppressionReason if not r.blocks_sign_up] == [
+        SuppressionReason.UNSUBSCRIBED
+    ]
 
 
 @given(st.text(alphabet="ab9-Z _\u00e9", min_size=1, max_size=70))
@@ -139,3 +141,20 @@ def test_a_sign_up_names_exactly_the_slugs_a_list_may_have(text: str) -> None:
             parse_lists([text])
     else:
         assert parse_lists([text]) == (slug,)
+
+
+def test_the_suppression_reasons_are_the_database_s_and_one_enum() -> None:
+    # The sign-up's check and the suppression list's pages read the same column: one
+    # enum, holding exactly the values migration 0018's CHECK allows (a value the enum
+    # lacked would make the sign-up's read of a suppression a 500).
+    from pathlib import Path
+
+    from herald.suppressions.domain import Reason
+
+    snapshot = Path(__file__).parents[1] / "integration" / "schema_snapshot.txt"
+    check = next(
+        line for line in snapshot.read_text().splitlines() if "suppressions_reason_check" in line
+    )
+    allowed = re.findall(r"'([a-z_]+)'::text", check)
+    assert sorted(allowed) == sorted(r.value for r in SuppressionReason)
+    assert Reason is SuppressionReason

@@ -46,6 +46,46 @@ class SubscriptionStatus(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list (migration 0018's ``reason``): one
+    enum for the sign-up's check and the suppression list's pages."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    ERASED = "erased"
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+    PROVIDER = "provider"
+
+    @classmethod
+    def parse(cls, raw: str, *, field: str = "reason") -> SuppressionReason:
+        try:
+            return cls(raw)
+        except ValueError:
+            allowed = ", ".join(r.value for r in cls)
+            raise ValidationError(f"{field} must be one of: {allowed}", field=field) from None
+
+    @property
+    def label(self) -> str:
+        return _REASON_LABELS[self]
+
+    @property
+    def blocks_sign_up(self) -> bool:
+        """Every reason but ``unsubscribed``: the reader's own sign-up (double opt-in)
+        may lift that one; the others are never mailed again."""
+        return self is not SuppressionReason.UNSUBSCRIBED
+
+
+_REASON_LABELS = {
+    SuppressionReason.UNSUBSCRIBED: "Unsubscribed from all",
+    SuppressionReason.ERASED: "Erased",
+    SuppressionReason.HARD_BOUNCE: "Hard bounce",
+    SuppressionReason.COMPLAINT: "Complaint",
+    SuppressionReason.MANUAL: "Added by hand",
+    SuppressionReason.PROVIDER: "Provider",
+}
+
+
 def grapheme_count(text: str) -> int:
     """User-perceived characters: 'é' written as e + combining accent counts once."""
     return len(_GRAPHEME.findall(text))

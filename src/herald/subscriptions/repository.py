@@ -12,9 +12,9 @@ from typing import Any
 from herald.core import sql
 from herald.core.db import Connection
 from herald.lists.domain import OptIn
-from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
+from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus, SuppressionReason
 from herald.subscriptions.listing import Cursor, ListFilter, Sort, TimelineEvent
-from herald.subscriptions.signup import ChosenList, Consent, Suppression
+from herald.subscriptions.signup import ChosenList, Consent
 
 Q = sql.load("herald.subscriptions")
 
@@ -43,7 +43,7 @@ async def lock_by_email(conn: Connection, email: str) -> Subscription | None:
 
 @dataclass(frozen=True, slots=True)
 class SignUpContext:
-    suppressed: Suppression | None
+    suppressed: SuppressionReason | None
     lists: dict[str, ChosenList]  # by slug: the lists named that may be joined
     # The new address's id and status when the statement inserted it; None: nothing
     # written (the address exists, a list may not be joined, or it is suppressed).
@@ -84,7 +84,7 @@ async def sign_up(
     assert row is not None  # one row always
     found = zip(row["ids"], row["slugs"], row["opt_ins"], strict=True)
     return SignUpContext(
-        Suppression(row["suppressed"]) if row["suppressed"] is not None else None,
+        SuppressionReason(row["suppressed"]) if row["suppressed"] is not None else None,
         {slug: ChosenList(list_id, slug, OptIn(opt_in)) for list_id, slug, opt_in in found},
         row["inserted"],
         SubscriptionStatus(row["status"]) if row["status"] is not None else None,

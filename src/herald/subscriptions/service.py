@@ -27,6 +27,7 @@ from herald.subscriptions import repository
 from herald.subscriptions.domain import (
     NewSubscriber,
     SubscriptionStatus,
+    SuppressionReason,
     hash_token,
     is_well_formed_token,
     new_confirmation_token,
@@ -36,7 +37,6 @@ from herald.subscriptions.signup import (
     ChosenList,
     Consent,
     SignUp,
-    Suppression,
     plan,
     unknown_lists_message,
 )
@@ -99,7 +99,7 @@ class SubscriptionService:
                 # was written and nothing is sent.
                 log.info("sign-up of a suppressed address ignored", reason=context.suppressed)
                 return SubscribeOutcome.SUPPRESSED
-            force_double = context.suppressed is Suppression.UNSUBSCRIBED
+            force_double = context.suppressed is SuppressionReason.UNSUBSCRIBED
             inserted = context.inserted
             if inserted is not None:
                 await live.notify(conn, live.event("subscriber.created", subscriber_id=inserted))

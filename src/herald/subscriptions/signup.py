@@ -24,7 +24,6 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from herald.core.errors import ValidationError
 from herald.lists.domain import DEFAULT_SLUG, MAX_SLUG, SLUG_PATTERN, OptIn, is_slug
@@ -33,23 +32,6 @@ from herald.subscriptions.domain import NewSubscriber, SubscriptionStatus
 MAX_LISTS = 20
 MAX_USER_AGENT = 500
 _SOURCE_PAGE = re.compile(f"l/({SLUG_PATTERN})")
-
-
-class Suppression(StrEnum):
-    """Why an address is on the suppression list (migration 0018's ``reason``)."""
-
-    UNSUBSCRIBED = "unsubscribed"
-    ERASED = "erased"
-    HARD_BOUNCE = "hard_bounce"
-    COMPLAINT = "complaint"
-    MANUAL = "manual"
-    PROVIDER = "provider"
-
-    @property
-    def blocks_sign_up(self) -> bool:
-        """Every reason but ``unsubscribed``: the reader's own sign-up (double opt-in)
-        may lift that one; the others are never mailed again."""
-        return self is not Suppression.UNSUBSCRIBED
 
 
 @dataclass(frozen=True, slots=True)

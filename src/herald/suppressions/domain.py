@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from herald.core.errors import ValidationError
+from herald.subscriptions.domain import SuppressionReason
 
 MAX_QUERY_LENGTH = 320
 MAX_SOURCE_LENGTH = 200
@@ -16,35 +16,8 @@ _FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 _KEY_MAX = b"\xff" * KEY_BYTES
 
 
-class Reason(StrEnum):
-    UNSUBSCRIBED = "unsubscribed"
-    ERASED = "erased"
-    HARD_BOUNCE = "hard_bounce"
-    COMPLAINT = "complaint"
-    MANUAL = "manual"
-    PROVIDER = "provider"
+Reason = SuppressionReason  # the one enum, shared with the sign-up's check
 
-    @classmethod
-    def parse(cls, raw: str, *, field: str = "reason") -> Reason:
-        try:
-            return cls(raw)
-        except ValueError:
-            allowed = ", ".join(r.value for r in cls)
-            raise ValidationError(f"{field} must be one of: {allowed}", field=field) from None
-
-    @property
-    def label(self) -> str:
-        return LABELS[self]
-
-
-LABELS = {
-    Reason.UNSUBSCRIBED: "Unsubscribed from all",
-    Reason.ERASED: "Erased",
-    Reason.HARD_BOUNCE: "Hard bounce",
-    Reason.COMPLAINT: "Complaint",
-    Reason.MANUAL: "Added by hand",
-    Reason.PROVIDER: "Provider",
-}
 # What an operator may add by hand (the others are recorded by what causes them).
 ADDABLE = (Reason.MANUAL, Reason.HARD_BOUNCE, Reason.COMPLAINT)
 
