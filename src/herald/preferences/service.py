@@ -5,7 +5,6 @@ which is done already then."""
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -20,6 +19,8 @@ from herald.core.telemetry import get_logger
 from herald.preferences import repository
 from herald.preferences.repository import ListChoice, Reader, Saved
 from herald.subscriptions import repository as subscriptions
+from herald.subscriptions.domain import SuppressionReason
+from herald.subscriptions.signup import Consent
 from herald.subscriptions.unsubscribing import subscriber_of, unsubscribe_all
 
 log = get_logger("herald.preferences")
@@ -27,7 +28,6 @@ log = get_logger("herald.preferences")
 SOURCE = "preferences"
 HISTORY_ROWS = 1000
 RECEIVING = frozenset({"confirmed", "pending_confirmation"})  # shown ticked
-MAX_USER_AGENT = 500
 GONE = "this subscription no longer exists: there is nothing left to manage"
 SUPPRESSED = (
     "this address is on the newsletter's suppression list ({reason}): it cannot be "
@@ -55,13 +55,6 @@ def _effective(reader: Reader, lists: list[ListChoice]) -> list[ListChoice]:
     if any(choice.status is not None for choice in lists):
         return lists
     return [replace(c, status=reader.status) if c.slug == "default" else c for c in lists]
-
-
-def consent_ip(raw: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
-        return None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -93,6 +86,7 @@ class PreferenceCentre:
         (confirmed at once) and leave the rest."""
         subscriber_id = subscriber_of(self.settings, token)
         chosen = set(slugs)
+        consent = Consent.of_request("preferences", ip=ip, user_agent=user_agent)
         async with self.db.transaction() as conn:
             reader = await repository.reader(conn, subscriber_id, lock=True)
             if reader is None:
@@ -107,7 +101,7 @@ class PreferenceCentre:
             confirm_address = bool(chosen) and reader.status != "confirmed"
             if confirm_address:
                 suppressed = await repository.suppression(conn, reader.email)
-                if suppressed is not None and suppressed[0] != "unsubscribed":
+                if suppressed is not None and SuppressionReason(suppressed[0]).blocks_sign_up:
                     raise Conflict(SUPPRESSED.format(reason=suppressed[0].replace("_", " ")))
             join = [c.id for c in shown if c.slug in chosen and c.status != "confirmed"]
             # Left: the lists they are in (a list they never joined gets no row).
@@ -117,8 +111,8 @@ class PreferenceCentre:
                 subscriber_id,
                 join,
                 leave,
-                ip=consent_ip(ip),
-                user_agent=user_agent[:MAX_USER_AGENT] or None,
+                ip=consent.ip,
+                user_agent=consent.user_agent,
                 confirm_address=confirm_address,
             )
             if saved.confirmed:

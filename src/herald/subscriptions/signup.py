@@ -42,8 +42,15 @@ class Consent:
 
     @classmethod
     def of_form(cls, *, source_page: object, ip: str, user_agent: str | None) -> Consent:
+        return cls.of_request(_form_source(source_page), ip=ip, user_agent=user_agent)
+
+    @classmethod
+    def of_request(cls, source: str, *, ip: str, user_agent: str | None) -> Consent:
+        """The record of a reader's own choice in a request: the client IP when it is
+        one (NULL otherwise, for the ``inet`` column), the user agent cut to
+        :data:`MAX_USER_AGENT` characters."""
         return cls(
-            source=_form_source(source_page),
+            source=source,
             ip=_ip_or_none(ip),
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
         )
