@@ -167,6 +167,7 @@ async def test_erasing_a_subscriber_through_the_api(
     assert (await client.post(url, headers=keys.editor_read)).status_code == 403
     rows = await walk(client, keys, search="reader0@example.com")
     assert [(r["email"], r["reason"], r["removable"]) for r in rows] == [(None, "erased", False)]
+    assert [r["source"] for r in rows] == ["api"]  # who erased it: the API, not the admin
     again = await client.post(
         "/api/v1/subscribers",
         json={"email": "READER0@example.com", "name": "Again"},

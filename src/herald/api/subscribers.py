@@ -234,5 +234,5 @@ async def erase_subscriber(subscriber_id: uuid.UUID, state: State) -> Erased:
     lists and consent records, their address leaves the delivery history, and it is kept
     only as an ``erased`` suppression key, so no import, sign-up or API create brings it
     back. ``404`` for an unknown (or already erased) id."""
-    await _directory(state).erase(subscriber_id)
+    await _directory(state).erase(subscriber_id, source="api")
     return Erased(id=subscriber_id, erased=True)

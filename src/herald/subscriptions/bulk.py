@@ -107,13 +107,21 @@ def job_action(job: Job) -> Action:
     return Action.parse(str(job.params.get("action", "")))
 
 
-async def apply(conn: Connection, settings: Settings, action: Action, ids: list[uuid.UUID]) -> int:
-    """``action`` on the subscribers ``ids``, in ``conn``'s transaction; how many it changed."""
+async def apply(
+    conn: Connection,
+    settings: Settings,
+    action: Action,
+    ids: list[uuid.UUID],
+    *,
+    source: str = "admin",
+) -> int:
+    """``action`` on the subscribers ``ids``, in ``conn``'s transaction; how many it changed.
+    ``source``: who acted, recorded on the erased suppressions a delete leaves."""
     if action is Action.RESEND:
         return await _resend(conn, settings, ids)
     if action is Action.UNSUBSCRIBE:
         return await repository.unsubscribe_many(conn, ids)
-    return await repository.delete_many(conn, ids)
+    return await repository.delete_many(conn, ids, source)
 
 
 async def _resend(conn: Connection, settings: Settings, ids: list[uuid.UUID]) -> int:

@@ -117,11 +117,11 @@ class SubscriberDirectory:
         await self.act(Action.UNSUBSCRIBE, [subscriber_id])
         return await self.subscriber(subscriber_id)
 
-    async def erase(self, subscriber_id: uuid.UUID) -> None:
+    async def erase(self, subscriber_id: uuid.UUID, *, source: str = "admin") -> None:
         """Erase one subscriber, as the admin's delete does: gone, their address an
-        ``erased`` suppression (never mailed or imported again), their queued emails
-        suppressed, their delivery history without their address."""
-        result = await self.act(Action.DELETE, [subscriber_id])
+        ``erased`` suppression (never mailed or imported again; ``source``: who erased
+        it), their queued emails suppressed, their delivery history without their address."""
+        result = await self.act(Action.DELETE, [subscriber_id], source=source)
         if not result.done:
             raise NotFound("no such subscriber")
 
@@ -174,7 +174,9 @@ class SubscriberDirectory:
 
     # -- actions --------------------------------------------------------------------
 
-    async def act(self, action: Action, ids: list[uuid.UUID]) -> ActionResult:
+    async def act(
+        self, action: Action, ids: list[uuid.UUID], *, source: str = "admin"
+    ) -> ActionResult:
         """``action`` on the subscribers ``ids`` (at most :data:`MAX_SELECTED`), at once."""
         unique = list(dict.fromkeys(ids))
         if not unique:
@@ -182,7 +184,7 @@ class SubscriberDirectory:
         if len(unique) > MAX_SELECTED:
             raise ValidationError(f"select at most {MAX_SELECTED} subscribers", field="id")
         async with self.db.transaction() as conn:
-            done = await bulk.apply(conn, self.settings, action, unique)
+            done = await bulk.apply(conn, self.settings, action, unique, source=source)
         await self._announce(action, unique if len(unique) == 1 else [], done)
         return ActionResult(action, done, len(unique) - done)
 
