@@ -47,8 +47,13 @@ class SubscriptionStatus(StrEnum):
 
 
 class SuppressionReason(StrEnum):
-    """Why an address is on the suppression list (migration 0018's ``reason``): one
-    enum for the sign-up's check and the suppression list's pages."""
+    """Why an address is never mailed again: it unsubscribed from everything, was
+    erased, hard-bounced, complained, was added by hand, or was reported by the
+    email provider."""
+
+    # The docstring above is the API's public description (OpenAPI). One enum for
+    # the sign-up's check and the suppression list's pages, held to migration
+    # 0018's CHECK on suppressions.reason by a test.
 
     UNSUBSCRIBED = "unsubscribed"
     ERASED = "erased"
