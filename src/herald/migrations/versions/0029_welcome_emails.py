@@ -1,0 +1,20 @@
+"""Reserved for welcome emails per list (the deliverability issue): the change that builds it
+fills this migration in. Until then it changes nothing.
+
+Revision ID: 0029
+Revises: 0028
+Create Date: 2026-12-05
+"""
+
+revision = "0029"
+down_revision = "0028"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

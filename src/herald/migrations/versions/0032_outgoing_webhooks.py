@@ -1,0 +1,20 @@
+"""Reserved for outgoing webhooks (the deliverability issue): the change that builds it
+fills this migration in. Until then it changes nothing.
+
+Revision ID: 0032
+Revises: 0031
+Create Date: 2026-12-05
+"""
+
+revision = "0032"
+down_revision = "0031"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
