@@ -18,6 +18,7 @@ MIGRATION_VERSIONS = PACKAGE / "migrations" / "versions"
 
 DOMAIN_MODULES = (
     "herald.auth.domain",
+    "herald.deliverability.domain",
     "herald.delivery.domain",
     "herald.design.domain",
     "herald.design.logos",

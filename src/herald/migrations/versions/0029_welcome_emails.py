@@ -6,6 +6,8 @@ Revises: 0028
 Create Date: 2026-12-05
 """
 
+from herald.migrations import LOCK_TIMEOUT, run_sql
+
 revision = "0029"
 down_revision = "0028"
 branch_labels = None
@@ -13,8 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    run_sql(LOCK_TIMEOUT)
 
 
 def downgrade() -> None:
-    pass
+    run_sql(LOCK_TIMEOUT)
