@@ -5,6 +5,7 @@ Names follow the contract: prefix ``HERALD_``, ``__`` between nesting levels
 ``HERALD_DATABASE_URL``; behind a pooler in transaction mode (``HERALD_DB__POOLER``),
 ``HERALD_DIRECT_DATABASE_URL`` names Postgres itself. Development gets safe defaults;
 production refuses to start with a missing or placeholder secret key, base URL or sender.
+The email section lives in :mod:`herald.core.email_config` (its names are re-exported here).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.core.dev_secret import development_secret_key
+
+# Re-exported: the email sections are imported from here too.
+from herald.core.email_config import EmailSettings as EmailSettings  # noqa: PLC0414
+from herald.core.email_config import PostmarkSettings as PostmarkSettings  # noqa: PLC0414
+from herald.core.email_config import ProviderName as ProviderName  # noqa: PLC0414
+from herald.core.email_config import SmtpSettings as SmtpSettings  # noqa: PLC0414
+from herald.core.email_config import SmtpTls as SmtpTls  # noqa: PLC0414
 from herald.core.errors import ConfigurationError
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -36,27 +44,6 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class ProviderName(StrEnum):
-    OUTBOX = "outbox"
-    POSTMARK = "postmark"
-    SMTP = "smtp"
-
-
-class SmtpTls(StrEnum):
-    """How the SMTP connection is secured.
-
-    ``auto``: implicit TLS on port 465, otherwise STARTTLS, required: a relay that does
-    not offer it (or whose offer was stripped in transit) gets neither credentials nor
-    mail. ``tls``: implicit TLS.  ``starttls``: STARTTLS, required, on any port.
-    ``none``: plain text, never encrypted (only when set explicitly).
-    """
-
-    AUTO = "auto"
-    TLS = "tls"
-    STARTTLS = "starttls"
-    NONE = "none"
-
-
 class Pooler(StrEnum):
     """What stands between Herald's pool and Postgres.
 
@@ -72,46 +59,6 @@ class Pooler(StrEnum):
 
 class _Section(BaseModel):
     model_config = {"extra": "forbid", "frozen": True}
-
-
-class PostmarkSettings(_Section):
-    base_url: str = "https://api.postmarkapp.com"
-    server_token: SecretStr | None = None
-    max_connections: int = Field(default=64, ge=1, le=1024)
-    # False: one ``POST /email`` per message instead of ``/email/batch`` (500 per call),
-    # for Postmark-compatible services without the batch endpoint.
-    batch: bool = True
-
-
-class SmtpSettings(_Section):
-    host: str | None = None
-    port: int = Field(default=587, ge=1, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: SmtpTls = SmtpTls.AUTO
-    pool_size: int = Field(default=4, ge=1, le=64)
-
-    @field_validator("tls", mode="before")
-    @classmethod
-    def _boolish_tls(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return SmtpTls.TLS if value else SmtpTls.NONE
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in {"true", "1", "yes", "on"}:
-                return SmtpTls.TLS
-            if lowered in {"false", "0", "no", "off"}:
-                return SmtpTls.NONE
-            return lowered
-        return value
-
-
-class EmailSettings(_Section):
-    provider: ProviderName = ProviderName.OUTBOX
-    sender: str | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    postmark: PostmarkSettings = PostmarkSettings()
-    smtp: SmtpSettings = SmtpSettings()
 
 
 class DatabaseSettings(_Section):
