@@ -41,6 +41,7 @@ class DeliveryKind(StrEnum):
     CONFIRMATION = "confirmation"
     ISSUE = "issue"
     TEST = "test"
+    WELCOME = "welcome"  # a list's welcome email (migration 0029), rendered at enqueue
 
 
 @dataclass(frozen=True, slots=True)
