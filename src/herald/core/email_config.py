@@ -1,13 +1,16 @@
 """The email section of the configuration (``HERALD_EMAIL__…``): the provider, the sender,
-Postmark's and the SMTP relay's settings. Kept apart from :mod:`herald.core.config`, which
-re-exports every name, so each module stays small."""
+Postmark's and the SMTP relay's settings, Amazon SES's notifications. Kept apart from
+:mod:`herald.core.config`, which re-exports every name, so each module stays small."""
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 
 class _Section(BaseModel):
@@ -67,9 +70,64 @@ class SmtpSettings(_Section):
         return value
 
 
+# arn:<partition>:sns:<region>:<account>:<topic name>
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+
+
+class SesSettings(_Section):
+    """Amazon SES's notifications through SNS (``POST /webhooks/ses``)."""
+
+    # The SNS topics whose messages are accepted, exact ARNs: a JSON list or separated by
+    # commas. None: the endpoint is off (404).
+    topic_arns: Annotated[tuple[str, ...], NoDecode] = ()
+    # Where a signing certificate (and a SubscribeURL) may come from: https, a host that
+    # matches this whole (Python regex), a path ending in .pem (the certificate).
+    cert_host_pattern: str = Field(
+        default=r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?", min_length=1, max_length=200
+    )
+    # A message signed longer ago is refused as a replay (SNS retries for an hour at most).
+    max_age_seconds: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
+    # A SubscriptionConfirmation of an allowed topic is confirmed by a GET of its
+    # SubscribeURL; false: it is only logged, for the operator to confirm.
+    confirm_subscriptions: bool = True
+
+    @field_validator("topic_arns", mode="before")
+    @classmethod
+    def _split_topics(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a JSON list: {exc}") from exc
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("topic_arns")
+    @classmethod
+    def _valid_topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not _TOPIC_ARN.fullmatch(arn):
+                raise ValueError(
+                    f"{arn!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+                )
+        return value
+
+    @field_validator("cert_host_pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+
 class EmailSettings(_Section):
     provider: ProviderName = ProviderName.OUTBOX
     sender: str | None = None
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     postmark: PostmarkSettings = PostmarkSettings()
     smtp: SmtpSettings = SmtpSettings()
+    ses: SesSettings = SesSettings()
