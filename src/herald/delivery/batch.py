@@ -10,6 +10,10 @@
   answers, so when the drain budget runs out at shutdown, the results known so far
   are recorded first (those messages were accepted: releasing them would send them
   again) and only the rest is released.
+* **Refusals reported.** Rows a mail server refused for good (an SMTP 5xx: the
+  provider's ``PermanentFailure`` carries the reply) are handed, once recorded, to the
+  ``on_refused`` hook the composition root plugs in (the deliverability policy: a
+  bounce suppresses the address); a batch without permanent failures never looks.
 * **Every recipient on its own.** A renderer's per-row failures are that row's
   result; a renderer or provider that raises as a whole turns into a transient
   failure of its rows, never into a crashed batch whose results are lost.
@@ -51,6 +55,9 @@ Rendered = EmailMessage | PermanentFailure | Suppressed
 Renderer = Callable[[Sequence[ClaimedDelivery]], Awaitable[list[Rendered]]]
 # Runs after a batch's results are recorded (issue progress, completion).
 AfterBatch = Callable[[Sequence[ClaimedDelivery], Outcomes], Awaitable[None]]
+# Runs after a batch's results are recorded, with the rows a mail server refused for
+# good (their failure's ``refusal`` is set). Its errors are logged, never raised.
+Refusals = Callable[[Sequence[tuple[ClaimedDelivery, PermanentFailure]]], Awaitable[None]]
 
 
 async def render_stored_batch(deliveries: Sequence[ClaimedDelivery]) -> list[Rendered]:
@@ -106,12 +113,14 @@ class BatchRunner:
         renderers: dict[str, Renderer],
         after_batch: AfterBatch | None,
         worker: str,
+        on_refused: Refusals | None = None,
     ) -> None:
         self._db = db
         self._provider = provider
         self._settings = settings
         self._renderers = renderers
         self._after_batch = after_batch
+        self._on_refused = on_refused
         self._worker = worker
         self._sending = asyncio.Semaphore(settings.send_concurrency)
         self.provider_name = provider.name
@@ -136,7 +145,7 @@ class BatchRunner:
             to_send: list[tuple[ClaimedDelivery, EmailMessage]] = []
             for delivery, message in zip(live, rendered, strict=True):
                 if isinstance(message, EmailMessage):
-                    to_send.append((delivery, message))
+                    to_send.append((delivery, message.for_delivery(delivery.id)))
                 else:
                     batch.results[delivery.id] = message
             await self._send(to_send, batch)
@@ -176,6 +185,8 @@ class BatchRunner:
                 await self._after_batch(batch.rows, outcomes)
             except Unavailable:
                 log.warning("after-batch step skipped: database unavailable")
+        if outcomes.failed and self._on_refused is not None:
+            await self._report_refusals(known, batch)
         report.sent += recorded.sent
         report.retried += recorded.retried
         report.failed += recorded.failed
@@ -189,6 +200,27 @@ class BatchRunner:
                 failed=len(outcomes.failed),
                 first_error=(outcomes.failed or outcomes.retry)[0][-1],
             )
+
+    async def _report_refusals(self, rows: Sequence[ClaimedDelivery], batch: Batch) -> None:
+        refused = [
+            (delivery, result)
+            for delivery in rows
+            if isinstance(result := batch.results[delivery.id], PermanentFailure)
+            and result.refusal is not None
+        ]
+        if not refused or self._on_refused is None:
+            return
+        try:
+            await self._on_refused(refused)
+        except Unavailable as exc:
+            log.warning(
+                "refusals not reported: database unavailable",
+                worker=self._worker,
+                rows=len(refused),
+                error=exc.message,
+            )
+        except Exception:
+            log.exception("reporting refusals failed", worker=self._worker, rows=len(refused))
 
     async def finish_cancelled(self, batch: Batch, report: Counters) -> None:
         """After the drain budget ran out: record what is known, release the rest."""

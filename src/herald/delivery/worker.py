@@ -47,6 +47,7 @@ from herald.delivery.batch import (
     Batch,
     BatchRunner,
     Counters,
+    Refusals,
     Rendered,
     Renderer,
     render_stored_batch,
@@ -64,6 +65,7 @@ __all__ = [
     "CHANNEL",
     "BatchReport",
     "DeliveryWorker",
+    "Refusals",
     "Rendered",
     "Renderer",
     "render_stored_batch",
@@ -83,6 +85,7 @@ class DeliveryWorker:
         db_settings: DatabaseSettings | None = None,
         renderers: dict[str, Renderer] | None = None,
         after_batch: AfterBatch | None = None,
+        on_refused: Refusals | None = None,
         name: str | None = None,
     ) -> None:
         self._db = db
@@ -93,7 +96,13 @@ class DeliveryWorker:
         self._wakeups: list[asyncio.Event] = []
         self._listening = asyncio.Event()
         self._runner = BatchRunner(
-            db, provider, settings, renderers or {}, after_batch, worker=self.name
+            db,
+            provider,
+            settings,
+            renderers or {},
+            after_batch,
+            worker=self.name,
+            on_refused=on_refused,
         )
         self.totals = Counters()
 

@@ -24,7 +24,13 @@ class Pieced(str):
 
 @dataclass(frozen=True, slots=True)
 class EmailMessage:
-    """One fully rendered email to one recipient."""
+    """One fully rendered email to one recipient.
+
+    ``delivery_id``: the ``deliveries`` row it is sent for, set by the worker just before
+    the send (never stored in the row's message): a provider may carry it with the
+    message so that what it later hears about the message finds its delivery (a VERP
+    return path on SMTP, metadata on an API).
+    """
 
     sender: str
     recipient: str
@@ -32,6 +38,19 @@ class EmailMessage:
     html_body: str
     text_body: str
     headers: tuple[tuple[str, str], ...] = field(default=())
+    delivery_id: int | None = None
+
+    def for_delivery(self, delivery_id: int) -> EmailMessage:
+        """This message, sent for the delivery ``delivery_id``."""
+        return EmailMessage(
+            self.sender,
+            self.recipient,
+            self.subject,
+            self.html_body,
+            self.text_body,
+            self.headers,
+            delivery_id,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,10 +93,26 @@ class TransientFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """A mail server's refusal as it answered a command: ``command`` (``MAIL FROM``,
+    ``RCPT TO``, ``DATA``), the reply code and its text (with the enhanced status code,
+    RFC 3463, where the server gives one: ``5.1.1 User unknown``)."""
+
+    command: str
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class PermanentFailure:
-    """Retrying cannot help: other 4xx, SMTP 5xx, a rejected address."""
+    """Retrying cannot help: other 4xx, SMTP 5xx, a rejected address.
+
+    ``refusal``: the server's reply when a mail server refused the message (an SMTP 5xx),
+    which is what the deliverability policy reads (a bounce, or a block of the sender).
+    """
 
     error: str
+    refusal: SmtpReply | None = None
 
 
 SendResult = Accepted | TransientFailure | PermanentFailure
