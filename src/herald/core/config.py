@@ -145,6 +145,21 @@ class DeliverySettings(_Section):
     nice: int = Field(default=0, ge=0, le=19)
 
 
+class WebhookSettings(_Section):
+    """Outgoing webhooks (``herald.webhooks``): how the workers deliver them."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, le=7 * 24 * 3600)
+    poll_interval_seconds: float = Field(default=2.0, gt=0, le=300)
+    batch_size: int = Field(default=20, ge=1, le=500)
+    # An endpoint is disabled once every attempt has failed for this long AND this many
+    # attempts in a row have failed (both, so neither a burst nor one slow retry does it).
+    disable_after_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    disable_after_failures: int = Field(default=20, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """The effective configuration of one Herald process."""
 
@@ -184,6 +199,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
     newsletter: NewsletterSettings = NewsletterSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("secret_key", "database_url", "direct_database_url", mode="before")
     @classmethod
