@@ -148,6 +148,19 @@ class CompiledIssue:
         )
         return html, text + _text_footer(unsubscribe_url, view_url, preferences_url)
 
+    def content(
+        self, *, name: str, unsubscribe_url: str, attributes: Attributes = NO_ATTRIBUTES
+    ) -> str:
+        """The HTML body alone, the layout's content CSS inlined, without the layout around
+        it (no footer, no links of a reader's own): the public archive's copy, rendered for
+        an anonymous reader (an empty address)."""
+        context = {
+            "subscriber": {"name": name, "email": "", "attributes": attributes},
+            "unsubscribe_url": unsubscribe_url,
+            "issue": {"title": self.title},
+        }
+        return _render(self.html, context)
+
     def _layout(self, view: bool) -> BoundLayout:
         """The layout with the title and footer filled in, once per issue."""
         bound = self._bound.get(view)
