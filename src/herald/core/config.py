@@ -145,6 +145,15 @@ class DeliverySettings(_Section):
     nice: int = Field(default=0, ge=0, le=19)
 
 
+class DeliverabilitySettings(_Section):
+    """What provider events do to an address (``herald.deliverability.policy``)."""
+
+    # An address that soft-bounced this many times within the window is suppressed (as a
+    # hard bounce); hard bounces and complaints suppress at once.
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_window_days: float = Field(default=30.0, gt=0, le=365)
+
+
 class WebhookSettings(_Section):
     """Outgoing webhooks (``herald.webhooks``): how the workers deliver them."""
 
@@ -200,6 +209,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     newsletter: NewsletterSettings = NewsletterSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    deliverability: DeliverabilitySettings = DeliverabilitySettings()
 
     @field_validator("secret_key", "database_url", "direct_database_url", mode="before")
     @classmethod
