@@ -54,6 +54,14 @@ class SmtpSettings(_Section):
     password: SecretStr | None = None
     tls: SmtpTls = SmtpTls.AUTO
     pool_size: int = Field(default=4, ge=1, le=64)
+    # VERP (herald.email.verp): each message's envelope sender becomes
+    # bounces+<delivery id>.<signature>@domain, so a bounce names its delivery.
+    bounce_address: str | None = None
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _verp_base(cls, value: str | None) -> str | None:
+        return None if not value else check_bounce_address(value)
 
     @field_validator("tls", mode="before")
     @classmethod
@@ -68,6 +76,34 @@ class SmtpSettings(_Section):
                 return SmtpTls.NONE
             return lowered
         return value
+
+
+# The bounce address's local part leaves room for "+<delivery id (19 digits)>.<16 hex>"
+# within RFC 5321's 64 characters.
+MAX_BOUNCE_LOCAL_PART = 64 - (1 + 19 + 1 + 16)
+_DOT_ATOM = re.compile(r"[a-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*")
+_HOST = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def check_bounce_address(address: str) -> str:
+    """The VERP base address in lower case, or ``ValueError`` naming what is wrong."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at or not address.isascii():
+        raise ValueError("the bounce address must be a plain ASCII address, local@domain")
+    if "+" in local:
+        raise ValueError(
+            "the bounce address must not contain '+': Herald adds '+<delivery id>.<signature>'"
+        )
+    if not _DOT_ATOM.fullmatch(local) or len(local) > MAX_BOUNCE_LOCAL_PART:
+        raise ValueError(
+            f"the bounce address's local part must be a plain dot-atom of at most "
+            f"{MAX_BOUNCE_LOCAL_PART} characters (the delivery id and signature take the rest)"
+        )
+    if len(domain) > 253 or not _HOST.fullmatch(domain):
+        raise ValueError("the bounce address's domain is not a valid host name")
+    return f"{local}@{domain}"
 
 
 # arn:<partition>:sns:<region>:<account>:<topic name>

@@ -18,5 +18,6 @@ def build_provider(settings: Settings, db: Database) -> EmailProvider:
 
         return PostmarkProvider(settings.email)
     from herald.email.smtp import SmtpProvider
+    from herald.email.verp import Verp
 
-    return SmtpProvider(settings.email)
+    return SmtpProvider(settings.email, Verp.configured(settings))

@@ -4,7 +4,9 @@ Opening an SMTP session (TCP, greeting, EHLO, STARTTLS, AUTH) costs several roun
 so connections are pooled and reused across messages and batches; a connection that
 errored, timed out or was dropped by the server is discarded and a fresh one opened on
 demand. Replies are classified by their first digit (4xx transient, 5xx permanent),
-transport trouble is always transient, and nothing is raised for a delivery problem.
+transport trouble is always transient, and nothing is raised for a delivery problem
+(:mod:`herald.email.smtp_replies`). With a bounce address configured, each message's
+envelope sender is its delivery's signed VERP address (:mod:`herald.email.verp`).
 
 Encryption is never optional unless configured so: with ``tls=auto`` (the default) or
 ``starttls``, a relay whose EHLO answer lacks STARTTLS gets no AUTH and no mail (a
@@ -43,6 +45,8 @@ from herald.email.message import (
     SendResult,
     TransientFailure,
 )
+from herald.email.smtp_replies import classify_exception
+from herald.email.verp import Verp
 
 log = get_logger("herald.email.smtp")
 
@@ -201,35 +205,6 @@ def _tls_flags(mode: SmtpTls, port: int) -> tuple[bool, bool]:
     return False, True
 
 
-def _classify_reply(code: int, text: str) -> SendResult:
-    error = f"SMTP {code}: {text}"
-    if 500 <= code < 600:
-        return PermanentFailure(error)
-    # 4xx, and anything that is not a proper reply code: retrying is the safe reading.
-    return TransientFailure(error)
-
-
-def _classify_exception(exc: Exception, *, utf8: bool) -> tuple[SendResult, bool]:
-    """The result for a failed transaction, and whether its session may be reused."""
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        # aiosmtplib has already reset the envelope; the session is fine.
-        refusal = exc.recipients[0]
-        return _classify_reply(refusal.code, f"{refusal.message} (RCPT TO)"), True
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        # 421: the server is closing this session.
-        return _classify_reply(exc.code, exc.message), exc.code != 421
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        # Without SMTPUTF8 a non-ASCII address cannot go through this relay at all.
-        failure = PermanentFailure if utf8 else TransientFailure
-        return failure(f"SMTP: {exc.message}"), True
-    if isinstance(exc, aiosmtplib.SMTPException | OSError):
-        # Timeouts, refused or dropped connections, TLS trouble: the session's state is
-        # unknown, so it is not reused.
-        return TransientFailure(f"SMTP {type(exc).__name__}: {exc}"), False
-    # ValueError: an address with characters an SMTP command line cannot carry.
-    return PermanentFailure(f"SMTP: invalid address: {exc}"), True
-
-
 class SmtpProvider:
     """``EmailProvider`` over SMTP: each message its own transaction, sent concurrently
     over at most ``pool_size`` connections."""
@@ -240,7 +215,7 @@ class SmtpProvider:
     # Concurrency comes from the worker's send_concurrency, bounded by ``pool_size``.
     max_batch_size = 1
 
-    def __init__(self, settings: EmailSettings) -> None:
+    def __init__(self, settings: EmailSettings, verp: Verp | None = None) -> None:
         smtp = settings.smtp
         if not smtp.host:
             raise ConfigurationError("HERALD_EMAIL__SMTP__HOST is required for the smtp provider")
@@ -249,6 +224,7 @@ class SmtpProvider:
         self._username = smtp.username
         self._password = smtp.password.get_secret_value() if smtp.password else None
         self._timeout = settings.timeout_seconds
+        self._verp = verp  # a signed return path per delivery (bounces name their delivery)
         self._use_tls, self._start_tls = _tls_flags(smtp.tls, smtp.port)
         self._slots = asyncio.Semaphore(smtp.pool_size)
         # Idle connections with when each was last used; only slot holders touch it.
@@ -284,6 +260,9 @@ class SmtpProvider:
         except (ValueError, TypeError) as exc:
             return PermanentFailure(f"cannot render the message: {exc}")
         options = ["SMTPUTF8"] if utf8 else None
+        envelope_from = message.sender
+        if self._verp is not None and message.delivery_id is not None:
+            envelope_from = self._verp.address(message.delivery_id)
         async with self._slots:
             try:
                 client = await self._checkout()
@@ -299,11 +278,9 @@ class SmtpProvider:
                 )
             reusable = False
             try:
-                await client.sendmail(
-                    message.sender, [message.recipient], raw, mail_options=options
-                )
+                await client.sendmail(envelope_from, [message.recipient], raw, mail_options=options)
             except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-                result, reusable = _classify_exception(exc, utf8=utf8)
+                result, reusable = classify_exception(exc, utf8=utf8)
                 return result
             else:
                 reusable = True
