@@ -45,6 +45,11 @@ class PostmarkSettings(_Section):
     # False: one ``POST /email`` per message instead of ``/email/batch`` (500 per call),
     # for Postmark-compatible services without the batch endpoint.
     batch: bool = True
+    # The HTTP basic auth credentials Postmark's webhooks must carry (POST
+    # /webhooks/postmark); unset: every webhook call is refused (401). Basic auth puts a
+    # colon between the two, so the username has none.
+    webhook_username: str | None = Field(default=None, max_length=200, pattern=r"^[^:]*$")
+    webhook_password: SecretStr | None = None
 
 
 class SmtpSettings(_Section):
