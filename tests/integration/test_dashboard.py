@@ -204,6 +204,10 @@ async def test_the_queue_tile_and_the_last_issues(
         "sent": 4,
         "failed": 1,
         "suppressed": 1,
+        "hard_bounces": 0,
+        "complaints": 0,
+        "bounce_rate": 0.0,
+        "complaint_rate": 0.0,
     }
     async with db.connection() as conn:
         await conn.execute(

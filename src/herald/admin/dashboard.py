@@ -48,6 +48,10 @@ class Dashboard:
                     "sent": row.sent,
                     "failed": row.count("failed"),
                     "suppressed": row.count("suppressed"),
+                    "hard_bounces": row.feedback.count("hard_bounce"),
+                    "complaints": row.feedback.count("complaint"),
+                    "bounce_rate": row.feedback.bounce_rate,
+                    "complaint_rate": row.feedback.complaint_rate,
                 }
                 for row in self.issues
             ],

@@ -18,6 +18,7 @@ from herald.api.access import Access, operation
 from herald.api.idempotency import ApiRoute
 from herald.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, Timestamp
 from herald.auth.web import Writer
+from herald.deliverability.domain import EventKind
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import (
     MAX_BODY_LENGTH,
@@ -164,6 +165,15 @@ class Stats(BaseModel):
     sent: int
     failed: int
     suppressed: int
+    reported: dict[EventKind, int] = Field(
+        description="Recipients per kind of event the email provider reported (webhooks, "
+        "bounce messages): an address that bounced twice counts once."
+    )
+    bounce_rate: float | None = Field(description="Hard bounces over the recipients sent to.")
+    complaint_rate: float | None = Field(
+        description="Spam complaints over the recipients sent to (Gmail: keep below 0.001, "
+        "never reach 0.003)."
+    )
 
 
 class DeliveryOut(BaseModel):
@@ -338,8 +348,15 @@ async def retry_failed(issue_id: uuid.UUID, state: State) -> Retried:
 
 @router.get("/{issue_id}/stats", response_model=Stats, **operation(Access.READ, errors=(400, 404)))
 async def issue_stats(issue_id: uuid.UUID, state: State) -> Stats:
-    progress = await _service(state).progress(issue_id)
-    return Stats.model_validate(progress.as_json())
+    progress, feedback = await _views(state).stats(issue_id)
+    return Stats.model_validate(
+        {
+            **progress.as_json(),
+            "reported": feedback.counts,
+            "bounce_rate": feedback.bounce_rate,
+            "complaint_rate": feedback.complaint_rate,
+        }
+    )
 
 
 @router.get(

@@ -15,7 +15,11 @@ MAX_DETAIL_LENGTH = 1000  # email_events.detail's CHECK
 
 
 class EventKind(StrEnum):
-    """What happened to a message (migration 0027's ``kind``)."""
+    """What happened to a message after it was sent, as the email provider or the
+    receiving server reported it."""
+
+    # The docstring is the API's public description; the values are migration 0027's
+    # CHECK on email_events.kind.
 
     DELIVERED = "delivered"  # the receiving server accepted it
     DEFERRED = "deferred"  # delayed; the provider keeps trying

@@ -416,3 +416,14 @@ SELECT i.title, i.html_content, i.text_content, i.preheader, s.email, s.name,
 FROM newsletter_issues AS i
 JOIN subscriptions AS s ON s.id = $2::uuid
 WHERE i.id = $1::uuid AND i.status IN ('publishing', 'sent')
+
+-- name: feedback_counts
+-- Per issue of $1, the recipients each kind of provider event was reported for
+-- (email_events, migration 0027): an address that bounced twice counts once. Without $2,
+-- 'delivered' and 'deferred' are left out: the list pages need the failures only, which
+-- stay few, where an issue of 1M readers has 1M delivered events.
+SELECT issue_id, kind, count(DISTINCT coalesce(delivery_id, -id))::bigint AS n
+FROM email_events
+WHERE issue_id = ANY($1::uuid[])
+  AND ($2::boolean OR kind NOT IN ('delivered', 'deferred'))
+GROUP BY issue_id, kind

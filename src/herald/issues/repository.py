@@ -9,6 +9,7 @@ from typing import Any
 
 from herald.core import live, sql
 from herald.core.db import Connection
+from herald.deliverability.domain import EventKind
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import Issue, IssueContent, IssueStatus, ListRef, SegmentRef, Target
 from herald.issues.targets import Condition, with_segment
@@ -102,6 +103,17 @@ async def unsent_counts(
     counts: dict[uuid.UUID, dict[DeliveryStatus, int]] = {i: {} for i in issue_ids}
     for row in await conn.fetch(Q["unsent_counts"], issue_ids):
         counts[row["issue_id"]][DeliveryStatus(row["status"])] = int(row["n"])
+    return counts
+
+
+async def feedback_counts(
+    conn: Connection, issue_ids: list[uuid.UUID], *, delivered: bool = False
+) -> dict[uuid.UUID, dict[EventKind, int]]:
+    """Per issue, the recipients each kind of provider event was reported for; with
+    ``delivered``, the delivered and deferred ones too (see queries.sql)."""
+    counts: dict[uuid.UUID, dict[EventKind, int]] = {i: {} for i in issue_ids}
+    for row in await conn.fetch(Q["feedback_counts"], issue_ids, delivered):
+        counts[row["issue_id"]][EventKind(row["kind"])] = int(row["n"])
     return counts
 
 

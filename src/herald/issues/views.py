@@ -9,12 +9,14 @@ time limit (``issues/rendering.py``).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.core.errors import NotFound, ValidationError
+from herald.deliverability.domain import EventKind
+from herald.deliverability.rates import Feedback
 from herald.delivery.domain import DeliveryStatus
 from herald.design.current import current_design
 from herald.issues import recipients, repository
@@ -42,6 +44,12 @@ class IssueResults:
 
     issue: Issue
     counts: dict[DeliveryStatus, int]
+    reported: dict[EventKind, int] = field(default_factory=dict)
+
+    @property
+    def feedback(self) -> Feedback:
+        """The providers' reports (bounces, complaints, blocks) over the recipients sent to."""
+        return Feedback(self.reported, self.sent)
 
     @property
     def started(self) -> bool:
@@ -78,6 +86,13 @@ class IssueOverview:
     failures: list[tuple[str, int]]
     before: int | None = None
     next_before: int | None = None
+    reported: dict[EventKind, int] = field(default_factory=dict)
+
+    @property
+    def feedback(self) -> Feedback:
+        """The providers' reports, delivered included, over the recipients sent to."""
+        sent = self.progress.counts.get(DeliveryStatus.SENT)
+        return Feedback(self.reported, sent)
 
     @property
     def failures_sampled(self) -> int | None:
@@ -107,7 +122,8 @@ class IssueViews:
             page = issues[:limit]
             started = [i.id for i in page if i.status in (IssueStatus.PUBLISHING, IssueStatus.SENT)]
             counts = await repository.unsent_counts(conn, started) if started else {}
-        rows = [IssueResults(i, counts.get(i.id, {})) for i in page]
+            reported = await repository.feedback_counts(conn, started) if started else {}
+        rows = [IssueResults(i, counts.get(i.id, {}), reported.get(i.id, {})) for i in page]
         last = page[-1] if len(issues) > limit else None
         return IssueList(rows, (last.created_at, last.id) if last else None)
 
@@ -128,6 +144,7 @@ class IssueViews:
                 failures = await repository.failure_reasons(
                     conn, issue_id, FAILURE_REASONS, FAILURE_SAMPLE
                 )
+            reported = await repository.feedback_counts(conn, [issue_id], delivered=True)
         try:
             sample = await self._render(issue, issue.id, name=SAMPLE_NAME, email=SAMPLE_EMAIL)
             html_bytes: int | None = sample.html_bytes
@@ -143,7 +160,15 @@ class IssueViews:
             failures,
             before=before,
             next_before=next_before,
+            reported=reported[issue_id],
         )
+
+    async def stats(self, issue_id: uuid.UUID) -> tuple[Progress, Feedback]:
+        """The issue's progress and what the providers reported about it (the API's stats)."""
+        progress = await IssueService(self.db, self.settings).progress(issue_id)
+        async with self.db.connection() as conn:
+            reported = await repository.feedback_counts(conn, [issue_id], delivered=True)
+        return progress, Feedback(reported[issue_id], progress.counts.get(DeliveryStatus.SENT))
 
     async def deliveries(
         self,
