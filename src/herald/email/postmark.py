@@ -41,6 +41,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # Statuses whose Retry-After we pass on to the retry scheduler.
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# The Metadata field carrying Herald's delivery id, so that Postmark's webhooks name the
+# delivery an event is about (herald.deliverability.postmark reads it back).
+METADATA_KEY = "herald_delivery"
 _ERROR_TEXT_LIMIT = 300
 
 
@@ -54,6 +57,8 @@ def _to_postmark(message: EmailMessage) -> dict[str, Any]:
     }
     if message.headers:
         payload["Headers"] = [{"Name": name, "Value": value} for name, value in message.headers]
+    if message.delivery_id is not None:
+        payload["Metadata"] = {METADATA_KEY: str(message.delivery_id)}
     return payload
 
 
@@ -112,6 +117,9 @@ def _encode_into(message: EmailMessage, out: list[bytes]) -> None:
             f'{{"Name":{_quote(name)},"Value":{_quote(value)}}}' for name, value in message.headers
         )
         tail = f'{tail},"Headers":[{headers}]'
+    if message.delivery_id is not None:
+        # An int's digits need no escaping; Postmark's metadata values are strings.
+        tail = f'{tail},"Metadata":{{"{METADATA_KEY}":"{int(message.delivery_id)}"}}'
     out.append(f"{tail}}}".encode("ascii"))
 
 

@@ -67,6 +67,7 @@ ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # surrogat
     ANY_TEXT,
     st.lists(st.tuples(ANY_TEXT, ANY_TEXT), max_size=3),
     st.booleans(),
+    st.none() | st.integers(1, 2**63 - 1),
 )
 def test_every_message_encodes_as_the_stdlib_encodes_its_payload(
     sender: str,
@@ -76,10 +77,24 @@ def test_every_message_encodes_as_the_stdlib_encodes_its_payload(
     text: str,
     headers: list[tuple[str, str]],
     as_pieces: bool,
+    delivery_id: int | None,
 ) -> None:
     body = pieced([html, text]) if as_pieces else html
-    message_ = EmailMessage(sender, recipient, subject, body, text, tuple(headers))
+    message_ = EmailMessage(sender, recipient, subject, body, text, tuple(headers), delivery_id)
     expected = json.JSONEncoder(separators=(",", ":")).encode(
-        _to_postmark(EmailMessage(sender, recipient, subject, str(body), text, tuple(headers)))
+        _to_postmark(
+            EmailMessage(sender, recipient, subject, str(body), text, tuple(headers), delivery_id)
+        )
     )
     assert _encode(message_) == expected.encode("ascii")
+
+
+def test_the_delivery_id_travels_in_metadata_as_the_webhook_parser_reads_it() -> None:
+    from herald.deliverability import postmark as webhooks
+
+    sent = message("<p>x</p>").for_delivery(123)
+    assert json.loads(_encode(sent))["Metadata"] == {"herald_delivery": "123"}
+    batch = json.loads(_encode_batch([sent, message("<p>y</p>").for_delivery(9)]))
+    assert [m["Metadata"] for m in batch] == [{"herald_delivery": "123"}, {"herald_delivery": "9"}]
+    assert "Metadata" not in json.loads(_encode(message("<p>x</p>")))
+    assert webhooks.METADATA_KEY == postmark.METADATA_KEY
