@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.core.dev_secret import development_secret_key
+from herald.core.dkim_config import DnsSettings
 
 # Re-exported: the email sections are imported from here too.
 from herald.core.email_config import EmailSettings as EmailSettings  # noqa: PLC0414
@@ -210,6 +211,7 @@ class Settings(BaseSettings):
     newsletter: NewsletterSettings = NewsletterSettings()
     webhooks: WebhookSettings = WebhookSettings()
     deliverability: DeliverabilitySettings = DeliverabilitySettings()
+    dns: DnsSettings = DnsSettings()  # the sending-domain check's resolver
 
     @field_validator("secret_key", "database_url", "direct_database_url", mode="before")
     @classmethod

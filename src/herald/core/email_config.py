@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from herald.core.dkim_config import DkimSettings
+
 
 class _Section(BaseModel):
     model_config = {"extra": "forbid", "frozen": True}
@@ -172,3 +174,4 @@ class EmailSettings(_Section):
     postmark: PostmarkSettings = PostmarkSettings()
     smtp: SmtpSettings = SmtpSettings()
     ses: SesSettings = SesSettings()
+    dkim: DkimSettings = DkimSettings()  # signing on the SMTP path (herald.email.dkim)

@@ -38,6 +38,7 @@ import aiosmtplib
 from herald.core.config import EmailSettings, SmtpTls
 from herald.core.errors import ConfigurationError
 from herald.core.telemetry import get_logger
+from herald.email.dkim import DkimSigner
 from herald.email.message import (
     Accepted,
     EmailMessage,
@@ -225,6 +226,7 @@ class SmtpProvider:
         self._password = smtp.password.get_secret_value() if smtp.password else None
         self._timeout = settings.timeout_seconds
         self._verp = verp  # a signed return path per delivery (bounces name their delivery)
+        self._dkim = DkimSigner.from_settings(settings)  # None: HERALD_EMAIL__DKIM__ unset
         self._use_tls, self._start_tls = _tls_flags(smtp.tls, smtp.port)
         self._slots = asyncio.Semaphore(smtp.pool_size)
         # Idle connections with when each was last used; only slot holders touch it.
@@ -257,6 +259,7 @@ class SmtpProvider:
         utf8 = not (message.sender + message.recipient).isascii()
         try:
             raw = render_mime(message, message_id=message_id, utf8=utf8)
+            raw = self._dkim.sign(raw) if self._dkim is not None else raw  # ~0.5 ms, inline
         except (ValueError, TypeError) as exc:
             return PermanentFailure(f"cannot render the message: {exc}")
         options = ["SMTPUTF8"] if utf8 else None
