@@ -323,3 +323,45 @@ async def test_the_timeline_pages_through_many_deliveries(
     assert "mailbox full 150<" in second.text
     assert '<tr class="event-subscribed">' in second.text
     assert 'rel="next"' not in second.text
+
+
+async def test_the_timeline_shows_what_providers_reported_in_each_page(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    """Reports (email_events) sit among the deliveries of the page whose span holds them:
+    each on exactly one page, the newest page open-ended upwards, the last one downwards."""
+    [reader] = await add_subscribers(db, 1)
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts,"
+            " created_at) SELECT 'confirmation', 'reader0@example.com', $1, 'sent', 5,"
+            " now() - make_interval(mins => g) FROM generate_series(1, 150) AS g",
+            reader,
+        )
+        # Minutes ago: 0 (newer than every delivery), 10 (page 1), 120 (page 2),
+        # 1000 (older than every delivery: the last page).
+        await conn.execute(
+            "INSERT INTO email_events (provider, provider_event_id, kind, subscriber_id,"
+            " occurred_at, detail, suppressed)"
+            " SELECT 'postmark', 'e' || m, k, $1, now() - make_interval(mins => m),"
+            " 'detail ' || m, k = 'hard_bounce'"
+            " FROM (VALUES (0, 'delivered'), (10, 'soft_bounce'), (120, 'complaint'),"
+            " (1000, 'hard_bounce')) AS v (m, k)",
+            reader,
+        )
+        await conn.execute(
+            "UPDATE subscriptions SET created_at = now() - interval '1 day' WHERE id = $1", reader
+        )
+    first = (await admin_client.get(f"/admin/subscribers/{reader}")).text
+    older = re.search(r'rel="next" href="([^"]+)"', first)
+    assert older
+    second = (await admin_client.get(html.unescape(older.group(1)))).text
+    found = {
+        page: re.findall(r'<tr class="event-report">.*?status-report-(\w+)', text, re.S)
+        for page, text in (("first", first), ("second", second))
+    }
+    assert found == {"first": ["delivered", "soft_bounce"], "second": ["complaint", "hard_bounce"]}
+    assert "detail 10<" in first
+    assert "Postmark reported" in first
+    assert "address suppressed" in second
+    assert "address suppressed" not in first

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import takewhile
 
 from herald.core import live
@@ -37,6 +38,10 @@ log = get_logger("herald.subscriptions")
 
 PAGE_SIZE = 50
 TIMELINE_PAGE = 100
+# What providers reported (bounces, complaints, deliveries) shown in one page's window.
+REPORTS_PER_PAGE = 200
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+_START_OF_TIME = datetime.min.replace(tzinfo=UTC)
 MAX_SELECTED = 500
 RECENT_JOBS = 5
 
@@ -139,8 +144,9 @@ class SubscriberDirectory:
     async def timeline(
         self, subscriber_id: uuid.UUID, before: str = ""
     ) -> tuple[repository.SubscriptionView, Timeline]:
-        """The subscriber and one page of their timeline, newest first: milestones and
-        up to :data:`TIMELINE_PAGE` deliveries (each with its outcome)."""
+        """The subscriber and one page of their timeline, newest first: milestones, up to
+        :data:`TIMELINE_PAGE` deliveries (each with its outcome), and what providers
+        reported about the emails in that page's span of time."""
         start = Cursor.parse(before, integer_id=True) if before else None
         async with self.db.connection() as conn:
             found = await repository.get_for_timeline(conn, subscriber_id)
@@ -152,8 +158,15 @@ class SubscriberDirectory:
                 start or Cursor.start(Sort.NEWEST, integer_id=True),
                 TIMELINE_PAGE + 1,
             )
-        more = len(rows) > TIMELINE_PAGE
-        rows = rows[:TIMELINE_PAGE]
+            more = len(rows) > TIMELINE_PAGE
+            rows = rows[:TIMELINE_PAGE]
+            reports = await repository.reports_of(
+                conn,
+                subscriber_id,
+                older_than=start.created_at if start else _END_OF_TIME,
+                newer_than=rows[-1][1].at if more else _START_OF_TIME,
+                limit=REPORTS_PER_PAGE,
+            )
         view = found.view
         milestones = [TimelineEvent(view.created_at, "subscribed")]
         if view.confirmed_at is not None:
@@ -165,7 +178,7 @@ class SubscriberDirectory:
             milestones.append(TimelineEvent(found.updated_at, "unsubscribed"))
         events = merge_timeline(
             milestones,
-            [event for _, event in rows],
+            [*(event for _, event in rows), *reports],
             newer_than=rows[-1][1].at if more else None,
             older_than=start.created_at if start else None,
         )

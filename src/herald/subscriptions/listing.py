@@ -211,7 +211,8 @@ def _order_key(cursor: Cursor) -> tuple[datetime, int]:
 @dataclass(frozen=True, slots=True)
 class TimelineEvent:
     """One line of a subscriber's timeline. ``kind``: subscribed, confirmed,
-    unsubscribed, confirmation (an email) or issue (an email)."""
+    unsubscribed, confirmation or issue (an email; other kinds of email too), or report
+    (what a provider reported about an email: ``status`` is the event's kind)."""
 
     at: datetime
     kind: str
@@ -221,6 +222,8 @@ class TimelineEvent:
     attempts: int = 0
     detail: str = ""
     sent_at: datetime | None = None
+    provider: str = ""
+    suppressed: bool = False  # a report that put the address on the suppression list
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,18 @@ WHERE d.subscriber_id = $1::uuid AND (d.created_at, d.id) < ($2::timestamptz, $3
 ORDER BY d.created_at DESC, d.id DESC
 LIMIT $4::integer
 
+-- name: subscriber_reports
+-- What the providers reported about one subscriber's emails (email_events, migration
+-- 0027) in a timeline page's window: before $2, at or after $3, newest first, at most $4.
+SELECT e.occurred_at, e.kind, e.provider, e.detail, e.suppressed, e.issue_id,
+       i.title AS issue_title
+FROM email_events AS e
+LEFT JOIN newsletter_issues AS i ON i.id = e.issue_id
+WHERE e.subscriber_id = $1::uuid
+  AND e.occurred_at < $2::timestamptz AND e.occurred_at >= $3::timestamptz
+ORDER BY e.occurred_at DESC
+LIMIT $4::integer
+
 -- name: get_for_timeline
 SELECT id, email, name, status, created_at, confirmed_at, updated_at, unsubscribed_at
 FROM subscriptions

@@ -277,6 +277,31 @@ async def deliveries_of(
     ]
 
 
+async def reports_of(
+    conn: Connection,
+    subscriber_id: uuid.UUID,
+    *,
+    older_than: datetime,
+    newer_than: datetime,
+    limit: int,
+) -> list[TimelineEvent]:
+    """What the providers reported about the subscriber's emails in a timeline window."""
+    rows = await conn.fetch(Q["subscriber_reports"], subscriber_id, older_than, newer_than, limit)
+    return [
+        TimelineEvent(
+            at=row["occurred_at"],
+            kind="report",
+            status=row["kind"],
+            title=row["issue_title"] or "",
+            issue_id=row["issue_id"],
+            detail=row["detail"],
+            provider=row["provider"],
+            suppressed=row["suppressed"],
+        )
+        for row in rows
+    ]
+
+
 async def lock_resendable(
     conn: Connection, ids: list[uuid.UUID], *, window_seconds: float, per_window: int
 ) -> list[Subscription]:
