@@ -133,6 +133,9 @@ class SesSettings(_Section):
     # A SubscriptionConfirmation of an allowed topic is confirmed by a GET of its
     # SubscribeURL; false: it is only logged, for the operator to confirm.
     confirm_subscriptions: bool = True
+    # Sending through SES's SMTP interface: each message names this configuration set and
+    # carries its delivery id as the message tag herald_delivery (events find it by that).
+    configuration_set: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
 
     @field_validator("topic_arns", mode="before")
     @classmethod

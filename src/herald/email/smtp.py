@@ -46,6 +46,7 @@ from herald.email.message import (
     SendResult,
     TransientFailure,
 )
+from herald.email.ses_headers import with_ses_headers
 from herald.email.smtp_replies import classify_exception
 from herald.email.verp import Verp
 
@@ -226,6 +227,7 @@ class SmtpProvider:
         self._password = smtp.password.get_secret_value() if smtp.password else None
         self._timeout = settings.timeout_seconds
         self._verp = verp  # a signed return path per delivery (bounces name their delivery)
+        self._ses_set = settings.ses.configuration_set  # "": no X-SES-* headers
         self._dkim = DkimSigner.from_settings(settings)  # None: HERALD_EMAIL__DKIM__ unset
         self._use_tls, self._start_tls = _tls_flags(smtp.tls, smtp.port)
         self._slots = asyncio.Semaphore(smtp.pool_size)
@@ -255,6 +257,7 @@ class SmtpProvider:
         await asyncio.gather(*(self._quit(client) for client, _ in idle))
 
     async def _send_one(self, message: EmailMessage) -> SendResult:
+        message = with_ses_headers(message, self._ses_set)
         message_id = new_message_id(message.sender)
         utf8 = not (message.sender + message.recipient).isascii()
         try:
