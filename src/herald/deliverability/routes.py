@@ -1,0 +1,29 @@
+"""The providers' webhooks: ``POST /webhooks/postmark`` (contract §5, Deliverability).
+
+Not part of the JSON API (no ``/api/v1`` prefix, not in the OpenAPI document): Postmark
+posts here with the credentials it was given. The credentials are checked before the body
+is read, so an unauthenticated client never gets its body parsed.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from herald.deliverability.postmark_webhook import PostmarkWebhook
+from herald.web.state import State
+
+router = APIRouter(tags=["webhooks"], include_in_schema=False)
+
+# Postmark's records are small; with "include content" on, a bounce or complaint carries
+# the bounced message's dump (a newsletter's HTML): 1 MiB keeps those too.
+POSTMARK_MAX_BYTES = 1024 * 1024
+
+
+@router.post("/webhooks/postmark")
+async def postmark_webhook(request: Request, state: State) -> JSONResponse:
+    recorded = await PostmarkWebhook(state.db, state.settings).receive(
+        request.headers.get("authorization"), request.body
+    )
+    return JSONResponse({"stored": sum(1 for r in recorded if r.stored)})
