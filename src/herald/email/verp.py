@@ -54,6 +54,22 @@ class Verp:
     def delivery_of(self, address: str) -> int | None:
         """The delivery id an address made by :meth:`address` names; None for any other
         address, and for one whose signature does not match (forged or altered)."""
+        token = self._token(address)
+        match = _TOKEN.fullmatch(token) if token is not None else None
+        if match is None:
+            return None
+        digits, signature = match.groups()
+        if not hmac.compare_digest(signature.encode(), self._signature(digits).encode()):
+            return None
+        return int(digits)
+
+    def looks_like(self, address: str) -> bool:
+        """Whether ``address`` is shaped like one of these return paths (the bounce
+        address with a ``+`` extension), signed correctly or not."""
+        return self._token(address) is not None
+
+    def _token(self, address: str) -> str | None:
+        """What follows the ``+`` of this bounce address, or None for another address."""
         if len(address) > 998:
             return None
         _, addr = parseaddr(address)
@@ -61,13 +77,7 @@ class Verp:
         base, plus, token = local.partition("+")
         if not (at and plus and base == self._local and domain == self._domain):
             return None
-        match = _TOKEN.fullmatch(token)
-        if match is None:
-            return None
-        digits, signature = match.groups()
-        if not hmac.compare_digest(signature.encode(), self._signature(digits).encode()):
-            return None
-        return int(digits)
+        return token
 
     def _signature(self, digits: str) -> str:
         return self._mac.digest(digits.encode()).hex()[:MAC_HEX_DIGITS]
