@@ -1,8 +1,9 @@
 """Periodic clean-up, run by worker processes (several may run it: each job is idempotent).
 
 Expired confirmation tokens (after a grace period), expired sessions, old login
-failures, idempotency keys past their 24 hours (``admin/idempotency.py``) and background
-jobs finished more than 30 days ago.
+failures, idempotency keys past their 24 hours (``admin/idempotency.py``), background
+jobs finished more than 30 days ago, and webhook messages (with their attempts) finished
+more than 30 days ago.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
 from herald.jobs import repository as jobs
 from herald.subscriptions import repository as subscriptions
+from herald.webhooks import repository as webhooks
 
 log = get_logger("herald.housekeeping")
 
@@ -27,6 +29,10 @@ TOKEN_GRACE_SECONDS = 30 * 24 * 3600.0
 FAILURES_KEPT_SECONDS = 24 * 3600.0
 # A finished background job stays on record (what ran, by whom, with what outcome) this long.
 JOBS_KEPT_SECONDS = 30 * 24 * 3600.0
+# A finished webhook message (and its attempts: the endpoint's failure view) is kept this long;
+# at most this many go per run, so a run never holds a long transaction.
+WEBHOOK_MESSAGES_KEPT_DAYS = 30
+WEBHOOK_MESSAGES_PER_RUN = 50_000
 
 
 async def run_once(db: Database, settings: Settings) -> dict[str, int]:
@@ -43,6 +49,9 @@ async def run_once(db: Database, settings: Settings) -> dict[str, int]:
             ),
             "expired_idempotency_keys_deleted": await idempotency.delete_expired(conn),
             "old_jobs_deleted": await jobs.delete_finished(conn, JOBS_KEPT_SECONDS),
+            "old_webhook_messages_deleted": await webhooks.delete_finished_messages(
+                conn, WEBHOOK_MESSAGES_KEPT_DAYS, WEBHOOK_MESSAGES_PER_RUN
+            ),
         }
     if any(done.values()):
         log.info("housekeeping", **done)

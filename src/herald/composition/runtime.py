@@ -307,6 +307,7 @@ def _start_worker(
     from herald.issues.delivery import IssueDeliveries, run_scheduler
     from herald.jobs.runner import JobRunner
     from herald.subscriptions.backfill import enqueue_at_start
+    from herald.webhooks.sender import WebhookSender
 
     delivery = settings.delivery
     if concurrency:
@@ -332,6 +333,8 @@ def _start_worker(
     )
     jobs = JobRunner(db, job_handlers(settings), lease_seconds=delivery.lease_seconds)
     tasks.append(asyncio.create_task(jobs.run(stopper.event), name="jobs"))
+    webhooks = WebhookSender(db, settings.webhooks)
+    tasks.append(asyncio.create_task(webhooks.run(stopper.event), name="webhooks"))
     # Migration 0018's default-list backfill: enqueued once, by whichever worker checks first.
     tasks.append(asyncio.create_task(enqueue_at_start(db), name="backfill-check"))
     return provider
