@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -150,9 +151,11 @@ class SnsStandIn:
         self.cert_path = f"/SimpleNotificationService-{uuid.uuid4().hex}.pem"
         self.served: dict[str, bytes] = {self.cert_path: self.certificate_pem}
         self.redirects: dict[str, str] = {}  # path -> Location of a 302
+        self.hanging: set[str] = set()  # paths answered never (until the server stops)
         self.requests: list[str] = []
         self.confirmed: list[str] = []
         self.port = 0
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -199,11 +202,15 @@ class SnsStandIn:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def _file(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
+        if request.path in self.hanging:
+            await self._stopping.wait()
+            raise web.HTTPServiceUnavailable
         if request.path in self.redirects:
             raise web.HTTPFound(self.redirects[request.path])
         body = self.served.get(request.path)

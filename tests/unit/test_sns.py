@@ -326,6 +326,15 @@ async def test_redirects_are_not_followed(sns: SnsStandIn) -> None:
         await verify(verifier(sns), sns.notification("x", cert_url=url))
 
 
+async def test_a_host_that_never_answers_times_out(sns: SnsStandIn) -> None:
+    sns.hanging.add("/SimpleNotificationService-slow.pem")
+    certificates = SigningCertificates(connector=sns.connector, timeout_seconds=0.3)
+    v = SnsVerifier(SETTINGS, certificates)
+    url = f"https://{HOST}/SimpleNotificationService-slow.pem"
+    with pytest.raises(Unavailable, match="TimeoutError"):
+        await verify(v, sns.notification("x", cert_url=url))
+
+
 async def test_an_unreachable_host_is_unavailable() -> None:
     certificates = SigningCertificates(timeout_seconds=2)  # the real resolver and CA store
     with pytest.raises(Unavailable, match="could not be fetched"):
