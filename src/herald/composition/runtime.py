@@ -32,7 +32,6 @@ from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
     from herald.email.message import EmailProvider
-    from herald.jobs.runner import JobHandler
 
 log = get_logger("herald.runtime")
 
@@ -216,7 +215,9 @@ async def _run_parts(
 
     process_metrics = metrics.start_for_process(settings, direct_dsn, stopper.event)
     if worker:
-        provider = _start_worker(settings, db, direct_dsn, stopper, concurrency, tasks)
+        from herald.composition.worker import start_worker
+
+        provider = start_worker(settings, db, direct_dsn, stopper.event, concurrency, tasks)
     if web or worker:
         from herald.composition import housekeeping
 
@@ -290,66 +291,6 @@ def _start_web(
     stopper.callbacks.append(begin_web_shutdown)
     tasks.append(asyncio.create_task(_serve(server, stopper), name="web"))
     return server
-
-
-def _start_worker(
-    settings: Settings,
-    db: Database,
-    listen_dsn: str,
-    stopper: Stopper,
-    concurrency: int | None,
-    tasks: list[asyncio.Task[None]],
-) -> EmailProvider:
-    """The delivery worker and the scheduler loop, as tasks; returns the provider."""
-    from herald.delivery.domain import DeliveryKind
-    from herald.delivery.worker import DeliveryWorker
-    from herald.email.factory import build_provider
-    from herald.issues.delivery import IssueDeliveries, run_scheduler
-    from herald.jobs.runner import JobRunner
-    from herald.subscriptions.backfill import enqueue_at_start
-    from herald.webhooks.sender import WebhookSender
-
-    delivery = settings.delivery
-    if concurrency:
-        delivery = delivery.model_copy(update={"concurrency": concurrency})
-    provider = build_provider(settings, db)
-    issue_deliveries = IssueDeliveries(db, settings)
-    runner = DeliveryWorker(
-        db,
-        provider,
-        delivery,
-        dsn=listen_dsn,
-        db_settings=settings.db,
-        renderers={DeliveryKind.ISSUE: issue_deliveries.render},
-        after_batch=issue_deliveries.after_batch,
-    )
-    scheduler_wake = asyncio.Event()
-    runner.add_wakeup(scheduler_wake)
-    tasks.append(asyncio.create_task(runner.run(stopper.event), name="worker"))
-    tasks.append(
-        asyncio.create_task(
-            run_scheduler(db, settings, stopper.event, wake=scheduler_wake), name="scheduler"
-        )
-    )
-    jobs = JobRunner(db, job_handlers(settings), lease_seconds=delivery.lease_seconds)
-    tasks.append(asyncio.create_task(jobs.run(stopper.event), name="jobs"))
-    webhooks = WebhookSender(db, settings.webhooks)
-    tasks.append(asyncio.create_task(webhooks.run(stopper.event), name="webhooks"))
-    # Migration 0018's default-list backfill: enqueued once, by whichever worker checks first.
-    tasks.append(asyncio.create_task(enqueue_at_start(db), name="backfill-check"))
-    return provider
-
-
-def job_handlers(settings: Settings) -> dict[str, JobHandler]:
-    """Every kind of background job a worker runs."""
-    from herald.imports import job as imports
-    from herald.subscriptions import backfill, bulk
-
-    return {
-        bulk.KIND: bulk.BulkActionJob(settings),
-        backfill.KIND: backfill.DefaultListBackfill(),
-        imports.KIND: imports.ImportJob(settings),
-    }
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

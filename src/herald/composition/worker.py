@@ -1,0 +1,75 @@
+"""What a worker process runs: the delivery worker with the features' plug-ins (issue
+rendering and completion), the scheduler loop, the job runner, the outgoing webhooks'
+sender and the default-list backfill check, each a task until ``stop`` is set."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from herald.core.config import Settings
+from herald.core.db import Database
+
+if TYPE_CHECKING:
+    from herald.email.message import EmailProvider
+    from herald.jobs.runner import JobHandler
+
+
+def start_worker(
+    settings: Settings,
+    db: Database,
+    listen_dsn: str,
+    stop: asyncio.Event,
+    concurrency: int | None,
+    tasks: list[asyncio.Task[None]],
+) -> EmailProvider:
+    """The delivery worker and the scheduler loop, as tasks; returns the provider."""
+    from herald.delivery.domain import DeliveryKind
+    from herald.delivery.worker import DeliveryWorker
+    from herald.email.factory import build_provider
+    from herald.issues.delivery import IssueDeliveries, run_scheduler
+    from herald.jobs.runner import JobRunner
+    from herald.subscriptions.backfill import enqueue_at_start
+    from herald.webhooks.sender import WebhookSender
+
+    delivery = settings.delivery
+    if concurrency:
+        delivery = delivery.model_copy(update={"concurrency": concurrency})
+    provider = build_provider(settings, db)
+    issue_deliveries = IssueDeliveries(db, settings)
+    runner = DeliveryWorker(
+        db,
+        provider,
+        delivery,
+        dsn=listen_dsn,
+        db_settings=settings.db,
+        renderers={DeliveryKind.ISSUE: issue_deliveries.render},
+        after_batch=issue_deliveries.after_batch,
+    )
+    scheduler_wake = asyncio.Event()
+    runner.add_wakeup(scheduler_wake)
+    tasks.append(asyncio.create_task(runner.run(stop), name="worker"))
+    tasks.append(
+        asyncio.create_task(
+            run_scheduler(db, settings, stop, wake=scheduler_wake), name="scheduler"
+        )
+    )
+    jobs = JobRunner(db, job_handlers(settings), lease_seconds=delivery.lease_seconds)
+    tasks.append(asyncio.create_task(jobs.run(stop), name="jobs"))
+    webhooks = WebhookSender(db, settings.webhooks)
+    tasks.append(asyncio.create_task(webhooks.run(stop), name="webhooks"))
+    # Migration 0018's default-list backfill: enqueued once, by whichever worker checks first.
+    tasks.append(asyncio.create_task(enqueue_at_start(db), name="backfill-check"))
+    return provider
+
+
+def job_handlers(settings: Settings) -> dict[str, JobHandler]:
+    """Every kind of background job a worker runs."""
+    from herald.imports import job as imports
+    from herald.subscriptions import backfill, bulk
+
+    return {
+        bulk.KIND: bulk.BulkActionJob(settings),
+        backfill.KIND: backfill.DefaultListBackfill(),
+        imports.KIND: imports.ImportJob(settings),
+    }
