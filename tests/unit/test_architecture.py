@@ -23,6 +23,8 @@ DOMAIN_MODULES = (
     "herald.design.domain",
     "herald.design.logos",
     "herald.email.message",
+    "herald.engagement.domain",
+    "herald.engagement.links",
     "herald.imports.domain",
     "herald.issues.domain",
     "herald.jobs.domain",

@@ -113,7 +113,9 @@ async def create_issue(request: Request, state: State, session: CurrentSession) 
     form = await read_editor_form(request, state)
     try:
         content = await off_loop(form.content)  # Markdown and HTML→text: CPU, off the loop
-        issue_id = await issue_service(state).create_draft(content, session.user_id, form.target())
+        issue_id = await issue_service(state).create_draft(
+            content, session.user_id, form.target(), track=bool(form.track())
+        )
     except ValidationError as exc:
         _, options = await issue_views(state).editor()
         return _form_page(request, form, None, options, exc)
@@ -136,7 +138,9 @@ async def update_issue(request: Request, state: State, issue_id: uuid.UUID) -> R
     service = issue_service(state)
     with form_errors(issue_url(issue_id), Conflict):
         try:
-            await service.update(issue_id, await off_loop(form.content), form.target())
+            await service.update(
+                issue_id, await off_loop(form.content), form.target(), track=form.track()
+            )
         except ValidationError as exc:  # the form again, with what was typed and why not
             issue, options = await issue_views(state).editor(issue_id)
             return _form_page(request, form, issue, options, exc)

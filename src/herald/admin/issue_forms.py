@@ -53,6 +53,8 @@ class IssueForm:
     lists: tuple[str, ...] = (DEFAULT_LIST,)  # "Send to": the lists' slugs
     segment_id: str = ""
     send_to: bool = True  # the form had the "Send to" fieldset
+    tracking: bool = False  # "Track opens and clicks"
+    tracking_field: bool = True  # the form had that checkbox (a scripted post may not)
 
     @classmethod
     def from_form(cls, form: dict[str, str], lists: Sequence[str] = ()) -> IssueForm:
@@ -70,6 +72,8 @@ class IssueForm:
             lists=tuple(lists),
             segment_id=form.get("segment_id", ""),
             send_to="send_to" in form,
+            tracking=form.get("tracking") == "on",
+            tracking_field="tracking_field" in form,
         )
 
     @classmethod
@@ -84,6 +88,7 @@ class IssueForm:
             preheader=issue.preheader,
             lists=issue.target.slugs,
             segment_id=str(segment.id) if segment else "",
+            tracking=issue.tracking,
         )
 
     def target(self) -> TargetChoice | None:
@@ -92,6 +97,10 @@ class IssueForm:
         if not self.send_to:
             return None
         return TargetChoice.parse(list(self.lists), self.segment_id)
+
+    def track(self) -> bool | None:
+        """Whether the issue is tracked; None: the form had no such checkbox (left as is)."""
+        return self.tracking if self.tracking_field else None
 
     def preview_content(self) -> IssueContent:
         """What the editor shows while typing: an untitled draft is previewed as such."""

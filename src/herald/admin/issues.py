@@ -44,6 +44,7 @@ from herald.admin.issue_forms import (
 from herald.auth.web import CurrentSession, auth_service, require_session
 from herald.core.errors import Conflict, Unavailable, ValidationError
 from herald.delivery.domain import DeliveryStatus
+from herald.engagement.service import Engagement
 from herald.issues.previews import GMAIL_CLIP_BYTES, parse_scheme
 from herald.issues.progress import RETRY_MS, ProgressHub, progress_stream
 from herald.issues.proofs import Proofs
@@ -118,6 +119,7 @@ async def _issue_page(
 ) -> Response:
     shown = DeliveryStatus(status) if status in STATUSES else None
     overview = await issue_views(state).overview(issue_id, shown, DELIVERY_ROWS, before)
+    engagement = await Engagement(state.db, state.settings).results(issue_id)  # tracked only
     return page(
         request,
         "admin/issue.html",
@@ -135,6 +137,7 @@ async def _issue_page(
         test_error=test_error,
         test_addresses=test_addresses,
         max_test=MAX_TEST_ADDRESSES,
+        engagement=engagement,
     )
 
 

@@ -46,6 +46,7 @@ from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.design import routes as design
+from herald.engagement import routes as engagement
 from herald.imports import routes as import_pages
 from herald.issues import progress
 from herald.issues import routes as issue_pages
@@ -175,6 +176,7 @@ def create_app(
         health,
         subscriptions,
         issue_pages,
+        engagement,  # GET /t/o/{token}.gif, /t/c/{token}/{n}: opt-in engagement tracking
         preferences,  # /preferences?token=…: the reader's preference centre
         admin_suppressions,  # /admin/suppressions
         auth,

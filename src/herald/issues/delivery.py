@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from herald.core import timebox
 from herald.core.config import Settings
@@ -44,6 +44,8 @@ from herald.design.current import design_cache
 from herald.design.domain import Design
 from herald.email.layout import Branding
 from herald.email.message import EmailMessage, PermanentFailure
+from herald.engagement import repository as tracking
+from herald.engagement.tokens import TrackingLinks
 from herald.issues import repository
 from herald.issues.rendering import (
     NO_ATTRIBUTES,
@@ -104,16 +106,19 @@ class IssueDeliveries:
         if issue_ids:  # compiled first: whether their readers' attributes are needed
             async with self._db.connection() as conn:
                 fresh = await repository.issues_for_rendering(conn, issue_ids)
-            await asyncio.to_thread(self._render_batch, [], fresh, {}, compiled, design)
-        needs = any(
-            isinstance(issue := compiled.get(issue_id), CompiledIssue) and issue.uses_attributes
-            for issue_id in {d.issue_id for d in batch if d.issue_id}
-        )
+                links = await tracking.links_for_rendering(conn, issue_ids)
+            await asyncio.to_thread(self._render_batch, [], fresh, {}, compiled, design, links)
+        used = [compiled.get(i) for i in {d.issue_id for d in batch if d.issue_id}]
+        needs = any(isinstance(c, CompiledIssue) and c.uses_attributes for c in used)
+        tracked = any(isinstance(c, CompiledIssue) and c.tracked_html is not None for c in used)
         async with self._db.connection() as conn:
             recipients = await repository.subscribers_for_rendering(
                 conn, subscriber_ids, with_attributes=needs
             )
-        return await asyncio.to_thread(self._render_batch, batch, {}, recipients, compiled, design)
+            untracked = await tracking.opted_out(conn, subscriber_ids) if tracked else set()
+        return await asyncio.to_thread(
+            self._render_batch, batch, {}, recipients, compiled, design, None, untracked
+        )
 
     def _render_batch(
         self,
@@ -122,28 +127,21 @@ class IssueDeliveries:
         recipients: dict[uuid.UUID, Recipient],
         issues: OrderedDict[uuid.UUID, CompiledIssue | _Broken] | None = None,
         design: Design | None = None,
+        tracked: Mapping[uuid.UUID, tuple[str, ...]] | None = None,
+        untracked: Collection[uuid.UUID] = frozenset(),
     ) -> list[Rendered]:
-        """Runs in a thread: compiling and rendering are CPU work."""
+        """Runs in a thread: compiling and rendering are CPU work. ``tracked``: the stored
+        links of the fresh issues that are tracked; ``untracked``: readers who opted out."""
         issues = self._compiled if issues is None else issues
-        design = design or self._design
         for issue_id, data in fresh.items():
-            try:
-                compiled_issue: CompiledIssue | _Broken = compile_issue(
-                    data.title,
-                    data.html,
-                    data.text,
-                    design.branding,
-                    preheader=data.preheader,
-                    layout_source=design.layout_source,
-                )
-            except ValidationError as exc:
-                compiled_issue = _Broken(exc.message)
-            _remember(issues, issue_id, compiled_issue)
+            _remember(issues, issue_id, self._compile(data, design or self._design, tracked))
         rendered: list[Rendered | None] = [None] * len(batch)
         jobs: list[tuple[int, CompiledIssue, Recipient]] = []
         links = _IssueLinks(self._settings)  # per issue: its readers' web-copy links
         view_links: dict[int, ViewLinks] = {}  # per position
         issue_params: dict[int, str] = {}  # per position: the unsubscribe link's "&issue=…"
+        trackers: dict[uuid.UUID, TrackingLinks] = {}  # per tracked issue
+        track: dict[int, TrackingLinks] = {}  # per position of a tracked copy
         for position, delivery in enumerate(batch):
             compiled = issues.get(delivery.issue_id) if delivery.issue_id else None
             recipient = recipients.get(delivery.subscriber_id) if delivery.subscriber_id else None
@@ -161,6 +159,11 @@ class IssueDeliveries:
                 jobs.append((position, compiled, recipient))
                 view_links[position] = links[delivery.issue_id]
                 issue_params[position] = links[delivery.issue_id].issue_param
+                tracked_issue = delivery.issue_id if compiled.tracked_html is not None else None
+                if tracked_issue is not None and recipient.id not in untracked:
+                    if tracked_issue not in trackers:
+                        trackers[tracked_issue] = TrackingLinks(self._settings, tracked_issue)
+                    track[position] = trackers[tracked_issue]
         timeouts: dict[int, int] = {}  # id(compiled) -> timeouts in a row
 
         def one(job: tuple[int, CompiledIssue, Recipient]) -> EmailMessage | PermanentFailure:
@@ -182,6 +185,7 @@ class IssueDeliveries:
                 attributes=(
                     attributes(recipient.attributes) if compiled.uses_attributes else NO_ATTRIBUTES
                 ),
+                track=track[position].urls(batch[position].id) if position in track else None,
             )
             timeouts.pop(id(compiled), None)
             return message
@@ -201,6 +205,26 @@ class IssueDeliveries:
             else:
                 rendered[position] = outcome
         return [r if r is not None else PermanentFailure("not rendered") for r in rendered]
+
+    def _compile(
+        self,
+        data: repository.RenderData,
+        design: Design,
+        tracked: Mapping[uuid.UUID, tuple[str, ...]] | None,
+    ) -> CompiledIssue | _Broken:
+        try:
+            return compile_issue(
+                data.title,
+                data.html,
+                data.text,
+                design.branding,
+                preheader=data.preheader,
+                layout_source=design.layout_source,
+                tracked_links=(tracked or {}).get(data.id),
+                base_url=self._settings.public_base_url,
+            )
+        except ValidationError as exc:
+            return _Broken(exc.message)
 
     async def after_batch(
         self,

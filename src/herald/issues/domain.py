@@ -141,6 +141,7 @@ class Issue:
     publish_retry_at: datetime | None = None
     preheader: str = ""  # the inbox preview line; empty: each copy's text body's first words
     target: Target = Target()
+    tracking: bool = False  # opens and clicks tracked (engagement/), frozen at publishing
 
     @property
     def fanning_out(self) -> bool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,15 +40,15 @@ from herald.core.errors import ValidationError
 from herald.email.inline import check_nesting, inline_template
 from herald.email.layout import BoundLayout, Branding, Layout, compile_layout, default_layout
 from herald.email.message import EmailMessage
+from herald.engagement.links import CLICK_VARIABLE, pixel, rewrite
+from herald.issues import preheaders
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
 from herald.subscriptions.unsubscribe import preferences_url_of
 
 T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
-PREHEADER_LENGTH = 100
-_RULE_CHARACTERS = "-=_*~#+"  # heading underlines, bullets, rules
-_LINK_TARGET = re.compile(r"\(https?://[^\s)]*\)")
+preheader = preheaders.preheader  # its home until the inbox line moved out
 
 
 @cache
@@ -121,6 +120,7 @@ class CompiledIssue:
     reason: str  # why the reader gets it, in the layout's footer
     preheader: str = ""  # the editor's inbox preview line; empty: the text body's first words
     uses_attributes: bool = False
+    tracked_html: Any = None  # a tracked issue's: its links to the reader's click URLs
     _bound: dict[bool, BoundLayout] = field(default_factory=dict, compare=False, repr=False)
 
     def render(
@@ -131,16 +131,22 @@ class CompiledIssue:
         unsubscribe_url: str,
         view_url: str = "",
         attributes: Attributes = NO_ATTRIBUTES,
+        track: tuple[str, str] | None = None,  # the reader's pixel URL and click prefix
     ) -> tuple[str, str]:
-        context = {
+        context: dict[str, Any] = {
             "subscriber": {"name": name, "email": email, "attributes": attributes},
             "unsubscribe_url": unsubscribe_url,
             "issue": {"title": self.title},
         }
         text = _render(self.text, context).rstrip()
         preferences_url = preferences_url_of(unsubscribe_url)  # no second HMAC
+        if track is not None and self.tracked_html is not None:
+            context[CLICK_VARIABLE] = track[1]  # URL-safe: escaping leaves it as it is
+            content = _render(self.tracked_html, context) + pixel(track[0])
+        else:
+            content = _render(self.html, context)
         html = self._layout(bool(view_url)).render(
-            content=_render(self.html, context),
+            content=content,
             preheader="" if self.preheader else preheader(text),
             unsubscribe_url=unsubscribe_url,
             view_url=view_url,
@@ -178,37 +184,6 @@ class CompiledIssue:
         return bound
 
 
-def preheader(text: str, limit: int = PREHEADER_LENGTH) -> str:
-    """The first words of the text body, for the inbox's preview line: without heading
-    underlines, list bullets and the URLs after links. Per recipient, so it reads only as
-    many words as the line needs: the whole words of the first ``2 * limit`` characters,
-    and the first ``4 * limit`` when those were mostly rules and link targets."""
-    scan = limit * 2
-    words = _first_words(
-        text[: text.rfind(" ", 0, scan + 1) + 1] if len(text) > scan else text, limit
-    )
-    if len(words) <= limit and len(text) > scan:
-        words = _first_words(text[: limit * 4], limit)
-    if len(words) <= limit:
-        return words
-    cut = words[:limit].rsplit(" ", 1)[0]
-    return cut.rstrip(".,;:-") + "…"
-
-
-def _first_words(head: str, limit: int) -> str:
-    if "(http" in head:
-        head = _LINK_TARGET.sub("", head)
-    kept: list[str] = []
-    length = -1
-    for word in head.split():
-        if word.strip(_RULE_CHARACTERS):  # a word of rule characters only is left out
-            kept.append(word)
-            length += len(word) + 1
-            if length > limit:
-                break
-    return " ".join(kept)
-
-
 def _render(template: Any, variables: dict[str, Any]) -> str:
     flat = template.__dict__.get("_herald_globals")
     if flat is None:  # once per template, not per recipient (BENCHMARKS.md P4)
@@ -224,11 +199,14 @@ def compile_issue(
     *,
     preheader: str = "",
     layout_source: str | None = None,
+    tracked_links: tuple[str, ...] | None = None,  # a tracked issue's stored links
+    base_url: str = "",
 ) -> CompiledIssue:
     """Compile both bodies (the HTML one with the layout's CSS inlined) into a layout
     (``layout_source`` MJML, the built-in one by default); a template error is a 400
     naming the body and line. ``preheader`` is the inbox preview line; when empty, each
-    copy's comes from the first words of its text body."""
+    copy's comes from the first words of its text body. ``tracked_links``: a tracked issue's
+    stored links, its body's links to them rewritten here (:mod:`herald.engagement.links`)."""
     branding = branding or Branding()
     layout = (
         default_layout(branding)
@@ -236,15 +214,12 @@ def compile_issue(
         else compile_layout(layout_source, branding)
     )
     check_nesting(html)  # before css-inline, which crashes on very deep nesting
-    try:
-        compiled_html = _compile(
-            inline_template(html, layout.content_css), autoescape=True, field="html_content"
-        )
-    except ValidationError:  # the error as the editor wrote it, with their line numbers
-        compiled_html = _compile(html, autoescape=True, field="html_content")
     return CompiledIssue(
         title=title,
-        html=compiled_html,
+        html=_compile_html(html, layout.content_css),
+        tracked_html=None
+        if tracked_links is None
+        else _compile_html(rewrite(html, tracked_links, base_url), layout.content_css),
         text=_compile(text, autoescape=False, field="text_content"),
         layout=layout,
         reason=f"You receive this because you subscribed to {branding.name}.",
@@ -273,6 +248,13 @@ def reads_attributes(source: str, *, autoescape: bool) -> bool:
         if key in _PLAIN_FIELDS:
             plain.add(id(target))
     return any(n.name == "subscriber" and id(n) not in plain for n in tree.find_all(nodes.Name))
+
+
+def _compile_html(html: str, css: str) -> Any:
+    try:
+        return _compile(inline_template(html, css), autoescape=True, field="html_content")
+    except ValidationError:  # the error as the editor wrote it, with their line numbers
+        return _compile(html, autoescape=True, field="html_content")
 
 
 def _compile(source: str, *, autoescape: bool, field: str) -> Any:
@@ -368,6 +350,7 @@ def issue_email(
     base_url: str,
     view_url: str = "",
     attributes: Attributes = NO_ATTRIBUTES,
+    track: tuple[str, str] | None = None,
 ) -> EmailMessage:
     html, text = compiled.render(
         name=name,
@@ -375,6 +358,7 @@ def issue_email(
         unsubscribe_url=unsubscribe_url,
         view_url=view_url,
         attributes=attributes,
+        track=track,
     )
     return EmailMessage(
         sender=sender,

@@ -41,6 +41,7 @@ def _issue(row: Any) -> Issue:
         publish_retry_at=row["publish_retry_at"],
         preheader=row["preheader"],
         target=_target(row),
+        tracking=row["tracking"],
     )
 
 

@@ -18,6 +18,8 @@ from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery.domain import DeliveryStatus
+from herald.engagement import repository as tracking
+from herald.engagement.links import tracked_links
 from herald.issues import repository, targeting, targets
 from herald.issues.domain import Issue, IssueContent, IssueStatus, TargetChoice, require_editable
 from herald.issues.progress_state import STATUSES, Progress
@@ -75,20 +77,29 @@ class IssueService:
         content: IssueContent,
         created_by: uuid.UUID | None,
         target: TargetChoice | None = None,
+        track: bool = False,
     ) -> uuid.UUID:
-        """A new draft; without ``target`` it goes to the default list."""
+        """A new draft; without ``target`` it goes to the default list. ``track``: its
+        opens and clicks are tracked (off by default)."""
         await validate(content)
         async with self.db.transaction() as conn:
             issue_id = await repository.insert_issue(conn, content, created_by)
             if target is not None:
                 await targeting.apply(conn, issue_id, target)
+            if track:
+                await tracking.set_tracking(conn, issue_id, on=True)
         log.info("issue drafted", issue_id=str(issue_id))
         return issue_id
 
     async def update(
-        self, issue_id: uuid.UUID, content: IssueContent, target: TargetChoice | None = None
+        self,
+        issue_id: uuid.UUID,
+        content: IssueContent,
+        target: TargetChoice | None = None,
+        track: bool | None = None,
     ) -> None:
-        """Save a draft's (or scheduled issue's) content and, when given, its target."""
+        """Save a draft's (or scheduled issue's) content and, when given, its target and
+        whether it is tracked."""
         await validate(content)
         async with self.db.transaction() as conn:
             issue = await self._get(conn, issue_id)
@@ -100,6 +111,8 @@ class IssueService:
                 raise Conflict("the issue changed while it was being saved: nothing was saved")
             if target is not None:
                 await targeting.apply(conn, issue_id, target)
+            if track is not None:  # the update above holds the row: still editable here
+                await tracking.set_tracking(conn, issue_id, on=track)
 
     async def get(self, issue_id: uuid.UUID) -> Issue:
         async with self.db.connection() as conn:
@@ -117,13 +130,18 @@ class IssueService:
         content: IssueContent,
         created_by: uuid.UUID | None,
         target: TargetChoice | None = None,
+        track: bool = False,
     ) -> Issue:
-        return await self.get(await self.create_draft(content, created_by, target))
+        return await self.get(await self.create_draft(content, created_by, target, track))
 
     async def revise(
-        self, issue_id: uuid.UUID, content: IssueContent, target: TargetChoice | None = None
+        self,
+        issue_id: uuid.UUID,
+        content: IssueContent,
+        target: TargetChoice | None = None,
+        track: bool | None = None,
     ) -> Issue:
-        await self.update(issue_id, content, target)
+        await self.update(issue_id, content, target, track)
         return await self.get(issue_id)
 
     async def publish_now(self, issue_id: uuid.UUID) -> Issue:
@@ -177,6 +195,9 @@ class IssueService:
         if not await repository.start_publishing(conn, issue_id, tracing.current_traceparent()):
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")
+        if issue.tracking:  # its links, fixed from now on: a click can only lead to one
+            links = tracked_links(issue.html, self.settings.public_base_url)
+            await tracking.freeze_links(conn, issue_id, links)
         log.info("issue published", issue_id=str(issue_id))
         await repository.notify_progress(conn, issue_id)  # delivered at commit
 
