@@ -1,5 +1,6 @@
 """``/admin/settings``: the settings landing page, the sender identity and the effective
-configuration (both read-only: they come from the environment). Admins only."""
+configuration (both read-only: they come from the environment), and the sending domain's
+SPF, DKIM and DMARC records checked live in DNS (``/deliverability``). Admins only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.responses import HTMLResponse, Response
 
 from herald.admin.configuration import configuration_rows, sender_identity
 from herald.auth.web import require_admin
+from herald.deliverability.sending_domain import check_sending_domain
 from herald.web.pages import page
 from herald.web.state import State
 
@@ -38,3 +40,9 @@ async def configuration(request: Request, state: State) -> Response:
     return page(
         request, "admin/settings_configuration.html", rows=configuration_rows(state.settings)
     )
+
+
+@router.get("/deliverability", response_class=HTMLResponse)
+async def deliverability(request: Request, state: State) -> Response:
+    report = await check_sending_domain(state.settings)
+    return page(request, "admin/settings_deliverability.html", report=report)
