@@ -33,6 +33,7 @@ DOMAIN_MODULES = (
     "herald.subscriptions.domain",
     "herald.subscriptions.signup",
     "herald.suppressions.domain",
+    "herald.welcomes.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")
 MAX_LINES = 400

@@ -31,6 +31,7 @@ from herald.web.errors import FormError, form_errors
 from herald.web.forms import read_form
 from herald.web.pages import page
 from herald.web.state import AppState, State
+from herald.welcomes.service import WelcomeService
 
 router = APIRouter(prefix="/admin/lists", tags=["admin"], dependencies=[Depends(require_session)])
 
@@ -155,6 +156,7 @@ async def _list_page(
         field=field,
         limits=LIMITS,
         members=view.members,
+        welcome=await WelcomeService(state.db, state.settings).get(list_id),
         member_status=members.value if members else "",
         next_members=view.members[-1].subscriber_id if view.more and view.members else None,
         statuses=STATUS_TABS,

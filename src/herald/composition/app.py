@@ -28,6 +28,7 @@ from herald.admin import routes as admin
 from herald.admin import segments as admin_segments
 from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
+from herald.admin import welcomes as admin_welcomes
 from herald.api import imports as api_imports
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
@@ -55,6 +56,7 @@ from herald.issues.service import IssueService
 from herald.lists import routes as list_pages
 from herald.preferences import routes as preferences
 from herald.subscriptions import routes as subscriptions
+from herald.subscriptions.welcoming import Welcomer
 from herald.web import docs, errors, health
 from herald.web.middleware import (
     MIB,
@@ -64,6 +66,7 @@ from herald.web.middleware import (
 )
 from herald.web.security import SecurityHeadersMiddleware
 from herald.web.state import AppState
+from herald.welcomes.service import WelcomeSender
 
 # The admin forms that carry an issue's bodies accept 2 MiB: URL-encoded HTML from email
 # builders is routinely 50-150 KB. Every other route keeps the 64 KiB default.
@@ -77,6 +80,9 @@ ISSUE_FORMS = [
     # A layout's MJML (200,000 characters at most) and the logo upload (512 KB and its form).
     RouteBodyLimit("POST", "/admin/templates/{layout_id}/edit", ISSUE_FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/templates/preview", ISSUE_FORM_MAX_BYTES),
+    # A list's welcome email (20,000 characters of Markdown, URL-encoded) and its preview.
+    RouteBodyLimit("POST", "/admin/lists/{list_id}/welcome", admin_welcomes.FORM_MAX_BYTES),
+    RouteBodyLimit("POST", "/admin/lists/{list_id}/welcome/preview", admin_welcomes.FORM_MAX_BYTES),
     RouteBodyLimit("POST", "/admin/settings/branding/logo", branding.LOGO_FORM_MAX_BYTES),
     # The JSON API's issue bodies, as the forms'.
     RouteBodyLimit("POST", "/api/v1/issues", ISSUE_FORM_MAX_BYTES),
@@ -85,6 +91,19 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/api/v1/imports", import_pages.UPLOAD_MAX_BYTES),
     RouteBodyLimit("PUT", "/api/v1/issues/{issue_id}", ISSUE_FORM_MAX_BYTES),
 ]
+
+
+def _app_state(
+    settings: Settings, database: Database, passwords: Passwords, hub: ProgressHub
+) -> AppState:
+    """What every request reaches: settings, the database and this process's parts."""
+    state = AppState(settings=settings, db=database)
+    state.provide(Passwords, passwords)
+    state.provide(ProgressHub, hub)
+    state.provide(errors.SessionLookup, errors.SessionLookup(auth_web.session_of))
+    # Confirmations queue the lists' welcome emails (subscriptions and preferences).
+    state.provide(Welcomer, WelcomeSender(database, settings))
+    return state
 
 
 def create_app(
@@ -123,10 +142,7 @@ def create_app(
         hub = ProgressHub(
             dedicated_connection(listen, settings.db) if listen else database.connection
         )
-        app.state.herald = AppState(settings=settings, db=database)
-        app.state.herald.provide(Passwords, passwords)
-        app.state.herald.provide(ProgressHub, hub)
-        app.state.herald.provide(errors.SessionLookup, errors.SessionLookup(auth_web.session_of))
+        app.state.herald = _app_state(settings, database, passwords, hub)
         live_parts = _LiveParts.start(app.state.herald, listen)
         stop = asyncio.Event()
         cleaner = (
@@ -196,6 +212,7 @@ def create_app(
         api_suppressions,  # /api/v1/suppressions
         list_pages,  # GET /l/{slug}: a public list's sign-up page
         admin_lists,  # /admin/lists
+        admin_welcomes,  # /admin/lists/{id}/welcome: a list's welcome email
         api_users,  # /api/v1/users (admins only)
         api_imports,  # /api/v1/imports, /api/v1/exports
     ):

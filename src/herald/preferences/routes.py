@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from herald.preferences.service import PreferenceCentre
+from herald.subscriptions.welcoming import NO_WELCOMES, Welcomer
 from herald.web import csrf, flash
 from herald.web.client import client_ip
 from herald.web.forms import read_form, read_form_multi
@@ -36,7 +37,7 @@ MAX_FIELDS = 1000
 
 
 def _centre(state: AppState) -> PreferenceCentre:
-    return PreferenceCentre(state.db, state.settings)
+    return PreferenceCentre(state.db, state.settings, state.find(Welcomer) or NO_WELCOMES)
 
 
 def _token(request: Request) -> str:

@@ -22,6 +22,7 @@ from herald.subscriptions import repository as subscriptions
 from herald.subscriptions.domain import SuppressionReason
 from herald.subscriptions.signup import Consent
 from herald.subscriptions.unsubscribing import subscriber_of, unsubscribe_all
+from herald.subscriptions.welcoming import NO_WELCOMES, Welcomer
 
 log = get_logger("herald.preferences")
 
@@ -63,8 +64,11 @@ def _iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class PreferenceCentre:
+    """``welcomer``: queues the welcome email of a list joined here (none by default)."""
+
     db: Database
     settings: Settings
+    welcomer: Welcomer = NO_WELCOMES
 
     async def view(self, token: str) -> Preferences:
         subscriber_id = subscriber_of(self.settings, token)
@@ -118,6 +122,8 @@ class PreferenceCentre:
             if saved.confirmed:
                 back = live.event("subscriber.confirmed", subscriber_id=subscriber_id)
                 await live.notify(conn, back)
+            if saved.joined:
+                await self.welcomer.welcome(conn, subscriber_id)
         log.info("preferences saved", joined=saved.joined, left=saved.left)
         return saved
 

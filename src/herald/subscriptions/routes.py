@@ -14,12 +14,13 @@ from herald.subscriptions.service import SubscriptionService
 from herald.subscriptions.signup import SignUp
 from herald.subscriptions.unsubscribe import preferences_url
 from herald.subscriptions.unsubscribing import Unsubscribing
+from herald.subscriptions.welcoming import NO_WELCOMES, Welcomer
 from herald.web.client import client_ip
 from herald.web.forms import FORM_TYPES, read_form, read_form_multi
 from herald.web.json_body import is_json, read_json_object
 from herald.web.negotiate import Format, preferred_format
 from herald.web.pages import page
-from herald.web.state import State
+from herald.web.state import AppState, State
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -67,6 +68,11 @@ async def _fields(request: Request) -> dict[str, Any]:
     )
 
 
+def _subscriptions(state: AppState) -> SubscriptionService:
+    """The service with this process's welcomer (the lists' welcome emails), if any."""
+    return SubscriptionService(state.db, state.settings, state.find(Welcomer) or NO_WELCOMES)
+
+
 @router.post("/subscriptions")
 async def subscribe(request: Request, state: State) -> Response:
     """Contract §4 (``name``, ``email``), and optionally ``list`` (repeated: the slugs of
@@ -81,7 +87,7 @@ async def subscribe(request: Request, state: State) -> Response:
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    await SubscriptionService(state.db, state.settings).subscribe(signup)
+    await _subscriptions(state).subscribe(signup)
     fmt = preferred_format(request)
     if fmt is Format.JSON:
         return JSONResponse({"status": "pending_confirmation", "message": SUBSCRIBED_MESSAGE})
@@ -98,7 +104,7 @@ async def confirm(request: Request, state: State) -> Response:
             "subscription_token is missing: use the link from the confirmation email",
             field="subscription_token",
         )
-    await SubscriptionService(state.db, state.settings).confirm(token)
+    await _subscriptions(state).confirm(token)
     fmt = preferred_format(request)
     if fmt is Format.JSON:
         return JSONResponse({"status": "confirmed", "message": CONFIRMED_MESSAGE})

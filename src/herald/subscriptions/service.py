@@ -40,6 +40,7 @@ from herald.subscriptions.signup import (
     plan,
     unknown_lists_message,
 )
+from herald.subscriptions.welcoming import NO_WELCOMES, Welcomer
 
 log = get_logger("herald.subscriptions")
 
@@ -64,8 +65,12 @@ class ConfirmOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class SubscriptionService:
+    """``welcomer`` queues the lists' welcome emails in the transaction of whatever
+    confirmed a membership (:mod:`.welcoming`); by default none."""
+
     db: Database
     settings: Settings
+    welcomer: Welcomer = NO_WELCOMES
 
     async def subscribe(self, signup: SignUp | NewSubscriber) -> SubscribeOutcome:
         """A public form's sign-up (see :mod:`herald.subscriptions.signup`); a bare
@@ -108,6 +113,7 @@ class SubscriptionService:
                     await live.notify(
                         conn, live.event("subscriber.confirmed", subscriber_id=inserted)
                     )
+                    await self.welcomer.welcome(conn, inserted)
                     return SubscribeOutcome.CONFIRMED
                 await self._enqueue(conn, inserted, message)
                 return SubscribeOutcome.CONFIRMATION_SENT
@@ -118,6 +124,8 @@ class SubscriptionService:
             await repository.backfill_subscriber(conn, existing.id)
             again = plan(existing.status, lists, force_double=force_double)
             outcome = await self._again(conn, existing, signup, lists, again.confirm_now)
+            # A single-opt-in list joined by a confirmed address, or the address confirmed.
+            await self.welcomer.welcome(conn, existing.id)
             if outcome is not None:
                 return outcome
             sent_today = await repository.confirmations_since(conn, existing.id, DAY_SECONDS)
@@ -248,6 +256,7 @@ class SubscriptionService:
             if address:
                 confirmed = live.event("subscriber.confirmed", subscriber_id=found.subscriber_id)
                 await live.notify(conn, confirmed)
+            await self.welcomer.welcome(conn, found.subscriber_id)
         log.info("subscription confirmed", subscriber_id=str(found.subscriber_id), lists=joined)
         return ConfirmOutcome.CONFIRMED
 
