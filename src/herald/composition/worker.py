@@ -1,16 +1,19 @@
 """What a worker process runs: the delivery worker with the features' plug-ins (issue
-rendering and completion), the scheduler loop, the job runner, the outgoing webhooks'
+rendering and completion; the deliverability policy hearing the relay's refusals), the
+scheduler loop, the job runner, the outgoing webhooks'
 sender and the default-list backfill check, each a task until ``stop`` is set."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from herald.core.config import Settings
 from herald.core.db import Database
 
 if TYPE_CHECKING:
+    from herald.deliverability.service import EventRecorder
     from herald.email.message import EmailProvider
     from herald.jobs.runner import JobHandler
 
@@ -24,6 +27,7 @@ def start_worker(
     tasks: list[asyncio.Task[None]],
 ) -> EmailProvider:
     """The delivery worker and the scheduler loop, as tasks; returns the provider."""
+    from herald.deliverability.refusals import RefusalRecorder
     from herald.delivery.domain import DeliveryKind
     from herald.delivery.worker import DeliveryWorker
     from herald.email.factory import build_provider
@@ -45,6 +49,7 @@ def start_worker(
         db_settings=settings.db,
         renderers={DeliveryKind.ISSUE: issue_deliveries.render},
         after_batch=issue_deliveries.after_batch,
+        on_refused=RefusalRecorder(event_recorder(db, settings)).record,
     )
     scheduler_wake = asyncio.Event()
     runner.add_wakeup(scheduler_wake)
@@ -73,3 +78,13 @@ def job_handlers(settings: Settings) -> dict[str, JobHandler]:
         backfill.KIND: backfill.DefaultListBackfill(),
         imports.KIND: imports.ImportJob(settings),
     }
+
+
+def event_recorder(db: Database, settings: Settings) -> EventRecorder:
+    """The deliverability recorder under the configured policy."""
+    from herald.deliverability.policy import Policy
+    from herald.deliverability.service import EventRecorder
+
+    policy = settings.deliverability
+    window = timedelta(days=policy.soft_bounce_window_days)
+    return EventRecorder(db, Policy(policy.soft_bounce_limit, window))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from herald.composition.cli.bounces import bounces_app
 from herald.composition.cli.common import HostOption, PortOption, cli_settings, err, fail, out, run
 from herald.composition.cli.subscribers import subscribers_app
 from herald.composition.cli.users import apikeys_app, users_app
@@ -192,6 +193,7 @@ def _flatten(data: dict[str, Any], prefix: str = "HERALD_") -> list[tuple[str, A
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(bounces_app, name="bounces")
 
 
 def main() -> None:
