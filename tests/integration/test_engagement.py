@@ -20,7 +20,9 @@ from herald.engagement.service import Engagement
 from herald.engagement.tokens import TrackingLinks
 from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
+from herald.subscriptions.unsubscribe import make_token
 from tests.integration.test_issue_pages import create, fetchval, token
+from tests.integration.test_preferences import BROWSER, open_page
 from tests.support.newsletters import add_subscribers, drain, issue_worker
 from tests.support.queue import RecordingProvider
 
@@ -348,3 +350,50 @@ async def test_a_click_never_fails_on_a_deleted_delivery(
     answer = await client.request(method, f"{prefix}/0")
     assert answer.status_code == 302  # the link still works; nothing is counted
     assert await fetchval(db, "SELECT count(*) FROM engagement_clicks") == 0
+
+
+async def test_the_reader_turns_tracking_off_and_on_in_the_preference_centre(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    [reader] = await add_subscribers(db, 1, prefix="prefs")
+    url = f"/preferences?token={make_token(settings, reader)}"
+    page, csrf = await open_page(client, url)
+    assert re.search(r'name="tracking" value="on"\s*checked', page.text), "on by default"
+    posted = await client.post(
+        url.replace("/preferences?", "/preferences/tracking?"),
+        data={"csrf_token": csrf},
+        headers=BROWSER,
+    )
+    assert posted.status_code == 303
+    async with db.connection() as conn:
+        assert await tracking.opted_out(conn, [reader]) == {reader}
+    page, csrf = await open_page(client, url)
+    assert not re.search(r'name="tracking" value="on"\s*checked', page.text)
+    assert "no tracking image" in page.text  # the flash
+    data = await client.post(
+        url.replace("/preferences?", "/preferences/data?"),
+        data={"csrf_token": csrf},
+        headers=BROWSER,
+    )
+    assert data.json()["engagement_tracking"] is False
+    # Without the CSRF token: refused, nothing changes.
+    refused = await client.post(
+        url.replace("/preferences?", "/preferences/tracking?"),
+        data={"tracking": "on"},
+        headers=BROWSER,
+    )
+    assert refused.status_code == 403
+    async with db.connection() as conn:
+        assert await tracking.opted_out(conn, [reader]) == {reader}
+    await client.post(
+        url.replace("/preferences?", "/preferences/tracking?"),
+        data={"csrf_token": csrf, "tracking": "on"},
+        headers=BROWSER,
+    )
+    async with db.connection() as conn:
+        assert await tracking.opted_out(conn, [reader]) == set()
+    # A forged token changes nothing and says so.
+    forged = await client.post(
+        "/preferences/tracking?token=garbage", data={"csrf_token": csrf}, headers=BROWSER
+    )
+    assert forged.status_code == 400

@@ -33,6 +33,10 @@ PRIVATE = {
 }
 SAVED = "Your preferences have been saved."
 UNSUBSCRIBED = "You have been unsubscribed from everything: no newsletter will be sent to you."
+TRACKING = {
+    True: "Opens and clicks may be counted in the issues that count them.",
+    False: "Your emails will carry no tracking image and only plain links.",
+}
 MAX_FIELDS = 1000
 
 
@@ -80,6 +84,16 @@ async def unsubscribe_all(request: Request, state: State) -> Response:
     csrf.check(request, state.settings, (await read_form(request)).get(csrf.FORM_FIELD))
     await _centre(state).unsubscribe_all(token)
     return _private(flash.redirect(_here(token), state.settings, UNSUBSCRIBED))
+
+
+@router.post("/preferences/tracking", include_in_schema=False)
+async def set_tracking(request: Request, state: State) -> Response:
+    token = _token(request)
+    form = await read_form(request)
+    csrf.check(request, state.settings, form.get(csrf.FORM_FIELD))
+    on = form.get("tracking") == "on"
+    await _centre(state).set_tracking(token, on=on)
+    return _private(flash.redirect(_here(token), state.settings, TRACKING[on]))
 
 
 @router.post("/preferences/data", include_in_schema=False)

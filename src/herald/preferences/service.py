@@ -16,6 +16,7 @@ from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.core.telemetry import get_logger
+from herald.engagement import repository as tracking
 from herald.preferences import repository
 from herald.preferences.repository import ListChoice, Reader, Saved
 from herald.subscriptions import repository as subscriptions
@@ -41,6 +42,7 @@ class Preferences:
     reader: Reader
     lists: list[ListChoice]  # each with the reader's effective membership status
     suppressed: str | None  # the reason, when the address is suppressed
+    tracked: bool = True  # False: the reader turned engagement tracking off
 
     @property
     def unsubscribed(self) -> bool:
@@ -74,7 +76,9 @@ class PreferenceCentre:
         subscriber_id = subscriber_of(self.settings, token)
         async with self.db.transaction() as conn:
             reader, lists, suppressed = await _read(conn, subscriber_id)
-        return Preferences(reader, _effective(reader, lists), suppressed[0] if suppressed else None)
+            tracked = not await tracking.opted_out(conn, [subscriber_id])
+        suppression = suppressed[0] if suppressed else None
+        return Preferences(reader, _effective(reader, lists), suppression, tracked)
 
     async def email(self, token: str) -> str:
         """The reader's address (the erasure's confirmation step)."""
@@ -127,6 +131,16 @@ class PreferenceCentre:
         log.info("preferences saved", joined=saved.joined, left=saved.left)
         return saved
 
+    async def set_tracking(self, token: str, *, on: bool) -> None:
+        """Let issues that track opens and clicks track this reader, or not: off, their
+        copies carry no pixel and plain links (engagement/). Nothing else changes."""
+        subscriber_id = subscriber_of(self.settings, token)
+        async with self.db.transaction() as conn:
+            if await repository.reader(conn, subscriber_id, lock=True) is None:
+                raise NotFound(GONE)
+            await tracking.set_opt_out(conn, subscriber_id, out=not on)
+        log.info("engagement tracking set", on=on)
+
     async def unsubscribe_all(self, token: str) -> bool:
         subscriber_id = subscriber_of(self.settings, token)
         async with self.db.transaction() as conn:
@@ -155,6 +169,7 @@ class PreferenceCentre:
             reader, lists, suppressed = await _read(conn, subscriber_id)
             counts = await repository.delivery_counts(conn, subscriber_id)
             recent = await repository.recent_deliveries(conn, subscriber_id, HISTORY_ROWS)
+            tracked = not await tracking.opted_out(conn, [subscriber_id])
         return {
             "exported_at": datetime.now(UTC).isoformat(),
             "subscriber": {
@@ -168,6 +183,7 @@ class PreferenceCentre:
                 "unsubscribed_at": _iso(reader.unsubscribed_at),
             },
             "lists": [_membership(choice) for choice in lists if choice.status is not None],
+            "engagement_tracking": tracked,
             "suppression": (
                 {"reason": suppressed[0], "since": _iso(suppressed[1])} if suppressed else None
             ),
