@@ -4,8 +4,10 @@ return path and what is no bounce are ignored, a block and a delay never suppres
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +16,9 @@ from herald.core.db import Database
 from herald.deliverability.bounces import BounceIngest, Outcome
 from herald.deliverability.domain import EventKind
 from herald.deliverability.policy import Policy
+from herald.deliverability.refusals import RefusalRecorder
 from herald.deliverability.service import EventRecorder
+from herald.email.message import PermanentFailure, SmtpReply
 from herald.email.verp import Verp
 from tests.support.newsletters import add_subscribers
 
@@ -179,4 +183,51 @@ async def test_a_non_standard_bounce_is_recorded(
         Outcome.RECORDED,
         EventKind.HARD_BOUNCE,
         True,
+    )
+
+
+async def test_the_same_bounce_twice_at_once_is_one_event(
+    db: Database, settings: Settings, ingest: BounceIngest
+) -> None:
+    readers = await add_subscribers(db, 1)
+    delivery = await sent_to(db, readers[0], "reader0@example.com")
+    raw = bounce("postfix_user_unknown.eml", verp_of(settings).address(delivery))
+
+    results = await asyncio.gather(*(ingest.ingest(raw) for _ in range(4)))
+
+    assert sorted(r.outcome for r in results) == [
+        Outcome.RECORDED,
+        Outcome.REPLAY,
+        Outcome.REPLAY,
+        Outcome.REPLAY,
+    ]
+    assert await event_count(db) == 1
+    assert await state(db, "reader0@example.com") == (
+        "unsubscribed",
+        "hard_bounce",
+        ["hard_bounce"],
+    )
+
+
+async def test_a_refusal_and_a_later_bounce_of_one_delivery_are_two_events(
+    db: Database, settings: Settings, ingest: BounceIngest
+) -> None:
+    """The relay refused at once and its MTA also sent a bounce: both are kept, the address
+    is suppressed once."""
+    [reader] = await add_subscribers(db, 1)
+    delivery = await sent_to(db, reader, "reader0@example.com")
+    hook = RefusalRecorder(EventRecorder(db, Policy()))
+    refused = SimpleNamespace(id=delivery, attempts=1, recipient="reader0@example.com")
+    reply = SmtpReply("RCPT TO", 550, "5.1.1 No such user")
+
+    await hook.record([(refused, PermanentFailure("SMTP 550", reply))])
+    result = await ingest.ingest(
+        bounce("exim_user_unknown.eml", verp_of(settings).address(delivery))
+    )
+
+    assert (result.outcome, result.suppressed) == (Outcome.RECORDED, False)  # already listed
+    assert await state(db, "reader0@example.com") == (
+        "unsubscribed",
+        "hard_bounce",
+        ["hard_bounce", "hard_bounce"],
     )
