@@ -44,15 +44,16 @@ class Ingested:
     suppressed: bool = False
 
 
-class BounceIngest:
-    def __init__(self, recorder: EventRecorder, verp: Verp) -> None:
-        self._recorder = recorder
+class BounceReader:
+    """Reads a bounce and checks its return path: no database needed, so what cannot be
+    used is known (and dropped) even while the database is down."""
+
+    def __init__(self, verp: Verp) -> None:
         self._verp = verp
 
-    async def ingest(self, raw: bytes, *, recipients: Sequence[str] = ()) -> Ingested:
-        """Read, check and record one bounce. ``recipients``: where the MTA says it
-        delivered the message (the pipe's recipient), believed before the headers.
-        ``Unavailable`` when the database is: the MTA should offer it again later."""
+    def read(self, raw: bytes, *, recipients: Sequence[str] = ()) -> ProviderEvent | Ingested:
+        """The event ``raw`` reports, or why it is ignored. ``recipients``: where the MTA
+        says it delivered the message (the pipe's recipient), believed before the headers."""
         try:
             bounce = parse_bounce(raw)
         except ValidationError as exc:
@@ -65,7 +66,7 @@ class BounceIngest:
         if report is None or kind is None:
             return Ingested(Outcome.IGNORED, "the report says nothing Herald records", delivery_id)
         identity = bounce.message_id.encode() or raw
-        event = ProviderEvent(
+        return ProviderEvent(
             provider=Provider.SMTP,
             event_id=f"dsn:{delivery_id}:{hashlib.sha256(identity).hexdigest()[:32]}",
             kind=kind,
@@ -73,10 +74,6 @@ class BounceIngest:
             delivery_id=delivery_id,
             detail=report.detail,
         )
-        [recorded] = await self._recorder.record([event])
-        if not recorded.stored:
-            return Ingested(Outcome.REPLAY, "recorded before", delivery_id, kind)
-        return Ingested(Outcome.RECORDED, "", delivery_id, kind, recorded.suppressed)
 
     def _delivery(self, bounce: Bounce, recipients: Sequence[str]) -> tuple[int | None, str]:
         candidates = [*recipients, *bounce.addressed_to]
@@ -87,6 +84,29 @@ class BounceIngest:
         if any(self._verp.looks_like(address) for address in candidates):
             return None, "the return path's signature does not match (forged or altered)"
         return None, "not addressed to a return path of Herald's (no VERP address)"
+
+
+async def record_bounce(recorder: EventRecorder, event: ProviderEvent) -> Ingested:
+    """Store the event :meth:`BounceReader.read` made. ``Unavailable`` when the database
+    is: the MTA should offer the bounce again later."""
+    [recorded] = await recorder.record([event])
+    if not recorded.stored:
+        return Ingested(Outcome.REPLAY, "recorded before", event.delivery_id, event.kind)
+    return Ingested(Outcome.RECORDED, "", event.delivery_id, event.kind, recorded.suppressed)
+
+
+class BounceIngest:
+    """Read, check and record one bounce."""
+
+    def __init__(self, recorder: EventRecorder, verp: Verp) -> None:
+        self._recorder = recorder
+        self._reader = BounceReader(verp)
+
+    async def ingest(self, raw: bytes, *, recipients: Sequence[str] = ()) -> Ingested:
+        read = self._reader.read(raw, recipients=recipients)
+        if isinstance(read, Ingested):
+            return read
+        return await record_bounce(self._recorder, read)
 
 
 def _when(date: datetime | None) -> datetime:

@@ -33,7 +33,8 @@ from herald.core.errors import HeraldError
 from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
-    from herald.email.verp import Verp
+    from herald.deliverability.bounces import Ingested
+    from herald.deliverability.domain import ProviderEvent
 
 bounces_app = typer.Typer(help="Bounce messages sent back to VERP return paths.")
 
@@ -67,6 +68,7 @@ def ingest(
         for r in (recipient, os.environ.get("ORIGINAL_RECIPIENT"), os.environ.get("RECIPIENT"))
         if r
     ]
+    from herald.deliverability.bounces import BounceReader, Ingested
     from herald.email.verp import Verp
 
     verp = Verp.configured(settings)
@@ -74,7 +76,10 @@ def ingest(
         _say("HERALD_EMAIL__SMTP__BOUNCE_ADDRESS is not set: no return path can be checked")
         raise typer.Exit(EX_TEMPFAIL)
     try:
-        line = asyncio.run(_ingest(settings, verp, raw, recipients))
+        # Read and checked before any connection: what cannot be used is dropped even
+        # while the database is down.
+        read = BounceReader(verp).read(raw, recipients=recipients)
+        result = read if isinstance(read, Ingested) else asyncio.run(_record(settings, read))
     except HeraldError as exc:
         log.warning("bounce not recorded; the MTA will offer it again", error=exc.message)
         _say(f"not recorded now: {exc.message}")
@@ -83,23 +88,27 @@ def ingest(
         log.exception("bounce not recorded; the MTA will offer it again")
         _say(f"not recorded now: {type(exc).__name__}")
         raise typer.Exit(EX_TEMPFAIL) from None
-    sys.stdout.write(line + "\n")
+    sys.stdout.write(_summary(result) + "\n")
 
 
-async def _ingest(settings: Settings, verp: Verp, raw: bytes, recipients: list[str]) -> str:
+async def _record(settings: Settings, event: ProviderEvent) -> Ingested:
     from herald.composition.runtime import database_urls
     from herald.composition.worker import event_recorder
     from herald.core.db import Database
-    from herald.deliverability.bounces import BounceIngest, Outcome
+    from herald.deliverability.bounces import record_bounce
 
     async with database_urls(settings) as urls:
         small = settings.db.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
         db = await Database.open(urls.pool, small, "herald-bounces")
         try:
-            recorder = event_recorder(db, settings)
-            result = await BounceIngest(recorder, verp).ingest(raw, recipients=recipients)
+            return await record_bounce(event_recorder(db, settings), event)
         finally:
             await db.close()
+
+
+def _summary(result: Ingested) -> str:
+    from herald.deliverability.bounces import Outcome
+
     if result.outcome is Outcome.IGNORED:
         log.info("bounce ignored", reason=result.reason, delivery=result.delivery_id)
         return f"bounce ignored: {result.reason}"
@@ -107,10 +116,7 @@ async def _ingest(settings: Settings, verp: Verp, raw: bytes, recipients: list[s
     if result.outcome is Outcome.REPLAY:
         return f"bounce already recorded: delivery {result.delivery_id}, {kind}"
     log.info(
-        "bounce recorded",
-        delivery=result.delivery_id,
-        kind=kind,
-        suppressed=result.suppressed,
+        "bounce recorded", delivery=result.delivery_id, kind=kind, suppressed=result.suppressed
     )
     suppressed = " (address suppressed)" if result.suppressed else ""
     return f"bounce recorded: delivery {result.delivery_id}, {kind}{suppressed}"
