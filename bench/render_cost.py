@@ -8,7 +8,7 @@ on the machine), so the figures compare across builds even on a busy machine, wh
 throughput does not. To compare a build with an older one, run the old tree's code with
 this script (the script and P1's issue come from this checkout)::
 
-    .venv/bin/python bench/render_cost.py [--rounds 40]
+    .venv/bin/python bench/render_cost.py [--rounds 40] [--links N] [--tracking]
     git archive REV | tar -x -C /tmp/old && \\
         PYTHONPATH=/tmp/old/src .venv/bin/python bench/render_cost.py
 """
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from herald.core.config import Settings  # noqa: E402
 from herald.delivery.domain import ClaimedDelivery  # noqa: E402
 from herald.email import postmark  # noqa: E402
+from herald.engagement.links import tracked_links  # noqa: E402
 from herald.issues import repository  # noqa: E402
 from herald.issues.delivery import IssueDeliveries  # noqa: E402
 from herald.subscriptions.domain import SubscriptionStatus  # noqa: E402
@@ -51,6 +52,10 @@ def encoder() -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--links", type=int, default=0, help="links added to P1's issue")
+    parser.add_argument(
+        "--tracking", action="store_true", help="engagement tracking on: pixel, click URLs"
+    )
     args = parser.parse_args()
     settings = Settings(  # type: ignore[call-arg]
         database_url="postgresql://bench@localhost/bench",
@@ -58,7 +63,11 @@ def main() -> None:
         secret_key="s" * 48,
     )
     issue_id = uuid.uuid4()
-    data = repository.RenderData(id=issue_id, title=ISSUE.title, html=ISSUE.html, text=ISSUE.text)
+    html = ISSUE.html + "".join(
+        f'<p><a href="https://example.org/story/{n}">Story {n}</a></p>' for n in range(args.links)
+    )
+    data = repository.RenderData(id=issue_id, title=ISSUE.title, html=html, text=ISSUE.text)
+    tracked = {issue_id: tracked_links(html, settings.public_base_url)} if args.tracking else None
     readers = [uuid.uuid4() for _ in range(BATCH)]
     recipients = {
         reader: repository.Recipient(
@@ -84,7 +93,8 @@ def main() -> None:
         pass
 
     deliveries = IssueDeliveries(db=NoDatabase(), settings=settings)  # type: ignore[arg-type]
-    deliveries._render_batch(batch, {issue_id: data}, recipients)  # compiles the issue
+    # Compiles the issue (with its stored links when tracked).
+    deliveries._render_batch(batch, {issue_id: data}, recipients, None, None, tracked)
     encode = encoder()
     render = body = parse = float("inf")
     size = 0
@@ -102,6 +112,7 @@ def main() -> None:
         size = len(payload)
     per = 1e6 / BATCH
     print(
+        f"{'tracked' if args.tracking else 'untracked'}, {args.links} links; "
         f"per message, best of {args.rounds} rounds of {BATCH}: render {render * per:.1f} us, "
         f"JSON {body * per:.1f} us, JSON size {size / BATCH / 1024:.2f} KiB; "
         f"the sink's json.loads {parse * per:.1f} us"
