@@ -15,7 +15,7 @@ from herald.delivery.worker import DeliveryWorker
 from herald.email.message import EmailMessage
 from herald.email.outbox import OutboxProvider, list_messages
 from herald.subscriptions.unsubscribe import make_token
-from tests.integration.test_signup_lists import form, make_list
+from tests.integration.test_signup_lists import form, make_list, memberships
 from tests.integration.test_subscriptions import LINK, queued_confirmations
 from tests.support.newsletters import CSRF
 
@@ -100,6 +100,50 @@ async def test_a_confirmation_link_queues_one_welcome_per_list_that_has_one(
     again = await asyncio.gather(client.get(path), client.get(path))
     assert [r.status_code for r in again] == [200, 200]
     assert len(await welcomes(db)) == 2
+
+
+async def test_the_welcome_s_one_click_link_leaves_that_list_alone(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    news = await make_list(db, "news")
+    await save_welcome(db, news)
+    await client.post("/subscriptions", data=form("ivy@example.com", "default", "news"))
+    await client.get(await confirm_path(db, "ivy@example.com"))
+    (message,) = await welcomes(db)
+    link = dict(message.headers)["List-Unsubscribe"].strip("<>")
+    assert link.endswith(f"&list={news}")
+    path = link.removeprefix(settings.public_base_url)
+    shown = await client.get(path, headers=BROWSER)
+    assert shown.status_code == 200
+    assert "Stop sending <strong>news</strong>" in shown.text
+    assert f"list={news}" in shown.text  # the page's button posts the same link
+    for _ in range(2):  # idempotent
+        left = await client.post(path, data={"List-Unsubscribe": "One-Click"})
+        assert left.status_code == 200
+    assert await memberships(db, "ivy@example.com") == {
+        "default": "confirmed",
+        "news": "unsubscribed",
+    }
+    async with db.connection() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM subscriptions WHERE email = 'ivy@example.com'"
+        )
+    assert status == "confirmed"
+
+    # A list that is gone (or a garbled id): out of everything, as an unknown issue's link.
+    token = path.split("token=")[1].split("&")[0]
+    gone = await client.post(
+        f"/unsubscribe/one-click?token={token}&list={uuid.uuid4()}",
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert gone.status_code == 200
+    async with db.connection() as conn:
+        status = await conn.fetchval(
+            "SELECT status FROM subscriptions WHERE email = 'ivy@example.com'"
+        )
+    assert status == "unsubscribed"
+    garbled = await client.get(f"/unsubscribe/one-click?token={token}&list=%C2%B2", headers=BROWSER)
+    assert garbled.status_code == 200
 
 
 async def test_a_disabled_welcome_sends_nothing(client: httpx.AsyncClient, db: Database) -> None:
@@ -229,6 +273,8 @@ async def test_a_welcome_that_fails_for_one_reader_does_not_fail_the_confirmatio
         )
     assert status == "confirmed"
     assert await welcomes(db) == []
+    async with db.connection() as conn:  # it was due and tried: taken, not retried later
+        assert await conn.fetchval("SELECT count(*) FROM list_welcomes_sent") == 1
 
 
 # -- the editor -----------------------------------------------------------------

@@ -118,7 +118,8 @@ async def unsubscribe_page(request: Request, state: State) -> Response:
     scanners cannot unsubscribe anyone."""
     token = request.query_params.get("token", "")
     issue = request.query_params.get("issue", "")
-    leaving = await Unsubscribing(state.db, state.settings).leaving(token, issue)
+    list_ = request.query_params.get("list", "")
+    leaving = await Unsubscribing(state.db, state.settings).leaving(token, issue, list_)
     return page(
         request,
         "subscriptions/unsubscribe.html",
@@ -126,20 +127,23 @@ async def unsubscribe_page(request: Request, state: State) -> Response:
         leaving=leaving,
         token=token,
         issue=issue,
+        list_id=list_,
     )
 
 
 @router.post("/unsubscribe/one-click")
 async def unsubscribe(request: Request, state: State) -> Response:
     """RFC 8058 one-click: ``List-Unsubscribe=One-Click`` posted to the header's URL, which
-    names the issue: its lists only (without ``issue``: everything). No login, and no CSRF
+    names the issue: its lists only (``list``, a welcome email's: that list only; neither:
+    everything). No login, and no CSRF
     check (the token is the credential, and mail providers post without one); the page's
     form carries ``csrf_token`` all the same. 200, idempotent, no redirect."""
     token = request.query_params.get("token", "")
     if not token:
         token = (await read_form(request)).get("token", "")
     issue = request.query_params.get("issue", "")
-    left = await Unsubscribing(state.db, state.settings).unsubscribe(token, issue)
+    list_ = request.query_params.get("list", "")
+    left = await Unsubscribing(state.db, state.settings).unsubscribe(token, issue, list_)
     if preferred_format(request) is Format.JSON:
         return JSONResponse({"status": "unsubscribed"})
     return HTMLResponse(

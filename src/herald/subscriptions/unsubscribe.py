@@ -43,6 +43,11 @@ def unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}{_PATH}?token={token}"
 
 
+def list_unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID, list_id: uuid.UUID) -> str:
+    """The one-click link that leaves one list (a list's welcome email)."""
+    return f"{unsubscribe_url(settings, subscriber_id)}&list={list_id}"
+
+
 def preferences_url(settings: Settings, token: str) -> str:
     """The reader's preference centre: the same signed token (no second HMAC)."""
     return f"{settings.public_base_url}/preferences?token={token}"

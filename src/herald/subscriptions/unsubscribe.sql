@@ -63,3 +63,30 @@ JOIN newsletter_issues AS i ON i.id = $1::uuid
 WHERE l.id IN (SELECT list_id FROM issue_lists WHERE issue_id = i.id)
    OR (l.slug = 'default' AND NOT EXISTS (SELECT 1 FROM issue_lists WHERE issue_id = i.id))
 ORDER BY l.name
+
+-- name: unsubscribe_list
+-- Unsubscribe $1 from the list $2 alone (RFC 8058 one-click of a list's welcome email,
+-- whose link names the list): its membership is unsubscribed, or written unsubscribed
+-- (source $3) when missing, so that list never mails them. The subscriber row is locked
+-- against a concurrent erasure, as in unsubscribe_lists. Nothing at all for an unknown
+-- list (the caller then unsubscribes from everything).
+WITH chosen AS (
+    SELECT id FROM lists WHERE id = $2::uuid
+), target AS (
+    SELECT id FROM subscriptions WHERE id = $1::uuid FOR KEY SHARE
+), left_lists AS (
+    INSERT INTO list_memberships AS m (list_id, subscriber_id, status, source, unsubscribed_at)
+    SELECT c.id, s.id, 'unsubscribed', $3::text, now()
+    FROM chosen AS c CROSS JOIN target AS s
+    ON CONFLICT (list_id, subscriber_id) DO UPDATE
+    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+    WHERE m.status <> 'unsubscribed'
+    RETURNING m.list_id
+)
+SELECT EXISTS (SELECT 1 FROM target) AS known,
+       EXISTS (SELECT 1 FROM chosen) AS list_known,
+       (SELECT count(*) FROM left_lists) AS changed
+
+-- name: list_name
+-- The name of the list $1 (for the unsubscribe page); no row for an unknown list.
+SELECT name FROM lists WHERE id = $1::uuid

@@ -3,9 +3,10 @@
 
 * ``POST /unsubscribe/one-click?token=T&issue=I`` unsubscribes the reader from the lists
   issue ``I`` went to (its ``issue_lists``; the default list for an issue without any)
-  and nothing else. Without ``issue`` (emails sent before lists existed) — or with an
-  ``issue`` that is garbled or unknown, which is logged: a 400 would break one-click for
-  a reader — it unsubscribes from everything.
+  and nothing else; ``&list=L`` (a list's welcome email) from list ``L`` alone. Without
+  either (emails sent before lists existed) — or with one that is garbled or unknown,
+  which is logged: a 400 would break one-click for a reader — it unsubscribes from
+  everything.
 * Everything: the address is ``unsubscribed`` (every membership with it, by 0018's
   trigger) and suppressed with reason ``unsubscribed``, keeping the address, so that a
   re-import never brings the reader back; their own double opt-in sign-up lifts it.
@@ -43,14 +44,14 @@ class Leaving:
     preferences_url: str
 
 
-def issue_of(raw: str) -> uuid.UUID | None:
-    """The ``issue`` parameter as an id; None (logged) when it is garbled."""
+def issue_of(raw: str, what: str = "issue") -> uuid.UUID | None:
+    """The ``issue`` (or ``list``) parameter as an id; None (logged) when it is garbled."""
     if not raw:
         return None
     try:
         return uuid.UUID(raw)
     except ValueError:
-        log.warning("unsubscribe link with a garbled issue: unsubscribing from everything")
+        log.warning(f"unsubscribe link with a garbled {what}: unsubscribing from everything")
         return None
 
 
@@ -85,28 +86,40 @@ class Unsubscribing:
     db: Database
     settings: Settings
 
-    async def leaving(self, token: str, issue: str = "") -> Leaving:
+    async def leaving(self, token: str, issue: str = "", list_: str = "") -> Leaving:
         """The page of the link: who, and which lists (400 for a bad token, 404 for a
         reader who is gone)."""
         subscriber_id = subscriber_of(self.settings, token)
-        issue_id = issue_of(issue)
+        issue_id, list_id = issue_of(issue), issue_of(list_, "list")
         async with self.db.connection() as conn:
             found = await repository.get_by_id(conn, subscriber_id)
             if found is None:
                 raise NotFound("this subscription no longer exists")
-            names = (
-                [row["name"] for row in await conn.fetch(Q["issue_list_names"], issue_id)]
-                if issue_id is not None
-                else []
-            )
+            if list_id is not None:
+                names = [row["name"] for row in await conn.fetch(Q["list_name"], list_id)]
+            elif issue_id is not None:
+                names = [row["name"] for row in await conn.fetch(Q["issue_list_names"], issue_id)]
+            else:
+                names = []
         return Leaving(found.email, names, preferences_url(self.settings, token))
 
-    async def unsubscribe(self, token: str, issue: str = "", *, source: str = ONE_CLICK) -> Left:
-        """Unsubscribe at once (idempotent): from the issue's lists, or from everything."""
+    async def unsubscribe(
+        self, token: str, issue: str = "", list_: str = "", *, source: str = ONE_CLICK
+    ) -> Left:
+        """Unsubscribe at once (idempotent): from the list, the issue's lists, or from
+        everything."""
         subscriber_id = subscriber_of(self.settings, token)
-        issue_id = issue_of(issue)
+        issue_id, list_id = issue_of(issue), issue_of(list_, "list")
         async with self.db.transaction() as conn:  # the change and its event commit together
-            if issue_id is not None:
+            if list_id is not None:
+                row = await conn.fetchrow(Q["unsubscribe_list"], subscriber_id, list_id, source)
+                assert row is not None  # one row always
+                if row["list_known"] or not row["known"]:
+                    if row["changed"]:
+                        log.info("unsubscribed from a list", list_id=str(list_id))
+                    return Left(everything=False)
+                log.warning("unsubscribe link of an unknown list: unsubscribing from everything")
+            elif issue_id is not None:
                 row = await conn.fetchrow(Q["unsubscribe_lists"], subscriber_id, issue_id, source)
                 assert row is not None  # one row always
                 if row["issue_known"] or not row["known"]:

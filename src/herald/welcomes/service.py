@@ -20,7 +20,7 @@ from herald.issues.rendering import attributes, off_loop
 from herald.lists.domain import NewsList
 from herald.lists.service import ListService
 from herald.subscriptions.domain import SubscriberEmail
-from herald.subscriptions.unsubscribe import unsubscribe_url
+from herald.subscriptions.unsubscribe import list_unsubscribe_url
 from herald.subscriptions.welcoming import Welcomer
 from herald.welcomes import repository
 from herald.welcomes.domain import DEFAULT_BODY, DEFAULT_SUBJECT, Welcome, WelcomeDraft
@@ -140,7 +140,6 @@ class WelcomeSender(Welcomer):
         if not due:
             return 0
         design = await current_design(self.db, self.settings)
-        link = unsubscribe_url(self.settings, subscriber_id)
 
         def render() -> list[EmailMessage | str]:
             out: list[EmailMessage | str] = []
@@ -161,7 +160,10 @@ class WelcomeSender(Welcomer):
                             sender=self.settings.sender,
                             recipient=one.email,
                             name=one.name,
-                            unsubscribe_url=link,
+                            # One click leaves this list alone (the issue's link: its lists).
+                            unsubscribe_url=list_unsubscribe_url(
+                                self.settings, subscriber_id, welcome.list_id
+                            ),
                             base_url=self.settings.public_base_url,
                             attributes=attributes(one.attributes),
                         )
