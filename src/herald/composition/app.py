@@ -46,6 +46,7 @@ from herald.core import live as live_events
 from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.deliverability import routes as deliverability
 from herald.design import routes as design
 from herald.engagement import routes as engagement
 from herald.imports import routes as import_pages
@@ -90,6 +91,8 @@ ISSUE_FORMS = [
     RouteBodyLimit("POST", "/admin/subscribers/import", import_pages.UPLOAD_MAX_BYTES),
     RouteBodyLimit("POST", "/api/v1/imports", import_pages.UPLOAD_MAX_BYTES),
     RouteBodyLimit("PUT", "/api/v1/issues/{issue_id}", ISSUE_FORM_MAX_BYTES),
+    # Postmark's webhook records; a bounce or complaint with its dump ("include content").
+    RouteBodyLimit("POST", "/webhooks/postmark", deliverability.POSTMARK_MAX_BYTES),
 ]
 
 
@@ -190,6 +193,9 @@ def create_app(
     # issue_pages: GET /v/{token}, a reader's web copy of an issue ("view in browser")
     for feature in (
         health,
+        # POST /webhooks/postmark, early: a bounce storm's requests match it without walking
+        # every admin route first (FastAPI tries routes in order).
+        deliverability,
         subscriptions,
         issue_pages,
         engagement,  # GET /t/o/{token}.gif, /t/c/{token}/{n}: opt-in engagement tracking
