@@ -28,6 +28,7 @@ class Field(StrEnum):
     ATTRIBUTE = "attribute"
     CREATED = "created_at"
     DOMAIN = "email_domain"
+    ENGAGEMENT = "engagement"
 
 
 FIELD_LABELS = {
@@ -36,6 +37,7 @@ FIELD_LABELS = {
     Field.ATTRIBUTE: "Attribute",
     Field.CREATED: "Sign-up date",
     Field.DOMAIN: "Email domain",
+    Field.ENGAGEMENT: "Engagement",
 }
 NOT_CONFIRMED = "not_confirmed"
 OPS: dict[Field, list[tuple[str, str]]] = {
@@ -64,6 +66,12 @@ OPS: dict[Field, list[tuple[str, str]]] = {
         ("within_days", "within the last … days"),
     ],
     Field.DOMAIN: [("is", "is"), ("is_not", "is not")],
+    Field.ENGAGEMENT: [
+        ("opened", "opened an issue within the last … days"),
+        ("not_opened", "did not open an issue within the last … days"),
+        ("clicked", "clicked a link within the last … days"),
+        ("not_clicked", "did not click a link within the last … days"),
+    ],
 }
 TYPES = [("string", "text"), ("number", "number"), ("boolean", "true/false"), ("date", "date")]
 _PLACE = re.compile(r"filter\.(?:all|any)\[(\d+)\][^:]*:")
@@ -166,7 +174,7 @@ def describe(raw: dict[str, Any]) -> str:
     return joiner.join(_words(row) for row in builder.rows)
 
 
-def _words(row: Row) -> str:
+def _words(row: Row) -> str:  # noqa: PLR0911 - one per field
     op = dict(OPS[row.field]).get(row.op, row.op)
     if row.field is Field.ATTRIBUTE:
         value = "" if row.op == Op.EXISTS else f" {row.value}"
@@ -179,6 +187,8 @@ def _words(row: Row) -> str:
         return f"signed up {op} {row.value[:10]}"
     if row.field is Field.DOMAIN:
         return f"email domain {op} {row.value}"
+    if row.field is Field.ENGAGEMENT:
+        return op.replace("…", row.value)
     return f"{op} {row.value}"
 
 
@@ -201,6 +211,11 @@ def _condition(i: int, row: Row) -> dict[str, Any]:
         inner = {"email_domain": row.value.lower()}
     elif row.field is Field.CREATED:
         return {"created_at": _created(i, row)}
+    elif row.field is Field.ENGAGEMENT:
+        if not _DAYS.fullmatch(row.value):
+            raise _fail(i, "write a number of days")
+        negated = row.op.startswith("not_")
+        inner = {"engagement": row.op.removeprefix("not_"), "within_days": int(row.value)}
     else:
         return _attribute(i, row)
     return {"not": inner} if negated else inner
@@ -261,6 +276,9 @@ def _row(part: dict[str, Any]) -> Row | None:  # noqa: PLR0911 - one per shape
         return Row(Field.LIST, inner["status"], value=inner["list"])
     if "email_domain" in inner:
         return Row(Field.DOMAIN, "is_not" if negated else "is", value=inner["email_domain"])
+    if "engagement" in inner:
+        op = f"not_{inner['engagement']}" if negated else inner["engagement"]
+        return Row(Field.ENGAGEMENT, op, value=str(inner["within_days"]))
     if negated:
         return None
     if "created_at" in inner:

@@ -22,8 +22,9 @@ type with ``jsonb_typeof`` and then compares without a cast that could fail — 
 and booleans as ``jsonb`` (numeric order), strings and dates as text in code-point order
 (``COLLATE "C"``; a date is a string starting ``YYYY-MM-DD``, compared on those ten
 characters), so ``AND`` needs no evaluation order. A list condition is a correlated
-``EXISTS`` on ``list_memberships``, aliased ``segment_m`` / ``segment_l``: callers must
-not use those aliases.
+``EXISTS`` on ``list_memberships``, aliased ``segment_m`` / ``segment_l``, an engagement
+condition an ``IN`` over ``engagement_opens`` or ``engagement_clicks`` and ``deliveries``,
+aliased ``segment_e`` / ``segment_d``: callers must not use those aliases.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from herald.segments.domain import (
     CreatedBefore,
     CreatedWithin,
     EmailDomain,
+    Engaged,
+    Engagement,
     Filter,
     InList,
     Not,
@@ -121,9 +124,28 @@ class _Compiler:
                     f"coalesce(lower(substring({a}.email from '@([^@]*)$'))"
                     f" = {self.param(domain, 'text')}, false)"
                 )
+            case Engaged(action, days):
+                return self.engaged(action, days)
             case Attribute():
                 return self.attribute(node)
         raise AssertionError(f"not a filter: {node!r}")
+
+    def engaged(self, action: Engagement, days: int) -> str:
+        """The readers with a delivery a person opened (clicked in) lately: a semi-join
+        (``IN``, a hashed subplan) over the window's opens or clicks, which stay far fewer
+        than the subscribers. Never NULL: the subquery holds no NULL."""
+        table, at = (
+            ("engagement_opens", "opened_at")
+            if action is Engagement.OPENED
+            else ("engagement_clicks", "last_at")
+        )
+        return (
+            f"({self.alias}.id IN (SELECT segment_d.subscriber_id FROM {table} AS segment_e"
+            " JOIN deliveries AS segment_d ON segment_d.id = segment_e.delivery_id"
+            f" WHERE NOT segment_e.machine AND segment_e.{at} >= now()"
+            f" - make_interval(days => {self.param(days, 'int')})"
+            " AND segment_d.subscriber_id IS NOT NULL))"
+        )
 
     def attribute(self, node: Attribute) -> str:
         x = f"({self.alias}.attributes #> {self.param(list(node.path), 'text[]')})"

@@ -15,7 +15,13 @@ The JSON shapes (``docs/API.md``, "Segments", says the same for clients):
   for "anything but");
 * ``{"created_at": {"before": "<ISO time>"}}``, ``{"created_at": {"after": …}}``,
   ``{"created_at": {"within_days": N}}``: the sign-up time;
-* ``{"email_domain": "example.com"}``: the address's domain (any case).
+* ``{"email_domain": "example.com"}``: the address's domain (any case);
+* ``{"engagement": "opened", "within_days": N}`` (or ``"clicked"``): the reader opened an
+  issue (clicked a link in one) within the last N days, as opt-in engagement tracking
+  recorded it (``engagement/``). Opens by a mail client's privacy proxy or a link
+  scanner (Apple Mail Privacy Protection, security gateways) are not a reader's and do
+  not count; issues sent without tracking record nothing, so a reader of those is
+  "not opened".
 
 Limits: nesting depth ≤ :data:`MAX_DEPTH` (a condition at the top is depth 1), at most
 :data:`MAX_CONDITIONS` conditions, strings ≤ :data:`MAX_STRING` characters, ``in`` lists
@@ -146,8 +152,28 @@ class EmailDomain:
     domain: str
 
 
+class Engagement(StrEnum):
+    OPENED = "opened"
+    CLICKED = "clicked"
+
+
+@dataclass(frozen=True, slots=True)
+class Engaged:
+    """Opened (or clicked in) a tracked issue within the last ``days`` days."""
+
+    action: Engagement
+    days: int
+
+
 Condition: TypeAlias = (
-    StatusIn | InList | Attribute | CreatedBefore | CreatedAfter | CreatedWithin | EmailDomain
+    StatusIn
+    | InList
+    | Attribute
+    | CreatedBefore
+    | CreatedAfter
+    | CreatedWithin
+    | EmailDomain
+    | Engaged
 )
 Filter: TypeAlias = All | AnyOf | Not | Condition
 GROUPS = ("all", "any", "not")
@@ -220,10 +246,19 @@ def _condition(raw: dict[str, Any], where: str) -> Condition:
         if not DOMAIN.fullmatch(domain):
             raise _fail(f"{where}.email_domain", "is not a domain name (example.com)")
         return EmailDomain(domain)
+    if "engagement" in raw:
+        _keys(raw, where, {"engagement", "within_days"}, set())
+        action = raw["engagement"]
+        if action not in Engagement.__members__.values():
+            raise _fail(f"{where}.engagement", "must be opened or clicked")
+        days = raw["within_days"]
+        if not _is_int(days) or not 1 <= days <= MAX_DAYS:
+            raise _fail(f"{where}.within_days", f"must be a whole number from 1 to {MAX_DAYS}")
+        return Engaged(Engagement(action), int(days))
     raise _fail(
         where,
         f"unknown condition {_short(next(iter(raw)))!r}: use all, any, not, status, list, "
-        "attribute, created_at or email_domain",
+        "attribute, created_at, email_domain or engagement",
     )
 
 

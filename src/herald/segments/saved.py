@@ -19,6 +19,7 @@ from herald.segments.domain import (
     CreatedBefore,
     CreatedWithin,
     EmailDomain,
+    Engaged,
     Filter,
     InList,
     Not,
@@ -31,7 +32,7 @@ from herald.segments.domain import (
 MAX_NAME = 100
 
 
-def to_json(node: Filter) -> dict[str, Any]:  # noqa: PLR0911 - one return per kind of node
+def to_json(node: Filter) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - one per kind of node
     """The JSON of a parsed filter (what is stored and shown): ``parse_filter`` of it gives
     ``node`` back."""
     match node:
@@ -53,6 +54,8 @@ def to_json(node: Filter) -> dict[str, Any]:  # noqa: PLR0911 - one return per k
             return {"created_at": {"within_days": days}}
         case EmailDomain(domain):
             return {"email_domain": domain}
+        case Engaged(action, days):
+            return {"engagement": action.value, "within_days": days}
         case Attribute(path, op, kind, value):
             out: dict[str, Any] = {"attribute": ".".join(path), "op": op.value}
             if kind is not None:
