@@ -14,7 +14,9 @@ from herald.core.db import Database
 from herald.delivery.worker import DeliveryWorker
 from herald.email.message import EmailMessage
 from herald.email.outbox import OutboxProvider, list_messages
+from herald.imports.domain import Mode
 from herald.subscriptions.unsubscribe import make_token
+from tests.integration.test_imports import run_import
 from tests.integration.test_signup_lists import form, make_list, memberships
 from tests.integration.test_subscriptions import LINK, queued_confirmations
 from tests.support.newsletters import CSRF
@@ -224,6 +226,29 @@ async def test_joining_in_the_preference_centre_is_welcomed_once(
         )
         assert saved.status_code == 303, saved.text
     assert [m.recipient for m in await welcomes(db)] == ["fay@example.com"]
+
+
+async def test_imports_confirmed_by_the_operator_get_none_opt_in_ones_when_they_confirm(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    weekly = await make_list(db, "weekly")
+    await save_welcome(db, weekly)
+    await run_import(
+        db, settings, b"email,name,city\nann@example.com,Ann,Paris\n", lists=("weekly",)
+    )
+    assert await welcomes(db) == []  # the operator attested consent: nobody joined just now
+    await run_import(
+        db,
+        settings,
+        b"email,name,city\nbob@example.com,Bob,Oslo\n",
+        mode=Mode.OPT_IN,
+        lists=("weekly",),
+    )
+    assert await welcomes(db) == []
+    await client.get(await confirm_path(db, "bob@example.com"))
+    (message,) = await welcomes(db)
+    assert message.recipient == "bob@example.com"
+    assert "You joined from Oslo." in message.text_body  # the imported attribute
 
 
 async def test_the_welcome_goes_out_through_the_queue_as_stored(
