@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from herald.core.config import DeliverabilitySettings
 from herald.core.errors import ValidationError
 from herald.deliverability.domain import EventKind
 from herald.subscriptions.domain import SuppressionReason
@@ -75,6 +76,11 @@ class Policy:
         return _AT_ONCE.get(kind)
 
     @staticmethod
+    def may_suppress(kind: EventKind) -> bool:
+        """Whether an event of ``kind`` can put its address on the suppression list."""
+        return kind is EventKind.SOFT_BOUNCE or kind in _AT_ONCE
+
+    @staticmethod
     def alerts(kind: EventKind) -> bool:
         """A block is the sender's problem: it raises the alert metric, never a suppression."""
         return kind is EventKind.BLOCKED
@@ -83,3 +89,9 @@ class Policy:
     def source(provider: str, kind: EventKind) -> str:
         """The suppression's recorded source: who reported what (``postmark: complaint``)."""
         return f"{provider}: {kind.value.replace('_', ' ')}"
+
+
+def configured(settings: DeliverabilitySettings) -> Policy:
+    """The policy ``HERALD_DELIVERABILITY__SOFT_BOUNCE_LIMIT`` / ``__SOFT_BOUNCE_WINDOW_DAYS``
+    describe."""
+    return Policy(settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days))

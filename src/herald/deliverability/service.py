@@ -60,13 +60,19 @@ class EventRecorder:
         """Store ``events`` in one transaction; what became of each, in the given order."""
         if not events:
             return []
+        if not any(self.policy.may_suppress(event.kind) for event in events):
+            # Nothing to suppress: the one INSERT is its own transaction (no BEGIN/COMMIT
+            # round trips for a storm of deliveries or blocks).
+            async with self._db.connection() as conn:
+                return await self.record_in(conn, events)
         async with self._db.transaction() as conn:
             return await self.record_in(conn, events)
 
     async def record_in(
         self, conn: Connection, events: Sequence[ProviderEvent]
     ) -> list[RecordedEvent]:
-        """Store ``events`` in the caller's transaction (``conn`` must be in one)."""
+        """Store ``events`` in the caller's transaction (``conn`` in one whenever an event
+        may suppress: the event and its suppression commit together)."""
         if not events:
             return []
         # One row per provider event id (the first wins, a later copy is a replay), in
@@ -123,7 +129,7 @@ class EventRecorder:
                 event = live.event("subscriber.unsubscribed", subscriber_id=added.unsubscribed)
                 await live.notify(conn, event)
             metrics.SUPPRESSIONS.labels(item.reason.value).inc()
-            log.info("address suppressed", reason=item.reason.value, source=item.source)
+            log.debug("address suppressed", reason=item.reason.value, source=item.source)
             done.add(item.position)
         return done
 
