@@ -76,6 +76,11 @@ import httpx
 import pytest
 
 from herald.core import migrate
+from herald.delivery import repository as deliveries
+from herald.delivery.domain import DeliveryKind
+from herald.design.domain import Design
+from herald.email.layout import Branding
+from herald.welcomes.email import compile_welcome, welcome_email
 from tests.e2e.test_newcomer import wait_ready
 from tests.support.auth import csrf_token, login
 from tests.support.database import free_port, with_database
@@ -429,6 +434,47 @@ async def core_flows(client: httpx.AsyncClient, dsn: str) -> None:
     deliveries = await fetch(dsn, "SELECT kind, status FROM deliveries ORDER BY id")
     assert [r["status"] for r in deliveries] == ["sent", "sent"], deliveries
     await leave_and_come_back(client, dsn, email, title)
+    await a_welcome_is_sent_as_stored(dsn)
+
+
+async def a_welcome_is_sent_as_stored(dsn: str) -> None:
+    """A list's welcome email (migration 0029) as this release queues it — a ``welcome``
+    delivery carrying its rendered message, a kind the old worker does not know — is sent
+    by the old worker exactly as stored: not failed, not altered."""
+    design = Design(version=0, branding=Branding())
+    compiled = compile_welcome(
+        "Welcome aboard", "Hello **{{ subscriber.name }}**", "Weekly", design
+    )
+    message = welcome_email(
+        compiled,
+        sender="newsletter@localhost",
+        recipient="welcomed@example.com",
+        name="Wendy",
+        unsubscribe_url="http://127.0.0.1/unsubscribe/one-click?token=t&list=l",
+        base_url="http://127.0.0.1",
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await deliveries.enqueue(conn, kind=DeliveryKind.WELCOME, message=message, max_attempts=3)
+    finally:
+        await conn.close()
+
+    async def welcomed() -> bool:
+        return bool(await outbox_to(dsn, message.recipient))
+
+    await wait_until(welcomed, timeout=30)
+    [sent] = await fetch(
+        dsn,
+        "SELECT subject, html_body, text_body, headers::text AS h FROM outbox_messages"
+        " WHERE recipient = $1",
+        message.recipient,
+    )
+    assert sent["subject"] == message.subject
+    assert sent["html_body"] == message.html_body
+    assert sent["text_body"] == message.text_body
+    assert [tuple(h) for h in json.loads(sent["h"])] == list(message.headers)
+    [row] = await fetch(dsn, "SELECT status FROM deliveries WHERE kind = 'welcome'")
+    assert row["status"] == "sent"
 
 
 async def memberships(dsn: str, email: str) -> list[tuple[str, str]]:
