@@ -9,6 +9,8 @@ import socket
 import uuid
 from pathlib import Path
 
+import pytest
+
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.delivery import repository
@@ -69,6 +71,7 @@ async def suppressed(db: Database, email: str) -> str | None:
     return reason
 
 
+@pytest.mark.slow
 async def test_the_pipe_records_a_bounce_once_and_ignores_forgeries(
     database_url: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
@@ -124,6 +127,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 async def test_temporary_failures_exit_75_so_the_mta_keeps_the_bounce(
     database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
@@ -152,6 +156,7 @@ async def test_temporary_failures_exit_75_so_the_mta_keeps_the_bounce(
     assert "must not contain '+'" in err
 
 
+@pytest.mark.slow
 async def test_a_worker_process_records_the_relays_refusal(
     database_url: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
