@@ -140,24 +140,27 @@ SET consecutive_failures = 0, failing_since = NULL
 WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)
 
 -- name: endpoint_failed
--- One more failed attempt; disabled (returned) when every attempt has failed for $2
--- seconds and at least $3 in a row did.
+-- One more failed attempt; disabled (just_disabled) when every attempt has failed for $2
+-- seconds and at least $3 in a row did. Clock time, not the transaction's: a sender whose
+-- transaction began before another's first failure must still see that failure as past.
 UPDATE webhook_endpoints
 SET consecutive_failures = consecutive_failures + 1,
-    failing_since = coalesce(failing_since, now()),
+    failing_since = coalesce(failing_since, clock_timestamp()),
     enabled = enabled AND NOT (
         consecutive_failures + 1 >= $3
-        AND coalesce(failing_since, now()) <= now() - make_interval(secs => $2)),
+        AND coalesce(failing_since, clock_timestamp())
+            <= clock_timestamp() - make_interval(secs => $2)),
     disabled_at = CASE WHEN enabled AND consecutive_failures + 1 >= $3
-                            AND coalesce(failing_since, now())
-                                <= now() - make_interval(secs => $2)
-                       THEN now() ELSE disabled_at END,
+                            AND coalesce(failing_since, clock_timestamp())
+                                <= clock_timestamp() - make_interval(secs => $2)
+                       THEN statement_timestamp() ELSE disabled_at END,
     disabled_reason = CASE WHEN enabled AND consecutive_failures + 1 >= $3
-                                AND coalesce(failing_since, now())
-                                    <= now() - make_interval(secs => $2)
+                                AND coalesce(failing_since, clock_timestamp())
+                                    <= clock_timestamp() - make_interval(secs => $2)
                            THEN $4 ELSE disabled_reason END
 WHERE id = $1
-RETURNING enabled, disabled_at = now() AS just_disabled, consecutive_failures
+RETURNING enabled, disabled_at IS NOT DISTINCT FROM statement_timestamp() AS just_disabled,
+          consecutive_failures
 
 -- name: delete_finished_messages
 -- Housekeeping: finished messages (and their attempts) older than $1 days, a batch.
