@@ -4,7 +4,8 @@ with dnspython's message API, answering over UDP from a thread. Never the intern
 A name in ``txt`` answers its records (each a string, split into 255-byte strings as
 zone files do with long DKIM keys); a name in ``empty`` exists without TXT records
 (NOERROR, no answer); a name in ``silent`` is never answered (a timeout); a name in
-``servfail`` gets SERVFAIL; any other name is NXDOMAIN.
+``servfail`` gets SERVFAIL; a name in ``garbage`` gets the query's id and then bytes that
+are no DNS message; any other name is NXDOMAIN.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class StubDns:
     empty: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     servfail: set[str] = field(default_factory=set)
+    garbage: set[str] = field(default_factory=set)
     queries: list[str] = field(default_factory=list)
     port: int = 0
 
@@ -49,6 +51,8 @@ class StubDns:
         self.queries.append(name)
         if name in self.silent:
             return None
+        if name in self.garbage:
+            return wire[:2] + b"\x81\x80" + b"\xff" * 40
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         if name in self.servfail:

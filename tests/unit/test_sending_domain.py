@@ -313,6 +313,19 @@ async def test_dns_that_does_not_answer_is_unknown_within_the_time_limit(
     assert "DNS failure" in dmarc.summary
 
 
+async def test_a_malformed_answer_is_ignored_until_the_time_limit(
+    dns: StubDns, tmp_path: Path
+) -> None:
+    """dnspython drops a reply that is no DNS message (as it drops a forged one) and keeps
+    waiting for a real answer: the lookup ends as unanswered, never as records."""
+    dns.garbage.add(DOMAIN)
+
+    lookup = await TxtResolver(settings_for(dns, tmp_path).dns).txt(DOMAIN)
+
+    assert lookup.problem is LookupProblem.TIMEOUT
+    assert lookup.records == ()
+
+
 async def test_nothing_listening_is_unknown(tmp_path: Path) -> None:
     with stub_dns() as dns:
         settings = settings_for(dns, tmp_path)
