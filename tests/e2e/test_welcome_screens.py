@@ -9,6 +9,7 @@ to the outbox exactly once; its HTML is screenshotted as a reader's client would
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,6 +74,15 @@ async def test_the_welcome_email_is_edited_previewed_and_sent_once_on_confirmati
             frame = page.frame_locator("#welcome-preview")
             await frame.locator("h1", has_text="Hello Sample Subscriber").wait_for()
             await camera.shoot(page, "welcome-editor-saved")
+            # A full-page shot leaves a frame below the phone's first screen unpainted:
+            # the preview itself, scrolled into view at 375 px.
+            await page.set_viewport_size({"width": 375, "height": 740})
+            await page.locator("#welcome-preview").scroll_into_view_if_needed()
+            await frame.locator("h1", has_text="Hello Sample Subscriber").wait_for()
+            await page.locator(".design-preview").screenshot(
+                path=str(camera.folder / "welcome-editor-preview-phone-light.png")
+            )
+            await page.set_viewport_size({"width": 1280, "height": 800})
             await page.goto(f"/admin/lists/{list_id}")
             await camera.shoot(page, "list-with-welcome")
 
@@ -99,13 +109,20 @@ async def test_the_welcome_email_is_edited_previewed_and_sent_once_on_confirmati
             )
             async with db.connection() as conn:
                 rows = await conn.fetch(
-                    "SELECT html_body FROM outbox_messages WHERE recipient = 'ada@example.com'"
+                    "SELECT html_body, headers::text AS headers FROM outbox_messages"
+                    " WHERE recipient = 'ada@example.com'"
                     " AND subject = 'Welcome to the Weekly Digest'"
                 )
                 statuses = await conn.fetch("SELECT status FROM deliveries WHERE kind = 'welcome'")
             assert len(rows) == 1
             assert [r["status"] for r in statuses] == ["sent"]
             assert "Hello Ada Lovelace" in rows[0]["html_body"]
+
+            # Its one-click link leaves this list alone: the page names it.
+            headers = dict(tuple(h) for h in json.loads(rows[0]["headers"]))
+            await public.goto(headers["List-Unsubscribe"].strip("<>"))
+            assert "Stop sending Weekly Digest" in (await public.text_content("main") or "")
+            await camera.shoot(public, "welcome-unsubscribe")
 
             reader = await browser.new_context()  # the email as a client shows it
             email_page = await reader.new_page()
