@@ -159,7 +159,7 @@ class WebhookSettings(_Section):
     """Outgoing webhooks (``herald.webhooks``): how the workers deliver them."""
 
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    max_attempts: int = Field(default=8, ge=1, le=50)
+    max_attempts: int = Field(default=12, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, le=7 * 24 * 3600)
     poll_interval_seconds: float = Field(default=2.0, gt=0, le=300)
