@@ -53,6 +53,8 @@ class IssueForm:
     lists: tuple[str, ...] = (DEFAULT_LIST,)  # "Send to": the lists' slugs
     segment_id: str = ""
     send_to: bool = True  # the form had the "Send to" fieldset
+    public: bool = False  # "Show it in the public archive"
+    public_field: bool = True  # the form had that checkbox (a scripted post may not)
     tracking: bool = False  # "Track opens and clicks"
     tracking_field: bool = True  # the form had that checkbox (a scripted post may not)
 
@@ -72,6 +74,8 @@ class IssueForm:
             lists=tuple(lists),
             segment_id=form.get("segment_id", ""),
             send_to="send_to" in form,
+            public=form.get("public") == "on",
+            public_field="public_field" in form,
             tracking=form.get("tracking") == "on",
             tracking_field="tracking_field" in form,
         )
@@ -88,6 +92,7 @@ class IssueForm:
             preheader=issue.preheader,
             lists=issue.target.slugs,
             segment_id=str(segment.id) if segment else "",
+            public=issue.public,
             tracking=issue.tracking,
         )
 
@@ -112,13 +117,17 @@ class IssueForm:
             if not self.markdown.strip():
                 raise ValidationError("the Markdown body must not be empty", field="markdown")
             return IssueContent.parse(
-                title=self.title, markdown=self.markdown, preheader=self.preheader
+                title=self.title,
+                markdown=self.markdown,
+                preheader=self.preheader,
+                public=self.public if self.public_field else None,
             )
         return IssueContent.parse(
             title=self.title,
             html_content=self.html_content,
             text_content=self.text_content,
             preheader=self.preheader,
+            public=self.public if self.public_field else None,
         )
 
 

@@ -141,6 +141,8 @@ class Issue:
     publish_retry_at: datetime | None = None
     preheader: str = ""  # the inbox preview line; empty: each copy's text body's first words
     target: Target = Target()
+    public: bool = False  # shown in its public lists' archives and feeds once sent
+    archive_slug: str | None = None  # its archive address, given once at publishing
     tracking: bool = False  # opens and clicks tracked (engagement/), frozen at publishing
 
     @property
@@ -152,13 +154,15 @@ class Issue:
 @dataclass(frozen=True, slots=True)
 class IssueContent:
     """A title and both bodies; ``markdown`` is kept when the bodies came from it.
-    ``preheader``: the inbox preview line the editor set (empty: derived per copy)."""
+    ``preheader``: the inbox preview line the editor set (empty: derived per copy).
+    ``public``: shown in the public archive once sent (None: as it is, false when new)."""
 
     title: str
     html: str
     text: str
     markdown: str | None = None
     preheader: str = ""
+    public: bool | None = None
 
     @classmethod
     def parse(
@@ -169,6 +173,7 @@ class IssueContent:
         html_content: object = None,
         text_content: object = None,
         preheader: object = None,
+        public: bool | None = None,
     ) -> IssueContent:
         """Validate a submitted issue. Markdown wins when given; otherwise HTML and/or
         text, the missing one derived from the other."""
@@ -196,7 +201,7 @@ class IssueContent:
                 raise ValidationError(f"{name} is too long", field=name)
         if source:
             rendered = markdown_to_html(source)
-            return cls(clean_title, rendered, html_to_text(rendered), source, line)
+            return cls(clean_title, rendered, html_to_text(rendered), source, line, public)
         if not body_html and not body_text:
             raise ValidationError(
                 "the issue needs content: text_content and/or html_content (or markdown)",
@@ -206,7 +211,7 @@ class IssueContent:
             body_html = text_to_html(body_text)
         if not body_text:
             body_text = html_to_text(body_html)
-        return cls(clean_title, body_html, body_text, preheader=line)
+        return cls(clean_title, body_html, body_text, preheader=line, public=public)
 
 
 def parse_preheader(value: object) -> str:

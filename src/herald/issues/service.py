@@ -20,7 +20,7 @@ from herald.core.telemetry import get_logger
 from herald.delivery.domain import DeliveryStatus
 from herald.engagement import repository as tracking
 from herald.engagement.links import tracked_links
-from herald.issues import repository, targeting, targets
+from herald.issues import publicity, repository, targeting, targets
 from herald.issues.domain import Issue, IssueContent, IssueStatus, TargetChoice, require_editable
 from herald.issues.progress_state import STATUSES, Progress
 from herald.issues.rendering import (
@@ -84,6 +84,7 @@ class IssueService:
         await validate(content)
         async with self.db.transaction() as conn:
             issue_id = await repository.insert_issue(conn, content, created_by)
+            await publicity.set_public(conn, issue_id, content.public or None)
             if target is not None:
                 await targeting.apply(conn, issue_id, target)
             if track:
@@ -109,6 +110,7 @@ class IssueService:
                 issue = await self._get(conn, issue_id)
                 require_editable(issue.status)
                 raise Conflict("the issue changed while it was being saved: nothing was saved")
+            await publicity.set_public(conn, issue_id, content.public)
             if target is not None:
                 await targeting.apply(conn, issue_id, target)
             if track is not None:  # the update above holds the row: still editable here
@@ -122,7 +124,7 @@ class IssueService:
         issue = await repository.get_issue(conn, issue_id)
         if issue is None:
             raise NotFound("no such newsletter issue")
-        return issue
+        return await publicity.with_publicity(conn, issue)
 
     # The JSON API's changes answer the issue as it is afterwards.
     async def draft(

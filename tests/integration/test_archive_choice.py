@@ -1,0 +1,88 @@
+"""Making an issue public: the editor's checkbox and the API's field (migration 0030)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from herald.core.config import Settings
+from herald.core.db import Database
+from tests.integration.test_issue_pages import fetchval, token
+from tests.support.api import Keys, api_client, make_keys, new_app
+
+PUBLIC = "SELECT public FROM newsletter_issues WHERE id = $1"
+
+
+async def test_the_editor_checkbox_makes_an_issue_public_and_a_post_without_it_keeps_it(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    editor = await admin_client.get("/admin/issues/new")
+    assert 'name="public"' in editor.text and 'name="public_field"' in editor.text
+    assert 'name="public" value="on" aria-describedby="public-hint" checked' not in editor.text
+    base = {
+        "csrf_token": await token(admin_client, "/admin/issues/new"),
+        "title": "Open letter",
+        "format": "markdown",
+        "markdown": "Hi",
+    }
+    created = await admin_client.post(
+        "/admin/issues/new", data={**base, "public_field": "1", "public": "on"}
+    )
+    assert created.status_code == 303, created.text
+    issue_id = uuid.UUID(created.headers["location"].rsplit("/", 1)[-1])
+    assert await fetchval(db, PUBLIC, issue_id) is True
+    page = await admin_client.get(f"/admin/issues/{issue_id}/edit")
+    assert 'aria-describedby="public-hint" checked' in page.text
+
+    # A post without the field (a script of the previous release) leaves it as it is.
+    kept = await admin_client.post(f"/admin/issues/{issue_id}/edit", data=base)
+    assert kept.status_code == 303, kept.text
+    assert await fetchval(db, PUBLIC, issue_id) is True
+    unchecked = await admin_client.post(
+        f"/admin/issues/{issue_id}/edit", data={**base, "public_field": "1"}
+    )
+    assert unchecked.status_code == 303, unchecked.text
+    assert await fetchval(db, PUBLIC, issue_id) is False
+
+
+@pytest.fixture
+async def keys(db: Database, settings: Settings) -> Keys:
+    return await make_keys(db, settings)
+
+
+@pytest.fixture
+async def api(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(new_app(settings, db)) as c:
+        yield c
+
+
+async def test_the_api_field_and_the_slug_given_at_publishing(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
+    body = {"title": "Hello, archive!", "markdown": "Hi {{ subscriber.name }}"}
+    plain = await api.post("/api/v1/issues", json=body, headers=keys.editor_write)
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["public"] is False and plain.json()["archive_slug"] is None
+    made = await api.post(
+        "/api/v1/issues", json={**body, "public": True}, headers=keys.editor_write
+    )
+    assert made.status_code == 201, made.text
+    issue = made.json()
+    assert issue["public"] is True and issue["archive_slug"] is None, "no slug before publishing"
+    url = f"/api/v1/issues/{issue['id']}"
+    replaced = await api.put(
+        url, json={"title": "Renamed", "text_content": "x"}, headers=keys.editor_write
+    )
+    assert replaced.json()["public"] is True, "left out: unchanged"
+    bad = await api.put(url, json={**body, "public": "yes please"}, headers=keys.editor_write)
+    assert bad.status_code == 400, bad.text
+    published = await api.post(f"{url}/publish", headers=keys.editor_write)
+    assert published.status_code == 202, published.text
+    assert published.json()["archive_slug"] == "renamed"
+    again = (await api.get(url, headers=keys.editor_read)).json()
+    assert again["archive_slug"] == "renamed"
+    refused = await api.put(url, json={**body, "public": False}, headers=keys.editor_write)
+    assert refused.status_code == 409, "a published issue's choice is frozen"
