@@ -415,3 +415,20 @@ async def test_a_test_send_queues_the_saved_welcome_marked_test(
     assert [(r["kind"], r["recipient"]) for r in rows] == [("test", "me@example.org")]
     assert json.loads(rows[0]["m"])["subject"] == "[TEST] Welcome aboard"
     assert await welcomes(db) == []
+
+
+async def test_the_editor_takes_a_long_body_outside_ascii_and_bounds_the_request(
+    admin_client: httpx.AsyncClient, db: Database
+) -> None:
+    news = await make_list(db, "news")
+    url = f"/admin/lists/{news}/welcome"
+    csrf = await csrf_of(admin_client, url)
+    body = "Grüße aus Köln, ä ö ü é. " * 600  # 15,000 characters, ~100 KB URL-encoded
+    saved = await admin_client.post(url, data={"csrf_token": csrf, "subject": "Hi", "body": body})
+    assert saved.status_code == 303
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT length(body) FROM list_welcomes") == len(body.strip())
+    huge = await admin_client.post(
+        url, data={"csrf_token": csrf, "subject": "Hi", "body": "é" * 50_000}
+    )
+    assert huge.status_code == 413
