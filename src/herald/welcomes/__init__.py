@@ -13,7 +13,12 @@ confirmed:
 * a second confirmation, a replayed link, leaving and joining again: no
   (``list_welcomes_sent`` remembers every reader and list welcomed);
 * a list whose welcome is off (or has none) at that moment: no, and switching it on
-  later welcomes nobody retroactively.
+  later welcomes nobody retroactively;
+* an erased reader is forgotten, their welcomes with them: signing up again is a new
+  reader.
+
+Its ``List-Unsubscribe`` link (and the footer's) names the list (``&list=``): one click
+leaves that list alone, as an issue's leaves the issue's lists.
 
 The email is rendered in the confirming transaction and queued as a ``welcome`` delivery
 carrying its message (the transactional outbox, like the confirmation email); why that
