@@ -20,7 +20,8 @@ async def test_the_editor_checkbox_makes_an_issue_public_and_a_post_without_it_k
     admin_client: httpx.AsyncClient, db: Database
 ) -> None:
     editor = await admin_client.get("/admin/issues/new")
-    assert 'name="public"' in editor.text and 'name="public_field"' in editor.text
+    assert 'name="public"' in editor.text
+    assert 'name="public_field"' in editor.text
     assert 'name="public" value="on" aria-describedby="public-hint" checked' not in editor.text
     base = {
         "csrf_token": await token(admin_client, "/admin/issues/new"),
@@ -65,13 +66,15 @@ async def test_the_api_field_and_the_slug_given_at_publishing(
     body = {"title": "Hello, archive!", "markdown": "Hi {{ subscriber.name }}"}
     plain = await api.post("/api/v1/issues", json=body, headers=keys.editor_write)
     assert plain.status_code == 201, plain.text
-    assert plain.json()["public"] is False and plain.json()["archive_slug"] is None
+    assert plain.json()["public"] is False
+    assert plain.json()["archive_slug"] is None
     made = await api.post(
         "/api/v1/issues", json={**body, "public": True}, headers=keys.editor_write
     )
     assert made.status_code == 201, made.text
     issue = made.json()
-    assert issue["public"] is True and issue["archive_slug"] is None, "no slug before publishing"
+    assert issue["public"] is True
+    assert issue["archive_slug"] is None, "no slug before publishing"
     url = f"/api/v1/issues/{issue['id']}"
     replaced = await api.put(
         url, json={"title": "Renamed", "text_content": "x"}, headers=keys.editor_write
