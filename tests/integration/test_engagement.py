@@ -20,6 +20,7 @@ from herald.engagement.service import Engagement
 from herald.engagement.tokens import TrackingLinks
 from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
+from herald.preferences.service import PreferenceCentre
 from herald.subscriptions.unsubscribe import make_token
 from tests.integration.test_issue_pages import create, fetchval, token
 from tests.integration.test_preferences import BROWSER, open_page
@@ -397,3 +398,26 @@ async def test_the_reader_turns_tracking_off_and_on_in_the_preference_centre(
         "/preferences/tracking?token=garbage", data={"csrf_token": csrf}, headers=BROWSER
     )
     assert forged.status_code == 400
+
+
+async def test_the_reader_s_data_download_holds_what_tracking_recorded(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    issue_id, messages = await send(db, settings, 1)
+    await age_sends(db)
+    message = messages[0]
+    await client.get(pixel_of(message), headers=PERSON)
+    prefix = clicks_of(message)[0][0]
+    for _ in range(2):
+        await client.get(f"{prefix}/1", headers=PERSON)
+    reader = await fetchval(
+        db,
+        "SELECT subscriber_id FROM deliveries WHERE issue_id = $1 AND recipient = $2",
+        issue_id,
+        message.recipient,
+    )
+    assert isinstance(reader, uuid.UUID)
+    data = await PreferenceCentre(db, settings).data(make_token(settings, reader))
+    assert data["engagement_tracking"] is True
+    [row] = data["engagement"]
+    assert (row["issue"], row["opened"], row["clicks"]) == ("Tracked news", True, 2)

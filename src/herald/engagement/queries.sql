@@ -92,3 +92,21 @@ UNION ALL
 SELECT 'clickers', NULL, false, count(DISTINCT delivery_id)::bigint, 0::bigint
 FROM engagement_clicks
 WHERE issue_id = $1::uuid AND NOT machine
+
+-- name: reader_engagement
+-- What tracking recorded about one reader (the preference centre's data download): per
+-- tracked issue they were sent, newest first, whether it was opened and how often its links
+-- were clicked (machines' included: this is what is stored about them).
+SELECT i.title, d.sent_at,
+       EXISTS (
+           SELECT 1 FROM engagement_opens AS o
+           WHERE o.issue_id = d.issue_id AND o.delivery_id = d.id
+       ) AS opened,
+       (SELECT coalesce(sum(c.clicks), 0) FROM engagement_clicks AS c
+        WHERE c.issue_id = d.issue_id AND c.delivery_id = d.id)::bigint AS clicks
+FROM deliveries AS d
+JOIN issue_tracking AS t ON t.issue_id = d.issue_id AND t.links IS NOT NULL
+JOIN newsletter_issues AS i ON i.id = d.issue_id
+WHERE d.subscriber_id = $1::uuid
+ORDER BY d.id DESC
+LIMIT $2::integer

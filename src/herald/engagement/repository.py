@@ -94,3 +94,11 @@ async def counts(conn: Connection, issue_id: uuid.UUID) -> Counts:
         else:
             clickers = row["uniques"]
     return Counts(opens, clicks, clickers)
+
+
+async def reader_engagement(
+    conn: Connection, subscriber_id: uuid.UUID, limit: int
+) -> list[dict[str, Any]]:
+    """Per tracked issue the reader was sent (newest first): title, sent_at, opened, clicks."""
+    rows = await conn.fetch(Q["reader_engagement"], subscriber_id, limit)
+    return [dict(row) for row in rows]

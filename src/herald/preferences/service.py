@@ -170,6 +170,7 @@ class PreferenceCentre:
             counts = await repository.delivery_counts(conn, subscriber_id)
             recent = await repository.recent_deliveries(conn, subscriber_id, HISTORY_ROWS)
             tracked = not await tracking.opted_out(conn, [subscriber_id])
+            engagement = await tracking.reader_engagement(conn, subscriber_id, HISTORY_ROWS)
         return {
             "exported_at": datetime.now(UTC).isoformat(),
             "subscriber": {
@@ -184,6 +185,15 @@ class PreferenceCentre:
             },
             "lists": [_membership(choice) for choice in lists if choice.status is not None],
             "engagement_tracking": tracked,
+            "engagement": [
+                {
+                    "issue": row["title"],
+                    "sent_at": _iso(row["sent_at"]),
+                    "opened": row["opened"],
+                    "clicks": row["clicks"],
+                }
+                for row in engagement
+            ],
             "suppression": (
                 {"reason": suppressed[0], "since": _iso(suppressed[1])} if suppressed else None
             ),
