@@ -19,6 +19,8 @@ MIGRATION_VERSIONS = PACKAGE / "migrations" / "versions"
 DOMAIN_MODULES = (
     "herald.auth.domain",
     "herald.deliverability.domain",
+    "herald.deliverability.policy",
+    "herald.deliverability.postmark",
     "herald.delivery.domain",
     "herald.design.domain",
     "herald.design.logos",
