@@ -105,7 +105,7 @@ def _app_state(
     state.provide(ProgressHub, hub)
     state.provide(errors.SessionLookup, errors.SessionLookup(auth_web.session_of))
     # Confirmations queue the lists' welcome emails (subscriptions and preferences).
-    state.provide(Welcomer, WelcomeSender(database, settings))
+    state.provide(Welcomer, WelcomeSender(settings))
     return state
 
 

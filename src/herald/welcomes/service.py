@@ -13,7 +13,7 @@ from herald.core.errors import NotFound, ValidationError
 from herald.core.telemetry import get_logger
 from herald.delivery import repository as deliveries
 from herald.delivery.domain import DeliveryKind
-from herald.design.current import current_design
+from herald.design.current import current_design, design_in
 from herald.email.message import EmailMessage
 from herald.issues.previews import IssuePreview
 from herald.issues.rendering import attributes, off_loop
@@ -132,14 +132,15 @@ class WelcomeSender(Welcomer):
     cannot be rendered (a template that worked for the sample reader fails for their
     attributes) is logged and not welcomed: their confirmation stands."""
 
-    db: Database
     settings: Settings
 
     async def welcome(self, conn: Connection, subscriber_id: uuid.UUID) -> int:
         due = await repository.take_due(conn, subscriber_id)
         if not due:
             return 0
-        design = await current_design(self.db, self.settings)
+        # Through the transaction's own connection: a second one from the pool while this
+        # one is held could wait forever when every connection is in such a transaction.
+        design = await design_in(conn, self.settings)
 
         def render() -> list[EmailMessage | str]:
             out: list[EmailMessage | str] = []
