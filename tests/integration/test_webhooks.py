@@ -376,3 +376,25 @@ async def test_a_lost_lease_drops_the_stale_outcome(
         )
         assert fresh is True
         assert await conn.fetchval("SELECT count(*) FROM webhook_attempts") == 1
+
+
+async def test_concurrent_senders_send_each_message_once(
+    db: Database, database_url: str, hook: Receiver
+) -> None:
+    settings = webhook_settings(database_url, batch_size=7)
+    await endpoint(db, settings, hook, ["subscriber.created"])
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO subscriptions (id, email, name, status)"
+            " SELECT gen_random_uuid(), 'c' || g || '@example.com', 'C', 'pending_confirmation'"
+            " FROM generate_series(1, 60) g"
+        )
+    senders = [WebhookSender(db, settings.webhooks) for _ in range(3)]
+    try:
+        await asyncio.gather(*(drain(sender, db) for sender in senders))
+    finally:
+        for sender in senders:
+            await sender.aclose()
+    ids = [r.headers["webhook-id"] for r in hook.requests]
+    assert len(hook.verified()) == 60
+    assert len(set(ids)) == 60  # no message sent twice
