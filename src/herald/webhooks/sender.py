@@ -95,7 +95,12 @@ class WebhookSender:
                 conn, self._settings.batch_size, self._lease_seconds, token
             )
         if claimed:
-            await asyncio.gather(*(self._deliver(message, token) for message in claimed))
+            outcomes = await asyncio.gather(
+                *(self._deliver(message, token) for message in claimed), return_exceptions=True
+            )
+            for message, outcome in zip(claimed, outcomes, strict=True):
+                if isinstance(outcome, BaseException):  # its lease runs out: sent again later
+                    log.error("webhooks: delivery failed", message_id=message.id, exc_info=outcome)
         return len(claimed)
 
     async def _deliver(self, message: ClaimedMessage, token: uuid.UUID) -> None:
