@@ -47,10 +47,16 @@ from herald.webhooks.domain import (
     gives_up,
     signed_headers,
 )
+from herald.webhooks.metrics import ATTEMPTS, DISABLED
 
 log = get_logger("herald.webhooks")
 
 USER_AGENT = f"Herald-Webhooks/{__version__}"
+_OUTCOME = {
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.PENDING: "retry",
+    MessageStatus.FAILED: "failed",
+}
 
 
 def disable_reason(settings: WebhookSettings, failures: int) -> str:
@@ -195,6 +201,7 @@ class WebhookSender:
             if not fenced:
                 log.warning("webhooks: lease lost, outcome dropped", message_id=message.id)
                 return
+            ATTEMPTS.labels(outcome=_OUTCOME[status]).inc()
             if result.succeeded:
                 await repository.endpoint_succeeded(conn, message.endpoint_id)
                 return
@@ -208,6 +215,7 @@ class WebhookSender:
             if not enabled:  # this message's retry too, and any other not in flight
                 await repository.fail_pending(conn, message.endpoint_id, DISABLED_PENDING)
         if disabled:
+            DISABLED.inc()
             log.warning(
                 "webhook endpoint disabled after repeated failures",
                 endpoint_id=str(message.endpoint_id),
