@@ -122,6 +122,43 @@ async def test_settings_link_to_it(admin_client: httpx.AsyncClient) -> None:
     assert f'href="{PAGE}"' in response.text
 
 
+async def test_the_private_key_is_never_shown(
+    database_url: str, dns: StubDns, db: Database
+) -> None:
+    """The key given as text (HERALD_EMAIL__DKIM__PRIVATE_KEY) appears on no settings page."""
+    text = KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    settings = make_settings(
+        database_url,
+        email={
+            "provider": "smtp",
+            "sender": f"news@{DOMAIN}",
+            "smtp": {"host": "smtp.herald.test"},
+            "dkim": {"selector": SELECTOR, "private_key": text},
+        },
+        dns={"nameservers": dns.nameserver, "timeout_seconds": 1},
+    )
+    await create_admin(db, settings)
+    app = create_app(settings, db=db)
+    pages = ["/admin/settings", "/admin/settings/sender", "/admin/settings/configuration", PAGE]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
+            await log_in(c)
+            responses = [await c.get(path) for path in pages]
+    # Whole 64-character lines (a short last line could be anywhere in a page), less those
+    # of the modulus: PKCS#1's and the public record's base64 share its alignment.
+    key_lines = [line for line in text.splitlines() if len(line) == 64 and line not in RECORD]
+    assert len(key_lines) > 15
+    for path, response in zip(pages, responses, strict=True):
+        assert response.status_code == 200, path
+        assert not any(line in response.text for line in key_lines), path
+    assert RECORD in html.unescape(responses[-1].text)  # the public key is shown
+
+
 async def test_editors_and_strangers_are_kept_out(
     client: httpx.AsyncClient, settings: Settings, db: Database
 ) -> None:
