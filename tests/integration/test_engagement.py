@@ -24,6 +24,7 @@ from herald.preferences.service import PreferenceCentre
 from herald.subscriptions.unsubscribe import make_token
 from tests.integration.test_issue_pages import create, fetchval, token
 from tests.integration.test_preferences import BROWSER, open_page
+from tests.support.api import api_client, make_keys, new_app
 from tests.support.newsletters import add_subscribers, drain, issue_worker
 from tests.support.queue import RecordingProvider
 
@@ -421,3 +422,32 @@ async def test_the_reader_s_data_download_holds_what_tracking_recorded(
     assert data["engagement_tracking"] is True
     [row] = data["engagement"]
     assert (row["issue"], row["opened"], row["clicks"]) == ("Tracked news", True, 2)
+
+
+async def test_the_api_sets_and_shows_tracking_until_publishing(
+    db: Database, settings: Settings
+) -> None:
+    keys = await make_keys(db, settings)
+    draft = {"title": "API issue", "markdown": "[A](https://example.org/a)"}
+    async with api_client(new_app(settings, db)) as api:
+        created = await api.post("/api/v1/issues", json=draft, headers=keys.editor_write)
+        assert created.status_code == 201, created.text
+        assert created.json()["tracking"] is False, "off by default"
+        url = f"/api/v1/issues/{created.json()['id']}"
+        on = await api.put(url, json={**draft, "tracking": True}, headers=keys.editor_write)
+        assert on.json()["tracking"] is True
+        kept = await api.put(url, json=draft, headers=keys.editor_write)  # left out: unchanged
+        assert kept.json()["tracking"] is True
+        for bad in ("yes", 1, None, [True]):
+            refused = await api.put(url, json={**draft, "tracking": bad}, headers=keys.editor_write)
+            assert refused.status_code == (200 if bad is None else 400), (bad, refused.text)
+        assert (await api.get(url, headers=keys.editor_read)).json()["tracking"] is True
+        published = await api.post(f"{url}/publish", headers=keys.editor_write)
+        assert published.status_code == 202, published.text
+        frozen = await api.put(url, json={**draft, "tracking": False}, headers=keys.editor_write)
+        assert frozen.status_code == 409
+        assert (await api.get(url, headers=keys.editor_read)).json()["tracking"] is True
+        tracked = await api.post(
+            "/api/v1/issues", json={**draft, "tracking": True}, headers=keys.editor_write
+        )
+        assert tracked.json()["tracking"] is True

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from herald.issues.domain import (
     MAX_BODY_LENGTH,
@@ -29,6 +29,12 @@ PUBLIC_HELP = (
     "Once sent, shown in the public archive and feeds of each public list it goes to "
     "(`/archive/{list}`), rendered for an anonymous reader. Left out: false for a new issue, "
     "unchanged for a replaced one."
+)
+
+TRACKING_HELP = (
+    "Opens (an invisible image) and clicks (links through Herald) are counted per reader; off "
+    "by default, fixed once the issue is published, and never for readers who turned it off "
+    "in their preferences. Left out: false for a new issue, unchanged for a replaced one."
 )
 
 
@@ -55,6 +61,7 @@ class IssueOut(BaseModel):
         description="Its address in each public list's archive, `/archive/{list}/{archive_slug}`: "
         "given when a public issue is published, never changed afterwards."
     )
+    tracking: bool = Field(description=TRACKING_HELP)
 
 
 class IssueBody(BaseModel):
@@ -75,6 +82,7 @@ class IssueBody(BaseModel):
     )
     segment_id: uuid.UUID | None = Field(default=None, description=SEGMENT_HELP)
     public: bool | None = Field(default=None, description=PUBLIC_HELP)
+    tracking: StrictBool | None = Field(default=None, description=TRACKING_HELP)
 
     def target(self) -> TargetChoice | None:
         """The target asked for; None when the body names neither field."""
@@ -116,4 +124,5 @@ def issue_json(issue: Issue) -> IssueOut:
         fanout_error=issue.fanout_error,
         public=issue.public,
         archive_slug=issue.archive_slug,
+        tracking=issue.tracking,
     )

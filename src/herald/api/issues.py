@@ -163,7 +163,9 @@ async def list_issues(
 async def create_issue(body: IssueBody, who: Writer, state: State, response: Response) -> IssueOut:
     """A new draft (its templates compiled and rendered once: a broken one is a 400), to
     `lists` (default: the `default` list) and optionally a segment."""
-    issue = await _service(state).draft(body.content(), who.user_id, body.target())
+    issue = await _service(state).draft(
+        body.content(), who.user_id, body.target(), track=bool(body.tracking)
+    )
     response.headers["Location"] = f"{router.prefix}/{issue.id}"
     return issue_json(issue)
 
@@ -181,7 +183,9 @@ async def get_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
 async def replace_issue(issue_id: uuid.UUID, body: IssueBody, state: State) -> IssueOut:
     """Replace a draft's (or a scheduled issue's) content, and its target when `lists` or
     `segment_id` is given; 409 once it is published."""
-    return issue_json(await _service(state).revise(issue_id, body.content(), body.target()))
+    return issue_json(
+        await _service(state).revise(issue_id, body.content(), body.target(), track=body.tracking)
+    )
 
 
 @router.get(
