@@ -346,6 +346,21 @@ async def test_the_editor_saves_previews_and_refuses_a_broken_template(
     assert preview.status_code == 200
     assert "Hello Sample Subscriber" in preview.text
     assert "sandbox" in preview.headers["content-security-policy"]
+    text_part = await admin_client.post(
+        f"{url}/preview",
+        data={"csrf_token": csrf, "subject": "Hi", "body": BODY, "part": "text", "scheme": "dark"},
+    )
+    assert text_part.status_code == 200
+    assert '<pre id="text-part">' in text_part.text
+    assert "Hello Sample Subscriber" in text_part.text
+    dark = await admin_client.post(
+        f"{url}/preview", data={"csrf_token": csrf, "subject": "Hi", "body": BODY, "scheme": "dark"}
+    )
+    assert "@media all" in dark.text
+    odd = await admin_client.post(
+        f"{url}/preview", data={"csrf_token": csrf, "subject": "Hi", "body": BODY, "part": "pdf"}
+    )
+    assert odd.status_code == 400
     bad_preview = await admin_client.post(
         f"{url}/preview", data={"csrf_token": csrf, "subject": "Hi", "body": "{{ nope("}
     )

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from herald.admin.branding import FRAME_HEADERS, error_document
 from herald.auth.web import CurrentSession, require_session
 from herald.core.errors import NotFound, ValidationError
+from herald.issues.previews import parse_part, parse_scheme
 from herald.web import csrf, flash
 from herald.web.errors import form_errors
 from herald.web.forms import read_form
@@ -75,6 +76,8 @@ async def _editor(
             "body": view.draft.body,
         }
     )
+    form["part"] = (typed or {}).get("part") or "html"
+    form["scheme"] = (typed or {}).get("scheme") or "light"
     return page(
         request,
         "admin/list_welcome.html",
@@ -113,23 +116,26 @@ async def save(
 
 @router.get("/{list_id}/welcome/preview", response_class=HTMLResponse)
 async def preview_saved(state: State, list_id: uuid.UUID) -> Response:
-    """The saved welcome (or the blank one) for the sample reader, for the preview frame."""
+    """The saved welcome (or the blank one) for the sample reader, for the preview frame:
+    light, as the editor's toggle starts."""
     try:
         preview = await _service(state).preview(list_id)
     except ValidationError as exc:
         return error_document(exc.message)
-    return HTMLResponse(preview.document(), headers=FRAME_HEADERS)
+    return HTMLResponse(preview.document("light"), headers=FRAME_HEADERS)
 
 
 @router.post("/{list_id}/welcome/preview", response_class=HTMLResponse)
 async def preview_unsaved(request: Request, state: State, list_id: uuid.UUID) -> Response:
-    """The form's unsaved welcome for the sample reader (a 400 document saying why not)."""
+    """The form's unsaved welcome for the sample reader: its ``part`` (html, text) in its
+    ``scheme`` (light, dark); a 400 document saying why not."""
     form = await _checked(request, state)
     try:
+        part, scheme = parse_part(form.get("part")), parse_scheme(form.get("scheme"))
         preview = await _service(state).preview(list_id, _draft(form))
     except ValidationError as exc:
         return error_document(exc.message)
-    return HTMLResponse(preview.document(), headers=FRAME_HEADERS)
+    return HTMLResponse(preview.document(scheme, part), headers=FRAME_HEADERS)
 
 
 @router.post("/{list_id}/welcome/test")
