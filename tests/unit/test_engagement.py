@@ -133,6 +133,16 @@ def test_hostile_markup_finds_nothing_odd_and_never_raises() -> None:
     assert tracked_links('<A HREF="HTTPS://X.ORG/Upper">u</A>', BASE) == ("HTTPS://X.ORG/Upper",)
 
 
+def test_a_body_of_unclosed_link_tags_is_read_in_one_pass() -> None:
+    # 2 MiB of "<a " with no ">": each tag stops at the next "<", so this is linear (a
+    # pattern scanning to the next ">" from every "<a" would take hours).
+    body = "<a " * (2 * 1024 * 1024 // 3) + '<a href="https://example.org/x">x</a>'
+    assert tracked_links(body, BASE) == ("https://example.org/x",)
+    assert rewrite(body, ("https://example.org/x",), BASE).endswith(
+        '<a href="{{ herald_click }}/0">x</a>'
+    )
+
+
 # -- machine opens and clicks -------------------------------------------------------------
 
 SAFARI = (

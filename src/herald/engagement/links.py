@@ -26,7 +26,10 @@ from collections.abc import Sequence
 MAX_LINKS = 500
 MAX_URL_LENGTH = 2000
 CLICK_VARIABLE = "herald_click"
-_HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+# A link's start tag up to the next "<" or ">" (never past it: one linear pass over any
+# body, also "<a <a <a …"), then its href within that text.
+_TAG = re.compile(r"<a\b[^<>]*", re.IGNORECASE)
+_HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _TEMPLATE_CODE = ("{{", "{%", "{#")
 _OWN_PATHS = ("/unsubscribe", "/preferences", "/v/", "/t/")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -51,7 +54,10 @@ def _target(raw: str, base_url: str) -> str | None:
 def tracked_links(source: str, base_url: str) -> tuple[str, ...]:
     """The distinct trackable link targets of an HTML body, in order of first appearance."""
     found: dict[str, None] = {}
-    for match in _HREF.finditer(source):
+    for tag in _TAG.finditer(source):
+        match = _HREF.search(tag.group(0))
+        if match is None:
+            continue
         raw = match.group(2) if match.group(2) is not None else match.group(3)
         url = _target(raw, base_url)
         if url is not None and url not in found:
@@ -78,7 +84,7 @@ def rewrite(source: str, links: Sequence[str], base_url: str) -> str:
         quote = '"' if quoted else "'"
         return f"{match.group(1)}{quote}{{{{ {CLICK_VARIABLE} }}}}/{n}{quote}"
 
-    return _HREF.sub(replace, source)
+    return _TAG.sub(lambda tag: _HREF.sub(replace, tag.group(0), count=1), source)
 
 
 def pixel(open_url: str) -> str:

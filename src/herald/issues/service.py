@@ -198,7 +198,8 @@ class IssueService:
             issue = await self._get(conn, issue_id)
             raise Conflict(f"this issue is {issue.status.value}: it cannot be published again")
         if issue.tracking:  # its links, fixed from now on: a click can only lead to one
-            links = tracked_links(issue.html, self.settings.public_base_url)
+            base_url = self.settings.public_base_url  # a 2 MiB body: CPU, off the loop
+            links = await off_loop(lambda: tracked_links(issue.html, base_url))
             await tracking.freeze_links(conn, issue_id, links)
         log.info("issue published", issue_id=str(issue_id))
         await repository.notify_progress(conn, issue_id)  # delivered at commit
