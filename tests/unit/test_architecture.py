@@ -17,6 +17,7 @@ PACKAGE = SRC / "herald"
 MIGRATION_VERSIONS = PACKAGE / "migrations" / "versions"
 
 DOMAIN_MODULES = (
+    "herald.archive.domain",
     "herald.auth.domain",
     "herald.deliverability.domain",
     "herald.deliverability.policy",

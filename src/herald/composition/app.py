@@ -30,6 +30,7 @@ from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
 from herald.admin import welcomes as admin_welcomes
 from herald.api import imports as api_imports
+from herald.archive import routes as archive
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
@@ -208,6 +209,7 @@ def create_app(
         import_pages,  # /admin/subscribers/import and …/export, before …/{subscriber_id}
         subscribers,
         design,  # GET /brand/logo/{sha256}.{ext}: public, the logos emails show
+        archive,  # /archive/{list}: public issues' pages and feeds
         branding,  # /admin/settings/branding
         layouts,  # /admin/templates
         admin_segments,  # /admin/segments

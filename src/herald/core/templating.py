@@ -18,6 +18,7 @@ TEMPLATE_PACKAGES = (
     "herald.imports",
     "herald.lists",
     "herald.preferences",
+    "herald.archive",
 )
 
 
