@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 
 from herald.core.db import Database
@@ -93,13 +94,13 @@ async def test_a_hard_bounce_found_by_delivery_id_suppresses_at_once(db: Databas
     [result] = await recorder.record(
         [event("b1", EventKind.HARD_BOUNCE, recipient="Reader0@Example.com ", delivery_id=delivery)]
     )
-    assert result.stored and result.suppressed
+    assert (result.stored, result.suppressed) == (True, True)
     assert (result.delivery_id, result.subscriber_id) == (delivery, reader)
     assert await suppression(db, "reader0@example.com") == ("hard_bounce", "postmark: hard bounce")
     assert await status(db, reader) == "unsubscribed"  # the suppression list's invariant
     [row] = await events(db)
-    assert row["delivery_id"] == delivery and row["subscriber_id"] == reader
-    assert row["suppressed"] is True and row["reader0"] is True
+    assert (row["delivery_id"], row["subscriber_id"]) == (delivery, reader)
+    assert (row["suppressed"], row["reader0"]) == (True, True)
 
 
 async def test_an_event_finds_its_delivery_by_message_id(db: Database) -> None:
@@ -124,7 +125,7 @@ async def test_a_replay_does_nothing(db: Database) -> None:
     first = await recorder.record(
         [event("d1", EventKind.DELIVERED, recipient="reader0@example.com")]
     )
-    assert first[0].stored and first[0].subscriber_id == reader
+    assert (first[0].stored, first[0].subscriber_id) == (True, reader)
     before = counter("herald_deliverability_replays_total", provider="postmark")
     again = await recorder.record(
         [
@@ -162,7 +163,7 @@ async def test_soft_bounces_suppress_after_the_limit_within_the_window(db: Datab
     assert [r["suppressed"] for r in await events(db)] == [False, False, False, True]
     # Once suppressed, a fourth changes nothing and is not marked.
     [fourth] = await recorder.record([event("s4", EventKind.SOFT_BOUNCE, recipient=address)])
-    assert fourth.stored and not fourth.suppressed
+    assert (fourth.stored, fourth.suppressed) == (True, False)
 
 
 async def test_soft_bounces_of_one_batch_count_together(db: Database) -> None:
@@ -185,7 +186,7 @@ async def test_a_block_never_suppresses_but_raises_the_alert(db: Database) -> No
     [result] = await recorder.record(
         [event("x1", EventKind.BLOCKED, recipient="reader0@example.com")]
     )
-    assert result.stored and not result.suppressed
+    assert (result.stored, result.suppressed) == (True, False)
     assert await suppression(db, "reader0@example.com") is None
     assert await status(db, reader) == "confirmed"
     assert counter("herald_deliverability_blocked_total", provider="postmark") == before + 1
@@ -211,7 +212,7 @@ async def test_an_address_already_suppressed_is_not_suppressed_again(db: Databas
     [again] = await recorder.record(
         [event("h2", EventKind.COMPLAINT, recipient="gone@example.com")]
     )
-    assert again.stored and not again.suppressed
+    assert (again.stored, again.suppressed) == (True, False)
     assert await suppression(db, "gone@example.com") == ("hard_bounce", "postmark: hard bounce")
 
 
@@ -229,17 +230,15 @@ async def test_concurrent_copies_of_one_event_store_one_row(db: Database) -> Non
 async def test_record_in_uses_the_callers_transaction(db: Database) -> None:
     recorder = EventRecorder(db, Policy())
 
-    class Rollback(Exception):
-        pass
-
-    try:
+    async def record_then_fail() -> None:
         async with db.transaction() as conn:
             [result] = await recorder.record_in(
                 conn, [event("t1", EventKind.HARD_BOUNCE, recipient="a@example.com")]
             )
             assert result.suppressed
-            raise Rollback
-    except Rollback:
-        pass
-    assert await events(db) == []
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        await record_then_fail()
+    assert await events(db) == []  # rolled back with the caller's work
     assert await suppression(db, "a@example.com") is None
