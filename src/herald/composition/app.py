@@ -30,7 +30,6 @@ from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
 from herald.admin import welcomes as admin_welcomes
 from herald.api import imports as api_imports
-from herald.archive import routes as archive
 from herald.api import issues as api_issues
 from herald.api import lists as api_lists
 from herald.api import routes as api
@@ -38,6 +37,7 @@ from herald.api import segments as api_segments
 from herald.api import subscribers as api_subscribers
 from herald.api import suppressions as api_suppressions
 from herald.api import users as api_users
+from herald.archive import routes as archive
 from herald.auth import routes as auth
 from herald.auth import web as auth_web
 from herald.auth.passwords import Passwords
