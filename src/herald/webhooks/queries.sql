@@ -60,12 +60,20 @@ WHERE endpoint_id = $1 AND status = 'pending'
   AND (lease_token IS NULL OR available_at <= now())
 
 -- name: recent_messages
--- An endpoint's messages, newest first, before a message id (keyset), optionally of one
--- status.
+-- An endpoint's messages, newest first, before a message id (keyset).
 SELECT id, endpoint_id, event_type, webhook_id, payload::text AS payload, status, attempts,
        available_at, created_at, finished_at, last_status, last_error
 FROM webhook_messages
-WHERE endpoint_id = $1 AND id < $2 AND ($3::text IS NULL OR status = $3)
+WHERE endpoint_id = $1 AND id < $2
+ORDER BY id DESC
+LIMIT $3
+
+-- name: recent_messages_by_status
+-- The same, of one status (webhook_messages_endpoint_status).
+SELECT id, endpoint_id, event_type, webhook_id, payload::text AS payload, status, attempts,
+       available_at, created_at, finished_at, last_status, last_error
+FROM webhook_messages
+WHERE endpoint_id = $1 AND status = $3 AND id < $2
 ORDER BY id DESC
 LIMIT $4
 

@@ -119,13 +119,13 @@ async def recent_messages(
     status: MessageStatus | None,
     limit: int,
 ) -> list[Message]:
-    rows = await conn.fetch(
-        Q["recent_messages"],
-        endpoint_id,
-        before if before is not None else NEWEST,
-        status.value if status is not None else None,
-        limit,
-    )
+    after = before if before is not None else NEWEST
+    if status is None:
+        rows = await conn.fetch(Q["recent_messages"], endpoint_id, after, limit)
+    else:
+        rows = await conn.fetch(
+            Q["recent_messages_by_status"], endpoint_id, after, status.value, limit
+        )
     return [_message(row) for row in rows]
 
 

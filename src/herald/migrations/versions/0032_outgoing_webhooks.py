@@ -97,8 +97,11 @@ def upgrade() -> None:
         -- The sender's claim.
         CREATE INDEX webhook_messages_due ON webhook_messages (available_at)
             WHERE status = 'pending';
-        -- An endpoint's recent messages (and the foreign key's cascade).
+        -- An endpoint's recent messages (and the foreign key's cascade); of one status, and
+        -- the endpoint's counts by status (its failure view).
         CREATE INDEX webhook_messages_endpoint ON webhook_messages (endpoint_id, id);
+        CREATE INDEX webhook_messages_endpoint_status
+            ON webhook_messages (endpoint_id, status, id);
         -- Housekeeping: finished messages by age.
         CREATE INDEX webhook_messages_finished ON webhook_messages (finished_at)
             WHERE status <> 'pending';
