@@ -79,8 +79,7 @@ class IssueService:
         target: TargetChoice | None = None,
         track: bool = False,
     ) -> uuid.UUID:
-        """A new draft; without ``target`` it goes to the default list. ``track``: its
-        opens and clicks are tracked (off by default)."""
+        """A new draft (without ``target``: to the default list; ``track``: opens counted)."""
         await validate(content)
         async with self.db.transaction() as conn:
             issue_id = await repository.insert_issue(conn, content, created_by)
@@ -99,8 +98,7 @@ class IssueService:
         target: TargetChoice | None = None,
         track: bool | None = None,
     ) -> None:
-        """Save a draft's (or scheduled issue's) content and, when given, its target and
-        whether it is tracked."""
+        """Save a draft's (or scheduled issue's) content and, if given, target and tracking."""
         await validate(content)
         async with self.db.transaction() as conn:
             issue = await self._get(conn, issue_id)
