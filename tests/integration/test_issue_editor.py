@@ -232,7 +232,9 @@ async def test_the_list_shows_results_and_the_issue_page_pages_outcomes(
     row = listing.text[listing.text.index(f'href="/admin/issues/{issue_id}"') :]
     row = row[: row.index("</tr>")]
     cells = re.findall(r'<td class="num[^"]*">(?:<a [^>]*>)?([^<]*)', row)
-    assert cells == ["7", "4", "2", "1"]  # recipients, sent, failed, suppressed
+    assert cells[:4] == ["7", "4", "2", "1"]  # recipients, sent, failed, suppressed
+    # Then the bounce and complaint rates, nothing reported yet.
+    assert re.findall(r'<span class="rate rate-ok"[^>]*>([^<]*)', row) == ["0 %", "0 %"]
     draft_row = listing.text[listing.text.index(f'href="/admin/issues/{draft_id}"') :]
     assert draft_row[: draft_row.index("</tr>")].count("—") >= 4
 

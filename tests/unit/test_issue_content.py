@@ -76,6 +76,29 @@ def test_personalisation_escapes_html_but_not_text() -> None:
     assert text.startswith("Hi Tom & <Jerry>")
 
 
+def test_markdown_keeps_template_constructs_as_written() -> None:
+    """Markdown escapes quotes and ``<`` in text; inside ``{{ }}`` and ``{% %}`` they are the
+    template's, so ``default("friend")`` and ``a < b`` must reach Jinja as written."""
+    content = IssueContent.parse(
+        title="T",
+        markdown=(
+            'Hello {{ subscriber.name | default("friend", true) }},\n\n'
+            "{% if subscriber.name | length < 3 %}Welcome *back*{% endif %} "
+            "{# a note #}& more"
+        ),
+    )
+    assert 'default("friend", true)' in content.html
+    assert "length < 3 %}" in content.html
+    assert "<em>back</em>" in content.html
+    assert "&amp; more" in content.html
+    assert 'default("friend", true)' in content.text
+    compiled = compile_issue("T", content.html, content.text)
+    html, text = compiled.render(name="", email="t@example.com", unsubscribe_url="u")
+    assert "Hello friend," in html
+    assert "Welcome <em" in html
+    assert text.startswith("Hello friend,")
+
+
 @pytest.mark.parametrize(
     "template",
     [

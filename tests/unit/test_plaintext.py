@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from herald.email.plaintext import html_to_text
 from herald.email.text_lines import columns
-from herald.issues.rendering import markdown_to_html
+from herald.issues.markdown import markdown_to_html
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plaintext"
 UPDATE_ENV = "HERALD_UPDATE_GOLDEN"

@@ -17,7 +17,8 @@ from herald.core.config import Settings
 from herald.core.db import Database
 from herald.design.domain import parse_accent, parse_footer_address, parse_name
 from herald.design.service import DesignService
-from herald.issues.rendering import compile_issue, markdown_to_html, off_loop, render_or_refuse
+from herald.issues.markdown import markdown_to_html
+from herald.issues.rendering import compile_issue, off_loop, render_or_refuse
 
 if TYPE_CHECKING:
     from herald.email.layout import Branding

@@ -112,9 +112,10 @@ class Feedback:
             out.append(
                 Notice(
                     Level.ALERT,
-                    f"{blocked:,} {'message was' if blocked == 1 else 'messages were'} blocked by the "
-                    "receiving servers because of the sender (reputation, authentication or "
-                    "content), not the readers: check SPF, DKIM and DMARC in the settings.",
+                    f"{blocked:,} {'message was' if blocked == 1 else 'messages were'} "
+                    "blocked by the receiving servers because of the sender (reputation, "
+                    "authentication or content), not the readers: check SPF, DKIM and DMARC "
+                    "in the settings.",
                 )
             )
         return out

@@ -177,7 +177,7 @@ class IssueContent:
     ) -> IssueContent:
         """Validate a submitted issue. Markdown wins when given; otherwise HTML and/or
         text, the missing one derived from the other."""
-        from herald.issues.rendering import markdown_to_html
+        from herald.issues.markdown import markdown_bodies
 
         clean_title = _text(title, "title").strip()
         if not clean_title:
@@ -200,8 +200,8 @@ class IssueContent:
             if len(value) > MAX_BODY_LENGTH:
                 raise ValidationError(f"{name} is too long", field=name)
         if source:
-            rendered = markdown_to_html(source)
-            return cls(clean_title, rendered, html_to_text(rendered), source, line, public)
+            html, text = markdown_bodies(source)
+            return cls(clean_title, html, text, source, line, public)
         if not body_html and not body_text:
             raise ValidationError(
                 "the issue needs content: text_content and/or html_content (or markdown)",

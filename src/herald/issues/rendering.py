@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
-from markdown_it import MarkdownIt
 
 from herald.core import timebox
 from herald.core.errors import ValidationError
@@ -49,18 +48,6 @@ T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
 preheader = preheaders.preheader  # its home until the inbox line moved out
-
-
-@cache
-def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False}).enable(
-        "table"
-    )
-
-
-def markdown_to_html(source: str) -> str:
-    rendered: str = _markdown().render(source)
-    return rendered
 
 
 class Attributes:

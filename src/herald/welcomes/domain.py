@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,10 +14,6 @@ DEFAULT_SUBJECT = "Welcome!"
 DEFAULT_BODY = (
     "Hello {{ subscriber.name }},\n\nthank you for joining. Here is what to expect from us.\n"
 )
-
-_OPENER = re.compile(r"\{[{%#]")
-_CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
-_PLACEHOLDER = re.compile(r"hj[0-9a-f]{8}n[0-9]+x")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,39 +70,3 @@ def _flag(value: object) -> bool:
     if isinstance(value, bool):
         return value
     return isinstance(value, str) and value.strip().lower() in {"on", "true", "1", "yes"}
-
-
-def protect_template(source: str) -> tuple[str, dict[str, str]]:
-    """``source`` with every Jinja construct (``{{ … }}``, ``{% … %}``, ``{# … #}``)
-    swapped for a word-like placeholder, so that Markdown leaves them alone (it would
-    escape the quotes of ``default("friend")`` into ``&quot;``, a template error), and the
-    placeholders to put back."""
-    nonce = secrets.token_hex(4)
-    originals: dict[str, str] = {}
-    out: list[str] = []
-    position = 0
-    for start, end in _constructs(source):
-        key = f"hj{nonce}n{len(originals)}x"
-        originals[key] = source[start:end]
-        out.append(source[position:start])
-        out.append(key)
-        position = end
-    out.append(source[position:])
-    return "".join(out), originals
-
-
-def restore_template(text: str, originals: dict[str, str]) -> str:
-    """The placeholders of :func:`protect_template` replaced by their constructs again."""
-    if not originals:
-        return text
-    return _PLACEHOLDER.sub(lambda m: originals.get(m.group(), m.group()), text)
-
-
-def _constructs(source: str) -> Iterator[tuple[int, int]]:
-    position = 0
-    while (opener := _OPENER.search(source, position)) is not None:
-        end = source.find(_CLOSER[opener.group()[1]], opener.end())
-        if end < 0:
-            return
-        yield opener.start(), end + 2
-        position = end + 2

@@ -21,7 +21,7 @@ from datetime import datetime
 from herald.core.errors import ValidationError
 from herald.design.domain import Design
 from herald.email.message import EmailMessage
-from herald.email.plaintext import html_to_text
+from herald.issues.markdown import markdown_bodies
 from herald.issues.previews import IssuePreview
 from herald.issues.rendering import (
     NO_ATTRIBUTES,
@@ -29,11 +29,9 @@ from herald.issues.rendering import (
     CompiledIssue,
     compile_issue,
     issue_email,
-    markdown_to_html,
     render_or_refuse,
 )
 from herald.issues.sandbox import sandbox
-from herald.welcomes.domain import protect_template, restore_template
 
 SAMPLE_NAME = "Sample Subscriber"
 SAMPLE_EMAIL = "sample@example.com"
@@ -44,9 +42,7 @@ _cache_lock = threading.Lock()
 
 def bodies(markdown: str) -> tuple[str, str]:
     """The HTML and text templates of a Markdown body, its Jinja constructs intact."""
-    protected, originals = protect_template(markdown)
-    html = markdown_to_html(protected)
-    return restore_template(html, originals), restore_template(html_to_text(html), originals)
+    return markdown_bodies(markdown)
 
 
 def compile_welcome(subject: str, body: str, list_name: str, design: Design) -> CompiledIssue:
