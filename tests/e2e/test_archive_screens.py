@@ -82,6 +82,11 @@ async def test_the_archive_index_and_an_issue_page_in_a_browser(
             await camera.shoot(page, "archive-issue")
             await page.goto("/archive/weekly/script-alert-x-script-other-things-we-do-not-run")
             await camera.shoot(page, "archive-issue-hostile-title")
+            await page.click("header a.subscribe")
+            await page.wait_for_url("**/l/weekly")
+            await camera.shoot(page, "list-page-with-archive-link")
+            await page.click("text=Read past issues")
+            await page.wait_for_url("**/archive/weekly")
         camera.copy_for_a_human(HUMAN_COPY)
         assert not camera.problems, camera.problems
         assert not camera.foreign_hosts(), camera.foreign_hosts()
