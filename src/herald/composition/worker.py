@@ -6,7 +6,6 @@ sender and the default-list backfill check, each a task until ``stop`` is set.""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from herald.core.config import Settings
@@ -82,9 +81,7 @@ def job_handlers(settings: Settings) -> dict[str, JobHandler]:
 
 def event_recorder(db: Database, settings: Settings) -> EventRecorder:
     """The deliverability recorder under the configured policy."""
-    from herald.deliverability.policy import Policy
+    from herald.deliverability.policy import configured
     from herald.deliverability.service import EventRecorder
 
-    policy = settings.deliverability
-    window = timedelta(days=policy.soft_bounce_window_days)
-    return EventRecorder(db, Policy(policy.soft_bounce_limit, window))
+    return EventRecorder(db, configured(settings.deliverability))
