@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint fmt clean bench bench-quick browser assets
+.PHONY: help run test check lint fmt clean bench bench-quick browser mta assets
 
 help:
 	@echo "make run    - start Herald on an embedded Postgres (development outbox)"
@@ -13,6 +13,7 @@ help:
 	@echo "make check  - lint + type-check + every test"
 	@echo "make fmt    - format and autofix"
 	@echo "make browser - install headless Chromium for the browser test (Debian package)"
+	@echo "make mta    - install Postfix for the SMTP bounce test (Debian package)"
 	@echo "make assets - re-vendor the pinned front-end libraries (htmx, uPlot) from the npm registry"
 
 # The virtualenv is rebuilt when the dependency pins change.
@@ -46,6 +47,17 @@ browser:
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+# tests/e2e/test_postfix_bounce.py runs a private Postfix (its own config, queue and log in a
+# temporary directory) to bounce Herald's mail through a real MTA. Installed only when
+# missing; needs root or sudo.
+mta:
+	@if command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; then echo "postfix: installed"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postfix; \
 	fi
 
 # Front-end libraries under src/herald/web/static/vendor, pinned in its vendor.json: each
