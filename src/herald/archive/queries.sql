@@ -19,6 +19,16 @@ WHERE i.public AND i.status = 'sent' AND i.archive_slug IS NOT NULL
 ORDER BY i.published_at DESC, i.id DESC
 LIMIT $5::integer
 
+-- name: archive_position
+-- One issue of the list's archive by its slug ($3), without its bodies: where the index's
+-- next page starts.
+SELECT i.id, i.archive_slug, i.title, i.preheader, i.published_at, i.updated_at
+FROM newsletter_issues AS i
+WHERE i.archive_slug = $3::text AND i.public AND i.status = 'sent'
+  AND (EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id AND il.list_id = $1::uuid)
+       OR ($2::boolean
+           AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id)))
+
 -- name: archive_entry
 -- One issue of the list's archive by its slug ($3), with its bodies.
 SELECT i.id, i.archive_slug, i.title, i.preheader, i.published_at, i.updated_at,

@@ -55,6 +55,13 @@ async def entries(
     return [_entry(row) for row in rows]
 
 
+async def position(conn: Connection, news_list: ArchiveList, slug: str) -> Entry | None:
+    row = await conn.fetchrow(
+        Q["archive_position"], news_list.id, news_list.slug == DEFAULT_SLUG, slug
+    )
+    return _entry(row) if row else None
+
+
 async def entry(conn: Connection, news_list: ArchiveList, slug: str) -> tuple[Entry, Bodies] | None:
     row = await conn.fetchrow(
         Q["archive_entry"], news_list.id, news_list.slug == DEFAULT_SLUG, slug

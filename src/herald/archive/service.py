@@ -177,12 +177,11 @@ class Archive:
             news_list = await self._list(conn, list_slug)
             after = None
             if cursor is not None:
-                found = await repository.entry(conn, news_list, cursor)
-                if found is None:
+                after = await repository.position(conn, news_list, cursor)
+                if after is None:
                     raise ValidationError(
                         f"before: no issue of this archive is called {cursor!r}", field="before"
                     )
-                after = found[0]
             rows = await repository.entries(conn, news_list, PAGE_SIZE + 1, after)
         design = await current_design(self.db, self.settings)
         more = len(rows) > PAGE_SIZE
