@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from herald.core.db import Database
-from herald.deliverability.domain import EventKind, Provider, ProviderEvent
+from herald.core.db import Connection, Database
+from herald.deliverability.domain import EventKind, Provider, ProviderEvent, RecordedEvent
 from herald.deliverability.policy import Policy
 from herald.deliverability.service import EventRecorder
 from tests.support.newsletters import add_subscribers
@@ -242,3 +244,27 @@ async def test_record_in_uses_the_callers_transaction(db: Database) -> None:
         await record_then_fail()
     assert await events(db) == []  # rolled back with the caller's work
     assert await suppression(db, "a@example.com") is None
+
+
+async def test_a_deadlocked_transaction_is_recorded_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = EventRecorder(db, Policy())
+    original = EventRecorder.record_in
+    calls = 0
+
+    async def deadlock_once(
+        self: EventRecorder, conn: Connection, events: Sequence[ProviderEvent]
+    ) -> list[RecordedEvent]:
+        nonlocal calls
+        calls += 1
+        found = await original(self, conn, events)
+        if calls == 1:  # after the statements ran: they roll back with the transaction
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return found
+
+    monkeypatch.setattr(EventRecorder, "record_in", deadlock_once)
+    [result] = await recorder.record([event("k1", EventKind.COMPLAINT, recipient="k@example.com")])
+    assert (calls, result.stored, result.suppressed) == (2, True, True)
+    assert len(await events(db)) == 1
+    assert await suppression(db, "k@example.com") == ("complaint", "postmark: complaint")

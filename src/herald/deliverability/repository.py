@@ -7,11 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
+
 from herald.core import sql
 from herald.core.db import Connection
 from herald.deliverability.domain import ProviderEvent
 
 Q = sql.load("herald.deliverability")
+
+# Two transactions that suppress several addresses each can deadlock on the counters the
+# suppression list's triggers keep (a random slot per statement, 0022): the recorder runs
+# its own transaction again when Postgres picks it as the victim.
+Deadlock = asyncpg.DeadlockDetectedError
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from herald.suppressions import repository as suppressions
 from herald.suppressions.domain import source_text
 
 log = get_logger("herald.deliverability")
+
+DEADLOCK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,16 @@ class EventRecorder:
             # round trips for a storm of deliveries or blocks).
             async with self._db.connection() as conn:
                 return await self.record_in(conn, events)
-        async with self._db.transaction() as conn:
-            return await self.record_in(conn, events)
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                async with self._db.transaction() as conn:
+                    return await self.record_in(conn, events)
+            except repository.Deadlock:
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                log.info("deliverability events deadlocked; recording them again", attempt=attempt)
+                await asyncio.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def record_in(
         self, conn: Connection, events: Sequence[ProviderEvent]
@@ -109,7 +120,11 @@ class EventRecorder:
             suppressions_due.append(_Suppression(original, row.address, reason, source))
         suppressed = await self._suppress(conn, suppressions_due)
         await repository.mark_suppressed(conn, soft_marked)
+        # Counted once the statements are done (a deadlock raises before this point).
         self._count(events, by_position)
+        for item in suppressions_due:
+            if item.position in suppressed:
+                metrics.SUPPRESSIONS.labels(item.reason.value).inc()
         return [
             _result(event, by_position.get(position), position in suppressed)
             for position, event in enumerate(events)
@@ -128,7 +143,6 @@ class EventRecorder:
             if added.unsubscribed is not None:
                 event = live.event("subscriber.unsubscribed", subscriber_id=added.unsubscribed)
                 await live.notify(conn, event)
-            metrics.SUPPRESSIONS.labels(item.reason.value).inc()
             log.debug("address suppressed", reason=item.reason.value, source=item.source)
             done.add(item.position)
         return done
