@@ -13,7 +13,14 @@ import pytest
 from herald.core.db import Database
 from herald.issues.domain import IssueContent
 from tests.integration.test_archive import T0, sent_issue
-from tests.support.browser import Camera, camera_page, chromium, herald_up, require_browser
+from tests.support.browser import (
+    Camera,
+    camera_page,
+    chromium,
+    herald_up,
+    require_browser,
+    sign_in,
+)
 
 HUMAN_COPY = Path("/tmp/herald-screens-h9")  # noqa: S108 - a fixed place for a human to look
 BODY = """Dear {{ subscriber.name }},
@@ -87,6 +94,13 @@ async def test_the_archive_index_and_an_issue_page_in_a_browser(
             await camera.shoot(page, "list-page-with-archive-link")
             await page.click("text=Read past issues")
             await page.wait_for_url("**/archive/weekly")
+            # The editor's choice: the "Public archive" checkbox.
+            await sign_in(page, "admin", herald.password)
+            await page.goto("/admin/issues/new")
+            assert not await page.is_checked("input[name=public]")
+            await page.check("input[name=public]")
+            await page.locator("#public-choice").scroll_into_view_if_needed()
+            await camera.shoot(page, "issue-editor-public-choice")
         camera.copy_for_a_human(HUMAN_COPY)
         assert not camera.problems, camera.problems
         assert not camera.foreign_hosts(), camera.foreign_hosts()
