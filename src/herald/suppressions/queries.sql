@@ -119,3 +119,35 @@ LIMIT $5::integer
 SELECT reason, sum(n)::bigint AS n
 FROM suppression_counts
 GROUP BY reason
+
+-- name: add_many
+-- add for several addresses in one statement (a batch of provider events): $1 the
+-- addresses (normalised by the caller, distinct by key), $2 their reasons, $3 their
+-- sources; the same rules as add, and the same invariant: every subscription of these
+-- addresses is unsubscribed in this statement. The suppression list's triggers then run
+-- once (one counter row each), which also keeps two such batches from deadlocking on
+-- the counters. A row per address: whether this call created its suppression, and the
+-- subscriber it unsubscribed (NULL when none changed).
+WITH input AS (
+    SELECT i.email, i.reason, i.source, herald_address_key(i.email) AS address_key
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS i (email, reason, source)
+), upserted AS (
+    INSERT INTO suppressions AS s (address_key, email, reason, source)
+    SELECT address_key, email, reason, source FROM input ORDER BY address_key
+    ON CONFLICT (address_key) DO UPDATE
+    SET reason = CASE WHEN s.reason = 'unsubscribed' THEN EXCLUDED.reason ELSE s.reason END,
+        source = CASE WHEN s.reason = 'unsubscribed' AND EXCLUDED.reason <> 'unsubscribed'
+                      THEN EXCLUDED.source ELSE s.source END
+    RETURNING s.address_key, (s.xmax = 0) AS created
+), gone AS (
+    UPDATE subscriptions
+    SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+    WHERE lower(email) IN (SELECT lower(btrim(email)) FROM input) AND status <> 'unsubscribed'
+    RETURNING id, lower(email) AS email
+), tokens AS (
+    DELETE FROM subscription_tokens WHERE subscriber_id IN (SELECT id FROM gone)
+)
+SELECT i.email, u.created, g.id AS unsubscribed
+FROM input AS i
+JOIN upserted AS u ON u.address_key = i.address_key
+LEFT JOIN gone AS g ON g.email = lower(btrim(i.email))

@@ -4,6 +4,7 @@ suppression unsubscribes)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,27 @@ async def add(conn: Connection, email: str, reason: Reason, source: str) -> Adde
     row = await conn.fetchrow(Q["add"], email, reason.value, source)
     assert row is not None  # the statement always finds or makes the row
     return Added(_row(row), bool(row["created"]), row["unsubscribed"])
+
+
+@dataclass(frozen=True, slots=True)
+class AddedMany:
+    email: str
+    created: bool
+    unsubscribed: uuid.UUID | None  # the subscription this unsubscribed, if any
+
+
+async def add_many(conn: Connection, rows: Sequence[tuple[str, Reason, str]]) -> list[AddedMany]:
+    """:func:`add` for several (normalised address, reason, source), distinct by
+    address, in one statement."""
+    if not rows:
+        return []
+    found = await conn.fetch(
+        Q["add_many"],
+        [email for email, _, _ in rows],
+        [reason.value for _, reason, _ in rows],
+        [source for _, _, source in rows],
+    )
+    return [AddedMany(r["email"], bool(r["created"]), r["unsubscribed"]) for r in found]
 
 
 async def remove(conn: Connection, email: str) -> Removal:
