@@ -5,6 +5,7 @@ once, soft bounces after N within the window, a block never)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -268,3 +269,37 @@ async def test_a_deadlocked_transaction_is_recorded_again(
     assert (calls, result.stored, result.suppressed) == (2, True, True)
     assert len(await events(db)) == 1
     assert await suppression(db, "k@example.com") == ("complaint", "postmark: complaint")
+
+
+async def test_a_batch_suppresses_its_addresses_in_one_statement_and_tells_the_admin(
+    db: Database, database_url: str
+) -> None:
+    readers = await add_subscribers(db, 3)
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener("herald_live", lambda *args: heard.append(args[-1]))
+    try:
+        results = await EventRecorder(db, Policy()).record(
+            [
+                event(f"m{n}", kind, recipient=f"reader{n}@example.com")
+                for n, kind in enumerate(
+                    (EventKind.HARD_BOUNCE, EventKind.COMPLAINT, EventKind.PROVIDER_UNSUBSCRIBE)
+                )
+            ]
+            + [event("m3", EventKind.HARD_BOUNCE, recipient="READER0@example.com")]  # again
+        )
+        for _ in range(100):
+            if len(heard) >= 3:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await listener.close()
+    assert [r.suppressed for r in results] == [True, True, True, False]
+    assert [await suppression(db, f"reader{n}@example.com") for n in range(3)] == [
+        ("hard_bounce", "postmark: hard bounce"),
+        ("complaint", "postmark: complaint"),
+        ("provider", "postmark: provider unsubscribe"),
+    ]
+    assert [await status(db, reader) for reader in readers] == ["unsubscribed"] * 3
+    assert sorted(json.loads(h)["type"] for h in heard) == ["subscriber.unsubscribed"] * 3
+    assert {json.loads(h)["subscriber_id"] for h in heard} == {str(r) for r in readers}

@@ -86,3 +86,8 @@ ORDER BY k.position
 -- The events $1 put their address on the suppression list (soft bounces past the limit,
 -- decided after record_events counted them).
 UPDATE email_events SET suppressed = true WHERE id = ANY($1::bigint[])
+
+-- name: notify_many
+-- NOTIFY channel $1 with each payload of $2 (core.live's events for the subscribers a batch
+-- unsubscribed), in one statement; delivered when the transaction commits.
+SELECT count(pg_notify($1::text, payload)) FROM unnest($2::text[]) AS payload

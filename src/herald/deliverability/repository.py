@@ -76,3 +76,8 @@ async def record(
 async def mark_suppressed(conn: Connection, event_ids: Sequence[int]) -> None:
     if event_ids:
         await conn.execute(Q["mark_suppressed"], list(event_ids))
+
+
+async def notify_many(conn: Connection, channel: str, payloads: Sequence[str]) -> None:
+    if payloads:
+        await conn.fetchval(Q["notify_many"], channel, list(payloads))

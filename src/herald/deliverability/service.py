@@ -131,21 +131,25 @@ class EventRecorder:
         ]
 
     async def _suppress(self, conn: Connection, due: list[_Suppression]) -> set[int]:
-        """Suppress each address once (sorted: concurrent batches lock in one order);
+        """Suppress each address once, in one statement (``add_many``; ``add`` for one);
         the positions (in the caller's batch) of the events that did."""
-        done: set[int] = set()
-        seen: set[str] = set()
-        for item in sorted(due, key=lambda s: s.address):
-            if item.address in seen:
-                continue
-            seen.add(item.address)
+        first: dict[str, _Suppression] = {}
+        for item in due:
+            first.setdefault(item.address.lower(), item)
+        if not first:
+            return set()
+        if len(first) == 1:
+            [item] = first.values()
             added = await suppressions.add(conn, item.address, item.reason, item.source)
-            if added.unsubscribed is not None:
-                event = live.event("subscriber.unsubscribed", subscriber_id=added.unsubscribed)
-                await live.notify(conn, event)
-            log.debug("address suppressed", reason=item.reason.value, source=item.source)
-            done.add(item.position)
-        return done
+            unsubscribed = [added.unsubscribed] if added.unsubscribed is not None else []
+        else:
+            rows = [(i.address, i.reason, i.source) for _, i in sorted(first.items())]
+            many = await suppressions.add_many(conn, rows)
+            unsubscribed = [a.unsubscribed for a in many if a.unsubscribed is not None]
+        events = [live.event("subscriber.unsubscribed", subscriber_id=s) for s in unsubscribed]
+        await repository.notify_many(conn, live.CHANNEL, events)
+        log.debug("addresses suppressed", count=len(first))
+        return {item.position for item in first.values()}
 
     @staticmethod
     def _count(events: Sequence[ProviderEvent], stored: dict[int, repository.Stored]) -> None:
