@@ -18,6 +18,7 @@ from herald.core.db import Database
 from herald.core.errors import Unauthorized
 from herald.core.telemetry import get_logger
 from herald.deliverability import postmark
+from herald.deliverability.coalescing import EventCoalescer
 from herald.deliverability.domain import RecordedEvent
 from herald.deliverability.policy import configured
 from herald.deliverability.service import EventRecorder
@@ -28,10 +29,15 @@ CHALLENGE = 'Basic realm="Herald webhooks", charset="UTF-8"'
 REFUSED = "wrong or missing webhook credentials"
 
 
+def coalescer(db: Database, settings: Settings) -> EventCoalescer:
+    """A process's recorder of webhook events (one per process: see ``coalescing``)."""
+    return EventCoalescer(EventRecorder(db, configured(settings.deliverability)))
+
+
 @dataclass(frozen=True, slots=True)
 class PostmarkWebhook:
-    db: Database
     settings: Settings
+    recorder: EventCoalescer
 
     async def receive(
         self, authorization: str | None, read_body: Callable[[], Awaitable[bytes]]
@@ -43,8 +49,7 @@ class PostmarkWebhook:
         if not events:
             log.debug("postmark record ignored")
             return []
-        recorder = EventRecorder(self.db, configured(self.settings.deliverability))
-        return await recorder.record(events)
+        return await self.recorder.record(events)
 
     def _authenticate(self, authorization: str | None) -> None:
         """``Unauthorized`` (with a basic-auth challenge) unless the credentials match."""

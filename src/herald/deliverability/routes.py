@@ -11,8 +11,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from herald.deliverability.postmark_webhook import PostmarkWebhook
-from herald.web.state import State
+from herald.deliverability.coalescing import EventCoalescer
+from herald.deliverability.postmark_webhook import PostmarkWebhook, coalescer
+from herald.web.state import AppState, State
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
@@ -23,7 +24,16 @@ POSTMARK_MAX_BYTES = 1024 * 1024
 
 @router.post("/webhooks/postmark")
 async def postmark_webhook(request: Request, state: State) -> JSONResponse:
-    recorded = await PostmarkWebhook(state.db, state.settings).receive(
+    recorded = await PostmarkWebhook(state.settings, _recorder(state)).receive(
         request.headers.get("authorization"), request.body
     )
     return JSONResponse({"stored": sum(1 for r in recorded if r.stored)})
+
+
+def _recorder(state: AppState) -> EventCoalescer:
+    """This process's coalescing recorder, made by its first webhook call."""
+    found = state.find(EventCoalescer)
+    if found is None:
+        found = coalescer(state.db, state.settings)
+        state.provide(EventCoalescer, found)
+    return found
