@@ -74,6 +74,15 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("PUT", "/api/v1/users/{user_id}/role"): Access.ADMIN_WRITE,
     ("POST", "/api/v1/users/{user_id}/deactivate"): Access.ADMIN_WRITE,
     ("POST", "/api/v1/users/{user_id}/activate"): Access.ADMIN_WRITE,
+    ("GET", "/api/v1/webhooks"): Access.ADMIN,
+    ("POST", "/api/v1/webhooks"): Access.ADMIN_WRITE,
+    ("GET", "/api/v1/webhooks/{endpoint_id}"): Access.ADMIN,
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): Access.ADMIN_WRITE,
+    ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Access.ADMIN_WRITE,
+    ("POST", "/api/v1/webhooks/{endpoint_id}/secret"): Access.ADMIN_WRITE,
+    ("GET", "/api/v1/webhooks/{endpoint_id}/messages"): Access.ADMIN,
+    ("GET", "/api/v1/webhooks/{endpoint_id}/messages/{message_id}"): Access.ADMIN,
+    ("POST", "/api/v1/webhooks/{endpoint_id}/messages/{message_id}/replay"): Access.ADMIN_WRITE,
 }
 
 

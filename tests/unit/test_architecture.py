@@ -39,6 +39,7 @@ DOMAIN_MODULES = (
     "herald.subscriptions.domain",
     "herald.subscriptions.signup",
     "herald.suppressions.domain",
+    "herald.webhooks.domain",
     "herald.welcomes.domain",
 )
 FRAMEWORKS = ("fastapi", "starlette", "asyncpg", "sqlalchemy")

@@ -27,7 +27,12 @@ from herald.core.config import Settings
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 UPDATE_ENV = "HERALD_UPDATE_OPENAPI_SNAPSHOT"
-NOT_IDEMPOTENT = {("/api/v1/auth/token", "post"), ("/api/v1/api-keys", "post")}  # secrets
+NOT_IDEMPOTENT = {  # they answer a secret, which a stored response would keep
+    ("/api/v1/auth/token", "post"),
+    ("/api/v1/api-keys", "post"),
+    ("/api/v1/webhooks", "post"),
+    ("/api/v1/webhooks/{endpoint_id}/secret", "post"),
+}
 
 
 def document() -> dict[str, Any]:

@@ -35,6 +35,7 @@ TAGS = [
     {"name": "segments", "description": "Saved filters over subscribers and who they select."},
     {"name": "lists", "description": "Lists (newsletters), their members and consent."},
     {"name": "suppressions", "description": "Addresses never mailed again: add, list, lift."},
+    {"name": "webhooks", "description": "Admins only: outgoing webhook endpoints, messages."},
 ]
 # Every JSON body goes through Herald's strict reader (400 naming the problem).
 router = APIRouter(prefix=PREFIX, tags=["auth"], route_class=ApiRoute)

@@ -28,6 +28,7 @@ from herald.admin import routes as admin
 from herald.admin import segments as admin_segments
 from herald.admin import settings as admin_settings
 from herald.admin import suppressions as admin_suppressions
+from herald.admin import webhooks as admin_webhooks
 from herald.admin import welcomes as admin_welcomes
 from herald.api import imports as api_imports
 from herald.api import issues as api_issues
@@ -37,6 +38,7 @@ from herald.api import segments as api_segments
 from herald.api import subscribers as api_subscribers
 from herald.api import suppressions as api_suppressions
 from herald.api import users as api_users
+from herald.api import webhooks as api_webhooks
 from herald.archive import routes as archive
 from herald.auth import routes as auth
 from herald.auth import web as auth_web
@@ -223,6 +225,8 @@ def create_app(
         admin_welcomes,  # /admin/lists/{id}/welcome: a list's welcome email
         api_users,  # /api/v1/users (admins only)
         api_imports,  # /api/v1/imports, /api/v1/exports
+        api_webhooks,  # /api/v1/webhooks (admins only)
+        admin_webhooks,  # /admin/webhooks: outgoing webhook endpoints and their failures
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
