@@ -50,6 +50,7 @@ from herald.core import tracing
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.deliverability import routes as deliverability
+from herald.deliverability import ses_routes
 from herald.design import routes as design
 from herald.engagement import routes as engagement
 from herald.imports import routes as import_pages
@@ -96,6 +97,8 @@ ISSUE_FORMS = [
     RouteBodyLimit("PUT", "/api/v1/issues/{issue_id}", ISSUE_FORM_MAX_BYTES),
     # Postmark's webhook records; a bounce or complaint with its dump ("include content").
     RouteBodyLimit("POST", "/webhooks/postmark", deliverability.POSTMARK_MAX_BYTES),
+    # Amazon SES's notifications through SNS (an SNS message is at most 256 KiB).
+    RouteBodyLimit("POST", "/webhooks/ses", ses_routes.SES_MAX_BYTES),
 ]
 
 
@@ -227,6 +230,7 @@ def create_app(
         api_imports,  # /api/v1/imports, /api/v1/exports
         api_webhooks,  # /api/v1/webhooks (admins only)
         admin_webhooks,  # /admin/webhooks: outgoing webhook endpoints and their failures
+        ses_routes,  # POST /webhooks/ses: Amazon SES's notifications through SNS
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
