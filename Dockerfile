@@ -5,7 +5,8 @@
 #
 # Stages from one Debian-based Python image (BASE_IMAGE, bookworm, Python 3.11+):
 #   deps     the virtualenv with the pinned dependencies (requirements.lock), extension
-#            modules stripped, byte-compiled; pip and uv stay here. builder adds Herald.
+#            modules stripped, byte-compiled (the packages of deploy/container/sourceless.txt
+#            as bytecode only); pip and uv stay here. builder adds Herald.
 #   rootfs   only what the processes use out of the base image: Python, its standard library,
 #            the shared libraries it and the virtualenv link, CA certificates, time zones
 #            (deploy/container/runtime_root.py)
@@ -40,9 +41,11 @@ WORKDIR /src
 # (about 40 MB of the wheels' 55), the C/Cython sources, type stubs and test suites some
 # wheels ship dropped (never imported at run time), and all of
 # it byte-compiled with unchecked hashes: the image never changes, so imports need not stat
-# the sources. A stage of its own: it changes only with the pins.
+# the sources. SQLAlchemy, Pygments, dnspython and protobuf keep no sources at all (15 MB
+# nothing reads; deploy/container/sourceless.py checks each still imports). A stage of its
+# own: it changes only with the pins.
 COPY pyproject.toml requirements.lock ./
-COPY deploy/container/exclude.txt deploy/container/
+COPY deploy/container/exclude.txt deploy/container/sourceless.py deploy/container/sourceless.txt deploy/container/
 RUN /opt/uv/bin/uv venv --python python3 /opt/herald \
     && /opt/uv/bin/uv pip install --python /opt/herald/bin/python \
         --requirement pyproject.toml \
@@ -53,6 +56,7 @@ RUN /opt/uv/bin/uv venv --python python3 /opt/herald \
         -o -name '*.cpp' -o -name '*.hpp' -o -name '*.pyi' \) -delete \
     && find /opt/herald/lib -mindepth 4 -maxdepth 4 -type d -path '*/site-packages/*/tests' \
         -exec rm -rf {} + \
+    && /opt/herald/bin/python deploy/container/sourceless.py deploy/container/sourceless.txt /opt/herald \
     && /opt/herald/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/herald/lib
 
 FROM deps AS builder
