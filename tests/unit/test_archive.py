@@ -82,3 +82,26 @@ def test_the_index_cursor_is_a_slug_or_nothing() -> None:
 def test_xml_safe_drops_what_xml_cannot_hold() -> None:
     assert xml_safe("a\x00b\x01c\x1fd\ufffee\tf\ng") == "abcde\tf\ng"
     assert xml_safe("مرحبا 🎉") == "مرحبا 🎉"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (  # a void element inside a dropped one has no end tag to close it
+            '<video controls><source src="v.mp4" type="video/mp4">No video</video><p>after</p>',
+            "<p>after</p>",
+        ),
+        ("<audio><track src=t.vtt></audio><p>after</p>", "<p>after</p>"),
+        ('<p>a</p><embed src="a.swf"><p>after</p>', "<p>a</p><p>after</p>"),
+        ('<object data="a.swf"><embed src="a.swf"></object><p>after</p>', "<p>after</p>"),
+        ("<select><option>a<option>b</select><p>after</p>", "<p>after</p>"),
+        (  # a whole document pasted as the body: its head, then the body's content
+            '<html><head><meta charset="utf-8"><title>T</title><style>p{}</style></head>'
+            "<body><p>Hello</p></body></html>",
+            "<p>Hello</p>",
+        ),
+        ("<head><title>T</title><body><p>Hello</p>", "<p>Hello</p>"),
+    ],
+)
+def test_a_dropped_element_never_swallows_what_follows_it(html: str, expected: str) -> None:
+    assert sanitize(html) == expected

@@ -27,6 +27,8 @@ _TAGS = _words(
     "ul var wbr"
 )
 _VOID = frozenset({"br", "col", "hr", "img", "wbr"})
+# Every element HTML gives no end tag: a dropped one never opens anything to close.
+_EMPTY = _VOID | _words("area base embed frame input keygen link meta param source track")
 # Dropped with everything inside them.
 _DROP = _words(
     "script style iframe frame frameset object embed applet template noscript svg math "
@@ -60,21 +62,45 @@ def _clean_url(name: str, value: str) -> str | None:
     return None
 
 
+class _Stack:
+    """The names of the elements we are inside, innermost last; membership by a count per
+    name, so no end tag walks the stack (a body of unmatched tags stays one linear pass)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return self.counts.get(name, 0) > 0
+
+    def push(self, name: str) -> None:
+        self.names.append(name)
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def pop(self) -> str:
+        name = self.names.pop()
+        self.counts[name] -= 1
+        return name
+
+    def pop_to(self, name: str) -> None:
+        """Pop up to the innermost ``name``, which must be in the stack."""
+        while self.pop() != name:
+            pass
+
+
 class _Cleaner(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.open: list[str] = []
-        self.dropping: list[str] = []  # the dropped elements we are inside
+        self.dropping = _Stack()  # the dropped elements we are inside
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.dropping:
-            if tag in _DROP and tag not in _VOID:
-                self.dropping.append(tag)
-            return
-        if tag in _DROP:
-            if tag not in {"input", "link", "meta", "base", "source", "track"}:
-                self.dropping.append(tag)
+        if self.dropping or tag in _DROP:
+            self._dropped_start(tag)
             return
         if tag not in _TAGS:
             return
@@ -97,6 +123,13 @@ class _Cleaner(HTMLParser):
         if tag not in _VOID:
             self.open.append(tag)
 
+    def _dropped_start(self, tag: str) -> None:
+        """A start tag of a dropped element, or inside one."""
+        if tag == "body" and "head" in self.dropping:  # <body> ends a head left open
+            self.dropping.pop_to("head")
+        elif tag in _DROP and tag not in _EMPTY:
+            self.dropping.push(tag)
+
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in _VOID and self.open and self.open[-1] == tag:
@@ -104,8 +137,8 @@ class _Cleaner(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self.dropping:
-            if tag == self.dropping[-1]:
-                self.dropping.pop()
+            if tag in self.dropping:  # it ends, and whatever was left open in it (<option>)
+                self.dropping.pop_to(tag)
             return
         if tag not in self.open:
             return
