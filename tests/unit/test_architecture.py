@@ -23,6 +23,7 @@ DOMAIN_MODULES = (
     "herald.deliverability.dsn",
     "herald.deliverability.policy",
     "herald.deliverability.postmark",
+    "herald.deliverability.ses",
     "herald.deliverability.smtp_status",
     "herald.delivery.domain",
     "herald.design.domain",
