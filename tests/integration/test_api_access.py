@@ -83,6 +83,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/webhooks/{endpoint_id}/messages"): Access.ADMIN,
     ("GET", "/api/v1/webhooks/{endpoint_id}/messages/{message_id}"): Access.ADMIN,
     ("POST", "/api/v1/webhooks/{endpoint_id}/messages/{message_id}/replay"): Access.ADMIN_WRITE,
+    ("POST", "/api/v1/webhooks/{endpoint_id}/replay-failed"): Access.ADMIN_WRITE,
 }
 
 

@@ -143,11 +143,22 @@ async def test_endpoint_lifecycle_messages_and_replay(
     missing = await client.get(f"{endpoint}/messages/{2**70}", headers=keys.admin_read)
     assert missing.status_code in (400, 404)
 
+    replay_all = await client.post(
+        f"{endpoint}/replay-failed",
+        headers={**keys.admin_write, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert replay_all.status_code == 200, replay_all.text
+    assert replay_all.json() == {"replayed": 2}  # the other two; the first is pending already
     disabled = await client.patch(endpoint, json={"enabled": False}, headers=keys.admin_write)
     assert disabled.status_code == 200, disabled.text
     assert disabled.json()["enabled"] is False
     assert disabled.json()["pending"] == 0  # the replayed one failed with the endpoint
 
+    refused = await client.post(
+        f"{endpoint}/replay-failed",
+        headers={**keys.admin_write, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert refused.status_code == 409
     rotated = await client.post(f"{endpoint}/secret", headers=keys.admin_write)
     assert rotated.status_code == 200
     assert rotated.json()["secret"] not in {body["secret"]}

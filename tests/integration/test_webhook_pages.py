@@ -100,6 +100,7 @@ async def test_add_fail_disable_enable_replay_delete(
         enabled = await admin_client.post(url + "/enable", data={"csrf_token": csrf})
         assert enabled.status_code == 303
         view = await admin_client.get(url + "?status=failed")
+        assert "Replay all 2 failed" in view.text
         message = re.search(r'action="(/admin/webhooks/[^"]+/messages/(\d+)/replay)"', view.text)
         assert message
         hook.default = 204
@@ -111,6 +112,12 @@ async def test_add_fail_disable_enable_replay_delete(
         finally:
             await sender.aclose()
         assert len(hook.verified()) == 3
+        hook.default = 500
+        all_again = await admin_client.post(url + "/replay-failed", data={"csrf_token": csrf})
+        assert all_again.status_code == 303
+        page_after = await admin_client.get(url)
+        assert "1 failed message queued again." in html.unescape(page_after.text)
+        hook.default = 204
         delivered = await admin_client.get(url + "?status=delivered")
         assert "status-sent" in delivered.text
 

@@ -3,7 +3,8 @@
 The list with each endpoint's state and a notice for any Herald disabled; create (the
 signing secret shown on the next page only: never stored in a cookie, never shown again);
 an endpoint's page — edit, enable again, rotate the secret, delete — with its failure
-view: recent messages by status (keyset pages, newest first), each failed one replayable,
+view: recent messages by status (keyset pages, newest first), each failed one replayable
+(or all of them, 10,000 at a time),
 and the latest attempts with their status or error and a response excerpt. A refused
 value shows the form again (400) with what was typed and why.
 """
@@ -230,4 +231,17 @@ async def replay(
         await _service(state).replay(endpoint_id, message_id)
     return flash.redirect(
         back, state.settings, f"Message {message_id} is queued again: it goes out within seconds."
+    )
+
+
+@router.post("/{endpoint_id}/replay-failed")
+async def replay_failed(request: Request, state: State, endpoint_id: uuid.UUID) -> Response:
+    await _read(request, state)
+    back = f"{HOME}/{endpoint_id}"
+    with form_errors(back, NotFound, Conflict):
+        count = await _service(state).replay_failed(endpoint_id)
+    if count == 0:
+        return flash.redirect(back, state.settings, "No failed message to replay.")
+    return flash.redirect(
+        back, state.settings, f"{count:,} failed message{'s' if count != 1 else ''} queued again."
     )

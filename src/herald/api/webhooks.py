@@ -295,6 +295,21 @@ async def replay_message(endpoint_id: uuid.UUID, message_id: int, state: State) 
     return MessageOut(**message_json(message))
 
 
+class Replayed(BaseModel):
+    replayed: int = Field(description="Failed messages queued again (at most 10,000 a call).")
+
+
+@router.post(
+    "/{endpoint_id}/replay-failed",
+    response_model=Replayed,
+    **operation(Access.ADMIN_WRITE, errors=(400, 404, 409), idempotent=True),
+)
+async def replay_failed(endpoint_id: uuid.UUID, state: State) -> Replayed:
+    """The endpoint's failed messages queued again, oldest first, at most 10,000 a call
+    (call again while `replayed` is 10,000). `409` while the endpoint is disabled."""
+    return Replayed(replayed=await _service(state).replay_failed(endpoint_id))
+
+
 def _message_id(raw: int) -> int:
     if not 0 < raw < 2**63:
         raise NotFound("No such webhook message.")

@@ -104,6 +104,24 @@ WHERE m.id = $1 AND m.endpoint_id = $2 AND e.id = m.endpoint_id AND e.enabled
   AND m.status = 'failed'
 RETURNING m.id
 
+-- name: replay_failed
+-- Up to $2 of an enabled endpoint's failed messages, oldest first, queued again at once
+-- (webhook_messages_endpoint_status); how many.
+WITH chosen AS (
+    SELECT m.id
+    FROM webhook_messages m
+    JOIN webhook_endpoints e ON e.id = m.endpoint_id AND e.enabled
+    WHERE m.endpoint_id = $1 AND m.status = 'failed'
+    ORDER BY m.id
+    LIMIT $2
+    FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE webhook_messages m
+SET status = 'pending', attempts = 0, available_at = now(), finished_at = NULL,
+    lease_token = NULL, updated_at = now()
+FROM chosen
+WHERE m.id = chosen.id
+
 -- name: claim_due
 -- Up to $1 messages due, oldest first, under a lease of $2 seconds fenced by $3: for a
 -- held message available_at is the lease's end, so a dead sender's come back by themselves.

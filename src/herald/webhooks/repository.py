@@ -157,6 +157,11 @@ async def replay_message(conn: Connection, endpoint_id: uuid.UUID, message_id: i
     return await conn.fetchval(Q["replay_message"], message_id, endpoint_id) is not None
 
 
+async def replay_failed(conn: Connection, endpoint_id: uuid.UUID, limit: int) -> int:
+    status = await conn.execute(Q["replay_failed"], endpoint_id, limit)
+    return int(status.split()[-1])
+
+
 async def claim_due(
     conn: Connection, limit: int, lease_seconds: float, token: uuid.UUID
 ) -> list[ClaimedMessage]:

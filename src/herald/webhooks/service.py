@@ -26,6 +26,7 @@ from herald.webhooks.domain import (
 log = get_logger("herald.webhooks")
 
 MAX_ENDPOINTS = 50
+REPLAY_BATCH = 10_000  # failed messages queued again per "replay all" (one statement)
 NOT_FOUND = "No such webhook endpoint."
 
 
@@ -169,6 +170,18 @@ class WebhookService:
         if not endpoint.enabled:
             raise Conflict("The endpoint is disabled: enable it first, then replay.")
         raise Conflict(f"Only a failed message can be replayed; this one is {found.status}.")
+
+    async def replay_failed(self, endpoint_id: uuid.UUID) -> int:
+        """Up to :data:`REPLAY_BATCH` failed messages queued again, oldest first; how many."""
+        async with self._db.transaction() as conn:
+            endpoint = await repository.get_endpoint(conn, endpoint_id)
+            if endpoint is None:
+                raise NotFound(NOT_FOUND)
+            if not endpoint.enabled:
+                raise Conflict("The endpoint is disabled: enable it first, then replay.")
+            count = await repository.replay_failed(conn, endpoint_id, REPLAY_BATCH)
+        log.info("webhook messages replayed", endpoint_id=str(endpoint_id), count=count)
+        return count
 
 
 def _types(endpoint: Endpoint) -> tuple[EventType, ...]:
