@@ -20,6 +20,7 @@ DOMAIN_MODULES = (
     "herald.archive.domain",
     "herald.auth.domain",
     "herald.deliverability.domain",
+    "herald.deliverability.dns_records",
     "herald.deliverability.dsn",
     "herald.deliverability.policy",
     "herald.deliverability.postmark",
