@@ -180,3 +180,22 @@ def test_smtp_status_kinds(text: str, code: int, stage: str, kind: EventKind | N
     from herald.deliverability.smtp_status import kind_of
 
     assert kind_of(Status.parse(text), code, text, stage=stage) is kind
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Sat, 05 Dec 99999999999 10:12:03 +0000",  # a year past any datetime
+        "Sat, 05 Dec 2026 10:12:03 +99999999999999999999",  # an offset past a C int
+    ],
+)
+def test_a_date_out_of_range_is_no_date_not_an_error(date: str) -> None:
+    """Such a Date raised OverflowError, which `herald bounces ingest` answers with 75: the
+    MTA offered the same readable bounce again for days and it was never recorded."""
+    raw = fixture("postfix_user_unknown.eml").replace(
+        b"Date: ", f"Date: {date}\r\nX-Old-Date: ".encode(), 1
+    )
+    bounce = parse_bounce(raw)
+    assert bounce.date is None
+    assert bounce.report is not None
+    assert bounce.report.kind is EventKind.HARD_BOUNCE

@@ -264,6 +264,6 @@ def _date(value: str) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year or offset out of range
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
