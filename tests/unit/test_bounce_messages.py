@@ -125,10 +125,10 @@ def test_hostile_shapes_are_bounded() -> None:
     ).encode()
     bounce = parse_bounce(raw)
     assert len(bounce.recipients) == MAX_RECIPIENTS
+    # Only the head is read (MAX_READ): a header that long leaves no text to read.
     huge_header = b"From: MAILER-DAEMON@x\r\nSubject: " + b"x" * 2_000_000 + b"\r\n\r\n550 5.1.1 no"
-    bounce = parse_bounce(huge_header)
-    assert bounce.report is not None
-    assert bounce.report.kind is EventKind.HARD_BOUNCE
+    with pytest.raises(ValidationError, match="not a bounce"):
+        parse_bounce(huge_header)
 
 
 def test_global_delivery_status_is_read_too() -> None:
@@ -199,3 +199,39 @@ def test_a_date_out_of_range_is_no_date_not_an_error(date: str) -> None:
     assert bounce.date is None
     assert bounce.report is not None
     assert bounce.report.kind is EventKind.HARD_BOUNCE
+
+
+def test_only_the_head_of_a_bounce_is_parsed_and_deep_nesting_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MIME parser's work grows with the lines times the multipart levels around them
+    (and a Content-Type's parameters, squared): a forged 10 MiB message of 900 nested
+    multiparts took over a minute of CPU, and it is parsed before any signature is checked.
+    The report comes before the returned message, so the head is enough; a bounce has a
+    handful of multiparts."""
+    from herald.deliverability import dsn
+
+    parsed: list[int] = []
+    real = dsn.email.message_from_bytes
+
+    def counting(raw: bytes, **kwargs: object) -> object:
+        parsed.append(len(raw))
+        return real(raw, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dsn.email, "message_from_bytes", counting)
+    head, closing, tail = fixture("postfix_user_unknown.eml").rpartition(b"\n--3F2A")
+    big = head + (b"\n" + b"x" * 78) * 120_000 + closing + tail  # a long returned message
+    assert len(big) > 9_000_000
+    report = parse_bounce(big).report
+    assert report is not None
+    assert report.kind is EventKind.HARD_BOUNCE
+    assert parsed == [dsn.MAX_READ]
+
+    nested = b"From: MAILER-DAEMON@x\r\nContent-Type: multipart/mixed; boundary=a0\r\n\r\n"
+    for depth in range(1, 900):
+        nested += (
+            f"--a{depth - 1}\r\nContent-type:\r\n multipart/mixed; boundary=a{depth}\r\n\r\n"
+        ).encode()
+    with pytest.raises(ValidationError, match="multipart"):
+        parse_bounce(nested + b"550 5.1.1 no\r\n" * 700_000)
+    assert len(parsed) == 1  # refused before parsing

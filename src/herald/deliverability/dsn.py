@@ -18,8 +18,12 @@ out-of-office reply, a person's answer) is refused as unreadable
 
 Where the bounce came *to* is what names the delivery (a VERP address): the candidates
 are read here (``Delivered-To``, ``X-Original-To``, ``Envelope-To``, ``To``, Postfix's
-``X-Postfix-Sender``), checked by the caller. Bounded: at most :data:`MAX_PARTS` parts
-and :data:`MAX_RECIPIENTS` recipient blocks are read, text is cut to a few kilobytes.
+``X-Postfix-Sender``), checked by the caller. Bounded: only the first :data:`MAX_READ`
+bytes are parsed (the report comes before the returned message), a message of more than
+:data:`MAX_MULTIPARTS` multiparts is refused before parsing (the parser's work grows with
+every line times the multipart levels around it: 900 nested levels over 10 MiB took more
+than a minute of CPU), at most :data:`MAX_PARTS` parts and :data:`MAX_RECIPIENTS`
+recipient blocks are read, text is cut to a few kilobytes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from herald.core.errors import ValidationError
 from herald.deliverability.domain import EventKind
 from herald.deliverability.smtp_status import Status, kind_of
 
+MAX_READ = 256 * 1024
+MAX_MULTIPARTS = 16  # a DSN has two or three (the report, its text, the returned message)
 MAX_PARTS = 64
 MAX_RECIPIENTS = 100
 _TEXT_LIMIT = 64 * 1024  # of a text part searched for a non-standard bounce's reply
@@ -48,6 +54,7 @@ _SEVERITY = {"failed": 0, "delayed": 1, "delivered": 2, "relayed": 2, "expanded"
 _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _REPLY = re.compile(r"(?<!\d)([45]\d\d)[ -]")
 _REPLY_LINE = re.compile(r"\s*([45]\d\d)[ -]")  # a line that starts with an SMTP reply
+_MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status notification|failure|has failed)|failure notice"
@@ -109,8 +116,14 @@ class Bounce:
 def parse_bounce(raw: bytes) -> Bounce:
     """Read ``raw`` (one message as the MTA delivered it). ``ValidationError`` when it is
     not a bounce Herald can read (an auto-reply, a human's mail, garbage)."""
+    head = raw[:MAX_READ]
+    multiparts = _MULTIPART.finditer(head)
+    if sum(1 for _ in zip(range(MAX_MULTIPARTS + 1), multiparts, strict=False)) > MAX_MULTIPARTS:
+        raise ValidationError(
+            f"the message cannot be read: more than {MAX_MULTIPARTS} multipart parts"
+        )
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = email.message_from_bytes(head, policy=email.policy.compat32)
         parts = _parts(message)
         addressed_to = _addressed_to(message)
         report = next((p for p in parts if p.get_content_type() in _REPORT_TYPES), None)
