@@ -117,3 +117,14 @@ async def walk(page: Any, camera: Camera, hook: Any, base_url: str) -> None:
     await page.goto(endpoint_url + "?status=failed")
     await camera.shoot(page, "webhook-failed-messages")
     assert len(hook.verified()) >= 5  # every request, failed or not, verified
+
+    # The receiver is fixed: enable the endpoint, replay everything that failed.
+    hook.default = 204
+    await page.click("text=Enable again")
+    await page.wait_for_selector("text=Replay all")
+    await camera.shoot(page, "webhook-enabled-again")
+    before = len(hook.requests)
+    await page.click("text=Replay all")
+    await page.wait_for_selector("text=queued again")
+    await hook.wait_for(before + 3, timeout=30)
+    assert hook.types()[-3:] == ["subscriber.created"] * 3
