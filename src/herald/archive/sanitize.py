@@ -95,7 +95,7 @@ class _Cleaner(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
-        self.open: list[str] = []
+        self.open = _Stack()  # the kept elements we are inside
         self.dropping = _Stack()  # the dropped elements we are inside
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -121,7 +121,7 @@ class _Cleaner(HTMLParser):
             kept.append(' rel="noopener nofollow"')
         self.out.append(f"<{tag}{''.join(kept)}>")
         if tag not in _VOID:
-            self.open.append(tag)
+            self.open.push(tag)
 
     def _dropped_start(self, tag: str) -> None:
         """A start tag of a dropped element, or inside one."""
@@ -132,7 +132,7 @@ class _Cleaner(HTMLParser):
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
-        if tag not in _VOID and self.open and self.open[-1] == tag:
+        if tag not in _VOID and self.open and self.open.names[-1] == tag:
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -142,15 +142,13 @@ class _Cleaner(HTMLParser):
             return
         if tag not in self.open:
             return
-        while self.open:
-            last = self.open.pop()
+        while (last := self.open.pop()) != tag:
             self.out.append(f"</{last}>")
-            if last == tag:
-                break
+        self.out.append(f"</{tag}>")
 
     def handle_data(self, data: str) -> None:
         if not self.dropping:
             self.out.append(escape(data, quote=False))
 
     def result(self) -> str:
-        return "".join(self.out) + "".join(f"</{tag}>" for tag in reversed(self.open))
+        return "".join(self.out) + "".join(f"</{tag}>" for tag in reversed(self.open.names))
