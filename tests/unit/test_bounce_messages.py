@@ -235,3 +235,43 @@ def test_only_the_head_of_a_bounce_is_parsed_and_deep_nesting_is_refused(
     with pytest.raises(ValidationError, match="multipart"):
         parse_bounce(nested + b"550 5.1.1 no\r\n" * 700_000)
     assert len(parsed) == 1  # refused before parsing
+
+
+def test_exim_s_report_of_a_full_mailbox_it_gave_up_on_is_a_soft_bounce() -> None:
+    """Exim writes Status 5.0.0 for every failure and no Diagnostic-Code when no server
+    gave one, the reason only in the text under the address (cPanel hosts: "mailbox is
+    full: retry timeout exceeded"). Read as "failed, cause unknown", that suppressed a
+    reader whose mailbox was full for a few days."""
+    bounce = parse_bounce(fixture("exim_mailbox_full_retry_timeout.eml"))
+    report = bounce.report
+    assert report is not None
+    assert report.final_recipient == "frank@example.net"
+    assert "mailbox is full: retry timeout exceeded" in report.diagnostic
+    assert report.kind is EventKind.SOFT_BOUNCE
+
+
+@pytest.mark.parametrize(
+    ("diagnostic", "kind"),
+    [
+        # A temporary refusal the reporting MTA gave up on: never more than soft.
+        ("smtp; 451 4.7.1 Greylisted, please try again later", EventKind.SOFT_BOUNCE),
+        ("smtp; 452 Too much mail for this mailbox: retry timeout exceeded", EventKind.SOFT_BOUNCE),
+        ("smtp; 550 5.1.1 No such user", EventKind.HARD_BOUNCE),
+        ("smtp; 550 No such user", EventKind.HARD_BOUNCE),
+    ],
+)
+def test_a_failed_report_that_says_5_0_0_takes_the_server_s_code(
+    diagnostic: str, kind: EventKind
+) -> None:
+    raw = (
+        "From: Mail Delivery System <Mailer-Daemon@mail.news.example.org>\r\n"
+        f"To: {VERP}\r\nMessage-ID: <x@y>\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mail.news.example.org\r\n\r\n"
+        "Action: failed\r\nFinal-Recipient: rfc822;ada@example.net\r\nStatus: 5.0.0\r\n"
+        f"Diagnostic-Code: {diagnostic}\r\n--b--\r\n"
+    ).encode()
+    report = parse_bounce(raw).report
+    assert report is not None
+    assert report.kind is kind

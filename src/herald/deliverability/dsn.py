@@ -7,8 +7,11 @@ A DSN is ``multipart/report; report-type=delivery-status`` with a
 (failed, delayed, delivered, relayed, expanded), ``Status`` (an enhanced status code),
 ``Final-Recipient``, ``Original-Recipient`` (the original envelope recipient) and
 ``Diagnostic-Code`` (the remote server's words: ``smtp; 550 5.1.1 …``). A ``Status`` that
-says nothing (``5.0.0``, as Exim writes) is refined by the enhanced code of the
-diagnostic. The kind of event follows :mod:`~herald.deliverability.smtp_status`.
+says nothing (``5.0.0``, as Exim writes for every failure) is refined by the diagnostic's
+codes (a 4xx the reporting MTA gave up on is a soft bounce, never a hard one); without a
+diagnostic, by what the report's text says under the recipient's address (Exim: "mailbox
+is full: retry timeout exceeded"). The kind of event follows
+:mod:`~herald.deliverability.smtp_status`.
 
 Bounces that are not reports (qmail's, old Exim's, some appliances') are read minimally:
 a message from a mailer daemon (or with a bounce's subject) whose text has a line with an
@@ -129,7 +132,8 @@ def parse_bounce(raw: bytes) -> Bounce:
         report = next((p for p in parts if p.get_content_type() in _REPORT_TYPES), None)
         if report is not None and _is_report(message, parts):
             blocks = _blocks(report)
-            recipients = tuple(_recipient(block) for block in blocks[1 : MAX_RECIPIENTS + 1])
+            text = next((t for p in parts if (t := _text(p))), "")
+            recipients = tuple(_recipient(block, text) for block in blocks[1 : MAX_RECIPIENTS + 1])
             sender = _field(blocks[0], "X-Postfix-Sender") if blocks else ""
             if sender:
                 addressed_to = (*addressed_to, sender)
@@ -188,24 +192,42 @@ def _blocks(part: Message) -> list[Message]:
     return blocks[: MAX_RECIPIENTS + 1]
 
 
-def _recipient(block: Message) -> RecipientReport:
+def _recipient(block: Message, text: str = "") -> RecipientReport:
+    """One recipient's block; ``text``: the report's human-readable part."""
+    final_recipient = _typed(_field(block, "Final-Recipient"))
     diagnostic = _typed(_field(block, "Diagnostic-Code"))
     status = Status.parse(_field(block, "Status"))
+    says_nothing = status is not None and (status.subject, status.detail) == (0, 0)
+    if not diagnostic and (status is None or says_nothing):
+        diagnostic = _explanation(text, final_recipient)
+    reply = _REPLY.match(diagnostic)
+    code = int(reply.group(1)) if reply else None
     from_diagnostic = Status.parse(diagnostic)
     if from_diagnostic is not None and (
-        status is None
-        or (status.klass == from_diagnostic.klass and (status.subject, status.detail) == (0, 0))
+        status is None or (says_nothing and from_diagnostic.klass in (status.klass, 4))
     ):
         status = from_diagnostic  # "5.0.0" says nothing; the server's own code does
-    reply = _REPLY.match(diagnostic)
+    elif says_nothing and status is not None and code is not None and code // 100 == 4:
+        status = None  # a 4xx the reporting MTA gave up on: its reply code decides
     return RecipientReport(
         action=_field(block, "Action").lower().split(" ", 1)[0],
         status=status,
-        code=int(reply.group(1)) if reply else None,
+        code=code,
         diagnostic=diagnostic,
-        final_recipient=_typed(_field(block, "Final-Recipient")),
+        final_recipient=final_recipient,
         original_recipient=_typed(_field(block, "Original-Recipient")),
     )
+
+
+def _explanation(text: str, recipient: str) -> str:
+    """What the report's text says right under the recipient's address, up to the next
+    blank line (Exim writes the reason there, and no Diagnostic-Code when no server gave
+    one); '' when the address is not in it."""
+    at = text.lower().find(recipient.lower()) if recipient else -1
+    if at < 0:
+        return ""
+    paragraph = re.split(r"\n[ \t]*\n", text[at + len(recipient) :], maxsplit=1)[0]
+    return " ".join(paragraph.split())[:_FIELD_LIMIT]
 
 
 def _non_standard(message: Message, parts: list[Message]) -> tuple[RecipientReport, ...]:

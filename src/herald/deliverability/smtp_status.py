@@ -18,9 +18,10 @@ The enhanced status code (RFC 3463, ``class.subject.detail``) decides where ther
   usually emptied and a timeout is the sum of temporary failures.
 
 Without one (``5.0.0`` says nothing either), the reply code and a few words of the text
-decide: words of spam filters and block lists make it blocked; otherwise a refusal of
-the recipient (``RCPT TO``, a report's failed recipient) is a hard bounce, ``552`` (storage)
-soft, and a refusal at ``DATA`` — where servers judge the content — blocked unless the
+decide: words of spam filters and block lists make it blocked; words of a full mailbox or
+of a retry time that ran out (temporary failures given up on), and ``552`` (storage),
+soft; otherwise a refusal of the recipient (``RCPT TO``, a report's failed recipient) is a
+hard bounce, and a refusal at ``DATA`` — where servers judge the content — blocked unless the
 text says the user is unknown. A refusal of ``MAIL FROM`` is about the sender by
 definition: blocked, whatever the code.
 """
@@ -38,6 +39,12 @@ _SENDER_WORDS = re.compile(
     r"spam|junk|bulk|block|blacklist|black list|denylist|reputation|policy|rbl\b|dnsbl"
     r"|spamhaus|barracuda|abuse|dmarc|\bspf\b|dkim|unsolicited|content|not authori[sz]ed"
     r"|rate limit|too many",
+    re.IGNORECASE,
+)
+# Words of a full mailbox, or of temporary failures given up on.
+_SOFT_WORDS = re.compile(
+    r"mailbox (is )?full|over quota|quota exceeded|insufficient (disk )?(space|storage)"
+    r"|retry time(out)? (exceeded|not reached)|delivery time expired",
     re.IGNORECASE,
 )
 # Words of a recipient that does not exist.
@@ -117,7 +124,7 @@ def _by_words(code: int | None, text: str, stage: str) -> EventKind:
     text = text[:1000]
     if _SENDER_WORDS.search(text):
         return EventKind.BLOCKED
-    if code == 552:
+    if code == 552 or _SOFT_WORDS.search(text):
         return EventKind.SOFT_BOUNCE
     if stage == "DATA" and not _UNKNOWN_WORDS.search(text):
         return EventKind.BLOCKED
