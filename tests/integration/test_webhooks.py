@@ -398,3 +398,38 @@ async def test_concurrent_senders_send_each_message_once(
     ids = [r.headers["webhook-id"] for r in hook.requests]
     assert len(hook.verified()) == 60
     assert len(set(ids)) == 60  # no message sent twice
+
+
+async def test_a_hanging_receiver_does_not_hold_up_the_others(
+    db: Database, database_url: str, hook: Receiver
+) -> None:
+    """The worker's loop fills a slot as soon as a send ends: a receiver that never
+    answers holds its own messages' slots until the timeout, not the other endpoint's."""
+    settings = webhook_settings(database_url, batch_size=8, timeout_seconds=5.0)
+    async with receiver() as stuck:
+        stuck.default = "hang"
+        stuck_id = await endpoint(db, settings, stuck, ["subscriber.created"])
+        await endpoint(db, settings, hook, ["subscriber.created"])
+        async with db.connection() as conn:
+            await conn.execute(
+                "INSERT INTO subscriptions (id, email, name, status)"
+                " SELECT gen_random_uuid(), 'h' || g || '@example.com', 'H',"
+                " 'pending_confirmation' FROM generate_series(1, 6) g"
+            )
+        sender = WebhookSender(db, settings.webhooks)
+        stop = asyncio.Event()
+        running = asyncio.create_task(sender.run(stop))
+        await hook.wait_for(6, timeout=30)
+        async with db.connection() as conn:
+            stuck_attempts = await conn.fetchval(
+                "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1", stuck_id
+            )
+        assert stuck_attempts == 0  # still waiting for the hung receiver meanwhile
+        assert len(hook.verified()) == 6
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)  # the sends in hand end by their timeout
+    async with db.connection() as conn:
+        errors = await conn.fetch(
+            "SELECT DISTINCT error FROM webhook_attempts WHERE endpoint_id = $1", stuck_id
+        )
+    assert [r["error"] for r in errors] == ["no answer within 5 s"]

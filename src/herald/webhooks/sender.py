@@ -77,34 +77,62 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and send until ``stop`` is set; the turn in hand is finished first."""
+        """Claim and send until ``stop`` is set, then finish the sends in hand.
+
+        Up to ``batch_size`` sends are in flight; a free slot is filled as soon as a send
+        ends, so one receiver that answers slowly (or not at all, until the timeout) holds
+        its own slots, not a whole batch of other endpoints' messages.
+        """
+        capacity = self._settings.batch_size
+        poll = self._settings.poll_interval_seconds
+        in_flight: dict[asyncio.Task[None], int] = {}
         try:
             while not stop.is_set():
-                try:
-                    sent = await self.turn()
-                except Unavailable:
-                    log.warning("webhooks: database unavailable, retrying")
-                    sent = 0
-                except Exception:  # one bad turn must not end the loop
-                    log.exception("webhooks: turn failed")
-                    sent = 0
-                if sent < self._settings.batch_size:
-                    await sleep_or_stop(stop, self._settings.poll_interval_seconds)
+                free = capacity - len(in_flight)
+                claimed = await self._claim(free) if free > 0 else []
+                for message, token in claimed:
+                    task = asyncio.create_task(self._deliver(message, token))
+                    in_flight[task] = message.id
+                if len(claimed) == free and free > 0:
+                    continue  # more may be due: fill the remaining slots first
+                if not in_flight:
+                    await sleep_or_stop(stop, poll)
+                    continue
+                done, _ = await asyncio.wait(
+                    in_flight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    _log_failure(in_flight.pop(task), task)
+            if in_flight:  # each ends within the attempt's timeout and one write
+                for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                    if isinstance(outcome, BaseException):
+                        log.error("webhooks: delivery failed at shutdown", exc_info=outcome)
         finally:
             await self.aclose()
 
-    async def turn(self) -> int:
-        """One claim and its sends; how many messages were claimed."""
+    async def _claim(self, limit: int) -> list[tuple[ClaimedMessage, uuid.UUID]]:
         token = uuid.uuid4()
-        async with self._db.transaction() as conn:
-            claimed = await repository.claim_due(
-                conn, self._settings.batch_size, self._lease_seconds, token
-            )
+        try:
+            async with self._db.transaction() as conn:
+                claimed = await repository.claim_due(conn, limit, self._lease_seconds, token)
+        except Unavailable:
+            log.warning("webhooks: database unavailable, retrying")
+            return []
+        except Exception:  # a bad claim must not end the loop
+            log.exception("webhooks: claim failed")
+            return []
+        return [(message, token) for message in claimed]
+
+    async def turn(self) -> int:
+        """One claim of up to ``batch_size`` and its sends, all awaited (for tests and
+        tools); how many messages were claimed."""
+        claimed = await self._claim(self._settings.batch_size)
         if claimed:
             outcomes = await asyncio.gather(
-                *(self._deliver(message, token) for message in claimed), return_exceptions=True
+                *(self._deliver(message, token) for message, token in claimed),
+                return_exceptions=True,
             )
-            for message, outcome in zip(claimed, outcomes, strict=True):
+            for (message, _), outcome in zip(claimed, outcomes, strict=True):
                 if isinstance(outcome, BaseException):  # its lease runs out: sent again later
                     log.error("webhooks: delivery failed", message_id=message.id, exc_info=outcome)
         return len(claimed)
@@ -243,3 +271,8 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
+
+
+def _log_failure(message_id: int, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # its lease brings it back
+        log.error("webhooks: delivery failed", message_id=message_id, exc_info=task.exception())
