@@ -174,6 +174,20 @@ def test_global_delivery_status_is_read_too() -> None:
         # An address or a version number is no status code.
         ("host 192.5.1.1 said: No such user", 550, "RCPT TO", EventKind.HARD_BOUNCE),
         ("Exim 4.96.2 says: rejected by policy", 550, "RCPT TO", EventKind.BLOCKED),
+        # The relay's own limits and refusals: every reader of the issue gets the same
+        # answer, so a hard bounce would suppress the whole list.
+        ("5.4.5 Daily user sending limit exceeded.", 550, "RCPT TO", EventKind.BLOCKED),
+        (
+            "5.4.5 Daily user sending quota exceeded. https://support.google.com/mail/"
+            "?p=DailyLimitExceeded - gsmtp",
+            550,
+            "DATA",
+            EventKind.BLOCKED,
+        ),
+        ("5.4.6 mail rate exceeded limit", 550, "RCPT TO", EventKind.BLOCKED),
+        ("Daily sending quota exceeded", 550, "RCPT TO", EventKind.BLOCKED),
+        ("Relay access denied", 554, "RCPT TO", EventKind.BLOCKED),
+        ("Unable to relay for ada@example.net", 550, "RCPT TO", EventKind.BLOCKED),
     ],
 )
 def test_smtp_status_kinds(text: str, code: int, stage: str, kind: EventKind | None) -> None:

@@ -11,19 +11,21 @@ The enhanced status code (RFC 3463, ``class.subject.detail``) decides where ther
   bounce, which suppresses the address;
 * class 5 about the *sender* or the message — security and policy (``5.7.x``: spam
   filters, block lists, SPF/DKIM/DMARC), content (``5.6.x``), size (``5.3.4``,
-  ``5.2.3``), the sender's address (``5.1.7``, ``5.1.8``): blocked, which never
+  ``5.2.3``), the sender's address (``5.1.7``, ``5.1.8``), the sending system's limits and
+  routing (``5.4.5`` congestion: Gmail's "daily user sending quota exceeded", which every
+  later recipient gets too; ``5.4.6`` loops, Zoho's rate limit): blocked, which never
   suppresses the reader (it is Herald's reputation or configuration) and raises the
   alert instead;
 * ``5.2.2`` mailbox full and ``5.4.7`` delivery time expired: soft, a full mailbox is
   usually emptied and a timeout is the sum of temporary failures.
 
 Without one (``5.0.0`` says nothing either), the reply code and a few words of the text
-decide: words of spam filters and block lists make it blocked; words of a full mailbox or
-of a retry time that ran out (temporary failures given up on), and ``552`` (storage),
-soft; otherwise a refusal of the recipient (``RCPT TO``, a report's failed recipient) is a
-hard bounce, and a refusal at ``DATA`` — where servers judge the content — blocked unless the
-text says the user is unknown. A refusal of ``MAIL FROM`` is about the sender by
-definition: blocked, whatever the code.
+decide: words of spam filters, block lists, sending limits and relaying make it
+blocked; words of a full mailbox or of a retry time that ran out (temporary failures
+given up on), and ``552`` (storage), soft; otherwise a refusal of the recipient (``RCPT
+TO``, a report's failed recipient) is a hard bounce, and a refusal at ``DATA`` — where
+servers judge the content — blocked unless the text says the user is unknown. A refusal
+of ``MAIL FROM`` is about the sender by definition: blocked, whatever the code.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _ENHANCED = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.]*\d)")
 _SENDER_WORDS = re.compile(
     r"spam|junk|bulk|block|blacklist|black list|denylist|reputation|policy|rbl\b|dnsbl"
     r"|spamhaus|barracuda|abuse|dmarc|\bspf\b|dkim|unsolicited|content|not authori[sz]ed"
-    r"|rate limit|too many",
+    r"|rate limit|too many|sending (quota|limit)|\brelay",
     re.IGNORECASE,
 )
 # Words of a full mailbox, or of temporary failures given up on.
@@ -78,7 +80,7 @@ class Status:
 
 
 # (subject, detail) of class 5 that are about the sender or the message, not the reader.
-_SENDER_DETAILS = frozenset({(1, 7), (1, 8), (2, 3), (3, 4)})
+_SENDER_DETAILS = frozenset({(1, 7), (1, 8), (2, 3), (3, 4), (4, 5), (4, 6)})
 _SOFT_DETAILS = frozenset({(2, 2), (4, 7)})
 
 
