@@ -3,13 +3,17 @@ index's cursor and the feeds' XML-safe values."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from herald.archive.domain import Validators, parse_before, xml_safe
+from herald.archive import service as archive_service
+from herald.archive.domain import Entry, Validators, parse_before, xml_safe
 from herald.archive.sanitize import sanitize
 from herald.core.errors import ValidationError
+from herald.design.domain import Design
+from herald.email.layout import Branding
 
 
 @pytest.mark.parametrize(
@@ -112,3 +116,20 @@ def test_end_tags_that_close_nothing_are_read_in_one_pass() -> None:
     # must not walk the open elements (that was 2 * 10^10 steps: hours per archive page).
     n = 150_000
     assert sanitize("<b>" * n + "</i>" * n + "x") == "<b>" * n + "x" + "</b>" * n
+
+
+def test_a_copy_the_sanitiser_cannot_finish_in_time_is_no_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The standard library's HTMLParser rescans an unclosed start tag from every "<": a
+    # template's loop of 20,000 "<a " (which the source's checks never see) is minutes of
+    # CPU per request. Like the render, the sanitiser is time-limited: no copy (a 404).
+    monkeypatch.setattr(archive_service, "SANITIZE_SECONDS", 0.2)
+    entry = Entry(uuid.uuid4(), "hostile", "Hostile", "", datetime.now(UTC), datetime.now(UTC))
+    links = archive_service.Links("https://news.example", "weekly")
+    design = Design(version=1, branding=Branding())
+    loop = "{% for i in range(10000) %}<a {% endfor %}"
+    assert archive_service._anonymous_copy(entry, loop * 2, "x", design, links) is None
+    fine = archive_service._anonymous_copy(entry, "<p>Hi</p>", "Hi", design, links)
+    assert fine is not None
+    assert "Hi" in fine

@@ -31,6 +31,7 @@ from herald.archive.domain import (
 )
 from herald.archive.feeds import FeedLinks, write_feed
 from herald.archive.sanitize import sanitize
+from herald.core import timebox
 from herald.core.config import Settings
 from herald.core.db import Connection, Database
 from herald.core.errors import NotFound, ValidationError
@@ -43,6 +44,10 @@ from herald.lists.domain import is_slug
 NO_ARCHIVE = "There is no such archive: the list is unknown or private."
 NO_ISSUE = "There is no such issue in this archive."
 _CACHE_SIZE = 256
+# The sanitiser's limit (besides the render's): the standard library's HTMLParser is
+# quadratic on some malformed markup (thousands of unclosed "<a "), which a template's loop
+# can produce; 2 MiB of ordinary HTML takes about a second.
+SANITIZE_SECONDS = 5.0
 _COLOUR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
 DEFAULT_ACCENT = "#2563eb"
 
@@ -124,8 +129,8 @@ _copies_lock = threading.Lock()
 
 def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: Links) -> str | None:
     """The issue's body for an anonymous reader, sanitised; None when it cannot be rendered
-    (a reader's attribute the template cannot do without). Cached per issue, design version
-    and list (the unsubscribe placeholder links to the list's page)."""
+    (a reader's attribute the template cannot do without) or sanitised in time. Cached per
+    issue, design version and list (the unsubscribe placeholder links to the list's page)."""
     key = (entry.id, design.version, links.list_slug)
     with _copies_lock:
         cached = _copies.get(key)
@@ -145,8 +150,9 @@ def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: L
         return compiled.content(name=ANONYMOUS_NAME, unsubscribe_url=links.subscribe)
 
     try:
-        copy = sanitize(render_or_refuse(render))
-    except ValidationError:
+        rendered = render_or_refuse(render)
+        copy = timebox.run_limited(lambda: sanitize(rendered), SANITIZE_SECONDS)
+    except (ValidationError, timebox.TimeLimitExceeded):
         return None
     with _copies_lock:
         _copies[key] = copy
