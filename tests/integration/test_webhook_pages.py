@@ -133,7 +133,13 @@ async def test_add_fail_disable_enable_replay_delete(
         assert bad_edit.status_code == 400
         assert "Choose at least one event type." in html.unescape(bad_edit.text)
 
-        deleted = await admin_client.post(url + "/delete", data={"csrf_token": csrf})
+        unconfirmed = await admin_client.post(url + "/delete", data={"csrf_token": csrf})
+        assert unconfirmed.status_code == 303
+        assert unconfirmed.headers["location"] == url  # kept, with the reason flashed
+        assert (await admin_client.get(url)).status_code == 200
+        deleted = await admin_client.post(
+            url + "/delete", data={"csrf_token": csrf, "confirm": "on"}
+        )
         assert deleted.status_code == 303
         assert (await admin_client.get(url)).status_code == 303  # gone: back to the list
 

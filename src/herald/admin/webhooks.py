@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from herald.auth.web import require_admin
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.web import csrf, flash
-from herald.web.errors import form_errors
+from herald.web.errors import FormError, form_errors
 from herald.web.forms import read_form_multi
 from herald.web.pages import page
 from herald.web.state import AppState, State
@@ -213,7 +213,13 @@ async def rotate_secret(request: Request, state: State, endpoint_id: uuid.UUID) 
 
 @router.post("/{endpoint_id}/delete")
 async def delete(request: Request, state: State, endpoint_id: uuid.UUID) -> Response:
-    await _read(request, state)
+    form = await read_form_multi(request, max_fields=10)
+    csrf.check(request, state.settings, (form.get(csrf.FORM_FIELD) or [""])[0])
+    if (form.get("confirm") or [""])[0] != "on":
+        raise FormError(
+            "Tick the box to confirm: the endpoint goes with all its messages.",
+            redirect_to=f"{HOME}/{endpoint_id}",
+        )
     with form_errors(HOME, NotFound):
         await _service(state).delete(endpoint_id)
     return flash.redirect(HOME, state.settings, "The endpoint and its messages are deleted.")
