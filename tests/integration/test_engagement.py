@@ -267,6 +267,34 @@ async def test_a_reader_who_opted_out_gets_a_plain_copy(db: Database, settings: 
     assert "/t/c/" in kept
 
 
+async def test_a_reader_who_opts_out_after_the_send_is_no_longer_counted(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    # The copy already in their inbox still carries the pixel and the click URLs: from the
+    # moment they turn tracking off, its opens and clicks record nothing (the link still
+    # leads to its target), and turned on again they count as before.
+    issue_id, [copy] = await send(db, settings, 1)
+    await age_sends(db)
+    reader = await fetchval(db, "SELECT id FROM subscriptions WHERE email = $1", copy.recipient)
+    assert isinstance(reader, uuid.UUID)
+    async with db.connection() as conn:
+        await tracking.set_opt_out(conn, reader, out=True)
+    prefix, n = clicks_of(copy)[0]
+    assert (await client.get(pixel_of(copy), headers=PERSON)).status_code == 200
+    followed = await client.get(f"{prefix}/{n}", headers=PERSON)
+    assert followed.status_code == 302
+    assert followed.headers["location"] == "https://example.org/report?a=1&b=2"
+    for table in ("engagement_opens", "engagement_clicks"):
+        assert await fetchval(db, f"SELECT count(*) FROM {table}") == 0
+    async with db.connection() as conn:
+        await tracking.set_opt_out(conn, reader, out=False)
+    await client.get(pixel_of(copy), headers=PERSON)
+    await client.get(f"{prefix}/{n}", headers=PERSON)
+    shown = await results(db, settings, issue_id)
+    assert shown is not None
+    assert (shown.unique_opens, shown.unique_clickers) == (1, 1)
+
+
 async def test_the_setting_is_frozen_once_published(db: Database, settings: Settings) -> None:
     service = IssueService(db, settings)
     issue_id = await service.create_draft(CONTENT, None)

@@ -5,8 +5,9 @@ Off by default, per issue: the editor's "Track opens and clicks" checkbox or the
 targets, :mod:`herald.engagement.links`). A tracked issue's emails carry an open pixel and
 click URLs signed per delivery (:mod:`herald.engagement.tokens`); the click route redirects
 only to the issue's stored links. A reader who turned tracking off in the preference centre
-(``tracking_opt_outs``) gets plain copies. Opens and clicks that a machine made (Apple Mail
-Privacy Protection, link scanners) are counted apart (:mod:`herald.engagement.domain`).
+(``tracking_opt_outs``) gets plain copies, and the tracked copies they already have count
+nothing from then on. Opens and clicks that a machine made (Apple Mail Privacy Protection,
+link scanners) are counted apart (:mod:`herald.engagement.domain`).
 
 Only the emails a worker sends are tracked: the reader's web copy (``/v/{token}``), test
 sends and the editor's previews carry no pixel and plain links, so looking at an issue

@@ -43,8 +43,9 @@ DELETE FROM tracking_opt_outs WHERE subscriber_id = $1::uuid
 
 -- name: record_open
 -- One pixel fetch: a row per delivery and kind (ON CONFLICT: unique opens), only for a
--- delivery of a published, tracked issue. $3: the request showed a machine; a fetch within
--- $4 seconds of the send (or before it was recorded) is a machine's too.
+-- delivery of a published, tracked issue, and not once its reader turned tracking off (the
+-- copy they already have still carries the pixel). $3: the request showed a machine; a
+-- fetch within $4 seconds of the send (or before it was recorded) is a machine's too.
 INSERT INTO engagement_opens (issue_id, delivery_id, machine)
 SELECT d.issue_id, d.id,
        $3::boolean OR d.sent_at IS NULL OR d.sent_at > now() - make_interval(secs => $4::float8)
@@ -53,12 +54,14 @@ WHERE d.id = $2::bigint AND d.issue_id = $1::uuid
   AND EXISTS (
       SELECT 1 FROM issue_tracking AS t WHERE t.issue_id = $1::uuid AND t.links IS NOT NULL
   )
+  AND NOT EXISTS (SELECT 1 FROM tracking_opt_outs AS o WHERE o.subscriber_id = d.subscriber_id)
 ON CONFLICT (issue_id, delivery_id, machine) DO NOTHING
 
 -- name: record_click
 -- One click: the stored target of link $3 (0-based) of a published, tracked issue — NULL
 -- when it has none, and then nothing is recorded — and a row per delivery, link and kind
--- counting every click. $4 and $5 as in record_open.
+-- counting every click, unless the reader turned tracking off (the link still leads to its
+-- target). $4 and $5 as in record_open.
 WITH link AS (
     SELECT t.links[$3::integer + 1] AS url
     FROM issue_tracking AS t
@@ -70,6 +73,9 @@ WITH link AS (
            OR d.sent_at > now() - make_interval(secs => $5::float8)
     FROM deliveries AS d, link
     WHERE d.id = $2::bigint AND d.issue_id = $1::uuid AND link.url IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM tracking_opt_outs AS o WHERE o.subscriber_id = d.subscriber_id
+      )
     ON CONFLICT (issue_id, link, delivery_id, machine)
     DO UPDATE SET clicks = c.clicks + 1, last_at = now()
 )
