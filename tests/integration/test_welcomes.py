@@ -15,7 +15,9 @@ from herald.delivery.worker import DeliveryWorker
 from herald.email.message import EmailMessage
 from herald.email.outbox import OutboxProvider, list_messages
 from herald.imports.domain import Mode
+from herald.subscriptions.domain import SuppressionReason
 from herald.subscriptions.unsubscribe import make_token
+from herald.suppressions import repository as suppressions
 from tests.integration.test_imports import run_import
 from tests.integration.test_signup_lists import form, make_list, memberships
 from tests.integration.test_subscriptions import LINK, queued_confirmations
@@ -270,6 +272,53 @@ async def test_the_welcome_goes_out_through_the_queue_as_stored(
     assert [m.subject for m in stored] == ["Hi there"]
     assert "Hello Ann" in stored[0].text_body
     assert ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") in stored[0].headers
+
+
+async def test_a_welcome_whose_reader_left_before_it_was_sent_is_not_sent(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    """A welcome waits in the queue behind whatever was due before it (an issue's fan-out
+    at the provider's rate: hours). Sent as stored, it reached a reader who had
+    unsubscribed meanwhile, or whose address a complaint had suppressed; the worker as the
+    composition root builds it now checks the reader first, as it does for an issue."""
+    from herald.composition.worker import delivery_renderers
+
+    instant = await make_list(db, "instant", opt_in="single")
+    await save_welcome(db, instant, subject="Hi there")
+    for email in ("gus@example.com", "hal@example.com", "ida@example.com"):
+        await client.post("/subscriptions", data=form(email, "instant"))
+    assert len(await welcomes(db)) == 3
+    async with db.connection() as conn:
+        gus = await conn.fetchval("SELECT id FROM subscriptions WHERE email = 'gus@example.com'")
+    left = await client.post(
+        f"/unsubscribe/one-click?token={make_token(settings, gus)}",
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert left.status_code == 200
+    async with db.transaction() as conn:  # a complaint about ida: suppressed
+        await suppressions.add(conn, "ida@example.com", SuppressionReason.COMPLAINT, "test")
+
+    worker = DeliveryWorker(
+        db,
+        OutboxProvider(db),
+        settings.delivery,
+        renderers=delivery_renderers(db, settings),
+        name="composed",
+    )
+    for _ in range(5):
+        if (await worker.run_once()).claimed == 0:
+            break
+    async with db.connection() as conn:
+        sent = await list_messages(conn)
+        rows = await conn.fetch(
+            "SELECT recipient, status FROM deliveries WHERE kind = 'welcome' ORDER BY recipient"
+        )
+    assert [m.recipient for m in sent] == ["hal@example.com"]
+    assert [(r["recipient"], r["status"]) for r in rows] == [
+        ("gus@example.com", "suppressed"),
+        ("hal@example.com", "sent"),
+        ("ida@example.com", "suppressed"),
+    ]
 
 
 async def test_a_welcome_that_fails_for_one_reader_does_not_fail_the_confirmation(

@@ -13,7 +13,9 @@ from herald.core.db import Database
 
 if TYPE_CHECKING:
     from herald.deliverability.service import EventRecorder
+    from herald.delivery.worker import Renderer
     from herald.email.message import EmailProvider
+    from herald.issues.delivery import IssueDeliveries
     from herald.jobs.runner import JobHandler
 
 
@@ -27,7 +29,6 @@ def start_worker(
 ) -> EmailProvider:
     """The delivery worker and the scheduler loop, as tasks; returns the provider."""
     from herald.deliverability.refusals import RefusalRecorder
-    from herald.delivery.domain import DeliveryKind
     from herald.delivery.worker import DeliveryWorker
     from herald.email.factory import build_provider
     from herald.issues.delivery import IssueDeliveries, run_scheduler
@@ -46,7 +47,7 @@ def start_worker(
         delivery,
         dsn=listen_dsn,
         db_settings=settings.db,
-        renderers={DeliveryKind.ISSUE: issue_deliveries.render},
+        renderers=delivery_renderers(db, settings, issue_deliveries),
         after_batch=issue_deliveries.after_batch,
         on_refused=RefusalRecorder(event_recorder(db, settings)).record,
     )
@@ -65,6 +66,22 @@ def start_worker(
     # Migration 0018's default-list backfill: enqueued once, by whichever worker checks first.
     tasks.append(asyncio.create_task(enqueue_at_start(db), name="backfill-check"))
     return provider
+
+
+def delivery_renderers(
+    db: Database, settings: Settings, issues: IssueDeliveries | None = None
+) -> dict[str, Renderer]:
+    """The worker's renderer per delivery kind: issues rendered per reader, welcomes sent
+    as stored to readers still confirmed; any other kind is sent as stored."""
+    from herald.delivery.domain import DeliveryKind
+    from herald.issues.delivery import IssueDeliveries
+    from herald.welcomes.delivery import WelcomeDeliveries
+
+    issues = issues if issues is not None else IssueDeliveries(db, settings)
+    return {
+        DeliveryKind.ISSUE: issues.render,
+        DeliveryKind.WELCOME: WelcomeDeliveries(db).render,
+    }
 
 
 def job_handlers(settings: Settings) -> dict[str, JobHandler]:

@@ -48,3 +48,8 @@ JOIN list_welcomes AS w ON w.list_id = t.list_id
 JOIN lists AS l ON l.id = t.list_id
 JOIN subscriptions AS s ON s.id = $1::uuid
 ORDER BY l.name
+
+-- name: confirmed_readers
+-- Of the readers $1, those still confirmed: the worker sends a queued welcome only to them
+-- (one who unsubscribed, was suppressed — which unsubscribes — or was erased since gets none).
+SELECT id FROM subscriptions WHERE id = ANY($1::uuid[]) AND status = 'confirmed'

@@ -67,3 +67,10 @@ async def take_due(conn: Connection, subscriber_id: uuid.UUID) -> list[Due]:
         )
         for row in rows
     ]
+
+
+async def confirmed_readers(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``ids`` who are confirmed subscribers now."""
+    if not ids:
+        return set()
+    return {row["id"] for row in await conn.fetch(Q["confirmed_readers"], ids)}
