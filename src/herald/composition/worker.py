@@ -13,7 +13,7 @@ from herald.core.db import Database
 
 if TYPE_CHECKING:
     from herald.deliverability.service import EventRecorder
-    from herald.delivery.worker import Renderer
+    from herald.delivery.batch import Renderer
     from herald.email.message import EmailProvider
     from herald.issues.delivery import IssueDeliveries
     from herald.jobs.runner import JobHandler
