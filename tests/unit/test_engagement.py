@@ -173,6 +173,21 @@ def test_machine_opens(hit: Hit, machine: bool) -> None:
     assert machine_open(hit) is machine
 
 
+@pytest.mark.parametrize(
+    "agent",
+    [
+        # Outlook for Windows fetches a message's images itself, when its reader opens it.
+        "Mozilla/4.0 (compatible; ms-office; MSOffice 16)",
+        "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.10827; Pro)",
+    ],
+)
+def test_outlook_desktop_opens_are_people_s_and_office_s_link_checks_machines(agent: str) -> None:
+    assert not machine_open(Hit(agent, "203.0.113.9"))
+    # Office checks a link itself before handing it to the browser, whose click counts.
+    assert machine_click(Hit(agent, "203.0.113.9"))
+    assert machine_click(Hit("Microsoft Office Existence Discovery", "203.0.113.9"))
+
+
 def test_machine_clicks_are_scanners_and_head_requests_not_apple_readers() -> None:
     assert not machine_click(Hit(SAFARI, "17.58.100.1"))  # a person clicking on an Apple network
     assert machine_click(Hit(SAFARI, None, head=True))

@@ -13,6 +13,10 @@ guesses, not proofs (there is no reliable signal, and the tests cover exactly th
 * *Link scanners* (corporate mail gateways, Microsoft Safe Links and the like) follow every
   link of a message before the reader sees it. A ``HEAD`` request, an empty user agent, or
   one naming a known scanner, crawler or HTTP library is a machine click (or open).
+* *Microsoft Office* checks a link itself (``Microsoft Office …``, ``ms-office`` agents)
+  before it hands it to the browser, whose request is the reader's click: a machine click.
+  But Outlook for Windows also fetches a message's images itself, with those same agents,
+  when its reader opens the message: a person's open.
 * *Too soon*: an open or click within :data:`MACHINE_SECONDS` of the provider accepting
   the message (or before Herald recorded the send at all) is counted as a machine's: no
   person reads that fast, while gateways and prefetchers do. The database applies this
@@ -37,9 +41,10 @@ _MACHINE_AGENTS = re.compile(
     r"bot\b|bot/|crawl|spider|scan|preview|fetch|python|curl|wget|go-http-client|java/|"
     r"okhttp|libwww|httpclient|headless|phantomjs|proofpoint|mimecast|barracuda|"
     r"symantec|messagelabs|trendmicro|fortiguard|ironport|cisco|sophos|zscaler|"
-    r"forcepoint|safelinks|microsoft office|ms-office|outlook-safe",
+    r"forcepoint|safelinks|outlook-safe",
     re.IGNORECASE,
 )
+_OFFICE_AGENTS = re.compile(r"microsoft office|ms-office", re.IGNORECASE)
 MAX_AGENT = 512  # characters of a user agent looked at
 
 
@@ -77,7 +82,11 @@ def machine_open(hit: Hit) -> bool:
 def machine_click(hit: Hit) -> bool:
     """Whether the request alone shows a machine followed the link (the database adds the
     "too soon after the send" rule)."""
-    return hit.head or scanner_agent(hit.user_agent)
+    return (
+        hit.head
+        or scanner_agent(hit.user_agent)
+        or _OFFICE_AGENTS.search(hit.user_agent[:MAX_AGENT]) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
