@@ -11,6 +11,7 @@ import feedparser
 import httpx
 import pytest
 
+from herald.archive.service import Archive, Feed, IssuePage
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.issues.domain import IssueContent
@@ -265,6 +266,30 @@ async def test_conditional_requests_get_304_until_something_changes(
     assert changed.status_code == 200
     assert changed.headers["etag"] != feed.headers["etag"]
     assert [e.title for e in parsed(changed).entries] == ["Newer", "Cached"]
+
+
+async def test_a_configured_branding_change_changes_the_validators(
+    db: Database, settings: Settings, weekly: None
+) -> None:
+    # HERALD_NEWSLETTER__NAME (and the other configured branding) is under the admin's
+    # design, not in its version: a restart with a new name renders other pages and feeds,
+    # so a cache holding the old ones must not be told 304.
+    _, slug = await sent_issue(db, "Branded")
+    assert slug is not None
+    renamed = settings.model_copy(
+        update={"newsletter": settings.newsletter.model_copy(update={"name": "Renamed news"})}
+    )
+    before, after = Archive(db, settings), Archive(db, renamed)
+    page = await before.issue("weekly", slug)
+    assert isinstance(page, IssuePage)
+    again = await after.issue("weekly", slug, page.validators.etag)
+    assert isinstance(again, IssuePage), "not a 304: the masthead's name changed"
+    assert again.masthead.name == "Renamed news"
+    feed = await before.feed("weekly", "atom")
+    assert isinstance(feed, Feed)
+    renamed_feed = await after.feed("weekly", "atom", feed.validators.etag)
+    assert isinstance(renamed_feed, Feed), "not a 304: the feed's author changed"
+    assert b"Renamed news" in renamed_feed.body
 
 
 async def test_the_index_pages_through_every_issue_once_newest_first(

@@ -4,8 +4,8 @@ Each reads one public list and its public sent issues (one connection, one or tw
 queries); an issue's copy is rendered once per process, issue and design (a few hundred
 kept) for an anonymous reader and sanitised. A feed and an issue page have validators
 (``ETag``: a hash of what they are made of — the issues' ids and change times, the list,
-the design's version; ``Last-Modified``: the newest of those times), so a conditional
-request is answered 304 before any issue body is read or rendered.
+the design's version and branding; ``Last-Modified``: the newest of those times), so a
+conditional request is answered 304 before any issue body is read or rendered.
 """
 
 from __future__ import annotations
@@ -224,6 +224,7 @@ class Archive:
             news_list.name,
             news_list.updated_at.isoformat(),
             design.version,
+            design.branding,  # the configured defaults under it are not in the version
             links.base,
             last_modified=latest([entry], news_list),
         )
@@ -257,6 +258,7 @@ class Archive:
                 news_list.description,
                 news_list.updated_at.isoformat(),
                 design.version,
+                design.branding,
                 links.base,
                 *(f"{e.id}@{e.updated_at.isoformat()}" for e in entries),
                 last_modified=latest(entries, news_list),
