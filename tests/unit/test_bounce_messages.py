@@ -188,6 +188,24 @@ def test_global_delivery_status_is_read_too() -> None:
         ("Daily sending quota exceeded", 550, "RCPT TO", EventKind.BLOCKED),
         ("Relay access denied", 554, "RCPT TO", EventKind.BLOCKED),
         ("Unable to relay for ada@example.net", 550, "RCPT TO", EventKind.BLOCKED),
+        # The envelope sender (Herald's VERP return path) refused at RCPT TO, where
+        # Postfix applies its sender restrictions, with an address status code: a relay
+        # that does not know bounces+<id>.<mac>@ answers every reader so.
+        (
+            "5.1.0 <bounces+7.0123456789abcdef@news.example.org>: Sender address rejected:"
+            " User unknown in local recipient table",
+            550,
+            "RCPT TO",
+            EventKind.BLOCKED,
+        ),
+        (
+            "5.1.1 <bounces+7.0123456789abcdef@news.example.org>: Sender address rejected:"
+            " User unknown in local sender table",
+            550,
+            "RCPT TO",
+            EventKind.BLOCKED,
+        ),
+        ("Sender verify failed", 550, "RCPT TO", EventKind.BLOCKED),
     ],
 )
 def test_smtp_status_kinds(text: str, code: int, stage: str, kind: EventKind | None) -> None:

@@ -25,7 +25,10 @@ blocked; words of a full mailbox or of a retry time that ran out (temporary fail
 given up on), and ``552`` (storage), soft; otherwise a refusal of the recipient (``RCPT
 TO``, a report's failed recipient) is a hard bounce, and a refusal at ``DATA`` — where
 servers judge the content — blocked unless the text says the user is unknown. A refusal
-of ``MAIL FROM`` is about the sender by definition: blocked, whatever the code.
+of ``MAIL FROM`` is about the sender by definition: blocked, whatever the code; so is a
+refusal whose text says the *sender* was refused, whatever its code (Postfix checks the
+envelope sender at ``RCPT TO`` and answers "5.1.0 <bounces+…>: Sender address rejected"
+when a relay does not know Herald's VERP return path — to every reader alike).
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ _SENDER_WORDS = re.compile(
     r"spam|junk|bulk|block|blacklist|black list|denylist|reputation|policy|rbl\b|dnsbl"
     r"|spamhaus|barracuda|abuse|dmarc|\bspf\b|dkim|unsolicited|content|not authori[sz]ed"
     r"|rate limit|too many|sending (quota|limit)|\brelay",
+    re.IGNORECASE,
+)
+# Words of a refusal of the envelope sender (whatever the status code says).
+_SENDER_REFUSED = re.compile(
+    r"sender address rejected|sender (address )?(denied|refused|rejected)|sender verify",
     re.IGNORECASE,
 )
 # Words of a full mailbox, or of temporary failures given up on.
@@ -106,7 +114,7 @@ def kind_of(
         return EventKind.DEFERRED if delayed else EventKind.SOFT_BOUNCE
     if klass != 5:
         return None
-    if stage == "MAIL FROM":
+    if stage == "MAIL FROM" or _SENDER_REFUSED.search(text[:1000]):
         return EventKind.BLOCKED
     if status is not None and (status.subject, status.detail) != (0, 0):
         return _by_status(status)
