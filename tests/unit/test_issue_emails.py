@@ -235,3 +235,11 @@ def test_deep_nesting_is_refused_before_css_inline_sees_it() -> None:
         inline_css(deep, "p { color: red }")
     check_nesting("<p>x</p><br><img src='a'>" * 5000)  # wide, not deep: fine
     check_nesting("<div>" * MAX_DEPTH + "x" + "</div>" * MAX_DEPTH)
+
+
+def test_a_body_of_unclosed_tags_is_checked_in_one_pass() -> None:
+    from herald.email.inline import check_nesting
+
+    # 2 MiB of "<a " and no ">": the tag pattern's lazy scan to the next ">" from every "<a"
+    # was quadratic (hours of a thread at every save, publish and worker compile).
+    check_nesting("<p>x</p>" + "<a " * (2 * 1024 * 1024 // 3))

@@ -52,7 +52,9 @@ def check_nesting(html: str, field: str = "html_content") -> None:
     if html.count("<") < MAX_DEPTH:
         return
     depth = 0
-    for match in _TAG.finditer(html):
+    # Up to the last ">": a "<" after it starts no tag, and the lazy scan to a ">" that is not
+    # there, from every such "<", was quadratic (2 MiB of "<a ": hours).
+    for match in _TAG.finditer(html, 0, html.rfind(">") + 1):
         closing, name, self_closing = match.groups()
         if closing:
             depth = max(0, depth - 1)
