@@ -20,7 +20,8 @@ import pytest
 from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.deliverability.sns import SigningCertificates, SnsVerifier
+from herald.deliverability.sns import SnsVerifier
+from herald.deliverability.sns_certificates import SigningCertificates
 from herald.web.state import AppState
 from tests.support.database import make_settings
 from tests.support.newsletters import add_subscribers

@@ -12,17 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from herald.core.email_config import SesSettings
 from herald.core.errors import Forbidden, Unavailable, ValidationError
-from herald.deliverability.sns import (
-    CERTIFICATE_MAX_BYTES,
-    SigningCertificates,
-    SnsMessageType,
-    SnsVerifier,
-    allowed_url,
-    parse_message,
-)
+from herald.deliverability.sns import SnsMessageType, SnsVerifier, allowed_url, parse_message
+from herald.deliverability.sns_certificates import CERTIFICATE_MAX_BYTES, SigningCertificates
 from tests.support.sns import HOST, OTHER_TOPIC, TOPIC, SnsStandIn, body, signing_pair
 
 SETTINGS = SesSettings(topic_arns=(TOPIC,))
@@ -366,3 +361,22 @@ async def test_a_subscribe_url_elsewhere_is_refused(sns: SnsStandIn, url: str) -
     await verifier(sns).verify(message)  # signed by "SNS", still not followed
     with pytest.raises(Forbidden, match="SubscribeURL"):
         verifier(sns).confirmation_url(message)
+
+
+async def test_refusals_are_counted_by_reason(sns: SnsStandIn) -> None:
+    def count(reason: str) -> float:
+        return REGISTRY.get_sample_value("herald_sns_refused_total", {"reason": reason}) or 0.0
+
+    before = {reason: count(reason) for reason in ("topic", "signature", "certificate")}
+    with pytest.raises(Forbidden):
+        await verify(verifier(sns), sns.notification("x", topic=OTHER_TOPIC))
+    forger, _ = signing_pair()
+    with pytest.raises(Forbidden):
+        await verify(verifier(sns), sns.notification("x", key=forger))
+    with pytest.raises(Unavailable):
+        await verify(verifier(sns), sns.notification("x", cert_url=f"https://{HOST}/gone.pem"))
+    assert {reason: count(reason) - before[reason] for reason in before} == {
+        "topic": 1,
+        "signature": 1,
+        "certificate": 1,
+    }

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from herald.deliverability.ses_webhook import SesWebhook
-from herald.deliverability.sns import SigningCertificates, SnsVerifier
+from herald.deliverability.sns import SnsVerifier
+from herald.deliverability.sns_certificates import SigningCertificates
 from herald.web.state import AppState, State
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)

@@ -14,44 +14,47 @@
   host matching the allow-list pattern, a ``.pem``; its certificate (fetched once, cached)
   is valid now and its RSA key verifies the signature: SHA1withRSA for
   ``SignatureVersion`` 1, SHA256withRSA for 2.
-* :class:`SigningCertificates`: the fetch — https only, no redirects, a timeout, at most
-  64 KiB, a bounded cache by URL, one fetch per URL however many messages wait for it, a
-  failure remembered for a minute. The HTTP connector is injectable (tests point the
-  allow-listed host at a local server and trust its CA), never the allow-list.
+* :class:`~herald.deliverability.sns_certificates.SigningCertificates`: the fetch and
+  the cache.
 
 Refusals are :class:`~herald.core.errors.Forbidden` (forged, foreign or stale: 403),
 :class:`~herald.core.errors.ValidationError` (not an SNS message: 400) or
 :class:`~herald.core.errors.Unavailable` (the certificate could not be fetched: 503, so
-SNS tries again).
+SNS tries again). Each refusal is logged and counted (``herald_sns_refused_total``): SNS
+drops a refused message, so a misconfigured topic must show.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
+from prometheus_client import Counter
 
 from herald.core.email_config import SesSettings
-from herald.core.errors import Forbidden, Unavailable, ValidationError
+from herald.core.errors import Forbidden, HeraldError, Unavailable, ValidationError
+from herald.core.telemetry import get_logger
+from herald.deliverability.sns_certificates import SigningCertificates
 
-CERTIFICATE_MAX_BYTES = 64 * 1024
-CERTIFICATE_CACHE_SIZE = 64
-FAILURE_MEMORY_SECONDS = 60.0
+log = get_logger("herald.deliverability.sns")
+REFUSED = Counter(
+    "herald_sns_refused_total",
+    "SNS messages refused at POST /webhooks/ses, by reason: topic (not listed: a "
+    "misconfiguration loses every event), stale, future, version, certificate_host, "
+    "certificate (not fetched or not valid), signature, subscribe_url.",
+    ["reason"],
+)
+
 # A signature is 256 or 512 bytes (2048- or 4096-bit keys); base64 of 1 KiB is plenty.
 _MAX_SIGNATURE_CHARS = 1400
 # SNS stamps messages with the publishing time; a little clock skew is allowed.
@@ -193,123 +196,20 @@ def allowed_url(url: str, host_pattern: re.Pattern[str], *, pem: bool) -> bool:
     )
 
 
-ConnectorFactory = Callable[[], aiohttp.BaseConnector]
-
-
-def _default_connector() -> aiohttp.BaseConnector:
-    return aiohttp.TCPConnector(limit=4)  # the system's CA store: real certificate checks
-
-
-class SigningCertificates:
-    """SNS signing certificates by URL: fetched once over https, kept (bounded, least
-    recently used out first) until they expire; a failed fetch is remembered for a
-    minute, so forged messages naming a missing .pem do not make Herald fetch it again
-    and again. Only URLs :func:`allowed_url` accepts are fetched: the caller checks."""
-
-    def __init__(
-        self,
-        *,
-        timeout_seconds: float = 10.0,
-        connector: ConnectorFactory = _default_connector,
-        capacity: int = CERTIFICATE_CACHE_SIZE,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._connector = connector
-        self._capacity = capacity
-        self._clock = clock
-        self._keys: OrderedDict[str, tuple[rsa.RSAPublicKey, datetime]] = OrderedDict()
-        self._failures: dict[str, tuple[float, str]] = {}
-        self._pending: dict[str, asyncio.Task[rsa.RSAPublicKey]] = {}
-        self.fetches = 0  # how many fetches were made (the tests count them)
-
-    async def public_key(self, url: str) -> rsa.RSAPublicKey:
-        cached = self._keys.get(url)
-        if cached is not None and cached[1] > datetime.now(UTC):
-            self._keys.move_to_end(url)
-            return cached[0]
-        failed = self._failures.get(url)
-        if failed is not None and self._clock() - failed[0] < FAILURE_MEMORY_SECONDS:
-            raise Unavailable(failed[1], retry_after=int(FAILURE_MEMORY_SECONDS))
-        task = self._pending.get(url)
-        if task is None:  # one fetch per URL, whoever waits; not cancelled with a request
-            task = asyncio.create_task(self._load(url))
-            self._pending[url] = task
-            task.add_done_callback(self._loaded)
-        return await asyncio.shield(task)
-
-    def _loaded(self, task: asyncio.Task[rsa.RSAPublicKey]) -> None:
-        self._pending = {url: t for url, t in self._pending.items() if t is not task}
-        if not task.cancelled():
-            task.exception()  # retrieved here: no warning when no request waits any more
-
-    async def _load(self, url: str) -> rsa.RSAPublicKey:
-        try:
-            key, expires = await self._fetch(url)
-        except (Unavailable, Forbidden) as exc:
-            self._remember_failure(url, exc.message)
-            raise
-        self._keep(url, key, expires)
-        return key
-
-    def _remember_failure(self, url: str, message: str) -> None:
-        if len(self._failures) >= self._capacity:
-            self._failures.clear()
-        self._failures[url] = (self._clock(), message)
-
-    def _keep(self, url: str, key: rsa.RSAPublicKey, expires: datetime) -> None:
-        self._keys[url] = (key, expires)
-        self._keys.move_to_end(url)
-        while len(self._keys) > self._capacity:
-            self._keys.popitem(last=False)
-        self._failures.pop(url, None)
-
-    async def fetch(self, url: str, max_bytes: int) -> bytes:
-        """GET ``url`` with this store's connector and timeout (see :func:`fetch_bounded`)."""
-        return await fetch_bounded(url, self._connector, self._timeout, max_bytes)
-
-    async def _fetch(self, url: str) -> tuple[rsa.RSAPublicKey, datetime]:
-        self.fetches += 1
-        pem = await self.fetch(url, CERTIFICATE_MAX_BYTES)
-        try:
-            certificate = x509.load_pem_x509_certificate(pem)
-        except ValueError as exc:
-            raise Forbidden("the SNS signing certificate is not a PEM certificate") from exc
-        now = datetime.now(UTC)
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            raise Forbidden("the SNS signing certificate is not valid now")
-        key = certificate.public_key()
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise Forbidden("the SNS signing certificate does not hold an RSA key")
-        return key, certificate.not_valid_after_utc
-
-
-async def fetch_bounded(
-    url: str, connector: ConnectorFactory, timeout: aiohttp.ClientTimeout, max_bytes: int
-) -> bytes:
-    """GET ``url`` (no redirects): its body, at most ``max_bytes``; Unavailable otherwise."""
-    try:
-        async with (
-            aiohttp.ClientSession(connector=connector(), timeout=timeout) as session,
-            session.get(url, allow_redirects=False) as response,
-        ):
-            if response.status != 200:
-                raise Unavailable(f"{_where(url)} answered {response.status}")
-            if (response.content_length or 0) > max_bytes:
-                raise Unavailable(f"{_where(url)} sent more than {max_bytes} bytes")
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(16 * 1024):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise Unavailable(f"{_where(url)} sent more than {max_bytes} bytes")
-            return bytes(body)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Unavailable(f"{_where(url)} could not be fetched ({type(exc).__name__})") from exc
-
-
-def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"https://{parts.hostname}{parts.path}"  # never the query (a SubscribeURL token)
+def refused(
+    message: SnsMessage, reason: str, text: str, *, error: HeraldError | None = None
+) -> HeraldError:
+    """Count and log a refusal (SNS drops a refused message: a misconfigured topic must
+    show); the error to raise, ``error`` itself when given, else a Forbidden."""
+    REFUSED.labels(reason).inc()
+    log.warning(
+        "an SNS message was refused",
+        reason=reason,
+        detail=text,
+        topic=message.topic_arn[:300],
+        sns_message_id=message.message_id[:100],
+    )
+    return error if error is not None else Forbidden(text)
 
 
 class SnsVerifier:
@@ -334,32 +234,45 @@ class SnsVerifier:
 
     async def verify(self, message: SnsMessage) -> None:
         if message.topic_arn not in self._topics:
-            raise Forbidden("the SNS topic is not one this Herald accepts")
+            raise refused(message, "topic", "the SNS topic is not one this Herald accepts")
         age = self._now() - message.timestamp
         if age > timedelta(seconds=self.settings.max_age_seconds):
-            raise Forbidden("the SNS message is too old: refused as a replay")
+            raise refused(message, "stale", "the SNS message is too old: refused as a replay")
         if age < -_FUTURE_SKEW:
-            raise Forbidden("the SNS message's Timestamp is in the future")
+            raise refused(message, "future", "the SNS message's Timestamp is in the future")
         algorithm = _HASHES.get(message.signature_version)
         if algorithm is None:
-            raise Forbidden("unknown SNS SignatureVersion (1 and 2 are known)")
+            raise refused(message, "version", "unknown SNS SignatureVersion (1 and 2 are known)")
         if not allowed_url(message.signing_cert_url, self.host_pattern, pem=True):
-            raise Forbidden("the SNS signing certificate's URL is not an allowed SNS host")
-        key = await self.certificates.public_key(message.signing_cert_url)
+            raise refused(
+                message,
+                "certificate_host",
+                "the SNS signing certificate's URL is not an allowed SNS host",
+            )
+        try:
+            key = await self.certificates.public_key(message.signing_cert_url)
+        except (Forbidden, Unavailable) as exc:
+            raise refused(message, "certificate", exc.message, error=exc) from exc
         try:
             key.verify(message.signature, message.string_to_sign(), padding.PKCS1v15(), algorithm())
         except InvalidSignature:
-            raise Forbidden("the SNS message's signature does not verify") from None
+            raise refused(
+                message, "signature", "the SNS message's signature does not verify"
+            ) from None
 
     def confirmation_url(self, message: SnsMessage) -> str:
         """The SubscribeURL of a verified SubscriptionConfirmation, once it is checked to
         be SNS's ConfirmSubscription action of the same topic on an allowed host."""
         url = message.subscribe_url
         if not allowed_url(url, self.host_pattern, pem=False):
-            raise Forbidden("the SubscribeURL is not on an allowed SNS host")
+            raise refused(
+                message, "subscribe_url", "the SubscribeURL is not on an allowed SNS host"
+            )
         query = parse_qs(urlsplit(url).query)
         if query.get("Action") != ["ConfirmSubscription"] or query.get("TopicArn") != [
             message.topic_arn
         ]:
-            raise Forbidden("the SubscribeURL is not the confirmation of this topic")
+            raise refused(
+                message, "subscribe_url", "the SubscribeURL is not the confirmation of this topic"
+            )
         return url
