@@ -307,3 +307,23 @@ def test_a_failed_report_that_says_5_0_0_takes_the_server_s_code(
     report = parse_bounce(raw).report
     assert report is not None
     assert report.kind is kind
+
+
+def test_an_event_s_detail_keeps_no_address_in_clear() -> None:
+    """Servers quote the recipient ("550 5.1.1 <ada@example.net>: Recipient address
+    rejected"), and the detail is stored in email_events, which promises no address in
+    clear (migration 0027: an erased reader's events keep only the address key)."""
+    from datetime import UTC, datetime
+
+    from herald.deliverability.refusals import refusal_event
+    from herald.email.message import SmtpReply
+
+    report = parse_bounce(fixture("postfix_user_unknown.eml")).report
+    assert report is not None
+    assert "@" not in report.detail
+    assert report.detail.startswith("failed 5.1.1: 550 5.1.1 <address>: Recipient address")
+    reply = SmtpReply("RCPT TO", 550, "5.1.1 <Ada.Lovelace+news@example.net>... User unknown")
+    event = refusal_event(7, 1, "ada.lovelace+news@example.net", reply, datetime.now(UTC))
+    assert event is not None
+    assert event.detail == "RCPT TO: 550 5.1.1 <address>... User unknown"
+    assert event.recipient == "ada.lovelace+news@example.net"  # matched, not stored

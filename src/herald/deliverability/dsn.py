@@ -42,7 +42,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from herald.core.errors import ValidationError
 from herald.deliverability.domain import EventKind
-from herald.deliverability.smtp_status import Status, kind_of
+from herald.deliverability.smtp_status import Status, kind_of, without_addresses
 
 MAX_READ = 256 * 1024
 MAX_MULTIPARTS = 16  # a DSN has two or three (the report, its text, the returned message)
@@ -96,7 +96,8 @@ class RecipientReport:
     @property
     def detail(self) -> str:
         status = f" {self.status}" if self.status else ""
-        return f"{self.action}{status}: {self.diagnostic}".strip()[:_FIELD_LIMIT]
+        text = f"{self.action}{status}: {without_addresses(self.diagnostic)}"
+        return text.strip()[:_FIELD_LIMIT]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
 from herald.deliverability.domain import Provider, ProviderEvent
 from herald.deliverability.service import EventRecorder
-from herald.deliverability.smtp_status import Status, kind_of
+from herald.deliverability.smtp_status import Status, kind_of, without_addresses
 from herald.email.message import PermanentFailure, SmtpReply
 
 log = get_logger("herald.deliverability")
@@ -55,7 +55,7 @@ def refusal_event(
         occurred_at=at,
         recipient=recipient,
         delivery_id=delivery_id,
-        detail=f"{reply.command}: {reply.code} {reply.text}",
+        detail=without_addresses(f"{reply.command}: {reply.code} {reply.text}"),
     )
 
 
