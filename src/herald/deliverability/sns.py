@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from prometheus_client import Counter
 
 from herald.core.email_config import SesSettings
-from herald.core.errors import Forbidden, HeraldError, Unavailable, ValidationError
+from herald.core.errors import Forbidden, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.deliverability.sns_certificates import SigningCertificates
 
@@ -196,11 +196,9 @@ def allowed_url(url: str, host_pattern: re.Pattern[str], *, pem: bool) -> bool:
     )
 
 
-def refused(
-    message: SnsMessage, reason: str, text: str, *, error: HeraldError | None = None
-) -> HeraldError:
+def refused(message: SnsMessage, reason: str, text: str) -> Forbidden:
     """Count and log a refusal (SNS drops a refused message: a misconfigured topic must
-    show); the error to raise, ``error`` itself when given, else a Forbidden."""
+    show); the error to raise."""
     REFUSED.labels(reason).inc()
     log.warning(
         "an SNS message was refused",
@@ -209,7 +207,7 @@ def refused(
         topic=message.topic_arn[:300],
         sns_message_id=message.message_id[:100],
     )
-    return error if error is not None else Forbidden(text)
+    return Forbidden(text)
 
 
 class SnsVerifier:
@@ -252,7 +250,8 @@ class SnsVerifier:
         try:
             key = await self.certificates.public_key(message.signing_cert_url)
         except (Forbidden, Unavailable) as exc:
-            raise refused(message, "certificate", exc.message, error=exc) from exc
+            refused(message, "certificate", exc.message)  # counted; the error stays its own
+            raise
         try:
             key.verify(message.signature, message.string_to_sign(), padding.PKCS1v15(), algorithm())
         except InvalidSignature:
