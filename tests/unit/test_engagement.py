@@ -244,3 +244,29 @@ def test_an_untracked_copy_carries_no_pixel_and_plain_links(tracked: bool) -> No
     assert "herald_click" not in html
     assert 'href="https://example.org/a?x=1&amp;y=2"' in html
     assert html == _email(None, tracked=False)[0]
+
+
+def test_a_link_inside_template_code_is_neither_tracked_nor_broken() -> None:
+    # Markup in a Jinja string is printed as written: a click variable rewritten into it
+    # would reach the reader as the text "{{ herald_click }}/0", a dead link that only the
+    # tracked copies have (the preview and test sends show it working).
+    body = (
+        "{% set cta = '<a href=\"https://example.org/buy\">Buy</a>' %}{{ cta|safe }} "
+        "{{ '<a href=\"https://example.org/print\">P</a>'|safe }} "
+        '<a class="{{ \'x\' }}" href="https://example.org/b">B</a>'
+    )
+    assert tracked_links(body, BASE) == ("https://example.org/b",)
+    compiled = compile_issue(
+        "News", body, "Text", tracked_links=tracked_links(body, BASE), base_url=BASE
+    )
+    pixel, click = TrackingLinks(SETTINGS, ISSUE).urls(9)
+    html, _ = compiled.render(
+        name="Reader",
+        email="reader@example.org",
+        unsubscribe_url=f"{BASE}/unsubscribe/one-click?token=t",
+        track=(pixel, click),
+    )
+    assert "herald_click" not in html
+    assert 'href="https://example.org/buy"' in html
+    assert 'href="https://example.org/print"' in html
+    assert f'href="{click}/0"' in html

@@ -11,7 +11,9 @@ keeps its plain link.
 
 Never rewritten: links whose ``href`` holds template code (``{{ unsubscribe_url }}``,
 ``https://x.org/?u={{ subscriber.email }}``: their target differs per reader and could not
-be stored), ``mailto:`` and other schemes, and Herald's own links (unsubscribe, preference
+be stored), links written inside template code (``{% set cta = '<a href="…">' %}``: Jinja
+prints that string as written, so a click variable put in it would reach the reader as
+text), ``mailto:`` and other schemes, and Herald's own links (unsubscribe, preference
 centre, web copy, tracking). The layout's footer links (unsubscribe, preferences, "view in
 browser") are not part of the body at all. The text part keeps plain links: only the HTML
 part is tracked.
@@ -33,6 +35,26 @@ _HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _TEMPLATE_CODE = ("{{", "{%", "{#")
 _OWN_PATHS = ("/unsubscribe", "/preferences", "/v/", "/t/")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_OPENER = re.compile(r"\{[{%#]")
+_CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
+
+
+def _masked(source: str) -> str:
+    """The source with the inside of each ``{{ … }}``, ``{% … %}`` and ``{# … #}`` blanked,
+    at the same offsets: what the link patterns may read. One pass (an opener without its
+    closer ends the search)."""
+    if "{" not in source:
+        return source
+    parts: list[str] = []
+    position = 0
+    while (opener := _OPENER.search(source, position)) is not None:
+        end = source.find(_CLOSER[opener.group()[1]], opener.end())
+        if end < 0:
+            break
+        parts += (source[position : opener.end()], " " * (end - opener.end()))
+        position = end
+    parts.append(source[position:])
+    return "".join(parts)
 
 
 def _target(raw: str, base_url: str) -> str | None:
@@ -54,7 +76,7 @@ def _target(raw: str, base_url: str) -> str | None:
 def tracked_links(source: str, base_url: str) -> tuple[str, ...]:
     """The distinct trackable link targets of an HTML body, in order of first appearance."""
     found: dict[str, None] = {}
-    for tag in _TAG.finditer(source):
+    for tag in _TAG.finditer(_masked(source)):
         match = _HREF.search(tag.group(0))
         if match is None:
             continue
@@ -73,18 +95,24 @@ def rewrite(source: str, links: Sequence[str], base_url: str) -> str:
     if not links:
         return source
     index = {url: n for n, url in enumerate(links)}
-
-    def replace(match: re.Match[str]) -> str:
-        quoted = match.group(2) is not None
-        raw = match.group(2) if quoted else match.group(3)
-        url = _target(raw, base_url)
+    out: list[str] = []
+    position = 0  # in ``source``: the masked text has the same offsets
+    for tag in _TAG.finditer(_masked(source)):
+        match = _HREF.search(tag.group(0))
+        if match is None:
+            continue
+        group = 2 if match.group(2) is not None else 3
+        url = _target(match.group(group), base_url)
         n = index.get(url) if url is not None else None
         if n is None:
-            return match.group(0)
-        quote = '"' if quoted else "'"
-        return f"{match.group(1)}{quote}{{{{ {CLICK_VARIABLE} }}}}/{n}{quote}"
-
-    return _TAG.sub(lambda tag: _HREF.sub(replace, tag.group(0), count=1), source)
+            continue
+        out += (
+            source[position : tag.start() + match.start(group)],
+            f"{{{{ {CLICK_VARIABLE} }}}}/{n}",
+        )
+        position = tag.start() + match.end(group)
+    out.append(source[position:])
+    return "".join(out)
 
 
 def pixel(open_url: str) -> str:
