@@ -122,6 +122,19 @@ async def test_an_event_finds_its_delivery_by_message_id(db: Database) -> None:
     assert await suppression(db, "reader0@example.com") == ("complaint", "postmark: complaint")
 
 
+async def test_a_bounce_for_an_erased_readers_delivery_suppresses_nothing(db: Database) -> None:
+    """Erasure keeps the delivery with its recipient '(erased)' (subscriptions/queries.sql);
+    a bounce that names no recipient of its own must not put that placeholder on the
+    suppression list (the reader's own 'erased' key already blocks the address)."""
+    delivery = await sent_delivery(db, None, "(erased)", "pm-erased")
+    recorder = EventRecorder(db, Policy())
+    [result] = await recorder.record([event("e1", EventKind.HARD_BOUNCE, delivery_id=delivery)])
+    assert (result.stored, result.suppressed, result.delivery_id) == (True, False, delivery)
+    assert await suppression(db, "(erased)") is None
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM suppressions") == 0
+
+
 async def test_a_replay_does_nothing(db: Database) -> None:
     [reader] = await add_subscribers(db, 1)
     recorder = EventRecorder(db, Policy())

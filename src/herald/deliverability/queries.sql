@@ -9,7 +9,8 @@
 --   soft-bounce window.
 -- Each event finds its delivery by Herald's id (when such a delivery exists), else by the
 -- provider's message id (index 0028; the second branch runs only when the first found
--- nothing); its address is the event's recipient, else the delivery's; its reader the
+-- nothing); its address is the event's recipient, else the delivery's (none once the
+-- reader was erased: the delivery's recipient is then the placeholder '(erased)'); its reader the
 -- delivery's subscriber, else the subscription of the address. ON CONFLICT DO NOTHING: a
 -- replay returns no row and changes nothing. A row per event stored: its position (1-based)
 -- in the arrays, its id, what it was matched to, the address, whether the address was
@@ -29,7 +30,7 @@ WITH input AS (
     )
 ), matched AS (
     SELECT i.*, d.id AS found_delivery, d.issue_id, d.subscriber_id AS delivery_subscriber,
-           coalesce(nullif(i.recipient, ''), d.recipient) AS address
+           coalesce(nullif(i.recipient, ''), nullif(d.recipient, '(erased)')) AS address
     FROM input AS i
     LEFT JOIN LATERAL (
         SELECT id, issue_id, subscriber_id, recipient
