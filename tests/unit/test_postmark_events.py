@@ -171,3 +171,20 @@ def test_basic_auth() -> None:
     assert not check("Bearer abc", "postmark", "s3cret")
     assert not check("Basic !!!", "postmark", "s3cret")
     assert not check("Basic " + base64.b64encode(b"no-colon").decode(), "no-colon", "")
+
+
+def test_no_event_keeps_an_address_in_its_detail() -> None:
+    """Providers quote the recipient in their diagnostics; an erased reader's events must
+    not keep it (migration 0027), whatever the adapter."""
+    details = "smtp;550 5.1.1 <John.Doe+news@example.com>: Recipient address rejected"
+    [event] = parse(record("bounce", Details=details))
+    assert "example.com" not in event.detail
+    assert event.detail == "HardBounce: smtp;550 5.1.1 <address>: Recipient address rejected"
+    direct = ProviderEvent(
+        provider=Provider.SES,
+        event_id="x",
+        kind=EventKind.COMPLAINT,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        detail="complaint about ada@example.net, via abuse@isp.example",
+    )
+    assert direct.detail == "complaint about <address>, via <address>"

@@ -3,6 +3,7 @@ framework, no database."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,15 @@ from herald.core.errors import ValidationError
 
 MAX_EVENT_ID_LENGTH = 200  # email_events.provider_event_id's CHECK
 MAX_DETAIL_LENGTH = 1000  # email_events.detail's CHECK
+# An email address as servers and providers quote it in a diagnostic ("<ada@example.net>").
+_ADDRESS = re.compile(r"<?[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+>?")
+
+
+def without_addresses(text: str) -> str:
+    """``text`` with every email address in it as ``<address>``: servers quote the
+    recipient ("550 5.1.1 <ada@example.net>: …"), and an event's detail keeps no address
+    in clear (migration 0027: an erased reader's events keep only the address key)."""
+    return _ADDRESS.sub("<address>", text)
 
 
 class EventKind(StrEnum):
@@ -53,6 +63,8 @@ class ProviderEvent:
     """One event as an adapter parsed it, before it is matched to a delivery and stored.
 
     ``event_id`` is the provider's own identity of the event (what a replay repeats);
+    ``detail`` is the provider's description, every address in it replaced by
+    ``<address>`` (whatever the adapter, no event keeps an address in clear);
     ``delivery_id`` is Herald's delivery id when the message carried it (Postmark
     ``Metadata``, a VERP return path, an SES message tag), ``message_id`` the provider's
     message id (``deliveries.provider_message_id``) as the fallback; ``recipient`` the
@@ -75,8 +87,10 @@ class ProviderEvent:
             )
         if self.occurred_at.tzinfo is None:
             raise ValidationError("an event's time must carry its time zone", field="occurred_at")
-        if len(self.detail) > MAX_DETAIL_LENGTH:
-            object.__setattr__(self, "detail", self.detail[: MAX_DETAIL_LENGTH - 1] + "…")
+        detail = without_addresses(self.detail) if "@" in self.detail else self.detail
+        if len(detail) > MAX_DETAIL_LENGTH:
+            detail = detail[: MAX_DETAIL_LENGTH - 1] + "…"
+        object.__setattr__(self, "detail", detail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,8 @@ from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from herald.core.errors import ValidationError
-from herald.deliverability.domain import EventKind
-from herald.deliverability.smtp_status import Status, kind_of, without_addresses
+from herald.deliverability.domain import EventKind, without_addresses
+from herald.deliverability.smtp_status import Status, kind_of
 
 MAX_READ = 256 * 1024
 MAX_MULTIPARTS = 16  # a DSN has two or three (the report, its text, the returned message)

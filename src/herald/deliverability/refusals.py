@@ -18,9 +18,9 @@ from typing import Protocol
 
 from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
-from herald.deliverability.domain import Provider, ProviderEvent
+from herald.deliverability.domain import Provider, ProviderEvent, without_addresses
 from herald.deliverability.service import EventRecorder
-from herald.deliverability.smtp_status import Status, kind_of, without_addresses
+from herald.deliverability.smtp_status import Status, kind_of
 from herald.email.message import PermanentFailure, SmtpReply
 
 log = get_logger("herald.deliverability")

@@ -66,16 +66,6 @@ _UNKNOWN_WORDS = re.compile(
 )
 
 
-_ADDRESS = re.compile(r"<?[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+>?")
-
-
-def without_addresses(text: str) -> str:
-    """``text`` with every email address in it as ``<address>``: servers quote the
-    recipient ("550 5.1.1 <ada@example.net>: …"), and an event's detail keeps no address
-    in clear (migration 0027: an erased reader's events keep only the address key)."""
-    return _ADDRESS.sub("<address>", text)
-
-
 @dataclass(frozen=True, slots=True)
 class Status:
     """An enhanced status code, RFC 3463."""
