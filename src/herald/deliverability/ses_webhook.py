@@ -6,7 +6,9 @@ it is recent, and its signature verifies with the certificate of an allowed SNS 
 
 * ``Notification``: its ``Message`` is an SES notification
   (:mod:`herald.deliverability.ses`), whose events the recorder stores and runs through
-  the policy; a replay stores nothing new (the same provider event ids).
+  the policy — through the process's :class:`EventCoalescer`, so a storm of notifications
+  is recorded in a few transactions, not one per message; a replay stores nothing new
+  (the same provider event ids).
 * ``SubscriptionConfirmation``: Herald confirms the subscription itself, with a GET of the
   ``SubscribeURL`` (checked to be SNS's ConfirmSubscription of the same topic on an allowed
   host) — subscribing the endpoint to an allowed topic in the AWS console is then all
@@ -22,13 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from herald.core.config import Settings
-from herald.core.db import Database
 from herald.core.errors import NotFound, Unavailable, ValidationError
 from herald.core.telemetry import get_logger
 from herald.deliverability import ses
+from herald.deliverability.coalescing import EventCoalescer
 from herald.deliverability.domain import RecordedEvent
-from herald.deliverability.policy import configured
-from herald.deliverability.service import EventRecorder
 from herald.deliverability.sns import SnsMessage, SnsMessageType, SnsVerifier, parse_message
 
 log = get_logger("herald.deliverability.ses")
@@ -48,9 +48,9 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class SesWebhook:
-    db: Database
     settings: Settings
     verifier: SnsVerifier
+    recorder: EventCoalescer  # the process's, shared with Postmark's webhook
 
     async def receive(self, body: bytes, message_type: str | None = None) -> Received:
         """Verify the SNS message in ``body`` and act on it (see the module docstring).
@@ -75,8 +75,7 @@ class SesWebhook:
         if not events:
             log.debug("ses notification without events", sns_message_id=message.message_id)
             return Received(message.type)
-        recorder = EventRecorder(self.db, configured(self.settings.deliverability))
-        return Received(message.type, recorded=await recorder.record(events))
+        return Received(message.type, recorded=await self.recorder.record(events))
 
     async def _confirm(self, message: SnsMessage) -> bool:
         url = self.verifier.confirmation_url(message)
