@@ -270,3 +270,15 @@ def test_a_link_inside_template_code_is_neither_tracked_nor_broken() -> None:
     assert 'href="https://example.org/buy"' in html
     assert 'href="https://example.org/print"' in html
     assert f'href="{click}/0"' in html
+
+
+def test_a_link_in_a_raw_block_is_neither_tracked_nor_broken() -> None:
+    # {% raw %} prints its text as written, a click variable put in it too.
+    body = (
+        '{% raw %}<a href="https://example.org/raw">{{ x }}</a>{% endraw %} '
+        '<a href="https://example.org/b">B</a>'
+    )
+    assert tracked_links(body, BASE) == ("https://example.org/b",)
+    rewritten = rewrite(body, tracked_links(body, BASE), BASE)
+    assert '<a href="https://example.org/raw">' in rewritten
+    assert rewritten.endswith('<a href="{{ herald_click }}/0">B</a>')

@@ -11,12 +11,12 @@ keeps its plain link.
 
 Never rewritten: links whose ``href`` holds template code (``{{ unsubscribe_url }}``,
 ``https://x.org/?u={{ subscriber.email }}``: their target differs per reader and could not
-be stored), links written inside template code (``{% set cta = '<a href="…">' %}``: Jinja
-prints that string as written, so a click variable put in it would reach the reader as
-text), ``mailto:`` and other schemes, and Herald's own links (unsubscribe, preference
-centre, web copy, tracking). The layout's footer links (unsubscribe, preferences, "view in
-browser") are not part of the body at all. The text part keeps plain links: only the HTML
-part is tracked.
+be stored), links written inside template code (``{% set cta = '<a href="…">' %}``) or a
+``{% raw %}`` block (Jinja prints them as written, so a click variable put in them would
+reach the reader as text), ``mailto:`` and other schemes, and Herald's own links
+(unsubscribe, preference centre, web copy, tracking). The layout's footer links
+(unsubscribe, preferences, "view in browser") are not part of the body at all. The text part
+keeps plain links: only the HTML part is tracked.
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ _OWN_PATHS = ("/unsubscribe", "/preferences", "/v/", "/t/")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _OPENER = re.compile(r"\{[{%#]")
 _CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
+_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 
 
 def _masked(source: str) -> str:
     """The source with the inside of each ``{{ … }}``, ``{% … %}`` and ``{# … #}`` blanked,
-    at the same offsets: what the link patterns may read. One pass (an opener without its
-    closer ends the search)."""
+    and of each ``{% raw %}`` block, at the same offsets: what the link patterns may read.
+    One pass (an opener without its closer ends the search)."""
     if "{" not in source:
         return source
     parts: list[str] = []
@@ -51,6 +52,11 @@ def _masked(source: str) -> str:
         end = source.find(_CLOSER[opener.group()[1]], opener.end())
         if end < 0:
             break
+        if opener.group() == "{%" and source[opener.end() : end].strip(" \t\r\n-+") == "raw":
+            endraw = _ENDRAW.search(source, end)
+            if endraw is None:
+                break
+            end = endraw.start()  # the block blanked up to its {% endraw %}
         parts += (source[position : opener.end()], " " * (end - opener.end()))
         position = end
     parts.append(source[position:])
