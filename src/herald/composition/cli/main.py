@@ -185,6 +185,8 @@ def _flatten(data: dict[str, Any], prefix: str = "HERALD_") -> list[tuple[str, A
         name = f"{prefix}{key.upper()}"
         if isinstance(value, dict):
             lines.extend(_flatten(value, name + "__"))
+        elif isinstance(value, list | tuple):  # as the variable takes it: comma-separated
+            lines.append((name, ",".join(str(item) for item in value)))
         else:
             lines.append((name, value))
     return lines
