@@ -130,6 +130,29 @@ def test_a_copy_the_sanitiser_cannot_finish_in_time_is_no_copy(
     design = Design(version=1, branding=Branding())
     loop = "{% for i in range(10000) %}<a {% endfor %}"
     assert archive_service._anonymous_copy(entry, loop * 2, "x", design, links) is None
-    fine = archive_service._anonymous_copy(entry, "<p>Hi</p>", "Hi", design, links)
+    other = Entry(uuid.uuid4(), "fine", "Fine", "", datetime.now(UTC), datetime.now(UTC))
+    fine = archive_service._anonymous_copy(other, "<p>Hi</p>", "Hi", design, links)
     assert fine is not None
     assert "Hi" in fine
+
+
+def test_a_copy_that_failed_is_not_tried_again_at_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each anonymous request of the page or the feed would otherwise spend the whole time
+    # limit again on the same issue: a failure is remembered for a minute.
+    monkeypatch.setattr(archive_service, "SANITIZE_SECONDS", 0.2)
+    calls: list[int] = []
+
+    def counted(html: str) -> str:
+        calls.append(1)
+        return sanitize(html)
+
+    monkeypatch.setattr(archive_service, "sanitize", counted)
+    entry = Entry(uuid.uuid4(), "hostile", "Hostile", "", datetime.now(UTC), datetime.now(UTC))
+    links = archive_service.Links("https://news.example", "weekly")
+    design = Design(version=1, branding=Branding())
+    loop = "{% for i in range(10000) %}<a {% endfor %}" * 2
+    for _ in range(3):
+        assert archive_service._anonymous_copy(entry, loop, "x", design, links) is None
+    assert len(calls) == 1

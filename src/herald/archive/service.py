@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ _CACHE_SIZE = 256
 # quadratic on some malformed markup (thousands of unclosed "<a "), which a template's loop
 # can produce; 2 MiB of ordinary HTML takes about a second.
 SANITIZE_SECONDS = 5.0
+RETRY_FAILED_SECONDS = 60.0  # a copy that could not be made is not tried again before
 _COLOUR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
 DEFAULT_ACCENT = "#2563eb"
 
@@ -124,19 +126,24 @@ class NotModified:
 
 
 _copies: OrderedDict[tuple[uuid.UUID, int, str], str] = OrderedDict()
+_failed: OrderedDict[tuple[uuid.UUID, int, str], float] = OrderedDict()  # -> retry after
 _copies_lock = threading.Lock()
 
 
 def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: Links) -> str | None:
     """The issue's body for an anonymous reader, sanitised; None when it cannot be rendered
     (a reader's attribute the template cannot do without) or sanitised in time. Cached per
-    issue, design version and list (the unsubscribe placeholder links to the list's page)."""
+    issue, design version and list (the unsubscribe placeholder links to the list's page);
+    a failure for :data:`RETRY_FAILED_SECONDS`, so requests do not spend the time limits
+    again and again on it."""
     key = (entry.id, design.version, links.list_slug)
     with _copies_lock:
         cached = _copies.get(key)
         if cached is not None:
             _copies.move_to_end(key)
             return cached
+        if _failed.get(key, 0.0) > time.monotonic():
+            return None
 
     def render() -> str:
         compiled = compile_issue(
@@ -153,6 +160,10 @@ def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: L
         rendered = render_or_refuse(render)
         copy = timebox.run_limited(lambda: sanitize(rendered), SANITIZE_SECONDS)
     except (ValidationError, timebox.TimeLimitExceeded):
+        with _copies_lock:
+            _failed[key] = time.monotonic() + RETRY_FAILED_SECONDS
+            while len(_failed) > _CACHE_SIZE:
+                _failed.popitem(last=False)
         return None
     with _copies_lock:
         _copies[key] = copy
