@@ -79,7 +79,7 @@ def inline_css(html: str, css: str) -> str:
 
 def inline_template(source: str, css: str) -> str:
     """``css`` inlined into a Jinja template's HTML source, every Jinja construct unchanged."""
-    constructs = list(_constructs(source))
+    constructs = list(jinja_constructs(source))
     if not constructs:
         return inline_css(source, css)
     nonce = secrets.token_hex(4)
@@ -103,7 +103,7 @@ def inline_template(source: str, css: str) -> str:
     return placeholder.sub(lambda m: originals[int(next(g for g in m.groups() if g))], inlined)
 
 
-def _constructs(source: str) -> Iterator[tuple[int, int]]:
+def jinja_constructs(source: str) -> Iterator[tuple[int, int]]:
     """Where each ``{{ … }}``, ``{% … %}`` and ``{# … #}`` starts and ends; one pass, so an
     opener without its closer costs one search, not one per opener."""
     position = 0

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from functools import cache
 
 from markdown_it import MarkdownIt
 
+from herald.email.inline import jinja_constructs
 from herald.email.plaintext import html_to_text
 
-_OPENER = re.compile(r"\{[{%#]")
-_CLOSER = {"{": "}}", "%": "%}", "#": "#}"}
 _PLACEHOLDER = re.compile(r"hj[0-9a-f]{8}n[0-9]+x")
 
 
@@ -56,7 +54,7 @@ def protect_template(source: str) -> tuple[str, dict[str, str]]:
     originals: dict[str, str] = {}
     out: list[str] = []
     position = 0
-    for start, end in _constructs(source):
+    for start, end in jinja_constructs(source):
         key = f"hj{nonce}n{len(originals)}x"
         originals[key] = source[start:end]
         out.append(source[position:start])
@@ -71,13 +69,3 @@ def restore_template(text: str, originals: dict[str, str]) -> str:
     if not originals:
         return text
     return _PLACEHOLDER.sub(lambda m: originals.get(m.group(), m.group()), text)
-
-
-def _constructs(source: str) -> Iterator[tuple[int, int]]:
-    position = 0
-    while (opener := _OPENER.search(source, position)) is not None:
-        end = source.find(_CLOSER[opener.group()[1]], opener.end())
-        if end < 0:
-            return
-        yield opener.start(), end + 2
-        position = end + 2
