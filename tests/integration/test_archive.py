@@ -11,6 +11,7 @@ import feedparser
 import httpx
 import pytest
 
+from herald.archive import repository as archive_repository
 from herald.archive.service import Archive, Feed, IssuePage
 from herald.core.config import Settings
 from herald.core.db import Database
@@ -266,6 +267,25 @@ async def test_conditional_requests_get_304_until_something_changes(
     assert changed.status_code == 200
     assert changed.headers["etag"] != feed.headers["etag"]
     assert [e.title for e in parsed(changed).entries] == ["Newer", "Cached"]
+
+
+async def test_a_conditional_request_of_an_issue_page_reads_no_body(
+    client: httpx.AsyncClient, db: Database, weekly: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Up to 2 MiB of HTML per issue: a revalidation answered 304 must not fetch it.
+    _, slug = await sent_issue(db, "Revalidated")
+    first = await client.get(f"/archive/weekly/{slug}")
+    assert first.status_code == 200
+
+    def no_body(*_: object) -> None:
+        raise AssertionError("an issue body was read for a 304")
+
+    monkeypatch.setattr(archive_repository, "entry", no_body, raising=False)
+    monkeypatch.setattr(archive_repository, "bodies", no_body)
+    again = await client.get(
+        f"/archive/weekly/{slug}", headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert again.status_code == 304
 
 
 async def test_a_configured_branding_change_changes_the_validators(

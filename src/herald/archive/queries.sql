@@ -21,7 +21,7 @@ LIMIT $5::integer
 
 -- name: archive_position
 -- One issue of the list's archive by its slug ($3), without its bodies: where the index's
--- next page starts.
+-- next page starts, and an issue page's validators (its bodies read only for a 200).
 SELECT i.id, i.archive_slug, i.title, i.preheader, i.published_at, i.updated_at
 FROM newsletter_issues AS i
 WHERE i.archive_slug = $3::text AND i.public AND i.status = 'sent'
@@ -29,18 +29,8 @@ WHERE i.archive_slug = $3::text AND i.public AND i.status = 'sent'
        OR ($2::boolean
            AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id)))
 
--- name: archive_entry
--- One issue of the list's archive by its slug ($3), with its bodies.
-SELECT i.id, i.archive_slug, i.title, i.preheader, i.published_at, i.updated_at,
-       i.html_content, i.text_content
-FROM newsletter_issues AS i
-WHERE i.archive_slug = $3::text AND i.public AND i.status = 'sent'
-  AND (EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id AND il.list_id = $1::uuid)
-       OR ($2::boolean
-           AND NOT EXISTS (SELECT 1 FROM issue_lists AS il WHERE il.issue_id = i.id)))
-
 -- name: archive_bodies
--- The bodies of a feed's issues (read only when the feed is not answered by a 304).
+-- The bodies of a feed's or a page's issues (read only when it is not answered by a 304).
 SELECT id, html_content, text_content
 FROM newsletter_issues
 WHERE id = ANY($1::uuid[])

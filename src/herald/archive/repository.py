@@ -62,15 +62,6 @@ async def position(conn: Connection, news_list: ArchiveList, slug: str) -> Entry
     return _entry(row) if row else None
 
 
-async def entry(conn: Connection, news_list: ArchiveList, slug: str) -> tuple[Entry, Bodies] | None:
-    row = await conn.fetchrow(
-        Q["archive_entry"], news_list.id, news_list.slug == DEFAULT_SLUG, slug
-    )
-    if row is None:
-        return None
-    return _entry(row), Bodies(row["html_content"], row["text_content"])
-
-
 async def bodies(conn: Connection, issue_ids: list[uuid.UUID]) -> dict[uuid.UUID, Bodies]:
     rows = await conn.fetch(Q["archive_bodies"], issue_ids)
     return {row["id"]: Bodies(row["html_content"], row["text_content"]) for row in rows}

@@ -221,10 +221,11 @@ class Archive:
     ) -> IssuePage | NotModified:
         async with self.db.connection() as conn:
             news_list = await self._list(conn, list_slug)
-            found = await repository.entry(conn, news_list, slug) if is_issue_slug(slug) else None
-        if found is None:
+            entry = (
+                await repository.position(conn, news_list, slug) if is_issue_slug(slug) else None
+            )
+        if entry is None:
             raise NotFound(NO_ISSUE)
-        entry, bodies = found
         design = await current_design(self.db, self.settings)
         links = self._links(news_list)
         validators = Validators.of(
@@ -241,6 +242,10 @@ class Archive:
         )
         if validators.not_modified(if_none_match, if_modified_since):
             return NotModified(validators)
+        async with self.db.connection() as conn:  # the body only now: up to 2 MiB
+            bodies = (await repository.bodies(conn, [entry.id])).get(entry.id)
+        if bodies is None:
+            raise NotFound(NO_ISSUE)
         content = await off_loop(
             lambda: _anonymous_copy(entry, bodies.html, bodies.text, design, links)
         )
