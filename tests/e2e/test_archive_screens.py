@@ -68,6 +68,13 @@ async def test_the_archive_index_and_an_issue_page_in_a_browser(
     _, slug = await sent_issue(
         db, content.title, html=content.html, at=T0 + timedelta(days=7 * len(titles))
     )
+    _, video = await sent_issue(  # the sanitiser drops the video, not what follows it
+        db,
+        "Our studio tour",
+        html='<p>Before the film.</p><video controls><source src="https://example.org/t.mp4"'
+        ' type="video/mp4">Your mail app cannot play it.</video><p>After the film.</p>',
+        at=T0 - timedelta(days=7),
+    )
     async with db.connection() as conn:
         await conn.execute(
             "UPDATE newsletter_issues SET preheader = 'Three things worth your time'"
@@ -79,7 +86,7 @@ async def test_the_archive_index_and_an_issue_page_in_a_browser(
         async with chromium(playwright_api) as browser:
             page = await camera_page(await browser.new_context(base_url=herald.base_url), camera)
             await page.goto("/archive/weekly")
-            assert await page.locator("ol.issues li").count() == len(titles) + 1
+            assert await page.locator("ol.issues li").count() == len(titles) + 2
             await camera.shoot(page, "archive-index")
             await page.click(f"a[href$='/archive/weekly/{slug}']")
             await page.wait_for_url(f"**/archive/weekly/{slug}")
@@ -87,6 +94,9 @@ async def test_the_archive_index_and_an_issue_page_in_a_browser(
             assert "Dear reader," in text
             assert "your town" in text
             await camera.shoot(page, "archive-issue")
+            await page.goto(f"/archive/weekly/{video}")
+            assert "After the film." in (await page.text_content("main") or "")
+            await camera.shoot(page, "archive-issue-after-a-video")
             await page.goto("/archive/weekly/script-alert-x-script-other-things-we-do-not-run")
             await camera.shoot(page, "archive-issue-hostile-title")
             await page.click("header a.subscribe")
