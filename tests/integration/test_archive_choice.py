@@ -82,6 +82,9 @@ async def test_the_api_field_and_the_slug_given_at_publishing(
     assert replaced.json()["public"] is True, "left out: unchanged"
     bad = await api.put(url, json={**body, "public": "yes please"}, headers=keys.editor_write)
     assert bad.status_code == 400, bad.text
+    for loose in ("yes", "true", 1):  # strict, like tracking: a string or number is no choice
+        loose_bad = await api.put(url, json={**body, "public": loose}, headers=keys.editor_write)
+        assert loose_bad.status_code == 400, loose_bad.text
     published = await api.post(f"{url}/publish", headers=keys.editor_write)
     assert published.status_code == 202, published.text
     assert published.json()["archive_slug"] == "renamed"

@@ -81,7 +81,7 @@ class IssueBody(BaseModel):
         default=None, max_length=MAX_TARGET_LISTS, description=LISTS_HELP
     )
     segment_id: uuid.UUID | None = Field(default=None, description=SEGMENT_HELP)
-    public: bool | None = Field(default=None, description=PUBLIC_HELP)
+    public: StrictBool | None = Field(default=None, description=PUBLIC_HELP)
     tracking: StrictBool | None = Field(default=None, description=TRACKING_HELP)
 
     def target(self) -> TargetChoice | None:
