@@ -35,6 +35,7 @@ import dkim  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 from tests.support.database import free_port  # noqa: E402
 
 from herald.core.config import EmailSettings, Settings, SmtpSettings  # noqa: E402
@@ -190,15 +191,13 @@ def main() -> None:
     controller.start()
     try:
         port = controller.port
-        key_file = Path("/tmp/herald-bench-dkim.pem")  # noqa: S108
-        key_file.write_bytes(pem)
         smtp = SmtpSettings(host="127.0.0.1", port=port, tls="none", pool_size=8)
         plain = EmailSettings(provider="smtp", sender=SENDER, smtp=smtp)
         signed = EmailSettings(
             provider="smtp",
             sender=SENDER,
             smtp=smtp,
-            dkim=DkimSettings(selector="herald", private_key_file=key_file),
+            dkim=DkimSettings(selector="herald", private_key=SecretStr(pem.decode())),
         )
         for name, config in (
             ("without DKIM", plain),
