@@ -63,6 +63,17 @@ def test_invalid_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatc
     assert "email.provider" in result.output
 
 
+def test_migrate_without_a_reachable_database_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HERALD_DATABASE_URL", "postgresql://herald:pw@127.0.0.1:1/herald")
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 1, result.output
+    assert "herald: cannot connect to the database:" in result.output
+    assert "Traceback" not in result.output
+    assert "pw@" not in result.output
+
+
 def test_every_contract_command_exists() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

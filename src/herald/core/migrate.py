@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from herald.core import sql
+from herald.core.errors import Unavailable
 from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -62,7 +63,12 @@ def script_heads() -> set[str]:
 
 
 async def database_revisions(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # ``herald migrate`` is often the first thing a deploy runs: a wrong host, port or
+        # password must read as one line, not as asyncpg's traceback.
+        raise Unavailable(f"cannot connect to the database: {exc}") from exc
     try:
         if not await conn.fetchval(QUERIES["schema_versioned"]):
             return set()
