@@ -196,6 +196,18 @@ def test_machine_clicks_are_scanners_and_head_requests_not_apple_readers() -> No
     assert not machine_click(Hit(SAFARI, "203.0.113.9"))
 
 
+def test_a_cubot_phone_is_a_reader_and_bots_are_machines() -> None:
+    """``bot`` as a word marks a crawler; Cubot is an Android phone maker (review finding)."""
+    cubot = (
+        "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/120.0.0.0 Mobile Safari/537.36"
+    )
+    assert not machine_click(Hit(cubot, "203.0.113.9"))
+    assert not machine_open(Hit(cubot, "203.0.113.9"))
+    for crawler in ("Googlebot/2.1", "Slackbot-LinkExpanding 1.0", "Mozilla/5.0 (compatible; bot)"):
+        assert machine_click(Hit(crawler, "203.0.113.9")), crawler
+
+
 # -- a tracked copy -----------------------------------------------------------------------
 
 

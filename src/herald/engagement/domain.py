@@ -38,7 +38,7 @@ MACHINE_SECONDS = 10.0
 APPLE_PROXY_AGENT = "Mozilla/5.0"
 _APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
 _MACHINE_AGENTS = re.compile(
-    r"bot\b|bot/|crawl|spider|scan|preview|fetch|python|curl|wget|go-http-client|java/|"
+    r"(?<!cu)bot\b|bot/|crawl|spider|scan|preview|fetch|python|curl|wget|go-http-client|java/|"
     r"okhttp|libwww|httpclient|headless|phantomjs|proofpoint|mimecast|barracuda|"
     r"symantec|messagelabs|trendmicro|fortiguard|ironport|cisco|sophos|zscaler|"
     r"forcepoint|safelinks|outlook-safe",
