@@ -199,9 +199,10 @@ def create_app(
     # issue_pages: GET /v/{token}, a reader's web copy of an issue ("view in browser")
     for feature in (
         health,
-        # POST /webhooks/postmark, early: a bounce storm's requests match it without walking
-        # every admin route first (FastAPI tries routes in order).
+        # POST /webhooks/postmark and /webhooks/ses, early: a bounce storm's requests match
+        # them without walking every admin route first (FastAPI tries routes in order).
         deliverability,
+        ses_routes,
         subscriptions,
         issue_pages,
         engagement,  # GET /t/o/{token}.gif, /t/c/{token}/{n}: opt-in engagement tracking
@@ -230,7 +231,6 @@ def create_app(
         api_imports,  # /api/v1/imports, /api/v1/exports
         api_webhooks,  # /api/v1/webhooks (admins only)
         admin_webhooks,  # /admin/webhooks: outgoing webhook endpoints and their failures
-        ses_routes,  # POST /webhooks/ses: Amazon SES's notifications through SNS
     ):
         app.include_router(feature.router)
     app.include_router(dashboard.router)  # /admin/dashboard and its figures
