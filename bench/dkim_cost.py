@@ -38,16 +38,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from tests.support.database import free_port  # noqa: E402
 
+from _batch import issue_batch  # noqa: E402
 from herald.core.config import EmailSettings, Settings, SmtpSettings  # noqa: E402
 from herald.core.dkim_config import DkimSettings  # noqa: E402
-from herald.delivery.domain import ClaimedDelivery  # noqa: E402
 from herald.email.dkim import DkimSigner  # noqa: E402
 from herald.email.message import EmailMessage  # noqa: E402
 from herald.email.smtp import SmtpProvider, render_mime  # noqa: E402
 from herald.issues import repository  # noqa: E402
-from herald.issues.delivery import IssueDeliveries  # noqa: E402
 from herald.issues.domain import IssueContent  # noqa: E402
-from herald.subscriptions.domain import SubscriptionStatus  # noqa: E402
 from publish import ISSUE  # noqa: E402
 
 BATCH = 500
@@ -60,32 +58,10 @@ def rendered(settings: Settings, issue: IssueContent) -> list[EmailMessage]:
     """500 readers' copies of ``issue``, as a worker renders them."""
     issue_id = uuid.uuid4()
     data = repository.RenderData(id=issue_id, title=issue.title, html=issue.html, text=issue.text)
-    readers = [uuid.uuid4() for _ in range(BATCH)]
-    recipients = {
-        reader: repository.Recipient(
-            reader, f"reader{n}@example.com", f"Reader {n}", SubscriptionStatus.CONFIRMED
-        )
-        for n, reader in enumerate(readers)
-    }
-    batch = [
-        ClaimedDelivery(
-            id=n,
-            kind="issue",
-            recipient=f"reader{n}@example.com",
-            subscriber_id=reader,
-            message=None,
-            attempts=1,
-            max_attempts=5,
-            issue_id=issue_id,
-        )
-        for n, reader in enumerate(readers)
-    ]
-
-    class NoDatabase:  # never used: the rows are handed to the render directly
-        pass
-
-    deliveries = IssueDeliveries(db=NoDatabase(), settings=settings)  # type: ignore[arg-type]
-    messages: list[EmailMessage] = deliveries._render_batch(batch, {issue_id: data}, recipients)
+    work = issue_batch(settings, issue_id, BATCH)
+    messages: list[EmailMessage] = work.deliveries._render_batch(
+        work.batch, {issue_id: data}, work.recipients
+    )
     return messages
 
 

@@ -27,13 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "src"))  # after PYTHONPATH: an old tree's code comes first
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _batch import issue_batch  # noqa: E402
 from herald.core.config import Settings  # noqa: E402
-from herald.delivery.domain import ClaimedDelivery  # noqa: E402
 from herald.email import postmark  # noqa: E402
 from herald.engagement.links import tracked_links  # noqa: E402
 from herald.issues import repository  # noqa: E402
-from herald.issues.delivery import IssueDeliveries  # noqa: E402
-from herald.subscriptions.domain import SubscriptionStatus  # noqa: E402
 from publish import ISSUE  # noqa: E402
 
 BATCH = 500
@@ -68,31 +66,8 @@ def main() -> None:
     )
     data = repository.RenderData(id=issue_id, title=ISSUE.title, html=html, text=ISSUE.text)
     tracked = {issue_id: tracked_links(html, settings.public_base_url)} if args.tracking else None
-    readers = [uuid.uuid4() for _ in range(BATCH)]
-    recipients = {
-        reader: repository.Recipient(
-            reader, f"reader{n}@example.com", f"Reader {n}", SubscriptionStatus.CONFIRMED
-        )
-        for n, reader in enumerate(readers)
-    }
-    batch = [
-        ClaimedDelivery(
-            id=n,
-            kind="issue",
-            recipient=f"reader{n}@example.com",
-            subscriber_id=reader,
-            message=None,
-            attempts=1,
-            max_attempts=5,
-            issue_id=issue_id,
-        )
-        for n, reader in enumerate(readers)
-    ]
-
-    class NoDatabase:  # never used: the batch's rows are handed to the render directly
-        pass
-
-    deliveries = IssueDeliveries(db=NoDatabase(), settings=settings)  # type: ignore[arg-type]
+    work = issue_batch(settings, issue_id, BATCH)
+    deliveries, batch, recipients = work.deliveries, work.batch, work.recipients
     # Compiles the issue (with its stored links when tracked).
     deliveries._render_batch(batch, {issue_id: data}, recipients, None, None, tracked)
     encode = encoder()
