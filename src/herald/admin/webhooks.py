@@ -25,7 +25,13 @@ from herald.web.errors import FormError, form_errors
 from herald.web.forms import read_form_multi
 from herald.web.pages import page
 from herald.web.state import AppState, State
-from herald.webhooks.domain import MAX_DESCRIPTION, MAX_URL, EventType, MessageStatus
+from herald.webhooks.domain import (
+    MAX_DESCRIPTION,
+    MAX_URL,
+    EndpointDraft,
+    EventType,
+    MessageStatus,
+)
 from herald.webhooks.service import WebhookService
 
 router = APIRouter(prefix="/admin/webhooks", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -69,6 +75,16 @@ async def _read(request: Request, state: AppState) -> dict[str, object]:
     return _form(fields)
 
 
+def _draft(service: WebhookService, form: dict[str, object]) -> EndpointDraft:
+    """The form as a checked draft (``ValidationError`` naming the field)."""
+    return service.draft(
+        url=str(form["url"]),
+        description=str(form["description"]),
+        event_types=list(form["event_types"]),  # type: ignore[call-overload]
+        enabled=bool(form["enabled"]),
+    )
+
+
 def _context(state: AppState) -> dict[str, Any]:
     return {
         "event_types": EVENT_TYPES,
@@ -89,12 +105,7 @@ async def create(request: Request, state: State) -> Response:
     form = await _read(request, state)
     service = _service(state)
     try:
-        draft = service.draft(
-            url=str(form["url"]),
-            description=str(form["description"]),
-            event_types=list(form["event_types"]),  # type: ignore[call-overload]
-            enabled=bool(form["enabled"]),
-        )
+        draft = _draft(service, form)
     except ValidationError as exc:
         found = await service.endpoints()
         return page(
@@ -170,12 +181,7 @@ async def change(request: Request, state: State, endpoint_id: uuid.UUID) -> Resp
     service = _service(state)
     back = f"{HOME}/{endpoint_id}"
     try:
-        draft = service.draft(
-            url=str(form["url"]),
-            description=str(form["description"]),
-            event_types=list(form["event_types"]),  # type: ignore[call-overload]
-            enabled=bool(form["enabled"]),
-        )
+        draft = _draft(service, form)
     except ValidationError as exc:
         return await _endpoint_page(
             request,
