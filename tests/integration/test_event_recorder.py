@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +17,7 @@ from herald.core.db import Connection, Database
 from herald.deliverability.domain import EventKind, Provider, ProviderEvent, RecordedEvent
 from herald.deliverability.policy import Policy
 from herald.deliverability.service import EventRecorder
+from tests.support.deliverability import sent_delivery, subscription_status, suppression
 from tests.support.newsletters import add_subscribers
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -44,21 +44,6 @@ def event(
     )
 
 
-async def sent_delivery(
-    db: Database, subscriber_id: uuid.UUID | None, recipient: str, message_id: str
-) -> int:
-    async with db.connection() as conn:
-        delivery_id: int = await conn.fetchval(
-            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts,"
-            " provider_message_id, sent_at) VALUES ('test', $1, $2, 'sent', 5, $3, now())"
-            " RETURNING id",
-            recipient,
-            subscriber_id,
-            message_id,
-        )
-    return delivery_id
-
-
 async def events(db: Database) -> list[dict[str, object]]:
     async with db.connection() as conn:
         found = await conn.fetch(
@@ -67,23 +52,6 @@ async def events(db: Database) -> list[dict[str, object]]:
             " FROM email_events ORDER BY id"
         )
     return [dict(row) for row in found]
-
-
-async def suppression(db: Database, email: str) -> tuple[str, str] | None:
-    async with db.connection() as conn:
-        row = await conn.fetchrow(
-            "SELECT reason, source FROM suppressions WHERE address_key = herald_address_key($1)",
-            email,
-        )
-    return (row["reason"], row["source"]) if row else None
-
-
-async def status(db: Database, subscriber_id: uuid.UUID) -> str:
-    async with db.connection() as conn:
-        found: str = await conn.fetchval(
-            "SELECT status FROM subscriptions WHERE id = $1", subscriber_id
-        )
-    return found
 
 
 def counter(name: str, **labels: str) -> float:
@@ -100,7 +68,9 @@ async def test_a_hard_bounce_found_by_delivery_id_suppresses_at_once(db: Databas
     assert (result.stored, result.suppressed) == (True, True)
     assert (result.delivery_id, result.subscriber_id) == (delivery, reader)
     assert await suppression(db, "reader0@example.com") == ("hard_bounce", "postmark: hard bounce")
-    assert await status(db, reader) == "unsubscribed"  # the suppression list's invariant
+    assert (
+        await subscription_status(db, reader) == "unsubscribed"
+    )  # the suppression list's invariant
     [row] = await events(db)
     assert (row["delivery_id"], row["subscriber_id"]) == (delivery, reader)
     assert (row["suppressed"], row["reader0"]) == (True, True)
@@ -153,7 +123,7 @@ async def test_a_replay_does_nothing(db: Database) -> None:
     assert [r.stored for r in again] == [False, True, False]
     assert [r["provider_event_id"] for r in await events(db)] == ["d1", "d2"]
     assert await suppression(db, "reader0@example.com") is None
-    assert await status(db, reader) == "confirmed"
+    assert await subscription_status(db, reader) == "confirmed"
     assert counter("herald_deliverability_replays_total", provider="postmark") == before + 2
 
 
@@ -175,7 +145,7 @@ async def test_soft_bounces_suppress_after_the_limit_within_the_window(db: Datab
     third = await recorder.record([event("s3", EventKind.SOFT_BOUNCE, recipient=address)])
     assert third[0].suppressed
     assert await suppression(db, address) == ("hard_bounce", "postmark: soft bounce")
-    assert await status(db, reader) == "unsubscribed"
+    assert await subscription_status(db, reader) == "unsubscribed"
     assert [r["suppressed"] for r in await events(db)] == [False, False, False, True]
     # Once suppressed, a fourth changes nothing and is not marked.
     [fourth] = await recorder.record([event("s4", EventKind.SOFT_BOUNCE, recipient=address)])
@@ -204,7 +174,7 @@ async def test_a_block_never_suppresses_but_raises_the_alert(db: Database) -> No
     )
     assert (result.stored, result.suppressed) == (True, False)
     assert await suppression(db, "reader0@example.com") is None
-    assert await status(db, reader) == "confirmed"
+    assert await subscription_status(db, reader) == "confirmed"
     assert counter("herald_deliverability_blocked_total", provider="postmark") == before + 1
 
 
@@ -240,7 +210,7 @@ async def test_concurrent_copies_of_one_event_store_one_row(db: Database) -> Non
     assert sorted(r[0].stored for r in results) == [False, True]
     assert len(await events(db)) == 1
     assert await suppression(db, "reader0@example.com") == ("hard_bounce", "postmark: hard bounce")
-    assert await status(db, reader) == "unsubscribed"
+    assert await subscription_status(db, reader) == "unsubscribed"
 
 
 async def test_record_in_uses_the_callers_transaction(db: Database) -> None:
@@ -313,6 +283,6 @@ async def test_a_batch_suppresses_its_addresses_in_one_statement_and_tells_the_a
         ("complaint", "postmark: complaint"),
         ("provider", "postmark: provider unsubscribe"),
     ]
-    assert [await status(db, reader) for reader in readers] == ["unsubscribed"] * 3
+    assert [await subscription_status(db, reader) for reader in readers] == ["unsubscribed"] * 3
     assert sorted(json.loads(h)["type"] for h in heard) == ["subscriber.unsubscribed"] * 3
     assert {json.loads(h)["subscriber_id"] for h in heard} == {str(r) for r in readers}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from herald.deliverability.sns import SnsVerifier
 from herald.deliverability.sns_certificates import SigningCertificates
 from herald.web.state import AppState
 from tests.support.database import make_settings
+from tests.support.deliverability import sent_delivery, subscription_status, suppression
 from tests.support.newsletters import add_subscribers
 from tests.support.sns import (
     OTHER_TOPIC,
@@ -76,19 +76,6 @@ async def post(client: httpx.AsyncClient, message: dict[str, Any]) -> httpx.Resp
     return await client.post("/webhooks/ses", content=json.dumps(message), headers=headers)
 
 
-async def sent_delivery(db: Database, subscriber: uuid.UUID, message_id: str) -> int:
-    async with db.connection() as conn:
-        delivery_id: int = await conn.fetchval(
-            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts,"
-            " provider_message_id, sent_at) VALUES ('test', $1, $2, 'sent', 5, $3, now())"
-            " RETURNING id",
-            READER,
-            subscriber,
-            message_id,
-        )
-    return delivery_id
-
-
 async def stored(db: Database) -> list[dict[str, Any]]:
     async with db.connection() as conn:
         rows = await conn.fetch(
@@ -98,29 +85,12 @@ async def stored(db: Database) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def suppression(db: Database, email: str = READER) -> tuple[str, str] | None:
-    async with db.connection() as conn:
-        row = await conn.fetchrow(
-            "SELECT reason, source FROM suppressions WHERE address_key = herald_address_key($1)",
-            email,
-        )
-    return (row["reason"], row["source"]) if row else None
-
-
-async def status(db: Database, subscriber: uuid.UUID) -> str:
-    async with db.connection() as conn:
-        found: str = await conn.fetchval(
-            "SELECT status FROM subscriptions WHERE id = $1", subscriber
-        )
-    return found
-
-
 @pytest.mark.parametrize("version", ["1", "2"])
 async def test_a_hard_bounce_suppresses_the_reader_and_a_replay_changes_nothing(
     ses_client: httpx.AsyncClient, db: Database, sns: SnsStandIn, version: str
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_delivery(db, reader, MESSAGE_ID)
+    delivery = await sent_delivery(db, reader, READER, MESSAGE_ID)
     message = sns.notification(ses_bounce(READER, message_id=MESSAGE_ID), version=version)
 
     answer = await post(ses_client, message)
@@ -129,9 +99,9 @@ async def test_a_hard_bounce_suppresses_the_reader_and_a_replay_changes_nothing(
     [row] = await stored(db)
     assert (row["provider"], row["kind"], row["delivery_id"]) == ("ses", "hard_bounce", delivery)
     assert (row["subscriber_id"], row["suppressed"]) == (reader, True)
-    assert await suppression(db) is not None
-    assert (await suppression(db) or ("", ""))[0] == "hard_bounce"
-    assert await status(db, reader) == "unsubscribed"
+    assert await suppression(db, READER) is not None
+    assert (await suppression(db, READER) or ("", ""))[0] == "hard_bounce"
+    assert await subscription_status(db, reader) == "unsubscribed"
 
     # SNS retries the same message; SES publishes the same event in a new SNS message.
     again = await post(ses_client, message)
@@ -146,7 +116,7 @@ async def test_a_complaint_finds_its_delivery_by_herald_s_tag(
     ses_client: httpx.AsyncClient, db: Database, sns: SnsStandIn
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_delivery(db, reader, "<unrelated@news.example.test>")
+    delivery = await sent_delivery(db, reader, READER, "<unrelated@news.example.test>")
     complaint = ses_complaint(READER, delivery_id=delivery, message_id="<not-stored@x.test>")
     answer = await post(ses_client, sns.notification(complaint, version="1"))
     assert answer.json()["stored"] == 1
@@ -156,27 +126,27 @@ async def test_a_complaint_finds_its_delivery_by_herald_s_tag(
         delivery,
         reader,
     )
-    assert (await suppression(db) or ("", ""))[0] == "complaint"
+    assert (await suppression(db, READER) or ("", ""))[0] == "complaint"
 
 
 async def test_a_delivery_is_stored_and_suppresses_nothing(
     ses_client: httpx.AsyncClient, db: Database, sns: SnsStandIn
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    await sent_delivery(db, reader, MESSAGE_ID)
+    await sent_delivery(db, reader, READER, MESSAGE_ID)
     answer = await post(ses_client, sns.notification(ses_delivery(READER, message_id=MESSAGE_ID)))
     assert answer.json()["stored"] == 1
     [row] = await stored(db)
     assert (row["kind"], row["suppressed"]) == ("delivered", False)
-    assert await suppression(db) is None
-    assert await status(db, reader) == "confirmed"
+    assert await suppression(db, READER) is None
+    assert await subscription_status(db, reader) == "confirmed"
 
 
 async def test_concurrent_copies_store_one_event(
     ses_client: httpx.AsyncClient, db: Database, sns: SnsStandIn
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    await sent_delivery(db, reader, MESSAGE_ID)
+    await sent_delivery(db, reader, READER, MESSAGE_ID)
     message = sns.notification(ses_bounce(READER, message_id=MESSAGE_ID))
     answers = await asyncio.gather(*(post(ses_client, message) for _ in range(12)))
     assert {a.status_code for a in answers} == {200}
@@ -191,7 +161,7 @@ async def _refused(
     assert answer.status_code == status_code, answer.text
     assert why in answer.text
     assert await stored(db) == []
-    assert await suppression(db) is None
+    assert await suppression(db, READER) is None
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
@@ -199,11 +169,11 @@ async def test_a_forged_message_is_refused_and_nothing_stored(
     ses_client: httpx.AsyncClient, db: Database, sns: SnsStandIn, version: str
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    await sent_delivery(db, reader, MESSAGE_ID)
+    await sent_delivery(db, reader, READER, MESSAGE_ID)
     genuine = sns.notification(ses_delivery(READER, message_id=MESSAGE_ID), version=version)
     tampered = {**genuine, "Message": json.dumps(ses_bounce(READER, message_id=MESSAGE_ID))}
     await _refused(ses_client, db, tampered, 403, "signature does not verify")
-    assert await status(db, reader) == "confirmed"
+    assert await subscription_status(db, reader) == "confirmed"
 
 
 async def test_a_foreign_topic_a_foreign_certificate_and_a_stale_message_are_refused(
