@@ -288,6 +288,38 @@ async def test_a_conditional_request_of_an_issue_page_reads_no_body(
     assert again.status_code == 304
 
 
+async def test_a_copy_already_made_is_served_without_reading_its_body_again(
+    client: httpx.AsyncClient, db: Database, weekly: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A feed is 20 issues of up to 2 MiB each, fetched by every feed reader: once their
+    # copies are made, a 200 (a reader without validators) reads only what is not cached.
+    _, old_slug = await sent_issue(db, "Old news")
+    first = await client.get("/archive/weekly/feed.atom")
+    assert first.status_code == 200
+    page = await client.get(f"/archive/weekly/{old_slug}")
+    assert page.status_code == 200
+    newer, _ = await sent_issue(db, "Newer news", at=T0 + timedelta(days=1))
+    read: list[list[uuid.UUID]] = []
+    real_bodies = archive_repository.bodies
+
+    async def counted(conn: object, issue_ids: list[uuid.UUID]) -> object:
+        read.append(list(issue_ids))
+        return await real_bodies(conn, issue_ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive_repository, "bodies", counted)
+    feed = parsed(await client.get("/archive/weekly/feed.atom"))
+    assert [e.title for e in feed.entries] == ["Newer news", "Old news"]
+    assert all("Hello" in e.content[0].value for e in feed.entries)
+    assert read == [[newer]], "only the new issue's body is read"
+    again = await client.get("/archive/weekly/feed.rss")
+    assert again.status_code == 200
+    assert read == [[newer]], "every copy of the RSS feed was made: no body read"
+    repeat = await client.get(f"/archive/weekly/{old_slug}")
+    assert repeat.status_code == 200
+    assert repeat.text == page.text
+    assert read == [[newer]]
+
+
 async def test_a_configured_branding_change_changes_the_validators(
     db: Database, settings: Settings, weekly: None
 ) -> None:

@@ -125,25 +125,37 @@ class NotModified:
     validators: Validators
 
 
-_copies: OrderedDict[tuple[uuid.UUID, int, str], str] = OrderedDict()
-_failed: OrderedDict[tuple[uuid.UUID, int, str], float] = OrderedDict()  # -> retry after
+_CopyKey = tuple[uuid.UUID, int, str]
+_copies: OrderedDict[_CopyKey, str] = OrderedDict()
+_failed: OrderedDict[_CopyKey, float] = OrderedDict()  # -> retry after
 _copies_lock = threading.Lock()
 
 
-def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: Links) -> str | None:
-    """The issue's body for an anonymous reader, sanitised; None when it cannot be rendered
-    (a reader's attribute the template cannot do without) or sanitised in time. Cached per
-    issue, design version and list (the unsubscribe placeholder links to the list's page);
-    a failure for :data:`RETRY_FAILED_SECONDS`, so requests do not spend the time limits
-    again and again on it."""
-    key = (entry.id, design.version, links.list_slug)
+def _copy_key(entry: Entry, design: Design, links: Links) -> _CopyKey:
+    # Per issue, design version and list (the unsubscribe placeholder links to the list's page).
+    return (entry.id, design.version, links.list_slug)
+
+
+def _known_copy(key: _CopyKey) -> tuple[bool, str | None]:
+    """Whether the copy is known — made, or failed within :data:`RETRY_FAILED_SECONDS` —
+    and the copy (None: it failed). A known copy needs no body read."""
     with _copies_lock:
         cached = _copies.get(key)
         if cached is not None:
             _copies.move_to_end(key)
-            return cached
-        if _failed.get(key, 0.0) > time.monotonic():
-            return None
+            return True, cached
+        return _failed.get(key, 0.0) > time.monotonic(), None
+
+
+def _anonymous_copy(entry: Entry, html: str, text: str, design: Design, links: Links) -> str | None:
+    """The issue's body for an anonymous reader, sanitised; None when it cannot be rendered
+    (a reader's attribute the template cannot do without) or sanitised in time. Cached (see
+    :func:`_copy_key`); a failure for :data:`RETRY_FAILED_SECONDS`, so requests do not spend
+    the time limits again and again on it."""
+    key = _copy_key(entry, design, links)
+    known, cached = _known_copy(key)
+    if known:
+        return cached
 
     def render() -> str:
         compiled = compile_issue(
@@ -242,13 +254,15 @@ class Archive:
         )
         if validators.not_modified(if_none_match, if_modified_since):
             return NotModified(validators)
-        async with self.db.connection() as conn:  # the body only now: up to 2 MiB
-            bodies = (await repository.bodies(conn, [entry.id])).get(entry.id)
-        if bodies is None:
-            raise NotFound(NO_ISSUE)
-        content = await off_loop(
-            lambda: _anonymous_copy(entry, bodies.html, bodies.text, design, links)
-        )
+        known, content = _known_copy(_copy_key(entry, design, links))
+        if not known:
+            async with self.db.connection() as conn:  # the body only now: up to 2 MiB
+                bodies = (await repository.bodies(conn, [entry.id])).get(entry.id)
+            if bodies is None:
+                raise NotFound(NO_ISSUE)
+            content = await off_loop(
+                lambda: _anonymous_copy(entry, bodies.html, bodies.text, design, links)
+            )
         if content is None:
             raise NotFound(NO_ISSUE)
         return IssuePage(news_list, entry, content, links, Masthead.of(design.branding), validators)
@@ -281,14 +295,17 @@ class Archive:
             )
             if validators.not_modified(if_none_match, if_modified_since):
                 return NotModified(validators)
-            bodies = await repository.bodies(conn, [e.id for e in entries])
+            # Up to 2 MiB an issue: only the bodies of the copies not made (or failed) yet.
+            known = {e.id: _known_copy(_copy_key(e, design, links)) for e in entries}
+            missing = [e.id for e in entries if not known[e.id][0]]
+            bodies = await repository.bodies(conn, missing) if missing else {}
 
         def build() -> tuple[bytes, str]:
-            copies = {
-                e.id: _anonymous_copy(e, bodies[e.id].html, bodies[e.id].text, design, links)
-                for e in entries
-                if e.id in bodies
-            }
+            copies = {e.id: known[e.id][1] for e in entries}
+            for e in entries:
+                body = bodies.get(e.id)
+                if body is not None:
+                    copies[e.id] = _anonymous_copy(e, body.html, body.text, design, links)
             return write_feed(
                 kind,
                 news_list,
