@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from herald.core.config import Settings
-from herald.core.signing import keyed, purpose_key
+from herald.core.signing import keyed, mac, purpose_key
 
 _PURPOSE = "engagement-tracking"
 _MAC_CHARS = 22  # 128 bits of base64url
@@ -65,10 +65,7 @@ def parse_token(settings: Settings, token: str) -> Tracked | None:
     if not _TOKEN.fullmatch(token):
         return None
     ident, _, signature = token.partition(".")
-    expected = base64.urlsafe_b64encode(
-        keyed(purpose_key(settings, _PURPOSE)).digest(ident.encode())
-    )[:_MAC_CHARS]
-    if not hmac.compare_digest(signature.encode(), expected):
+    if not hmac.compare_digest(signature, mac(settings, _PURPOSE, ident)[:_MAC_CHARS]):
         return None
     raw = base64.urlsafe_b64decode(ident)
     delivery_id = int.from_bytes(raw[16:], "big")
