@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import uuid
 from pathlib import Path
 
 import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.delivery import repository
 from herald.email.verp import Verp
+from tests.support.deliverability import enqueue_to_readers, sent_delivery
 from tests.support.newsletters import add_subscribers
 from tests.support.processes import HERALD, herald_env, herald_process
-from tests.support.queue import message_to, wait_until
+from tests.support.queue import wait_until
 from tests.unit.email.test_smtp import serve
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bounces"
@@ -52,17 +51,6 @@ def pipe_env(database_url: str, tmp_path: Path, **overrides: str) -> dict[str, s
     return herald_env(**(settings | overrides))
 
 
-async def sent_to(db: Database, subscriber_id: uuid.UUID, recipient: str) -> int:
-    async with db.connection() as conn:
-        delivery_id: int = await conn.fetchval(
-            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts,"
-            " sent_at) VALUES ('test', $1, $2, 'sent', 5, now()) RETURNING id",
-            recipient,
-            subscriber_id,
-        )
-    return delivery_id
-
-
 async def suppressed(db: Database, email: str) -> str | None:
     async with db.connection() as conn:
         reason: str | None = await conn.fetchval(
@@ -76,8 +64,8 @@ async def test_the_pipe_records_a_bounce_once_and_ignores_forgeries(
     database_url: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     readers = await add_subscribers(db, 2)
-    mine = await sent_to(db, readers[0], "reader0@example.com")
-    theirs = await sent_to(db, readers[1], "reader1@example.com")
+    mine = await sent_delivery(db, readers[0], "reader0@example.com")
+    theirs = await sent_delivery(db, readers[1], "reader1@example.com")
     verp = Verp(settings, BOUNCE_ADDRESS)  # the test settings' key is the process's
     env = pipe_env(database_url, tmp_path)
     raw = (FIXTURES / "postfix_user_unknown.eml").read_bytes()
@@ -108,7 +96,7 @@ async def test_the_recipient_from_the_mta_and_an_oversized_bounce(
     database_url: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
     verp = Verp(settings, BOUNCE_ADDRESS)
     raw = (FIXTURES / "exim_user_unknown.eml").read_bytes().replace(PLACEHOLDER, b"x@y.example")
     # 12 MiB of returned message after the report: read cut at 10 MiB, the rest drained.
@@ -163,17 +151,7 @@ async def test_a_worker_process_records_the_relays_refusal(
     """The composition root plugs the policy into the worker: a 550 at RCPT from the relay
     suppresses the reader; the accepted message went out with its signed return path."""
     readers = await add_subscribers(db, 2)
-    async with db.transaction() as conn:
-        ids = [
-            await repository.enqueue(
-                conn,
-                kind="test",
-                message=message_to(f"reader{n}@example.com"),
-                max_attempts=3,
-                subscriber_id=reader,
-            )
-            for n, reader in enumerate(readers)
-        ]
+    ids = await enqueue_to_readers(db, readers)
     async with serve() as relay:
         relay.handler.rcpt_replies = {"reader0@example.com": "550 5.1.1 No such user"}
         env = pipe_env(

@@ -16,15 +16,15 @@ from herald.composition.worker import event_recorder
 from herald.core.config import EmailSettings, Settings, SmtpSettings
 from herald.core.db import Database
 from herald.deliverability.refusals import RefusalRecorder
-from herald.delivery import repository
 from herald.delivery.worker import DeliveryWorker
 from herald.email.smtp import SmtpProvider
 from herald.email.verp import Verp
 from tests.e2e.test_bounce_pipe import BOUNCE_ADDRESS, ingest, pipe_env, suppressed
 from tests.support.database import free_port
+from tests.support.deliverability import enqueue_to_readers
 from tests.support.newsletters import add_subscribers
 from tests.support.postfix import postfix
-from tests.support.queue import message_to, wait_until
+from tests.support.queue import wait_until
 from tests.unit.email.test_smtp import Server, serve
 
 
@@ -46,17 +46,7 @@ async def test_a_postfix_bounce_comes_back_and_suppresses_the_reader(
     port = free_port()
     with postfix(port=port, relay_port=mx.port) as maillog:
         readers = await add_subscribers(db, 2)
-        async with db.transaction() as conn:
-            ids = [
-                await repository.enqueue(
-                    conn,
-                    kind="test",
-                    message=message_to(f"reader{n}@example.com"),
-                    max_attempts=3,
-                    subscriber_id=reader,
-                )
-                for n, reader in enumerate(readers)
-            ]
+        ids = await enqueue_to_readers(db, readers)
         verp = Verp(settings, BOUNCE_ADDRESS)
         email = EmailSettings(
             provider="smtp",

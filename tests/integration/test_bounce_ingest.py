@@ -5,7 +5,6 @@ return path and what is no bounce are ignored, a block and a delay never suppres
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +19,7 @@ from herald.deliverability.refusals import RefusalRecorder
 from herald.deliverability.service import EventRecorder
 from herald.email.message import PermanentFailure, SmtpReply
 from herald.email.verp import Verp
+from tests.support.deliverability import sent_delivery
 from tests.support.newsletters import add_subscribers
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bounces"
@@ -32,17 +32,6 @@ def verp_of(settings: Settings) -> Verp:
 
 def bounce(name: str, return_path: str) -> bytes:
     return (FIXTURES / name).read_bytes().replace(PLACEHOLDER, return_path.encode())
-
-
-async def sent_to(db: Database, subscriber_id: uuid.UUID | None, recipient: str) -> int:
-    async with db.connection() as conn:
-        delivery_id: int = await conn.fetchval(
-            "INSERT INTO deliveries (kind, recipient, subscriber_id, status, max_attempts,"
-            " sent_at) VALUES ('test', $1, $2, 'sent', 5, now()) RETURNING id",
-            recipient,
-            subscriber_id,
-        )
-    return delivery_id
 
 
 async def state(db: Database, email: str) -> tuple[str | None, str | None, list[str]]:
@@ -77,7 +66,7 @@ async def test_a_hard_bounce_suppresses_the_deliverys_reader(
     db: Database, settings: Settings, ingest: BounceIngest, name: str
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
 
     result = await ingest.ingest(bounce(name, verp_of(settings).address(delivery)))
 
@@ -109,8 +98,8 @@ async def test_a_forged_or_foreign_return_path_is_ignored(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
     add = await add_subscribers(db, 2)
-    mine = await sent_to(db, add[0], "reader0@example.com")
-    victim = await sent_to(db, add[1], "reader1@example.com")
+    mine = await sent_delivery(db, add[0], "reader0@example.com")
+    victim = await sent_delivery(db, add[1], "reader1@example.com")
     signature = verp_of(settings).address(mine).split(".", 1)[1].split("@")[0]
 
     forged = f"bounces+{victim}.{signature}@news.example.org"  # my signature, their delivery
@@ -130,7 +119,7 @@ async def test_the_mtas_recipient_is_believed_before_the_headers(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
     raw = bounce("postfix_user_unknown.eml", "someone@example.org")  # headers name no VERP
 
     result = await ingest.ingest(raw, recipients=[verp_of(settings).address(delivery)])
@@ -150,7 +139,7 @@ async def test_blocks_delays_and_a_first_soft_bounce_never_suppress(
     db: Database, settings: Settings, ingest: BounceIngest, name: str, kind: EventKind
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
 
     result = await ingest.ingest(bounce(name, verp_of(settings).address(delivery)))
 
@@ -162,7 +151,7 @@ async def test_what_is_no_bounce_is_ignored(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
     address = verp_of(settings).address(delivery)
 
     for raw in (bounce("out_of_office.eml", address), b"", b"\xff" * 1000):
@@ -175,7 +164,7 @@ async def test_a_non_standard_bounce_is_recorded(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
 
     result = await ingest.ingest(bounce("qmail_failure.eml", verp_of(settings).address(delivery)))
 
@@ -190,7 +179,7 @@ async def test_the_same_bounce_twice_at_once_is_one_event(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
     readers = await add_subscribers(db, 1)
-    delivery = await sent_to(db, readers[0], "reader0@example.com")
+    delivery = await sent_delivery(db, readers[0], "reader0@example.com")
     raw = bounce("postfix_user_unknown.eml", verp_of(settings).address(delivery))
 
     results = await asyncio.gather(*(ingest.ingest(raw) for _ in range(4)))
@@ -215,7 +204,7 @@ async def test_a_refusal_and_a_later_bounce_of_one_delivery_are_two_events(
     """The relay refused at once and its MTA also sent a bounce: both are kept, the address
     is suppressed once."""
     [reader] = await add_subscribers(db, 1)
-    delivery = await sent_to(db, reader, "reader0@example.com")
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
     hook = RefusalRecorder(EventRecorder(db, Policy()))
     refused = SimpleNamespace(id=delivery, attempts=1, recipient="reader0@example.com")
     reply = SmtpReply("RCPT TO", 550, "5.1.1 No such user")

@@ -14,12 +14,12 @@ from herald.core.db import Database
 from herald.deliverability.policy import Policy
 from herald.deliverability.refusals import RefusalRecorder
 from herald.deliverability.service import EventRecorder
-from herald.delivery import repository
 from herald.delivery.worker import DeliveryWorker
 from herald.email.smtp import SmtpProvider
 from herald.email.verp import Verp
+from tests.support.deliverability import enqueue_to_readers
 from tests.support.newsletters import add_subscribers
-from tests.support.queue import message_to, rows
+from tests.support.queue import rows
 from tests.unit.email.test_smtp import Server, serve
 
 
@@ -50,20 +50,6 @@ def worker(db: Database, settings: Settings, provider: SmtpProvider) -> Delivery
     )
 
 
-async def enqueue(db: Database, readers: list[uuid.UUID]) -> list[int]:
-    async with db.transaction() as conn:
-        return [
-            await repository.enqueue(
-                conn,
-                kind="test",
-                message=message_to(f"reader{n}@example.com"),
-                max_attempts=3,
-                subscriber_id=reader,
-            )
-            for n, reader in enumerate(readers)
-        ]
-
-
 async def outcome(db: Database) -> list[tuple[str, str | None, str | None, bool | None]]:
     """Per reader: subscription status, suppression reason, event kind, suppressed."""
     async with db.connection() as conn:
@@ -81,7 +67,7 @@ async def test_a_550_at_rcpt_suppresses_a_block_does_not(
     db: Database, settings: Settings, server: Server, smtp: SmtpProvider
 ) -> None:
     readers = await add_subscribers(db, 3)
-    ids = await enqueue(db, readers)
+    ids = await enqueue_to_readers(db, readers)
     server.handler.rcpt_replies = {
         "reader0@example.com": "550 5.1.1 <reader0@example.com>: Recipient address rejected",
     }
@@ -116,7 +102,7 @@ async def test_a_4xx_is_retried_and_suppresses_nothing(
     db: Database, settings: Settings, server: Server, smtp: SmtpProvider
 ) -> None:
     readers = await add_subscribers(db, 1)
-    await enqueue(db, readers)
+    await enqueue_to_readers(db, readers)
     server.handler.rcpt_replies = {"reader0@example.com": "450 4.2.1 Mailbox busy, try later"}
 
     report = await worker(db, settings, smtp).run_once()
