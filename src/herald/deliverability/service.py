@@ -131,21 +131,16 @@ class EventRecorder:
         ]
 
     async def _suppress(self, conn: Connection, due: list[_Suppression]) -> set[int]:
-        """Suppress each address once, in one statement (``add_many``; ``add`` for one);
-        the positions (in the caller's batch) of the events that did."""
+        """Suppress each address once, in one statement (``add_many``); the positions (in
+        the caller's batch) of the events that did."""
         first: dict[str, _Suppression] = {}
         for item in due:
             first.setdefault(item.address.lower(), item)
         if not first:
             return set()
-        if len(first) == 1:
-            [item] = first.values()
-            added = await suppressions.add(conn, item.address, item.reason, item.source)
-            unsubscribed = [added.unsubscribed] if added.unsubscribed is not None else []
-        else:
-            rows = [(i.address, i.reason, i.source) for _, i in sorted(first.items())]
-            many = await suppressions.add_many(conn, rows)
-            unsubscribed = [a.unsubscribed for a in many if a.unsubscribed is not None]
+        rows = [(i.address, i.reason, i.source) for _, i in sorted(first.items())]
+        added = await suppressions.add_many(conn, rows)
+        unsubscribed = [a.unsubscribed for a in added if a.unsubscribed is not None]
         events = [live.event("subscriber.unsubscribed", subscriber_id=s) for s in unsubscribed]
         await repository.notify_many(conn, live.CHANNEL, events)
         log.debug("addresses suppressed", count=len(first))
