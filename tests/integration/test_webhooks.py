@@ -17,7 +17,7 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.core.errors import Conflict
+from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.imports.domain import Mode
 from herald.imports.job import ImportJob
 from herald.imports.service import ImportService
@@ -433,3 +433,54 @@ async def test_a_hanging_receiver_does_not_hold_up_the_others(
             "SELECT DISTINCT error FROM webhook_attempts WHERE endpoint_id = $1", stuck_id
         )
     assert [r["error"] for r in errors] == ["no answer within 5 s"]
+
+
+async def test_changes_of_different_fields_at_once_both_stay(
+    db: Database, database_url: str, hook: Receiver
+) -> None:
+    """A partial change (the API's PATCH, the admin's "enable") reads and writes the
+    endpoint in one transaction with its row locked: two made at the same time both
+    stay, neither writes back the other's old value."""
+    settings = webhook_settings(database_url)
+    endpoint_id = await endpoint(db, settings, hook, ["subscriber.created"])
+    service = WebhookService(db, settings)
+    async with db.transaction() as holder:
+        await holder.execute(
+            "SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE", endpoint_id
+        )
+        described = asyncio.create_task(service.patch(endpoint_id, description="renamed"))
+        disabled = asyncio.create_task(service.set_enabled(endpoint_id, enabled=False))
+        async with db.connection() as probe:
+            for _ in range(500):  # both changes wait on the row: neither has read it yet
+                waiting = await probe.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if waiting >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting >= 2
+    await asyncio.gather(described, disabled)
+    found = await service.get(endpoint_id)
+    assert found.description == "renamed"
+    assert not found.enabled
+    assert found.url == hook.url
+    assert found.event_types == ("subscriber.created",)
+
+
+async def test_a_partial_change_checks_only_what_it_is_given(
+    db: Database, database_url: str, hook: Receiver
+) -> None:
+    settings = webhook_settings(database_url)
+    endpoint_id = await endpoint(db, settings, hook, ["subscriber.created"])
+    service = WebhookService(db, settings)
+    with pytest.raises(ValidationError):
+        await service.patch(endpoint_id, url="ftp://example.com/hook")
+    with pytest.raises(ValidationError):
+        await service.patch(endpoint_id, event_types=["no.such.event"])
+    with pytest.raises(NotFound):
+        await service.patch(uuid.uuid4(), enabled=False)
+    changed = await service.patch(endpoint_id, event_types=["issue.sent", "issue.sent"])
+    assert changed.event_types == ("issue.sent",)
+    assert changed.url == hook.url
+    assert changed.description == "test receiver"

@@ -213,17 +213,14 @@ async def change_endpoint(
     endpoint_id: uuid.UUID, body: EndpointChangeBody, state: State
 ) -> dict[str, Any]:
     """Change what is given. Disabling fails the waiting messages (replayable later)."""
-    service = _service(state)
-    current = await service.get(endpoint_id)
-    draft = service.draft(
-        url=body.url if body.url is not None else current.url,
-        description=body.description if body.description is not None else current.description,
-        event_types=[t.value for t in body.event_types]
-        if body.event_types is not None
-        else list(current.event_types),
-        enabled=body.enabled if body.enabled is not None else current.enabled,
+    changed = await _service(state).patch(
+        endpoint_id,
+        url=body.url,
+        description=body.description,
+        event_types=None if body.event_types is None else [t.value for t in body.event_types],
+        enabled=body.enabled,
     )
-    return endpoint_json(await service.change(endpoint_id, draft))
+    return endpoint_json(changed)
 
 
 @router.delete(

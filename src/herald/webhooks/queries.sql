@@ -21,6 +21,10 @@ SELECT e.id, e.url, e.description, e.event_types, e.enabled, e.created_at, e.upd
 FROM webhook_endpoints e
 WHERE e.id = $1
 
+-- name: lock_endpoint
+-- An endpoint's editable fields, its row locked until the change made of them commits.
+SELECT url, description, event_types, enabled FROM webhook_endpoints WHERE id = $1 FOR UPDATE
+
 -- name: count_endpoints
 SELECT count(*) FROM webhook_endpoints
 

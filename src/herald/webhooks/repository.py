@@ -15,6 +15,7 @@ from herald.webhooks.domain import (
     ClaimedMessage,
     Endpoint,
     EndpointDraft,
+    EventType,
     Message,
     MessageStatus,
 )
@@ -66,6 +67,19 @@ async def list_endpoints(conn: Connection, limit: int) -> list[Endpoint]:
 async def get_endpoint(conn: Connection, endpoint_id: uuid.UUID) -> Endpoint | None:
     row = await conn.fetchrow(Q["get_endpoint"], endpoint_id)
     return _endpoint(row) if row is not None else None
+
+
+async def lock_endpoint(conn: Connection, endpoint_id: uuid.UUID) -> EndpointDraft | None:
+    """The endpoint's editable fields, its row locked to the end of the transaction."""
+    row = await conn.fetchrow(Q["lock_endpoint"], endpoint_id)
+    if row is None:
+        return None
+    return EndpointDraft(
+        url=row["url"],
+        description=row["description"],
+        event_types=tuple(EventType(t) for t in row["event_types"]),
+        enabled=row["enabled"],
+    )
 
 
 async def count_endpoints(conn: Connection) -> int:

@@ -5,10 +5,10 @@ attempts (its failure view), and the manual replay of a failed message."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from herald.core.config import Environment, Settings
-from herald.core.db import Database
+from herald.core.db import Connection, Database
 from herald.core.errors import Conflict, NotFound
 from herald.core.telemetry import get_logger
 from herald.webhooks import repository
@@ -17,10 +17,12 @@ from herald.webhooks.domain import (
     Attempt,
     Endpoint,
     EndpointDraft,
-    EventType,
     Message,
     MessageStatus,
     new_secret,
+    parse_description,
+    parse_event_types,
+    parse_url,
 )
 
 log = get_logger("herald.webhooks")
@@ -89,24 +91,42 @@ class WebhookService:
 
     async def change(self, endpoint_id: uuid.UUID, draft: EndpointDraft) -> Endpoint:
         async with self._db.transaction() as conn:
-            enabled = await repository.update_endpoint(conn, endpoint_id, draft)
-            if enabled is None:
+            return await _save(conn, endpoint_id, draft)
+
+    async def patch(
+        self,
+        endpoint_id: uuid.UUID,
+        *,
+        url: str | None = None,
+        description: str | None = None,
+        event_types: list[str] | None = None,
+        enabled: bool | None = None,
+    ) -> Endpoint:
+        """The fields given changed (each checked), the others kept as they are.
+
+        Read and written in one transaction with the row locked, so two changes of
+        different fields made at the same time both stay (neither writes back the
+        other's old value).
+        """
+        async with self._db.transaction() as conn:
+            current = await repository.lock_endpoint(conn, endpoint_id)
+            if current is None:
                 raise NotFound(NOT_FOUND)
-            if not enabled:
-                await repository.fail_pending(conn, endpoint_id, DISABLED_PENDING)
-            endpoint = await repository.get_endpoint(conn, endpoint_id)
-        assert endpoint is not None
-        return endpoint
+            draft = replace(
+                current,
+                url=current.url if url is None else parse_url(url, development=self.development),
+                description=current.description
+                if description is None
+                else parse_description(description),
+                event_types=current.event_types
+                if event_types is None
+                else parse_event_types(event_types),
+                enabled=current.enabled if enabled is None else enabled,
+            )
+            return await _save(conn, endpoint_id, draft)
 
     async def set_enabled(self, endpoint_id: uuid.UUID, *, enabled: bool) -> Endpoint:
-        current = await self.get(endpoint_id)
-        draft = EndpointDraft(
-            url=current.url,
-            description=current.description,
-            event_types=_types(current),
-            enabled=enabled,
-        )
-        return await self.change(endpoint_id, draft)
+        return await self.patch(endpoint_id, enabled=enabled)
 
     async def rotate_secret(self, endpoint_id: uuid.UUID) -> str:
         """A new secret, in force from the next attempt; returned once."""
@@ -184,5 +204,13 @@ class WebhookService:
         return count
 
 
-def _types(endpoint: Endpoint) -> tuple[EventType, ...]:
-    return tuple(EventType(t) for t in endpoint.event_types)
+async def _save(conn: Connection, endpoint_id: uuid.UUID, draft: EndpointDraft) -> Endpoint:
+    """The draft written over the endpoint; disabling fails its waiting messages."""
+    enabled = await repository.update_endpoint(conn, endpoint_id, draft)
+    if enabled is None:
+        raise NotFound(NOT_FOUND)
+    if not enabled:
+        await repository.fail_pending(conn, endpoint_id, DISABLED_PENDING)
+    endpoint = await repository.get_endpoint(conn, endpoint_id)
+    assert endpoint is not None
+    return endpoint
