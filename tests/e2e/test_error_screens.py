@@ -18,9 +18,8 @@ import pytest
 from herald.auth.domain import Role
 from herald.core.config import Settings
 from herald.core.db import Database
-from tests.integration.test_error_pages import add_user
 from tests.support.browser import Camera, camera_page, chromium, herald_up, require_browser, sign_in
-from tests.support.newsletters import PASSWORD
+from tests.support.newsletters import PASSWORD, add_user
 
 HUMAN_COPY = Path("/tmp/herald-screens-errors")  # noqa: S108 - a fixed place for a human to look
 EXPECTED = re.compile(r"console error: Failed to load resource: .*status of 40[34]")

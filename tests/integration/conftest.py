@@ -10,7 +10,7 @@ from tests.support.database import (  # noqa: F401 - fixtures
     settings,
     template_dsn,
 )
-from tests.support.newsletters import admin_client  # noqa: F401 - fixture
+from tests.support.newsletters import admin_client, editor  # noqa: F401 - fixtures
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

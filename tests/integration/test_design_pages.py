@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.design.logos import sha256_of
 from herald.email.layout import default_source
 from tests.integration.test_issue_pages import fetchval, flashes, token
-from tests.support.newsletters import create_admin, log_in
 from tests.unit.design.test_logos import gif, png
 
 BRANDING = "/admin/settings/branding"
@@ -311,24 +309,14 @@ async def test_editors_copy_edit_activate_and_delete_layouts(
 
 
 async def test_editors_reach_the_templates_but_not_the_branding(
-    settings: Settings, db: Database
+    editor: httpx.AsyncClient,
 ) -> None:
-    from herald.auth.domain import Role
-    from tests.integration.test_error_pages import add_user
-
-    await create_admin(db, settings)
-    await add_user(db, settings, "ed", Role.EDITOR)
-    app = create_app(settings, db=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
-            await log_in(c, "ed")
-            page = await c.get(TEMPLATES)
-            assert page.status_code == 200
-            assert "Settings → Branding" not in page.text
-            assert 'href="/admin/templates"' in page.text  # in the main navigation
-            assert (await c.get(BRANDING)).status_code == 403
-            copied = await c.post(
-                f"{TEMPLATES}/default/copy", data={"csrf_token": await token(c, TEMPLATES)}
-            )
-            assert copied.status_code == 303
+    page = await editor.get(TEMPLATES)
+    assert page.status_code == 200
+    assert "Settings → Branding" not in page.text
+    assert 'href="/admin/templates"' in page.text  # in the main navigation
+    assert (await editor.get(BRANDING)).status_code == 403
+    copied = await editor.post(
+        f"{TEMPLATES}/default/copy", data={"csrf_token": await token(editor, TEMPLATES)}
+    )
+    assert copied.status_code == 303

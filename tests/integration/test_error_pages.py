@@ -6,43 +6,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import Depends
 
 from herald.auth.domain import Role
-from herald.auth.passwords import Passwords
-from herald.auth.service import AuthService
 from herald.auth.web import ADMINS_ONLY, require_session
 from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.web.cookies import SESSION_COOKIE
-from tests.support.newsletters import CSRF, PASSWORD, log_in
+from tests.support.newsletters import CSRF, add_user, log_in
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 NAV = re.compile(r'<nav class="mainnav" aria-label="Main">(.*?)</nav>', re.S)
-
-
-async def add_user(db: Database, settings: Settings, username: str, role: Role) -> None:
-    passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
-    try:
-        await AuthService(db, settings, passwords).create_user(username, PASSWORD, role)
-    finally:
-        passwords.close()
-
-
-@pytest.fixture
-async def editor(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    await add_user(db, settings, "ed", Role.EDITOR)
-    app = create_app(settings, db=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
-            await log_in(c, "ed")
-            yield c
 
 
 @pytest.fixture

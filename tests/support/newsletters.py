@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from herald.auth.domain import Role
 from herald.auth.passwords import Passwords
 from herald.auth.service import AuthService
+from herald.composition.app import create_app
 from herald.core.config import Settings
 from herald.core.db import Database
 from herald.delivery.domain import DeliveryKind
@@ -39,6 +42,14 @@ async def create_admin(db: Database, settings: Settings, username: str = "admin"
     passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
     try:
         return await AuthService(db, settings, passwords).create_user(username, PASSWORD)
+    finally:
+        passwords.close()
+
+
+async def add_user(db: Database, settings: Settings, username: str, role: Role) -> None:
+    passwords = Passwords(memory_kib=8 * 1024, time_cost=1, threads=1)
+    try:
+        await AuthService(db, settings, passwords).create_user(username, PASSWORD, role)
     finally:
         passwords.close()
 
@@ -124,3 +135,15 @@ async def admin_client(
     await create_admin(db, settings)
     await log_in(client)
     return client
+
+
+@pytest.fixture
+async def editor(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, signed in as ``ed``, an editor."""
+    await add_user(db, settings, "ed", Role.EDITOR)
+    app = create_app(settings, db=db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
+            await log_in(c, "ed")
+            yield c
