@@ -24,14 +24,15 @@ POSTMARK_MAX_BYTES = 1024 * 1024
 
 @router.post("/webhooks/postmark")
 async def postmark_webhook(request: Request, state: State) -> JSONResponse:
-    recorded = await PostmarkWebhook(state.settings, _recorder(state)).receive(
+    recorded = await PostmarkWebhook(state.settings, recorder(state)).receive(
         request.headers.get("authorization"), request.body
     )
     return JSONResponse({"stored": sum(1 for r in recorded if r.stored)})
 
 
-def _recorder(state: AppState) -> EventCoalescer:
-    """This process's coalescing recorder, made by its first webhook call."""
+def recorder(state: AppState) -> EventCoalescer:
+    """This process's coalescing recorder, made by its first webhook call (Postmark's or
+    SES's: both share it, so one storm is one queue of recordings)."""
     found = state.find(EventCoalescer)
     if found is None:
         found = coalescer(state.db, state.settings)

@@ -15,9 +15,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from herald.deliverability.coalescing import EventCoalescer
-from herald.deliverability.policy import configured
-from herald.deliverability.service import EventRecorder
+from herald.deliverability.routes import recorder
 from herald.deliverability.ses_webhook import SesWebhook
 from herald.deliverability.sns import SnsVerifier
 from herald.deliverability.sns_certificates import SigningCertificates
@@ -52,15 +50,4 @@ def verifier(state: AppState) -> SnsVerifier:
         timeout = state.settings.email.timeout_seconds
         found = SnsVerifier(state.settings.email.ses, SigningCertificates(timeout_seconds=timeout))
         state.provide(SnsVerifier, found)
-    return found
-
-
-def recorder(state: AppState) -> EventCoalescer:
-    """This process's coalescing recorder (the one Postmark's webhook uses too, whichever
-    route made it first)."""
-    found = state.find(EventCoalescer)
-    if found is None:
-        policy = configured(state.settings.deliverability)
-        found = EventCoalescer(EventRecorder(state.db, policy))
-        state.provide(EventCoalescer, found)
     return found
