@@ -23,6 +23,7 @@ from herald.imports.job import ImportJob
 from herald.imports.service import ImportService
 from herald.jobs.domain import JobStatus
 from herald.jobs.runner import run_now
+from herald.webhooks import repository
 from herald.webhooks.domain import MessageStatus
 from herald.webhooks.sender import WebhookSender
 from herald.webhooks.service import WebhookService
@@ -484,3 +485,31 @@ async def test_a_partial_change_checks_only_what_it_is_given(
     assert changed.event_types == ("issue.sent",)
     assert changed.url == hook.url
     assert changed.description == "test receiver"
+
+
+async def test_concurrent_failures_disable_an_endpoint_exactly_once(
+    db: Database, database_url: str, hook: Receiver
+) -> None:
+    """endpoint_failed judges the run of failures once, on the locked row: of 12 failures
+    recorded at once past the limit, exactly one reports the endpoint just disabled, and
+    every failure is counted. Within the time window nothing is disabled."""
+    settings = webhook_settings(database_url)
+    endpoint_id = await endpoint(db, settings, hook, ["subscriber.created"])
+
+    async def fail(after_seconds: float) -> tuple[bool, bool, int]:
+        async with db.transaction() as conn:
+            return await repository.endpoint_failed(
+                conn, endpoint_id, after_seconds=after_seconds, after_failures=3, reason="r"
+            )
+
+    patient = [await fail(3600) for _ in range(5)]
+    assert [p[2] for p in patient] == [1, 2, 3, 4, 5]
+    assert all(enabled and not disabled for disabled, enabled, _ in patient)
+    outcomes = await asyncio.gather(*(fail(0) for _ in range(12)))
+    assert sum(disabled for disabled, _, _ in outcomes) == 1
+    assert sorted(failures for _, _, failures in outcomes) == list(range(6, 18))
+    found = await WebhookService(db, settings).get(endpoint_id)
+    assert not found.enabled
+    assert found.disabled_reason == "r"
+    assert found.consecutive_failures == 17
+    assert [await fail(0) for _ in range(2)] == [(False, False, 18), (False, False, 19)]

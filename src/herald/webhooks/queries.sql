@@ -171,26 +171,30 @@ WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)
 
 -- name: endpoint_failed
 -- One more failed attempt; disabled (just_disabled) when every attempt has failed for $2
--- seconds and at least $3 in a row did. Clock time, not the transaction's: a sender whose
--- transaction began before another's first failure must still see that failure as past.
-UPDATE webhook_endpoints
-SET consecutive_failures = consecutive_failures + 1,
-    failing_since = coalesce(failing_since, clock_timestamp()),
-    enabled = enabled AND NOT (
-        consecutive_failures + 1 >= $3
-        AND coalesce(failing_since, clock_timestamp())
-            <= clock_timestamp() - make_interval(secs => $2)),
-    disabled_at = CASE WHEN enabled AND consecutive_failures + 1 >= $3
-                            AND coalesce(failing_since, clock_timestamp())
-                                <= clock_timestamp() - make_interval(secs => $2)
-                       THEN statement_timestamp() ELSE disabled_at END,
-    disabled_reason = CASE WHEN enabled AND consecutive_failures + 1 >= $3
-                                AND coalesce(failing_since, clock_timestamp())
-                                    <= clock_timestamp() - make_interval(secs => $2)
-                           THEN $4 ELSE disabled_reason END
-WHERE id = $1
-RETURNING enabled, disabled_at IS NOT DISTINCT FROM statement_timestamp() AS just_disabled,
-          consecutive_failures
+-- seconds and at least $3 in a row did, judged once on the locked row. Clock time, not the
+-- transaction's: a sender whose transaction began before another's first failure must
+-- still see that failure as past.
+WITH failing AS (
+    SELECT id, enabled, consecutive_failures + 1 AS failures,
+           coalesce(failing_since, clock_timestamp()) AS since
+    FROM webhook_endpoints
+    WHERE id = $1
+    FOR UPDATE
+), judged AS (
+    SELECT id, failures, since,
+           enabled AND failures >= $3
+           AND since <= clock_timestamp() - make_interval(secs => $2) AS disable
+    FROM failing
+)
+UPDATE webhook_endpoints e
+SET consecutive_failures = j.failures,
+    failing_since = j.since,
+    enabled = e.enabled AND NOT j.disable,
+    disabled_at = CASE WHEN j.disable THEN statement_timestamp() ELSE e.disabled_at END,
+    disabled_reason = CASE WHEN j.disable THEN $4 ELSE e.disabled_reason END
+FROM judged j
+WHERE e.id = j.id
+RETURNING e.enabled, j.disable AS just_disabled, e.consecutive_failures
 
 -- name: delete_finished_messages
 -- Housekeeping: finished messages (and their attempts) older than $1 days, a batch.

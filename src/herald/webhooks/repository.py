@@ -238,8 +238,7 @@ async def endpoint_failed(
     )
     if row is None:
         return False, False, 0
-    enabled = bool(row["enabled"])
-    return bool(row["just_disabled"]) and not enabled, enabled, row["consecutive_failures"]
+    return bool(row["just_disabled"]), bool(row["enabled"]), row["consecutive_failures"]
 
 
 async def delete_finished_messages(conn: Connection, days: int, batch: int) -> int:
