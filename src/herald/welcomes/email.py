@@ -40,11 +40,6 @@ _cache: OrderedDict[tuple[object, ...], CompiledIssue] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def bodies(markdown: str) -> tuple[str, str]:
-    """The HTML and text templates of a Markdown body, its Jinja constructs intact."""
-    return markdown_bodies(markdown)
-
-
 def compile_welcome(subject: str, body: str, list_name: str, design: Design) -> CompiledIssue:
     """The welcome's templates in the design's layout; a template that does not compile is
     a 400 naming the body's line (the Markdown source as written)."""
@@ -57,7 +52,7 @@ def compile_welcome(subject: str, body: str, list_name: str, design: Design) -> 
         raise ValidationError(
             f"the body has a template error{where}: {message}", field="body"
         ) from None
-    html, text = bodies(body)
+    html, text = markdown_bodies(body)  # its Jinja constructs intact
     try:
         compiled = compile_issue(
             subject, html, text, design.branding, layout_source=design.layout_source

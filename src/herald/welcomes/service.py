@@ -49,6 +49,11 @@ class WelcomeService:
     db: Database
     settings: Settings
 
+    @property
+    def _inert_unsubscribe_url(self) -> str:
+        """The unsubscribe link of the sample reader's copies: it unsubscribes nobody."""
+        return f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
+
     async def get(self, list_id: uuid.UUID) -> Welcome | None:
         """The list's saved welcome, if it has one (the list's page shows whether it is on)."""
         async with self.db.connection() as conn:
@@ -82,11 +87,10 @@ class WelcomeService:
         view = await self.view(list_id)
         shown = draft or view.draft
         design = await current_design(self.db, self.settings)
-        link = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> IssuePreview:
             compiled = compile_welcome(shown.subject, shown.body, view.news_list.name, design)
-            return sample(compiled, unsubscribe_url=link)
+            return sample(compiled, unsubscribe_url=self._inert_unsubscribe_url)
 
         return await off_loop(render)
 
@@ -97,7 +101,6 @@ class WelcomeService:
         address = SubscriberEmail.parse(email).value
         view = await self.view(list_id)
         design = await current_design(self.db, self.settings)
-        link = f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
         def render() -> EmailMessage:
             compiled = compile_welcome(
@@ -108,7 +111,7 @@ class WelcomeService:
                 sender=self.settings.sender,
                 recipient=address,
                 name=SAMPLE_NAME,
-                unsubscribe_url=link,
+                unsubscribe_url=self._inert_unsubscribe_url,
                 base_url=self.settings.public_base_url,
             )
             return replace(message, subject=f"[TEST] {message.subject}")
