@@ -5,6 +5,7 @@ return path and what is no bounce are ignored, a block and a delay never suppres
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
-from herald.deliverability.bounces import BounceIngest, Outcome
+from herald.deliverability.bounces import BounceReader, Ingested, Outcome, record_bounce
 from herald.deliverability.domain import EventKind
 from herald.deliverability.policy import Policy
 from herald.deliverability.refusals import RefusalRecorder
@@ -52,6 +53,21 @@ async def event_count(db: Database) -> int:
     async with db.connection() as conn:
         count: int = await conn.fetchval("SELECT count(*) FROM email_events")
     return count
+
+
+class BounceIngest:
+    """What ``herald bounces ingest`` does with one bounce: read and check it, then, only
+    if it is usable, record it."""
+
+    def __init__(self, recorder: EventRecorder, verp: Verp) -> None:
+        self._recorder = recorder
+        self._reader = BounceReader(verp)
+
+    async def ingest(self, raw: bytes, *, recipients: Sequence[str] = ()) -> Ingested:
+        read = self._reader.read(raw, recipients=recipients)
+        if isinstance(read, Ingested):
+            return read
+        return await record_bounce(self._recorder, read)
 
 
 @pytest.fixture

@@ -95,20 +95,6 @@ async def record_bounce(recorder: EventRecorder, event: ProviderEvent) -> Ingest
     return Ingested(Outcome.RECORDED, "", event.delivery_id, event.kind, recorded.suppressed)
 
 
-class BounceIngest:
-    """Read, check and record one bounce."""
-
-    def __init__(self, recorder: EventRecorder, verp: Verp) -> None:
-        self._recorder = recorder
-        self._reader = BounceReader(verp)
-
-    async def ingest(self, raw: bytes, *, recipients: Sequence[str] = ()) -> Ingested:
-        read = self._reader.read(raw, recipients=recipients)
-        if isinstance(read, Ingested):
-            return read
-        return await record_bounce(self._recorder, read)
-
-
 def _when(date: datetime | None) -> datetime:
     now = datetime.now(UTC)
     if date is None or abs(now - date) > _DATE_SLACK:
