@@ -10,6 +10,9 @@ import pytest
 
 from herald.core.config import Settings
 from herald.core.db import Database
+from herald.issues.domain import IssueContent
+from herald.issues.service import IssueService
+from herald.issues.views import IssueViews
 from tests.integration.test_issue_pages import fetchval, token
 from tests.support.api import Keys, api_client, make_keys, new_app
 
@@ -92,3 +95,24 @@ async def test_the_api_field_and_the_slug_given_at_publishing(
     assert again["archive_slug"] == "renamed"
     refused = await api.put(url, json={**body, "public": False}, headers=keys.editor_write)
     assert refused.status_code == 409, "a published issue's choice is frozen"
+
+
+async def test_the_issue_list_and_the_issue_carry_their_publicity(
+    db: Database, settings: Settings
+) -> None:
+    # Read with the issue's own row (get_issue, list_issues): the list's rows are not all
+    # "private" and a get is one statement.
+    service = IssueService(db, settings)
+    content = IssueContent.parse(title="Open", html_content="<p>Hi</p>", public=True)
+    public_id = await service.create_draft(content, None)
+    private_id = await service.create_draft(
+        IssueContent.parse(title="Closed", html_content="<p>Hi</p>"), None
+    )
+    listed = {
+        row.issue.id: row.issue.public
+        for row in (await IssueViews(db, settings).issue_list(10, None)).rows
+    }
+    assert listed[public_id] is True
+    assert listed[private_id] is False
+    assert (await service.get(public_id)).public is True
+    assert (await service.get(private_id)).archive_slug is None

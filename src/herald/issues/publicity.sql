@@ -7,8 +7,3 @@
 UPDATE newsletter_issues
 SET public = $2::boolean
 WHERE id = $1::uuid AND status IN ('draft', 'scheduled')
-
--- name: publicity
-SELECT public, archive_slug
-FROM newsletter_issues
-WHERE id = $1::uuid

@@ -18,7 +18,7 @@ RETURNING id
 SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
        i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
        i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
-       i.publish_attempts, i.publish_retry_at, i.preheader,
+       i.publish_attempts, i.publish_retry_at, i.preheader, i.public, i.archive_slug,
        EXISTS (SELECT 1 FROM issue_tracking AS k WHERE k.issue_id = i.id) AS tracking,
        t.list_slugs, t.list_names, i.segment_id, g.name AS segment_name
 FROM newsletter_issues AS i
@@ -40,7 +40,7 @@ WHERE i.id = $1::uuid
 SELECT i.id, i.title, i.markdown, i.html_content, i.text_content, i.status, i.scheduled_at,
        i.published_at, i.completed_at, i.recipients, i.created_at, i.updated_at,
        i.fanout_done_at, i.fanout_error, i.fanout_attempts, i.fanout_retry_at, i.publish_error,
-       i.publish_attempts, i.publish_retry_at, i.preheader,
+       i.publish_attempts, i.publish_retry_at, i.preheader, i.public, i.archive_slug,
        EXISTS (SELECT 1 FROM issue_tracking AS k WHERE k.issue_id = i.id) AS tracking,
        t.list_slugs, t.list_names, i.segment_id, g.name AS segment_name
 FROM newsletter_issues AS i

@@ -42,6 +42,8 @@ def _issue(row: Any) -> Issue:
         preheader=row["preheader"],
         target=_target(row),
         tracking=row["tracking"],
+        public=row["public"],
+        archive_slug=row["archive_slug"],
     )
 
 

@@ -122,7 +122,7 @@ class IssueService:
         issue = await repository.get_issue(conn, issue_id)
         if issue is None:
             raise NotFound("no such newsletter issue")
-        return await publicity.with_publicity(conn, issue)
+        return issue
 
     # The JSON API's changes answer the issue as it is afterwards.
     async def draft(
