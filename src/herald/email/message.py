@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -42,15 +42,7 @@ class EmailMessage:
 
     def for_delivery(self, delivery_id: int) -> EmailMessage:
         """This message, sent for the delivery ``delivery_id``."""
-        return EmailMessage(
-            self.sender,
-            self.recipient,
-            self.subject,
-            self.html_body,
-            self.text_body,
-            self.headers,
-            delivery_id,
-        )
+        return replace(self, delivery_id=delivery_id)
 
     def to_json(self) -> dict[str, Any]:
         return {

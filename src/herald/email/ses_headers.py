@@ -6,6 +6,8 @@ for it, so a bounce or complaint finds its delivery without a Message-ID lookup.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from herald.email.message import EmailMessage
 
 DELIVERY_TAG = "herald_delivery"
@@ -18,12 +20,4 @@ def with_ses_headers(message: EmailMessage, configuration_set: str) -> EmailMess
     headers = (*message.headers, ("X-SES-CONFIGURATION-SET", configuration_set))
     if message.delivery_id is not None:
         headers = (*headers, ("X-SES-MESSAGE-TAGS", f"{DELIVERY_TAG}={message.delivery_id}"))
-    return EmailMessage(
-        message.sender,
-        message.recipient,
-        message.subject,
-        message.html_body,
-        message.text_body,
-        headers,
-        message.delivery_id,
-    )
+    return replace(message, headers=headers)
