@@ -20,7 +20,6 @@ import pytest
 
 from herald.core.db import Database
 from tests.e2e.test_accessibility import Auditor
-from tests.support.axe import AxeUnavailable, axe_source
 from tests.support.browser import (
     Camera,
     camera_page,
@@ -28,7 +27,6 @@ from tests.support.browser import (
     herald_up,
     require_browser,
     sign_in,
-    skip_or_fail,
 )
 from tests.unit.design.test_logos import png
 
@@ -43,10 +41,7 @@ async def test_branding_and_templates_pages_in_a_browser(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
     playwright_api = require_browser()
-    try:
-        auditor = Auditor(axe_source())
-    except AxeUnavailable as exc:
-        skip_or_fail(f"axe-core could not be fetched from the npm registry: {exc}")
+    auditor = Auditor.required()
     logo = tmp_path / "logo.png"
     logo.write_bytes(png(480, 120))
     svg = tmp_path / "logo.svg"

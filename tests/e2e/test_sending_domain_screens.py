@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from herald.core.db import Database
 from herald.email.dkim import DkimSigner
 from tests.e2e.test_accessibility import Auditor
-from tests.support.axe import AxeUnavailable, axe_source
 from tests.support.browser import (
     Camera,
     camera_page,
@@ -24,7 +23,6 @@ from tests.support.browser import (
     herald_up,
     require_browser,
     sign_in,
-    skip_or_fail,
 )
 from tests.support.dns_stub import StubDns, stub_dns
 
@@ -39,10 +37,7 @@ async def test_the_deliverability_page_in_a_browser(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
     playwright_api = require_browser()
-    try:
-        auditor = Auditor(axe_source())
-    except AxeUnavailable as exc:
-        skip_or_fail(f"axe-core could not be fetched from the npm registry: {exc}")
+    auditor = Auditor.required()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path / "dkim.pem"
     key_file.write_bytes(
