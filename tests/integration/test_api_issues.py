@@ -3,6 +3,7 @@ stats and deliveries — the admin issue pages' services behind JSON."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -272,3 +273,28 @@ async def test_an_issue_targets_lists_and_a_segment_by_api(
         headers=keys.editor_write,
     )
     assert frozen.status_code == 409
+
+
+async def test_a_markdown_body_is_converted_off_the_event_loop(
+    client: httpx.AsyncClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Up to 2 MiB of Markdown: some shapes ("[" repeated, unclosed emphasis) take
+    # markdown-it seconds, which on the event loop would stall every request of the
+    # process; the API converts it in the render pool, as the admin editor does.
+    from herald.api import issue_shapes
+
+    threads: list[str] = []
+    parse = issue_shapes.IssueContent.parse
+
+    def recorded(**fields: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return parse(**fields)
+
+    monkeypatch.setattr(issue_shapes.IssueContent, "parse", recorded)
+    issue = await create(client, keys, markdown="[" * 20_000 + " *a " * 20_000)
+    replaced = await client.put(
+        f"{URL}/{issue['id']}", json={**DRAFT, "markdown": "Again"}, headers=keys.editor_write
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert len(threads) == 2
+    assert threading.main_thread().name not in threads, threads

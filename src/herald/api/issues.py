@@ -23,6 +23,7 @@ from herald.deliverability.domain import EventKind
 from herald.delivery.domain import DeliveryStatus
 from herald.issues.domain import IssueStatus
 from herald.issues.proofs import MAX_ADDRESSES, Proofs
+from herald.issues.rendering import off_loop
 from herald.issues.service import IssueService
 from herald.issues.views import SAMPLE_EMAIL, SAMPLE_NAME, IssueViews
 from herald.subscriptions.listing import Cursor
@@ -163,8 +164,9 @@ async def list_issues(
 async def create_issue(body: IssueBody, who: Writer, state: State, response: Response) -> IssueOut:
     """A new draft (its templates compiled and rendered once: a broken one is a 400), to
     `lists` (default: the `default` list) and optionally a segment."""
+    content = await off_loop(body.content)  # Markdown and HTML→text: CPU, off the loop
     issue = await _service(state).draft(
-        body.content(), who.user_id, body.target(), track=bool(body.tracking)
+        content, who.user_id, body.target(), track=bool(body.tracking)
     )
     response.headers["Location"] = f"{router.prefix}/{issue.id}"
     return issue_json(issue)
@@ -183,8 +185,9 @@ async def get_issue(issue_id: uuid.UUID, state: State) -> IssueOut:
 async def replace_issue(issue_id: uuid.UUID, body: IssueBody, state: State) -> IssueOut:
     """Replace a draft's (or a scheduled issue's) content, and its target when `lists` or
     `segment_id` is given; 409 once it is published."""
+    content = await off_loop(body.content)  # as create_issue
     return issue_json(
-        await _service(state).revise(issue_id, body.content(), body.target(), track=body.tracking)
+        await _service(state).revise(issue_id, content, body.target(), track=body.tracking)
     )
 
 
