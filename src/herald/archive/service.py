@@ -10,7 +10,6 @@ conditional request is answered 304 before any issue body is read or rendered.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -50,8 +49,6 @@ _CACHE_SIZE = 256
 # can produce; 2 MiB of ordinary HTML takes about a second.
 SANITIZE_SECONDS = 5.0
 RETRY_FAILED_SECONDS = 60.0  # a copy that could not be made is not tried again before
-_COLOUR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
-DEFAULT_ACCENT = "#2563eb"
 
 FeedKind = Literal["rss", "atom"]
 
@@ -79,28 +76,13 @@ class Links:
 
 
 @dataclass(frozen=True, slots=True)
-class Masthead:
-    """The newsletter's branding as the archive's pages show it."""
-
-    name: str
-    logo_url: str
-    accent: str
-    footer_address: str
-
-    @classmethod
-    def of(cls, branding: Branding) -> Masthead:
-        accent = branding.accent if _COLOUR.fullmatch(branding.accent) else DEFAULT_ACCENT
-        return cls(branding.name, branding.logo_url, accent, branding.footer_address)
-
-
-@dataclass(frozen=True, slots=True)
 class IndexPage:
     news_list: ArchiveList
     entries: list[Entry]
     next_before: str | None  # the cursor of the next (older) page
     first: bool
     links: Links
-    masthead: Masthead
+    masthead: Branding  # accent: a #rrggbb colour (the setting's pattern, 0017's CHECK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +91,7 @@ class IssuePage:
     entry: Entry
     content: str  # sanitised HTML
     links: Links
-    masthead: Masthead
+    masthead: Branding  # accent: a #rrggbb colour (the setting's pattern, 0017's CHECK)
     validators: Validators
 
 
@@ -221,7 +203,7 @@ class Archive:
             rows[-1].slug if more else None,
             after is None,
             self._links(news_list),
-            Masthead.of(design.branding),
+            design.branding,
         )
 
     async def issue(
@@ -265,7 +247,7 @@ class Archive:
             )
         if content is None:
             raise NotFound(NO_ISSUE)
-        return IssuePage(news_list, entry, content, links, Masthead.of(design.branding), validators)
+        return IssuePage(news_list, entry, content, links, design.branding, validators)
 
     async def feed(
         self,
