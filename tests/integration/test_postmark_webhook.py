@@ -228,6 +228,24 @@ async def test_garbage_is_a_400_naming_the_problem(
     assert await count(db) == 0
 
 
+async def test_a_deeply_nested_body_is_a_400_and_a_nul_is_dropped_not_a_500(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Under the size limit, what the JSON parser or Postgres cannot take as it is:
+    100,000 nested arrays (RecursionError), and a NUL in a value that is stored."""
+    nested = b"[" * 100_000 + b"]" * 100_000
+    response = await post(client, nested, Accept="application/json")
+    assert response.status_code == 400
+    assert "not JSON" in response.text
+    assert await count(db) == 0
+    body = record("bounce", MessageID="abc\x00def", Email="reader0@example.com")  # "\u0000"
+    body["Details"] = "550 5.1.1 \x00" * 100
+    response = await post(client, body)
+    assert response.status_code == 200
+    assert response.json()["stored"] == 1
+    assert await suppression(db, "reader0@example.com") == "hard_bounce"
+
+
 async def test_a_huge_body_is_refused(client: httpx.AsyncClient, db: Database) -> None:
     body = record("bounce", Content="x" * (1024 * 1024 + 1))
     response = await post(client, body)

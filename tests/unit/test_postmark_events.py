@@ -188,3 +188,24 @@ def test_no_event_keeps_an_address_in_its_detail() -> None:
         detail="complaint about ada@example.net, via abuse@isp.example",
     )
     assert direct.detail == "complaint about <address>, via <address>"
+
+
+def test_a_nul_is_dropped_from_every_stored_text() -> None:
+    """Postgres text holds no NUL; an adapter's "\u0000" must not fail the batch."""
+    event = ProviderEvent(
+        provider=Provider.POSTMARK,
+        event_id="bounce:\x001",
+        kind=EventKind.HARD_BOUNCE,
+        occurred_at=datetime.now(UTC),
+        recipient="a\x00@example.com",
+        message_id="\x00id\x00",
+        detail="550\x00 5.1.1",
+    )
+    assert (event.event_id, event.recipient, event.message_id, event.detail) == (
+        "bounce:1",
+        "a@example.com",
+        "id",
+        "550 5.1.1",
+    )
+    with pytest.raises(ValidationError, match="event id"):
+        ProviderEvent(Provider.POSTMARK, "\x00", EventKind.DELIVERED, datetime.now(UTC))

@@ -81,6 +81,12 @@ class ProviderEvent:
     detail: str = ""
 
     def __post_init__(self) -> None:
+        # Postgres text holds no NUL: whatever an adapter read (a JSON "\u0000", a bounce's
+        # diagnostic), it is dropped here rather than failing the batch's statement.
+        for name in ("event_id", "recipient", "message_id", "detail"):
+            value = getattr(self, name)
+            if "\x00" in value:
+                object.__setattr__(self, name, value.replace("\x00", ""))
         if not 0 < len(self.event_id) <= MAX_EVENT_ID_LENGTH:
             raise ValidationError(
                 f"an event id must be 1 to {MAX_EVENT_ID_LENGTH} characters", field="event_id"

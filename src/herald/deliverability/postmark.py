@@ -88,7 +88,7 @@ def parse(body: bytes) -> list[ProviderEvent]:
     ``ValidationError`` naming the problem when the body is not a Postmark record."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ValidationError(f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object (one Postmark webhook record)")
