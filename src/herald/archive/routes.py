@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from herald.archive.domain import Validators
 from herald.archive.service import Archive, FeedKind, NotModified
 from herald.core.templating import render
 from herald.web.state import State
@@ -31,15 +32,13 @@ def _conditions(request: Request) -> tuple[str | None, str | None]:
     return request.headers.get("if-none-match"), request.headers.get("if-modified-since")
 
 
-def _not_modified(result: NotModified, cache_control: str) -> Response:
-    return Response(
-        status_code=304,
-        headers={
-            "ETag": result.validators.etag,
-            "Last-Modified": result.validators.http_date,
-            "Cache-Control": cache_control,
-        },
-    )
+def _cached(validators: Validators) -> dict[str, str]:
+    """The headers of a page or feed with validators (its 200 and its 304)."""
+    return {
+        "ETag": validators.etag,
+        "Last-Modified": validators.http_date,
+        "Cache-Control": PAGE_CACHE,
+    }
 
 
 @router.api_route(
@@ -59,12 +58,8 @@ async def archive_index(
 async def _feed(request: Request, state: State, list_slug: str, kind: FeedKind) -> Response:
     result = await Archive(state.db, state.settings).feed(list_slug, kind, *_conditions(request))
     if isinstance(result, NotModified):
-        return _not_modified(result, PAGE_CACHE)
-    headers = {
-        "ETag": result.validators.etag,
-        "Last-Modified": result.validators.http_date,
-        "Cache-Control": PAGE_CACHE,
-    }
+        return Response(status_code=304, headers=_cached(result.validators))
+    headers = _cached(result.validators)
     return Response(result.body, media_type=result.content_type, headers=headers)
 
 
@@ -89,11 +84,6 @@ async def atom_feed(request: Request, state: State, list_slug: str) -> Response:
 async def archive_issue(request: Request, state: State, list_slug: str, slug: str) -> Response:
     result = await Archive(state.db, state.settings).issue(list_slug, slug, *_conditions(request))
     if isinstance(result, NotModified):
-        return _not_modified(result, PAGE_CACHE)
-    headers = {
-        "Content-Security-Policy": ARCHIVE_CSP,
-        "Cache-Control": PAGE_CACHE,
-        "ETag": result.validators.etag,
-        "Last-Modified": result.validators.http_date,
-    }
+        return Response(status_code=304, headers=_cached(result.validators))
+    headers = {"Content-Security-Policy": ARCHIVE_CSP, **_cached(result.validators)}
     return HTMLResponse(render("archive/issue.html", page=result), headers=headers)
