@@ -41,7 +41,7 @@ WITH due AS (
     ON CONFLICT (subscriber_id, list_id) DO NOTHING
     RETURNING list_id
 )
-SELECT w.list_id, l.name AS list_name, w.subject, w.body, w.updated_at,
+SELECT w.list_id, w.enabled, w.subject, w.body, w.updated_at, l.name AS list_name,
        s.email, s.name, s.attributes::text AS attributes
 FROM taken AS t
 JOIN list_welcomes AS w ON w.list_id = t.list_id

@@ -53,13 +53,7 @@ async def take_due(conn: Connection, subscriber_id: uuid.UUID) -> list[Due]:
     rows = await conn.fetch(Q["take_due"], subscriber_id)
     return [
         Due(
-            welcome=Welcome(
-                list_id=row["list_id"],
-                enabled=True,
-                subject=row["subject"],
-                body=row["body"],
-                updated_at=row["updated_at"],
-            ),
+            welcome=_welcome(row),
             list_name=row["list_name"],
             email=row["email"],
             name=row["name"],
