@@ -12,7 +12,8 @@ import pytest
 
 from herald.email.layout import Branding
 from herald.issues.domain import IssueContent
-from herald.issues.rendering import compile_issue, issue_email, preheader
+from herald.issues.preheaders import preheader
+from herald.issues.rendering import compile_issue, issue_email
 from herald.subscriptions.domain import NewSubscriber
 from herald.subscriptions.emails import confirmation_email
 

@@ -40,14 +40,13 @@ from herald.email.inline import check_nesting, inline_template
 from herald.email.layout import BoundLayout, Branding, Layout, compile_layout, default_layout
 from herald.email.message import EmailMessage
 from herald.engagement.links import CLICK_VARIABLE, pixel, rewrite
-from herald.issues import preheaders
+from herald.issues.preheaders import preheader
 from herald.issues.sandbox import RENDER_SECONDS, render_limited, sandbox
 from herald.subscriptions.unsubscribe import preferences_url_of
 
 T = TypeVar("T")
 
 UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"
-preheader = preheaders.preheader  # its home until the inbox line moved out
 
 
 class Attributes:

@@ -21,10 +21,11 @@ from herald.delivery.domain import DeliveryStatus
 from herald.design.current import current_design
 from herald.issues import recipients, repository
 from herald.issues.domain import Issue, IssueContent, IssueStatus
+from herald.issues.preheaders import preheader
 from herald.issues.previews import IssuePreview
 from herald.issues.proofs import sample_links
 from herald.issues.recipients import DeliveryRow, HistoryEntry
-from herald.issues.rendering import compile_issue, off_loop, preheader, render_or_refuse
+from herald.issues.rendering import compile_issue, off_loop, render_or_refuse
 from herald.issues.service import IssueService, Progress
 from herald.issues.targeting import TargetOptions, options
 
