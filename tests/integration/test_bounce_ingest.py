@@ -191,6 +191,29 @@ async def test_a_non_standard_bounce_is_recorded(
     )
 
 
+async def test_a_nul_in_the_remote_server_s_diagnostic_is_dropped_not_a_failure(
+    db: Database, settings: Settings, ingest: BounceIngest
+) -> None:
+    """The diagnostic is the remote server's text (whoever runs it): a NUL in it, which
+    Postgres text cannot hold, must not make every offer of the bounce fail (exit 75)."""
+    [reader] = await add_subscribers(db, 1)
+    delivery = await sent_delivery(db, reader, "reader0@example.com")
+    raw = bounce("postfix_user_unknown.eml", verp_of(settings).address(delivery))
+    raw = raw.replace(b"smtp; 550", b"smtp; " + b"\x00" * 50 + b"550", 1)
+
+    result = await ingest.ingest(raw)
+
+    assert (result.outcome, result.kind, result.suppressed) == (
+        Outcome.RECORDED,
+        EventKind.HARD_BOUNCE,
+        True,
+    )
+    async with db.connection() as conn:
+        detail: str = await conn.fetchval("SELECT detail FROM email_events")
+    assert "550 5.1.1" in detail
+    assert "\x00" not in detail
+
+
 async def test_the_same_bounce_twice_at_once_is_one_event(
     db: Database, settings: Settings, ingest: BounceIngest
 ) -> None:
