@@ -171,6 +171,28 @@ async def test_a_single_opt_in_sign_up_is_welcomed_at_once_and_only_once(
     assert await queued_confirmations(db, "cy@example.com") == []
 
 
+async def test_concurrent_confirmations_welcome_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Eight sign-ups of one new address to a single-opt-in list at once, and one
+    confirmation link clicked eight times at once: one welcome each, whichever wins."""
+    instant = await make_list(db, "instant", opt_in="single")
+    news = await make_list(db, "news")
+    await save_welcome(db, instant)
+    await save_welcome(db, news)
+    signed_up = await asyncio.gather(
+        *(client.post("/subscriptions", data=form("gus@example.com", "instant")) for _ in range(8))
+    )
+    assert {response.status_code for response in signed_up} == {200}
+    assert [m.recipient for m in await welcomes(db)] == ["gus@example.com"]
+
+    await client.post("/subscriptions", data=form("hal@example.com", "news"))
+    path = await confirm_path(db, "hal@example.com")
+    clicked = await asyncio.gather(*(client.get(path) for _ in range(8)))
+    assert {response.status_code for response in clicked} == {200}
+    assert len(await welcomes(db, "hal@example.com")) == 1
+
+
 async def test_a_single_opt_in_list_joined_with_a_double_one_waits_for_the_address(
     client: httpx.AsyncClient, db: Database
 ) -> None:
