@@ -14,6 +14,7 @@ from herald.core.db import Database
 from herald.core.errors import Conflict, NotFound, ValidationError
 from herald.issues.domain import IssueContent
 from herald.issues.service import IssueService
+from herald.suppressions import repository as suppressions_repository
 from herald.suppressions.domain import Cursor, Filter, Reason
 from herald.suppressions.service import PAGE_SIZE, SuppressionList
 from tests.support.newsletters import CSRF, add_subscribers, drain, issue_worker, publish_now
@@ -91,6 +92,51 @@ async def test_adding_is_idempotent_and_a_stronger_reason_wins(db: Database) -> 
     row, created = await suppressions.add("ADA@example.com", Reason.MANUAL, source="admin")
     assert (row.reason, created) == (Reason.COMPLAINT, False)  # the first strong one stays
     assert await rows(db) == [("ada@example.com", "complaint", "admin")]
+
+
+async def test_add_many_keeps_adds_rules_for_every_address(db: Database) -> None:
+    """The recorder suppresses every batch through add_many: per address the same rules
+    as add (a reader's own unsubscribe gives way, a stronger reason stays, an erasure
+    stays forgotten) and the same invariant (the subscription unsubscribed at once)."""
+    [reader] = await add_subscribers(db, 1)
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO suppressions (address_key, email, reason, source) VALUES"
+            " (herald_address_key('ada@example.com'), 'ada@example.com', 'unsubscribed', 'x'),"
+            " (herald_address_key('bob@example.com'), 'bob@example.com', 'complaint', 'y'),"
+            " (herald_address_key('erin@example.com'), NULL, 'erased', 'admin')"
+        )
+    batch = [
+        ("ada@example.com", Reason.HARD_BOUNCE, "smtp: hard bounce"),
+        ("bob@example.com", Reason.HARD_BOUNCE, "smtp: hard bounce"),
+        ("erin@example.com", Reason.HARD_BOUNCE, "smtp: hard bounce"),
+        ("new@example.com", Reason.HARD_BOUNCE, "smtp: hard bounce"),
+        ("reader0@example.com", Reason.COMPLAINT, "ses: complaint"),
+    ]
+    async with db.transaction() as conn:
+        added = await suppressions_repository.add_many(conn, batch)
+
+    assert sorted((a.email, a.created, a.unsubscribed) for a in added) == [
+        ("ada@example.com", False, None),
+        ("bob@example.com", False, None),
+        ("erin@example.com", False, None),
+        ("new@example.com", True, None),
+        ("reader0@example.com", True, reader),
+    ]
+    assert await rows(db) == [
+        ("ada@example.com", "hard_bounce", "smtp: hard bounce"),
+        ("bob@example.com", "complaint", "y"),
+        ("new@example.com", "hard_bounce", "smtp: hard bounce"),
+        ("reader0@example.com", "complaint", "ses: complaint"),
+        (None, "erased", "admin"),
+    ]
+    assert (await status_of(db, "reader0@example.com"))[0] == "unsubscribed"
+
+    # Twice the recorder's largest batch (coalescing.MAX_EVENTS) in one statement.
+    many = [(f"m{n}@example.org", Reason.HARD_BOUNCE, "test") for n in range(1000)]
+    async with db.transaction() as conn:
+        added = await suppressions_repository.add_many(conn, many)
+    assert (len(added), sum(a.created for a in added)) == (1000, 1000)
 
 
 @pytest.mark.parametrize("raw", ["", "nope", "a@b@c", "x" * 400 + "@example.com"])
