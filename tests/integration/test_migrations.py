@@ -7,10 +7,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from structlog.testing import capture_logs
 
 from herald.core import migrate
-from tests.support.database import with_database
+from herald.core.errors import Unavailable
+from tests.support.database import free_port, with_database
 from tests.support.processes import herald_env, herald_process, wait_exit
 from tests.support.schema import differences, schema_snapshot
 
@@ -179,3 +181,16 @@ async def test_issues_published_before_0005_count_as_fanned_out(database_url: st
         ("draft", False),
     }
     assert "INCLUDE (email)" in index
+
+
+async def test_a_database_that_cannot_be_reached_is_one_line(database_url: str) -> None:
+    """``herald migrate`` is often a deploy's first step: a wrong port or database name is
+    ``Unavailable`` naming the cause, not asyncpg's traceback."""
+    parts = urlsplit(database_url)
+    closed_port = parts._replace(netloc=f"{parts.hostname}:{free_port()}").geturl()
+    no_such_database = parts._replace(path="/herald_no_such_database").geturl()
+    for dsn, cause in ((closed_port, ""), (no_such_database, "herald_no_such_database")):
+        with pytest.raises(Unavailable) as refused:
+            await migrate.database_revisions(dsn)
+        assert str(refused.value).startswith("cannot connect to the database: ")
+        assert cause in str(refused.value)
