@@ -518,3 +518,18 @@ async def test_the_editor_takes_a_long_body_outside_ascii_and_bounds_the_request
         url, data={"csrf_token": csrf, "subject": "Hi", "body": "é" * 50_000}
     )
     assert huge.status_code == 413
+    # The preview, re-posted while the editor types, has the same bounds.
+    preview = f"{url}/preview"
+    long_preview = await admin_client.post(
+        preview, data={"csrf_token": csrf, "subject": "Hi", "body": body}
+    )
+    assert long_preview.status_code == 200
+    too_long = await admin_client.post(
+        preview, data={"csrf_token": csrf, "subject": "Hi", "body": "x" * 20_001}
+    )
+    assert too_long.status_code == 400
+    assert "too long" in too_long.text
+    huge_preview = await admin_client.post(
+        preview, data={"csrf_token": csrf, "subject": "Hi", "body": "é" * 50_000}
+    )
+    assert huge_preview.status_code == 413
