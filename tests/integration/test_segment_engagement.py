@@ -149,3 +149,30 @@ def test_the_builder_shows_engagement_as_rows_and_back() -> None:
     form = {"field_0": "engagement", "op_0": "opened", "value_0": "x"}
     with pytest.raises(ValidationError, match="Condition 1: write a number of days"):
         Builder.from_form(form).filter_json()
+
+
+async def test_the_window_is_read_through_its_index_not_every_open(db: Database) -> None:
+    """The fan-out evaluates a segment once per chunk: the window must come from migration
+    0033's index, not from a scan of every open ever recorded."""
+    [reader] = await add_subscribers(db, 1)
+    async with db.connection() as conn:
+        issue = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO engagement_opens (issue_id, delivery_id, machine, opened_at)"
+            " SELECT $1, g, g % 3 = 0, now() - make_interval(days => 30 + g % 700)"
+            " FROM generate_series(1, 50000) AS g",
+            issue,
+        )
+        await conn.execute("ANALYZE engagement_opens")
+        condition, params = compile_filter(
+            parse_filter({"engagement": "opened", "within_days": 7}), alias="s", first_param=2
+        )
+        plan = "\n".join(
+            row[0]
+            for row in await conn.fetch(
+                f"EXPLAIN SELECT s.id FROM subscriptions AS s WHERE s.id = $1 AND {condition}",
+                reader,
+                *params,
+            )
+        )
+    assert "engagement_opens_window" in plan, plan
