@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from structlog.testing import capture_logs
 
 from herald.core.db import Database
 from herald.core.errors import Unavailable
@@ -109,3 +110,18 @@ async def test_a_caller_that_goes_away_leaves_its_batch_alone(
             break
         await asyncio.sleep(0.02)
     assert await count(db, "email_events") == 3
+
+
+async def test_each_recorded_batch_is_one_log_line(db: Database) -> None:
+    # The webhooks' successful calls are logged at debug level; the batches are the
+    # operator's record of a storm.
+    coalescer = EventCoalescer(EventRecorder(db, Policy()))
+    with capture_logs() as logs:
+        await coalescer.record([event(1), event(2), event(1, kind=EventKind.COMPLAINT)])
+    [line] = [e for e in logs if e["event"] == "provider events recorded"]
+    assert (line["events"], line["stored"], line["suppressed"], line["log_level"]) == (
+        3,
+        2,
+        2,
+        "info",
+    )

@@ -306,3 +306,36 @@ def test_a_connection_dying_mid_transaction_counts_as_the_database_being_unavail
     error = asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
     assert is_unavailable_error(error)
     assert not is_unavailable_error(ValueError("a bug"))
+
+
+def quiet_app() -> FastAPI:
+    app = FastAPI()
+    web_errors.install(app)
+
+    @app.post("/webhooks/{provider}")
+    async def webhook(provider: str) -> dict[str, str]:
+        if provider == "refused":
+            raise errors.Unauthorized("wrong or missing webhook credentials")
+        return {"provider": provider}
+
+    @app.post("/hooks")
+    async def not_quiet() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(RequestContextMiddleware, quiet_prefixes=("/webhooks/",))
+    return app
+
+
+async def test_quiet_routes_log_their_successes_at_debug_level() -> None:
+    transport = httpx.ASGITransport(app=quiet_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+        with capture_logs() as logs:
+            assert (await client.post("/webhooks/postmark")).status_code == 200
+            assert (await client.post("/webhooks/refused")).status_code == 401
+            assert (await client.post("/hooks")).status_code == 200
+    lines = [(e["route"], e["status"], e["log_level"]) for e in logs if e["event"] == "request"]
+    assert lines == [
+        ("/webhooks/{provider}", 200, "debug"),
+        ("/webhooks/{provider}", 401, "info"),  # a refusal stays visible
+        ("/hooks", 200, "info"),
+    ]

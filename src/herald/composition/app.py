@@ -100,6 +100,9 @@ ISSUE_FORMS = [
     # Amazon SES's notifications through SNS (an SNS message is at most 256 KiB).
     RouteBodyLimit("POST", "/webhooks/ses", ses_routes.SES_MAX_BYTES),
 ]
+# The providers' webhooks: their successful calls go to the access log at debug level (a
+# bounce storm is 100,000 calls a minute; the recorder logs one line per batch of them).
+QUIET_ROUTES = ("/webhooks/",)
 
 
 def _app_state(
@@ -194,6 +197,10 @@ def create_app(
         redoc_url=None,
         openapi_url=None if settings.is_production else docs.OPENAPI_URL,
         openapi_tags=api.TAGS,
+        # Herald traces and counts requests itself (core.tracing, core.metrics). FastAPI's
+        # own telemetry would otherwise look for a global OpenTelemetry provider on every
+        # request, and emit a second server span per request wherever one is installed.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     # issue_pages: GET /v/{token}, a reader's web copy of an issue ("view in browser")
@@ -290,5 +297,5 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # and the request's server span (when tracing is on) covers everything.
     app.add_middleware(BodySizeLimitMiddleware, routes=ISSUE_FORMS)
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, quiet_prefixes=QUIET_ROUTES)
     tracing.add_server_spans(app)

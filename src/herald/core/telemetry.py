@@ -106,6 +106,9 @@ def configure_logging(settings: Settings) -> None:
     ]
     structlog.configure(
         processors=[
+            # First: an event below the level is dropped before any other processor runs
+            # (the stdlib logger would drop it only after them all).
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

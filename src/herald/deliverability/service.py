@@ -63,6 +63,17 @@ class EventRecorder:
         """Store ``events`` in one transaction; what became of each, in the given order."""
         if not events:
             return []
+        results = await self._record(events)
+        # One line per batch (the webhook's successful calls are logged at debug level).
+        log.info(
+            "provider events recorded",
+            events=len(results),
+            stored=sum(1 for r in results if r.stored),
+            suppressed=sum(1 for r in results if r.suppressed),
+        )
+        return results
+
+    async def _record(self, events: Sequence[ProviderEvent]) -> list[RecordedEvent]:
         if not any(self.policy.may_suppress(event.kind) for event in events):
             # Nothing to suppress: the one INSERT is its own transaction (no BEGIN/COMMIT
             # round trips for a storm of deliveries or blocks).

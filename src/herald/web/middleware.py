@@ -3,8 +3,10 @@
 * ``RequestContextMiddleware``: one request id per request (``X-Request-ID`` if
   the client sent a sane one, otherwise generated), bound to every log line of
   the request and echoed back; then one access-log line with method, route
-  template, status and latency. The request's server span (when tracing is on) is
-  named by the route template.
+  template, status and latency — at debug level for a successful call to a *quiet*
+  route (the providers' webhooks: a bounce storm is 100,000 calls a minute, which
+  their recorder already logs a line per batch of), at info for everything else.
+  The request's server span (when tracing is on) is named by the route template.
   Unhandled exceptions end here: logged with their traceback, answered with a
   500 that names the request id.
 * ``BodySizeLimitMiddleware``: bodies over the limit get 413 — by
@@ -57,8 +59,10 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, quiet_prefixes: Sequence[str] = ()) -> None:
         self.app = app
+        # Route templates starting with one of these log their successes at debug level.
+        self.quiet_prefixes = tuple(quiet_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,7 +109,8 @@ class RequestContextMiddleware:
                 metrics.REQUEST_DURATION.labels(
                     metrics.method_label(scope["method"]), route, metrics.status_class(status)
                 ).observe(elapsed)
-                log.info(
+                quiet = status < 400 and route.startswith(self.quiet_prefixes)
+                (log.debug if quiet else log.info)(
                     "request",
                     method=scope["method"],
                     route=route,
