@@ -6,7 +6,8 @@ type (at most :data:`SES_MAX_BYTES`, the body limit the composition root sets) a
 to :class:`~herald.deliverability.ses_webhook.SesWebhook`. 200 once the message is handled
 (a replay too: nothing new is stored); 400 for a body that is not an SNS message or an SES
 notification, 403 for a forged, foreign or stale one, 404 while no topic is configured,
-503 when the signing certificate cannot be fetched (SNS tries again).
+503 when the signing certificate cannot be fetched (SNS tries again). A plain Starlette
+route, like Postmark's (see ``routes``): no per-call dependency solving in a storm.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from herald.deliverability.routes import recorder
 from herald.deliverability.ses_webhook import SesWebhook
 from herald.deliverability.sns import SnsVerifier
 from herald.deliverability.sns_certificates import SigningCertificates
-from herald.web.state import AppState, State
+from herald.web.state import AppState
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
@@ -28,8 +29,8 @@ router = APIRouter(tags=["webhooks"], include_in_schema=False)
 SES_MAX_BYTES = 1024 * 1024
 
 
-@router.post("/webhooks/ses")
-async def ses_webhook(request: Request, state: State) -> JSONResponse:
+async def ses_webhook(request: Request) -> JSONResponse:
+    state: AppState = request.app.state.herald
     received = await SesWebhook(state.settings, verifier(state), recorder(state)).receive(
         await request.body(), request.headers.get("x-amz-sns-message-type")
     )
@@ -40,6 +41,9 @@ async def ses_webhook(request: Request, state: State) -> JSONResponse:
             "confirmed": received.confirmed,
         }
     )
+
+
+router.add_route("/webhooks/ses", ses_webhook, methods=["POST"], include_in_schema=False)
 
 
 def verifier(state: AppState) -> SnsVerifier:
