@@ -3,6 +3,8 @@ built and as an SMTP server receives them; the key's configuration refused early
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from herald.core.config import EmailSettings, SmtpSettings, load_settings
 from herald.core.dkim_config import DkimSettings
 from herald.core.errors import ConfigurationError
+from herald.email import smtp
 from herald.email.dkim import DkimSigner, relaxed_body, sender_domain, wire_form
 from herald.email.layout import Branding
 from herald.email.message import Accepted, EmailMessage
@@ -251,6 +254,58 @@ async def test_the_bytes_an_smtp_server_receives_verify(tmp_path: Path) -> None:
     assert signer is not None
     assert signer.domain == DOMAIN  # the sender's domain
     assert len(received) == 2
+    assert all(verifies(content, signer) for content in received)
+
+
+async def test_concurrent_sends_render_and_sign_one_message_per_loop_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker starts 32 sends at once. Rendered and signed back to back, they held the
+    # event loop for 32 signatures; now the loop turns (timers, I/O) between two of them.
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(pem())
+    turns = 0
+    stopped = False
+
+    async def turning() -> None:
+        nonlocal turns
+        while not stopped:
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []
+    real_render = smtp.render_mime
+
+    def render(*args: Any, **kwargs: Any) -> bytes:
+        seen.append(turns)
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(smtp, "render_mime", render)
+    async with serve() as server:
+        settings = EmailSettings(
+            provider="smtp",
+            sender=SENDER,
+            smtp=SmtpSettings(host="127.0.0.1", port=server.port, tls="none", pool_size=4),
+            dkim=DkimSettings(selector=SELECTOR, private_key_file=key_file),
+        )
+        provider = SmtpProvider(settings)
+        ticker = asyncio.create_task(turning())
+        try:
+            results = await asyncio.gather(
+                *(provider.send_batch([issue_message()]) for _ in range(32))
+            )
+        finally:
+            stopped = True
+            await ticker
+            await provider.aclose()
+        received = [content for _, _, content in server.handler.delivered]
+
+    assert all(isinstance(result, Accepted) for [result] in results)
+    assert len(seen) == 32
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen))
+    signer = DkimSigner.from_settings(settings)
+    assert signer is not None
+    assert len(received) == 32
     assert all(verifies(content, signer) for content in received)
 
 
