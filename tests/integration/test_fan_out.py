@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -200,14 +201,10 @@ async def test_a_scheduled_issue_that_cannot_render_goes_back_to_draft_with_its_
     assert "ZeroDivisionError" in issue.publish_error
 
 
-def _rows_read(plan: dict[str, object], relation: str) -> int:
+def _rows_read(plan: dict[str, Any], relation: str) -> int:
     """Rows the plan's scans of ``relation`` returned, over all their loops."""
-    total = 0
-    if plan.get("Relation Name") == relation:
-        total += int(plan["Actual Rows"]) * int(plan["Actual Loops"])  # type: ignore[call-overload]
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        total += _rows_read(child, relation)
-    return total
+    own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == relation else 0
+    return int(own) + sum(_rows_read(child, relation) for child in plan.get("Plans", []))
 
 
 @pytest.mark.parametrize("one_list", [True, False])
