@@ -52,7 +52,7 @@ from herald.core.live import End, LiveHub, Subscription, event
 from herald.core.telemetry import get_logger
 from herald.issues.service import Progress
 from herald.web.cookies import SESSION_COOKIE
-from herald.web.state import AppState
+from herald.web.state import state_of
 
 log = get_logger("herald.admin.live")
 
@@ -90,7 +90,7 @@ def same_origin(websocket: WebSocket, public_base_url: str) -> bool:
 
 @router.websocket("/live")
 async def live(websocket: WebSocket) -> None:
-    state: AppState = websocket.app.state.herald
+    state = state_of(websocket)
     if not same_origin(websocket, state.settings.public_base_url):
         await websocket.close(code=POLICY, reason="origin not allowed")
         return

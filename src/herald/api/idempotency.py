@@ -48,7 +48,7 @@ from herald.core.errors import Conflict, UnprocessableRequest, ValidationError
 from herald.core.telemetry import get_logger
 from herald.web.errors import handled_response
 from herald.web.json_body import StrictJSONRequest, is_json, strict_request
-from herald.web.state import AppState
+from herald.web.state import AppState, state_of
 from herald.web.stored_responses import rebuilt, stored_headers
 
 Q = sql.load("herald.api")
@@ -215,7 +215,7 @@ async def _idempotently(
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
 ) -> Response:
     key = NAMESPACE + parse_key(raw_key)
-    state: AppState = request.app.state.herald
+    state = state_of(request)
     who = await principal(request, state)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         print_, request = await fingerprint(request, state.settings, spool)

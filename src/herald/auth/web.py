@@ -13,7 +13,7 @@ from herald.auth.passwords import Passwords
 from herald.auth.service import BEARER, AuthService, Principal
 from herald.core.errors import Forbidden, LoginRequired, Unauthorized
 from herald.web.cookies import SESSION_COOKIE
-from herald.web.state import AppState, State
+from herald.web.state import AppState, State, state_of
 
 
 def auth_service(state: AppState) -> AuthService:
@@ -34,7 +34,7 @@ async def optional_session(request: Request, state: State) -> SessionRecord | No
 async def session_of(request: Request) -> SessionRecord | None:
     """``optional_session`` outside a route: for web/errors.py's ``SessionLookup`` (the
     error page of an unknown /admin path shows the signed-in frame)."""
-    state: AppState = request.app.state.herald
+    state = state_of(request)
     return await optional_session(request, state)
 
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from herald.deliverability.coalescing import EventCoalescer
 from herald.deliverability.postmark_webhook import PostmarkWebhook, coalescer
-from herald.web.state import AppState
+from herald.web.state import AppState, state_of
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
@@ -28,7 +28,7 @@ POSTMARK_MAX_BYTES = 1024 * 1024
 
 
 async def postmark_webhook(request: Request) -> JSONResponse:
-    state: AppState = request.app.state.herald
+    state = state_of(request)
     recorded = await PostmarkWebhook(state.settings, recorder(state)).receive(
         request.headers.get("authorization"), request.body
     )

@@ -20,7 +20,7 @@ from herald.deliverability.routes import recorder
 from herald.deliverability.ses_webhook import SesWebhook
 from herald.deliverability.sns import SnsVerifier
 from herald.deliverability.sns_certificates import SigningCertificates
-from herald.web.state import AppState
+from herald.web.state import AppState, state_of
 
 router = APIRouter(tags=["webhooks"], include_in_schema=False)
 
@@ -30,7 +30,7 @@ SES_MAX_BYTES = 1024 * 1024
 
 
 async def ses_webhook(request: Request) -> JSONResponse:
-    state: AppState = request.app.state.herald
+    state = state_of(request)
     received = await SesWebhook(state.settings, verifier(state), recorder(state)).receive(
         await request.body(), request.headers.get("x-amz-sns-message-type")
     )

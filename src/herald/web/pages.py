@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 from herald.core.templating import render
 from herald.web import csrf, flash
 from herald.web.cookies import CSRF_COOKIE, set_cookie
-from herald.web.state import AppState
+from herald.web.state import state_of
 
 
 def page(
@@ -28,7 +28,7 @@ def page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    state: AppState = request.app.state.herald
+    state = state_of(request)
     settings = state.settings
     flashes = flash.read(request, settings)
     token = csrf.token_for(request, settings)

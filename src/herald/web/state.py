@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from herald.core.config import Settings
 from herald.core.db import Database
@@ -66,11 +66,17 @@ class AppState:
         return found
 
 
+def state_of(connection: HTTPConnection) -> AppState:
+    """The process's state, for code that is not a FastAPI route (plain Starlette routes,
+    middleware, error handlers, websockets)."""
+    state: AppState = connection.app.state.herald
+    return state
+
+
 async def get_state(request: Request) -> AppState:
     # async: FastAPI runs a plain-function dependency in a worker thread (a thread hop on
     # every request; 7 % of a subscribe in the P3 profile).
-    state: AppState = request.app.state.herald
-    return state
+    return state_of(request)
 
 
 State = Annotated[AppState, Depends(get_state)]
