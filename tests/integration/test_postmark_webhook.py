@@ -275,3 +275,16 @@ async def test_soft_bounces_through_the_webhook(client: httpx.AsyncClient, db: D
         assert (await post(client, body)).status_code == 200
         expected = "hard_bounce" if n == 2 else None
         assert await suppression(db, address) == expected
+
+
+@pytest.mark.parametrize("path", ["/webhooks/postmark", "/webhooks/ses"])
+async def test_the_plain_webhook_routes_refuse_other_methods_cleanly(
+    client: httpx.AsyncClient, db: Database, path: str
+) -> None:
+    # Plain Starlette routes (no FastAPI dependencies): a wrong method is still a 405 from
+    # the one error mapping, never a 500, and stores nothing.
+    for method in ("GET", "PUT", "DELETE"):
+        response = await client.request(method, path)
+        assert response.status_code == 405, (method, response.text)
+        assert "POST" in response.headers["allow"]
+    assert await count(db) == 0
