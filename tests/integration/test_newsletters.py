@@ -19,8 +19,8 @@ from tests.support.newsletters import (
     drain,
     fan_out,
     issue_worker,
-    log_in,
     newsletter_form,
+    signed_in,
 )
 from tests.support.queue import RecordingProvider
 
@@ -174,15 +174,9 @@ async def test_keys_are_scoped_per_user(
 
 @pytest.fixture
 async def second_admin(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    from herald.composition.app import create_app
-
     await create_admin(db, settings, "editor")
-    app = create_app(settings, db=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
-            await log_in(c, "editor")
-            yield c
+    async with signed_in(settings, db, "editor") as client:
+        yield client
 
 
 @pytest.mark.parametrize(

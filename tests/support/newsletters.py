@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -137,13 +138,22 @@ async def admin_client(
     return client
 
 
-@pytest.fixture
-async def editor(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app of its own, signed in as ``ed``, an editor."""
-    await add_user(db, settings, "ed", Role.EDITOR)
+@asynccontextmanager
+async def signed_in(
+    settings: Settings, db: Database, username: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own (a second browser), signed in as ``username``."""
     app = create_app(settings, db=db)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
-            await log_in(c, "ed")
+            await log_in(c, username)
             yield c
+
+
+@pytest.fixture
+async def editor(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, signed in as ``ed``, an editor."""
+    await add_user(db, settings, "ed", Role.EDITOR)
+    async with signed_in(settings, db, "ed") as client:
+        yield client
