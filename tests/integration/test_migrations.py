@@ -194,3 +194,41 @@ async def test_a_database_that_cannot_be_reached_is_one_line(database_url: str) 
             await migrate.database_revisions(dsn)
         assert str(refused.value).startswith("cannot connect to the database: ")
         assert cause in str(refused.value)
+
+
+async def test_an_index_left_invalid_by_a_failed_build_is_built_again(
+    pg_admin_dsn: str,
+) -> None:
+    """A concurrent build that timed out or was killed leaves an INVALID index of that name;
+    ``IF NOT EXISTS`` alone would keep it for good, unused by the planner."""
+    import uuid
+
+    dsn = await fresh_database(pg_admin_dsn, f"herald_invalid_{uuid.uuid4().hex[:8]}")
+    try:
+        await asyncio.to_thread(migrate.upgrade, dsn, "0032")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "CREATE INDEX engagement_opens_window ON engagement_opens (opened_at)"
+            )
+            # What a failed CREATE INDEX CONCURRENTLY leaves behind.
+            await conn.execute(
+                "UPDATE pg_index SET indisvalid = false"
+                " WHERE indexrelid = 'engagement_opens_window'::regclass"
+            )
+            await asyncio.to_thread(migrate.upgrade, dsn, "head")
+            valid, definition = await conn.fetchrow(
+                "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index AS i"
+                " WHERE i.indexrelid = 'engagement_opens_window'::regclass"
+            )
+        finally:
+            await conn.close()
+        assert valid
+        assert "(opened_at, delivery_id) WHERE (NOT machine)" in definition
+    finally:
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            name = urlsplit(dsn).path.lstrip("/")
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -26,3 +26,30 @@ def run_sql(script: str) -> None:
     driver_connection = op.get_bind().connection.driver_connection
     assert driver_connection is not None, "migrations need a live asyncpg connection"
     _await(driver_connection.execute(script))
+
+
+def _fetchval(query: str, *args: Any) -> Any:
+    driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None, "migrations need a live asyncpg connection"
+    return _await(driver_connection.fetchval(query, *args))
+
+
+def create_indexes_concurrently(*indexes: tuple[str, str]) -> None:
+    """``CREATE INDEX CONCURRENTLY`` for each ``(name, "ON table …")``, in an autocommit
+    block (it cannot run in a transaction), so writes go on during the builds.
+
+    A build that failed earlier (its lock wait over ``lock_timeout``, a cancelled or
+    killed ``herald migrate``) leaves an INVALID index of that name behind, which
+    ``IF NOT EXISTS`` alone would keep for good while the migration counts as done: the
+    planner never uses it. Such a leftover is dropped and built again."""
+    with op.get_context().autocommit_block():
+        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
+        for name, definition in indexes:
+            invalid = _fetchval(
+                "SELECT NOT i.indisvalid FROM pg_index AS i"
+                " WHERE i.indexrelid = to_regclass($1::text)",
+                name,
+            )
+            if invalid:
+                run_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            run_sql(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")

@@ -21,7 +21,7 @@ Create Date: 2026-12-04
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0010"
 down_revision = "0009"
@@ -38,10 +38,7 @@ INDEXES = (
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        for name, definition in INDEXES:
-            run_sql(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {definition}")
+    create_indexes_concurrently(*((name, f"ON {definition}") for name, definition in INDEXES))
 
 
 def downgrade() -> None:

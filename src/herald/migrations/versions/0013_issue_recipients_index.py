@@ -22,7 +22,7 @@ Create Date: 2026-12-05
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0013"
 down_revision = "0012"
@@ -31,12 +31,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_issue_status_id"
-            " ON deliveries (issue_id, status, id) WHERE issue_id IS NOT NULL"
+    create_indexes_concurrently(
+        (
+            "deliveries_issue_status_id",
+            "ON deliveries (issue_id, status, id) WHERE issue_id IS NOT NULL",
         )
+    )
 
 
 def downgrade() -> None:

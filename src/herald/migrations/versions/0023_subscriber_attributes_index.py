@@ -23,7 +23,7 @@ Create Date: 2026-12-05
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0023"
 down_revision = "0022"
@@ -32,12 +32,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS subscriptions_attributes"
-            " ON subscriptions USING gin (attributes jsonb_path_ops)"
-        )
+    create_indexes_concurrently(
+        ("subscriptions_attributes", "ON subscriptions USING gin (attributes jsonb_path_ops)")
+    )
 
 
 def downgrade() -> None:

@@ -19,7 +19,7 @@ Create Date: 2026-12-05
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0024"
 down_revision = "0023"
@@ -28,12 +28,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS suppressions_email_trigrams"
-            " ON suppressions USING gin (herald_trigrams(lower(email))) WHERE email IS NOT NULL"
+    create_indexes_concurrently(
+        (
+            "suppressions_email_trigrams",
+            "ON suppressions USING gin (herald_trigrams(lower(email))) WHERE email IS NOT NULL",
         )
+    )
 
 
 def downgrade() -> None:

@@ -14,7 +14,7 @@ Create Date: 2026-12-05
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0028"
 down_revision = "0027"
@@ -23,12 +23,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_provider_message_id"
-            " ON deliveries (provider_message_id) WHERE provider_message_id IS NOT NULL"
+    create_indexes_concurrently(
+        (
+            "deliveries_provider_message_id",
+            "ON deliveries (provider_message_id) WHERE provider_message_id IS NOT NULL",
         )
+    )
 
 
 def downgrade() -> None:

@@ -8,9 +8,9 @@ Partial (``WHERE NOT machine``): machine opens and clicks never count for a segm
 they are most of the rows on lists with many Apple Mail readers. Each index carries the
 delivery id, so the window's deliveries come from the index alone.
 
-``CREATE INDEX CONCURRENTLY`` cannot run in a transaction, hence a migration of its own in
-an autocommit block, ``IF NOT EXISTS`` (a second ``herald migrate`` may run it meanwhile);
-tracking hits keep being recorded during the build. A one-step expand; the previous
+Built concurrently (``herald.migrations.create_indexes_concurrently``: an autocommit block,
+a failed earlier build's invalid leftover rebuilt); tracking hits keep being recorded
+during the build. A one-step expand; the previous
 release never reads these tables.
 
 Revision ID: 0033
@@ -20,7 +20,7 @@ Create Date: 2026-12-05
 
 from alembic import op
 
-from herald.migrations import run_sql
+from herald.migrations import create_indexes_concurrently, run_sql
 
 revision = "0033"
 down_revision = "0032"
@@ -29,16 +29,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        run_sql("SET lock_timeout = '5s'")  # SET LOCAL means nothing outside a transaction
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS engagement_opens_window"
-            " ON engagement_opens (opened_at, delivery_id) WHERE NOT machine"
-        )
-        run_sql(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS engagement_clicks_window"
-            " ON engagement_clicks (last_at, delivery_id) WHERE NOT machine"
-        )
+    create_indexes_concurrently(
+        (
+            "engagement_opens_window",
+            "ON engagement_opens (opened_at, delivery_id) WHERE NOT machine",
+        ),
+        (
+            "engagement_clicks_window",
+            "ON engagement_clicks (last_at, delivery_id) WHERE NOT machine",
+        ),
+    )
 
 
 def downgrade() -> None:
