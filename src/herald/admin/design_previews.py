@@ -19,6 +19,7 @@ from herald.design.domain import parse_accent, parse_footer_address, parse_name
 from herald.design.service import DesignService
 from herald.issues.markdown import markdown_to_html
 from herald.issues.rendering import compile_issue, off_loop, render_or_refuse
+from herald.subscriptions.unsubscribe import inert_unsubscribe_url
 
 if TYPE_CHECKING:
     from herald.email.layout import Branding
@@ -82,7 +83,7 @@ class DesignPreviews:
             html, _ = compiled.render(
                 name=SAMPLE_NAME,
                 email=SAMPLE_EMAIL,
-                unsubscribe_url=f"{base}/unsubscribe/one-click?token=preview",
+                unsubscribe_url=inert_unsubscribe_url(self.settings),
                 view_url=f"{base}/admin/templates",
             )
             return str(html)

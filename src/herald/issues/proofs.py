@@ -33,6 +33,7 @@ from herald.issues.rendering import (
 )
 from herald.issues.service import IssueService
 from herald.subscriptions.domain import SubscriberEmail
+from herald.subscriptions.unsubscribe import inert_unsubscribe_url
 
 MAX_ADDRESSES = 10
 
@@ -41,11 +42,10 @@ def sample_links(settings: Settings, issue_id: uuid.UUID | None) -> tuple[str, s
     """The unsubscribe and "View in browser" links of a copy that goes to no subscriber (a
     preview, a test): an inert unsubscribe link, and the admin's preview of the issue (a
     reader's signed web copy, ``/v/…``, for content not saved yet: a sample of one)."""
-    base = settings.public_base_url
+    base, inert = settings.public_base_url, inert_unsubscribe_url(settings)
     if issue_id is None:
-        return f"{base}/unsubscribe/one-click?token=preview", f"{base}/v/sample"
-    view = f"{base}/admin/issues/{issue_id}/preview"
-    return f"{base}/unsubscribe/one-click?token=preview&issue={issue_id}", view
+        return inert, f"{base}/v/sample"
+    return f"{inert}&issue={issue_id}", f"{base}/admin/issues/{issue_id}/preview"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ def unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}{_PATH}?token={token}"
 
 
+def inert_unsubscribe_url(settings: Settings) -> str:
+    """The unsubscribe link of a copy that goes to no subscriber (a preview, a test, a
+    sample reader's welcome): it has the real link's shape and unsubscribes nobody."""
+    return f"{settings.public_base_url}{_PATH}?token=preview"
+
+
 def list_unsubscribe_url(settings: Settings, subscriber_id: uuid.UUID, list_id: uuid.UUID) -> str:
     """The one-click link that leaves one list (a list's welcome email)."""
     return f"{unsubscribe_url(settings, subscriber_id)}&list={list_id}"

@@ -20,7 +20,7 @@ from herald.issues.rendering import attributes, off_loop
 from herald.lists.domain import NewsList
 from herald.lists.service import ListService
 from herald.subscriptions.domain import SubscriberEmail
-from herald.subscriptions.unsubscribe import list_unsubscribe_url
+from herald.subscriptions.unsubscribe import inert_unsubscribe_url, list_unsubscribe_url
 from herald.subscriptions.welcoming import Welcomer
 from herald.welcomes import repository
 from herald.welcomes.domain import DEFAULT_BODY, DEFAULT_SUBJECT, Welcome, WelcomeDraft
@@ -48,11 +48,6 @@ class WelcomeView:
 class WelcomeService:
     db: Database
     settings: Settings
-
-    @property
-    def _inert_unsubscribe_url(self) -> str:
-        """The unsubscribe link of the sample reader's copies: it unsubscribes nobody."""
-        return f"{self.settings.public_base_url}/unsubscribe/one-click?token=preview"
 
     async def get(self, list_id: uuid.UUID) -> Welcome | None:
         """The list's saved welcome, if it has one (the list's page shows whether it is on)."""
@@ -90,7 +85,7 @@ class WelcomeService:
 
         def render() -> IssuePreview:
             compiled = compile_welcome(shown.subject, shown.body, view.news_list.name, design)
-            return sample(compiled, unsubscribe_url=self._inert_unsubscribe_url)
+            return sample(compiled, unsubscribe_url=inert_unsubscribe_url(self.settings))
 
         return await off_loop(render)
 
@@ -111,7 +106,7 @@ class WelcomeService:
                 sender=self.settings.sender,
                 recipient=address,
                 name=SAMPLE_NAME,
-                unsubscribe_url=self._inert_unsubscribe_url,
+                unsubscribe_url=inert_unsubscribe_url(self.settings),
                 base_url=self.settings.public_base_url,
             )
             return replace(message, subject=f"[TEST] {message.subject}")
