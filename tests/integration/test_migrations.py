@@ -11,6 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from herald.core import migrate
+from herald.core.config import DatabaseSettings
+from herald.core.db import Database, connect
 from herald.core.errors import Unavailable
 from tests.support.database import free_port, with_database
 from tests.support.processes import herald_env, herald_process, wait_exit
@@ -232,3 +234,18 @@ async def test_an_index_left_invalid_by_a_failed_build_is_built_again(
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def test_the_pool_and_single_connections_refused_by_the_server_are_unavailable(
+    database_url: str,
+) -> None:
+    """The same mapping as ``herald migrate``'s: a database that does not exist is a
+    server's refusal (a PostgresError, not a network error), still "cannot connect"."""
+    dsn = urlsplit(database_url)._replace(path="/herald_no_such_database").geturl()
+    openings = (
+        lambda: connect(dsn, DatabaseSettings()),
+        lambda: Database.open(dsn, DatabaseSettings()),
+    )
+    for opening in openings:
+        with pytest.raises(Unavailable, match=r"^cannot connect to the database: .*herald_no_su"):
+            await opening()

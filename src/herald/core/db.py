@@ -51,6 +51,13 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     # while Postgres shut down): the database went away, not a bug in the request.
     asyncpg.InternalClientError,
 )
+# Opening a connection: any refusal by the server (a wrong password, no such database) is
+# also "cannot connect", a line for the operator rather than a driver's traceback.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
+
+
+def cannot_connect(exc: BaseException) -> Unavailable:
+    return Unavailable(f"cannot connect to the database: {exc}")
 
 
 def is_unavailable_error(exc: BaseException) -> bool:
@@ -87,8 +94,8 @@ async def connect(
             command_timeout=settings.statement_timeout_seconds + 5,
             server_settings=server_settings(settings, application_name),
         )
-    except _UNAVAILABLE_ERRORS as exc:
-        raise Unavailable(f"cannot connect to the database: {exc}") from exc
+    except CONNECT_ERRORS as exc:
+        raise cannot_connect(exc) from exc
 
 
 class Database:
@@ -125,8 +132,8 @@ class Database:
                 server_settings=server_settings(settings, application_name, pooled=True),
                 **pooled,
             )
-        except _UNAVAILABLE_ERRORS as exc:
-            raise Unavailable(f"cannot connect to the database: {exc}") from exc
+        except CONNECT_ERRORS as exc:
+            raise cannot_connect(exc) from exc
         database = cls(pool, settings, application_name)
         if pooled:
             await database._check_pooled_timeout()

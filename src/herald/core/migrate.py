@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from herald.core import sql
-from herald.core.errors import Unavailable
+from herald.core.db import CONNECT_ERRORS, cannot_connect
 from herald.core.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -65,10 +65,10 @@ def script_heads() -> set[str]:
 async def database_revisions(dsn: str) -> set[str]:
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except CONNECT_ERRORS as exc:
         # ``herald migrate`` is often the first thing a deploy runs: a wrong host, port or
         # password must read as one line, not as asyncpg's traceback.
-        raise Unavailable(f"cannot connect to the database: {exc}") from exc
+        raise cannot_connect(exc) from exc
     try:
         if not await conn.fetchval(QUERIES["schema_versioned"]):
             return set()
