@@ -16,6 +16,8 @@ from functools import cache
 
 from markdown_it import MarkdownIt
 
+from herald.core import timebox
+from herald.core.errors import ValidationError
 from herald.email.inline import jinja_constructs
 from herald.email.plaintext import html_to_text
 
@@ -29,19 +31,34 @@ def _markdown() -> MarkdownIt:
     )
 
 
+# A legitimate 1 MB issue converts in ~1.5 s here; two million "[" took ~20 s (markdown-it
+# tries each as a link), holding one of the render pool's two threads for all of it.
+MARKDOWN_SECONDS = 5.0
+
+
+def _render(protected: str) -> str:
+    try:
+        rendered: str = timebox.run_limited(lambda: _markdown().render(protected), MARKDOWN_SECONDS)
+    except timebox.TimeLimitExceeded:
+        raise ValidationError(
+            f"the Markdown took longer than {MARKDOWN_SECONDS:g} seconds to convert",
+            field="markdown",
+        ) from None
+    return rendered
+
+
 def markdown_to_html(source: str) -> str:
     """``source`` as HTML, its Jinja constructs as written."""
     protected, originals = protect_template(source)
-    rendered: str = _markdown().render(protected)
-    return restore_template(rendered, originals)
+    return restore_template(_render(protected), originals)
 
 
 def markdown_bodies(source: str) -> tuple[str, str]:
     """The HTML and the text part of a Markdown body, Jinja constructs intact in both (the
     text is derived from the HTML before they are put back, so a ``<`` in a construct is
-    never read as a tag)."""
+    never read as a tag). A conversion slower than :data:`MARKDOWN_SECONDS` is a 400."""
     protected, originals = protect_template(source)
-    html: str = _markdown().render(protected)
+    html = _render(protected)
     return restore_template(html, originals), restore_template(html_to_text(html), originals)
 
 
